@@ -1,0 +1,88 @@
+#include "engine/random.h"
+
+#include "engine/autograd.h"
+#include "engine/dispatch.h"
+#include "kernels/cpu/random.h"
+
+namespace visrep {
+namespace {
+
+// Draws on the CPU (in float32 or float64) and converts or moves to what was asked: the
+// numbers are those of the counter, whichever device ends up holding them.
+Tensor finish(Tensor drawn, const TensorOptions& options) {
+  Tensor result = drawn.to(options.dtype).to(options.device);
+  if (options.requires_grad) result.set_requires_grad(true);
+  return result;
+}
+
+DType draw_dtype(DType wanted) { return wanted == kFloat64 ? kFloat64 : kFloat32; }
+
+}  // namespace
+
+Generator& default_generator() {
+  static Generator generator(0);
+  return generator;
+}
+
+void manual_seed(uint64_t seed) { default_generator().set_state(seed, 0); }
+
+Tensor uniform(const Shape& shape, double low, double high, TensorOptions options, Generator& generator) {
+  VISREP_CHECK(is_floating(options.dtype), "uniform: dtype must be floating, got {}", dtype_name(options.dtype));
+  VISREP_CHECK(low <= high, "uniform: low {} is greater than high {}", low, high);
+  Tensor drawn = empty(shape, draw_dtype(options.dtype));
+  const uint64_t stream = generator.take_stream();
+  visit_floating(drawn.dtype(), "uniform", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    kernels::cpu::random_uniform<T>(generator.seed(), stream, drawn.numel(), low, high, drawn.data<T>());
+  });
+  return finish(drawn, options);
+}
+
+Tensor rand(const Shape& shape, TensorOptions options, Generator& generator) {
+  return uniform(shape, 0.0, 1.0, options, generator);
+}
+
+Tensor normal(const Shape& shape, double mean, double std, TensorOptions options, Generator& generator) {
+  VISREP_CHECK(is_floating(options.dtype), "normal: dtype must be floating, got {}", dtype_name(options.dtype));
+  VISREP_CHECK(std >= 0, "normal: std must be non-negative, got {}", std);
+  Tensor drawn = empty(shape, draw_dtype(options.dtype));
+  const uint64_t stream = generator.take_stream();
+  visit_floating(drawn.dtype(), "normal", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    kernels::cpu::random_normal<T>(generator.seed(), stream, drawn.numel(), mean, std, drawn.data<T>());
+  });
+  return finish(drawn, options);
+}
+
+Tensor randn(const Shape& shape, TensorOptions options, Generator& generator) {
+  return normal(shape, 0.0, 1.0, options, generator);
+}
+
+Tensor randint(int64_t low, int64_t high, const Shape& shape, TensorOptions options, Generator& generator) {
+  VISREP_CHECK(high > low, "randint: empty range [{}, {})", low, high);
+  VISREP_CHECK(static_cast<uint64_t>(high - low) <= (uint64_t{1} << 32), "randint: range [{}, {}) is wider than 2^32",
+               low, high);
+  Tensor drawn = empty(shape, kInt64);
+  kernels::cpu::random_integers(generator.seed(), generator.take_stream(), drawn.numel(), low, high,
+                                drawn.data<int64_t>());
+  return finish(drawn, options.with_requires_grad(false));
+}
+
+Tensor permutation(int64_t n, Generator& generator) {
+  VISREP_CHECK(n >= 0 && n < (int64_t{1} << 32), "permutation: n = {} must be in [0, 2^32)", n);
+  Tensor result = empty({n}, kInt64);
+  kernels::cpu::random_permutation(generator.seed(), generator.take_stream(), n, result.data<int64_t>());
+  return result;
+}
+
+void uniform_(Tensor& tensor, double low, double high, Generator& generator) {
+  NoGradGuard no_grad;
+  tensor.copy_(uniform(tensor.shape(), low, high, tensor.dtype(), generator));
+}
+
+void normal_(Tensor& tensor, double mean, double std, Generator& generator) {
+  NoGradGuard no_grad;
+  tensor.copy_(normal(tensor.shape(), mean, std, tensor.dtype(), generator));
+}
+
+}  // namespace visrep

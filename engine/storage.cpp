@@ -1,0 +1,72 @@
+#include "engine/storage.h"
+
+#include <cstdlib>
+#include <cstring>
+
+#include "engine/error.h"
+
+#if VISREP_WITH_CUDA
+#include "kernels/cuda/device.h"
+#endif
+
+namespace visrep {
+namespace {
+constexpr size_t kCpuAlignment = 64;  // a cache line, and enough for any vector load
+}
+
+std::shared_ptr<Storage> Storage::allocate(size_t bytes, Device device) {
+  if (device.is_cpu()) {
+    // aligned_alloc needs a size that is a multiple of the alignment (and not 0).
+    const size_t rounded = (bytes + kCpuAlignment - 1) / kCpuAlignment * kCpuAlignment + kCpuAlignment * (bytes == 0);
+    void* data = std::aligned_alloc(kCpuAlignment, rounded);
+    VISREP_CHECK(data != nullptr, "out of memory: could not allocate {} bytes on the cpu", bytes);
+    return std::shared_ptr<Storage>(new Storage(data, bytes, device));
+  }
+  check_device_usable(device, "allocate");
+#if VISREP_WITH_CUDA
+  try {
+    void* data = kernels::cuda::device_allocate(bytes == 0 ? 1 : bytes, device.index);
+    return std::shared_ptr<Storage>(new Storage(data, bytes, device));
+  } catch (const std::runtime_error& error) {
+    VISREP_FAIL("out of memory on {}: could not allocate {} bytes ({})", device.str(), bytes, error.what());
+  }
+#endif
+  VISREP_FAIL("allocate: unreachable");
+}
+
+Storage::~Storage() {
+  if (device_.is_cpu()) {
+    std::free(data_);
+  } else {
+#if VISREP_WITH_CUDA
+    kernels::cuda::device_free(data_, device_.index);
+#endif
+  }
+}
+
+void copy_bytes(void* destination, Device destination_device, const void* source, Device source_device,
+                size_t bytes) {
+  if (bytes == 0) return;
+  if (destination_device.is_cpu() && source_device.is_cpu()) {
+    std::memcpy(destination, source, bytes);
+    return;
+  }
+#if VISREP_WITH_CUDA
+  try {
+    if (source_device.is_cpu()) {
+      kernels::cuda::copy_host_to_device(destination, source, bytes, destination_device.index);
+    } else if (destination_device.is_cpu()) {
+      kernels::cuda::copy_device_to_host(destination, source, bytes, source_device.index);
+    } else {
+      kernels::cuda::copy_device_to_device(destination, destination_device.index, source, source_device.index, bytes);
+    }
+    return;
+  } catch (const std::runtime_error& error) {
+    VISREP_FAIL("copy from {} to {}: {}", source_device.str(), destination_device.str(), error.what());
+  }
+#endif
+  VISREP_FAIL("copy from {} to {}: visrep was built without the CUDA backend", source_device.str(),
+              destination_device.str());
+}
+
+}  // namespace visrep

@@ -1,0 +1,115 @@
+#include "kernels/cpu/batch_norm.h"
+
+#include <cmath>
+
+namespace visrep::kernels::cpu {
+namespace {
+
+// Calls body(plane) for every (n, c) plane of channel c.
+template <class Body>
+void for_each_plane_of_channel(const BatchNormShape& s, int64_t c, Body&& body) {
+  for (int64_t n = 0; n < s.batch; ++n) body((n * s.channels + c) * s.spatial);
+}
+
+}  // namespace
+
+template <class T>
+void batch_norm_forward_training(const BatchNormShape& s, const T* x, const T* gamma, const T* beta, double eps,
+                                 double momentum, T* running_mean, T* running_var, T* y, T* saved_mean,
+                                 T* saved_invstd) {
+  const double count = static_cast<double>(s.batch * s.spatial);
+#pragma omp parallel for schedule(static) if (s.batch * s.channels * s.spatial >= 32768)
+  for (int64_t c = 0; c < s.channels; ++c) {
+    double total = 0.0;
+    for_each_plane_of_channel(s, c, [&](int64_t base) {
+      for (int64_t i = 0; i < s.spatial; ++i) total += static_cast<double>(x[base + i]);
+    });
+    const double mean = total / count;
+    double squares = 0.0;  // exact two-pass variance
+    for_each_plane_of_channel(s, c, [&](int64_t base) {
+      for (int64_t i = 0; i < s.spatial; ++i) {
+        const double d = static_cast<double>(x[base + i]) - mean;
+        squares += d * d;
+      }
+    });
+    const double variance = squares / count;
+    const double invstd = 1.0 / std::sqrt(variance + eps);
+    const double scale = invstd * (gamma ? static_cast<double>(gamma[c]) : 1.0);
+    const double shift = (beta ? static_cast<double>(beta[c]) : 0.0) - mean * scale;
+    for_each_plane_of_channel(s, c, [&](int64_t base) {
+      for (int64_t i = 0; i < s.spatial; ++i) y[base + i] = static_cast<T>(static_cast<double>(x[base + i]) * scale + shift);
+    });
+    saved_mean[c] = static_cast<T>(mean);
+    saved_invstd[c] = static_cast<T>(invstd);
+    if (running_mean != nullptr) {
+      running_mean[c] = static_cast<T>((1.0 - momentum) * static_cast<double>(running_mean[c]) + momentum * mean);
+    }
+    if (running_var != nullptr) {
+      const double unbiased = count > 1 ? squares / (count - 1) : variance;
+      running_var[c] = static_cast<T>((1.0 - momentum) * static_cast<double>(running_var[c]) + momentum * unbiased);
+    }
+  }
+}
+
+template <class T>
+void batch_norm_forward_inference(const BatchNormShape& s, const T* x, const T* gamma, const T* beta,
+                                  const T* running_mean, const T* running_var, double eps, T* y) {
+#pragma omp parallel for schedule(static) if (s.batch * s.channels * s.spatial >= 32768)
+  for (int64_t c = 0; c < s.channels; ++c) {
+    const double invstd = 1.0 / std::sqrt(static_cast<double>(running_var[c]) + eps);
+    const double scale = invstd * (gamma ? static_cast<double>(gamma[c]) : 1.0);
+    const double shift = (beta ? static_cast<double>(beta[c]) : 0.0) - static_cast<double>(running_mean[c]) * scale;
+    for_each_plane_of_channel(s, c, [&](int64_t base) {
+      for (int64_t i = 0; i < s.spatial; ++i) y[base + i] = static_cast<T>(static_cast<double>(x[base + i]) * scale + shift);
+    });
+  }
+}
+
+// With xhat = (x - mean) * invstd and M = N * S elements per channel:
+//   grad_beta  = sum dy,   grad_gamma = sum dy * xhat
+//   training:  grad_x = gamma * invstd * (dy - grad_beta / M - xhat * grad_gamma / M)
+//   inference: grad_x = gamma * invstd * dy           (mean and invstd are constants)
+template <class T>
+void batch_norm_backward(const BatchNormShape& s, bool training, const T* grad_y, const T* x, const T* gamma,
+                         const T* mean, const T* invstd, T* grad_x, T* grad_gamma, T* grad_beta) {
+  const double count = static_cast<double>(s.batch * s.spatial);
+#pragma omp parallel for schedule(static) if (s.batch * s.channels * s.spatial >= 32768)
+  for (int64_t c = 0; c < s.channels; ++c) {
+    const double mu = static_cast<double>(mean[c]);
+    const double is = static_cast<double>(invstd[c]);
+    double sum_dy = 0.0, sum_dy_xhat = 0.0;
+    for_each_plane_of_channel(s, c, [&](int64_t base) {
+      for (int64_t i = 0; i < s.spatial; ++i) {
+        const double dy = static_cast<double>(grad_y[base + i]);
+        sum_dy += dy;
+        sum_dy_xhat += dy * (static_cast<double>(x[base + i]) - mu) * is;
+      }
+    });
+    if (grad_gamma != nullptr) grad_gamma[c] = static_cast<T>(sum_dy_xhat);
+    if (grad_beta != nullptr) grad_beta[c] = static_cast<T>(sum_dy);
+    if (grad_x == nullptr) continue;
+    const double scale = is * (gamma ? static_cast<double>(gamma[c]) : 1.0);
+    const double mean_dy = training ? sum_dy / count : 0.0;
+    const double mean_dy_xhat = training ? sum_dy_xhat / count : 0.0;
+    for_each_plane_of_channel(s, c, [&](int64_t base) {
+      for (int64_t i = 0; i < s.spatial; ++i) {
+        const double xhat = (static_cast<double>(x[base + i]) - mu) * is;
+        grad_x[base + i] = static_cast<T>(scale * (static_cast<double>(grad_y[base + i]) - mean_dy - xhat * mean_dy_xhat));
+      }
+    });
+  }
+}
+
+#define VISREP_INSTANTIATE_BATCH_NORM(T)                                                                           \
+  template void batch_norm_forward_training<T>(const BatchNormShape&, const T*, const T*, const T*, double, double, \
+                                               T*, T*, T*, T*, T*);                                                \
+  template void batch_norm_forward_inference<T>(const BatchNormShape&, const T*, const T*, const T*, const T*,      \
+                                                const T*, double, T*);                                             \
+  template void batch_norm_backward<T>(const BatchNormShape&, bool, const T*, const T*, const T*, const T*,         \
+                                       const T*, T*, T*, T*);
+
+VISREP_INSTANTIATE_BATCH_NORM(float)
+VISREP_INSTANTIATE_BATCH_NORM(double)
+#undef VISREP_INSTANTIATE_BATCH_NORM
+
+}  // namespace visrep::kernels::cpu

@@ -1,0 +1,61 @@
+#include "kernels/cpu/copy.h"
+
+#include <cstring>
+#include <type_traits>
+
+#include "kernels/cpu/strided_loop.h"
+
+namespace visrep::kernels::cpu {
+namespace {
+
+template <class Destination, class Source>
+Destination convert(Source value) {
+  if constexpr (std::is_same_v<Source, Destination>) {
+    return value;
+  } else if constexpr (std::is_same_v<Source, bfloat16>) {
+    return static_cast<Destination>(static_cast<float>(value));
+  } else if constexpr (std::is_same_v<Destination, bfloat16>) {
+    return bfloat16(static_cast<float>(value));
+  } else {
+    return static_cast<Destination>(value);
+  }
+}
+
+}  // namespace
+
+template <class Source, class Destination>
+void copy(const Source* src, const StridedLayout& src_layout, Destination* dst, const StridedLayout& dst_layout) {
+  if constexpr (std::is_same_v<Source, Destination>) {
+    if (src_layout.is_contiguous() && dst_layout.is_contiguous()) {
+      std::memcpy(dst, src, static_cast<size_t>(dst_layout.numel()) * sizeof(Destination));
+      return;
+    }
+  }
+  for_each_strided<2>({&dst_layout, &src_layout}, [&](const std::array<int64_t, 2>& at) {
+    dst[at[0]] = convert<Destination>(src[at[1]]);
+  });
+}
+
+template <class T>
+void fill(T* dst, const StridedLayout& dst_layout, T value) {
+  for_each_strided<1>({&dst_layout}, [&](const std::array<int64_t, 1>& at) { dst[at[0]] = value; });
+}
+
+#define VISREP_INSTANTIATE_COPY_FROM(S)                                                        \
+  template void copy<S, float>(const S*, const StridedLayout&, float*, const StridedLayout&);   \
+  template void copy<S, double>(const S*, const StridedLayout&, double*, const StridedLayout&); \
+  template void copy<S, bfloat16>(const S*, const StridedLayout&, bfloat16*, const StridedLayout&); \
+  template void copy<S, int32_t>(const S*, const StridedLayout&, int32_t*, const StridedLayout&); \
+  template void copy<S, int64_t>(const S*, const StridedLayout&, int64_t*, const StridedLayout&); \
+  template void copy<S, uint8_t>(const S*, const StridedLayout&, uint8_t*, const StridedLayout&); \
+  template void fill<S>(S*, const StridedLayout&, S);
+
+VISREP_INSTANTIATE_COPY_FROM(float)
+VISREP_INSTANTIATE_COPY_FROM(double)
+VISREP_INSTANTIATE_COPY_FROM(bfloat16)
+VISREP_INSTANTIATE_COPY_FROM(int32_t)
+VISREP_INSTANTIATE_COPY_FROM(int64_t)
+VISREP_INSTANTIATE_COPY_FROM(uint8_t)
+#undef VISREP_INSTANTIATE_COPY_FROM
+
+}  // namespace visrep::kernels::cpu

@@ -1,0 +1,166 @@
+#include "kernels/cpu/pool.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace visrep::kernels::cpu {
+namespace {
+
+struct Window {
+  int64_t h_begin, h_end, w_begin, w_end;  // clipped to the image
+  int64_t padded_area;                     // the window's area counting padding (clipped to the padded image)
+};
+
+Window window_at(const Pool2dGeometry& g, int64_t oh, int64_t ow) {
+  Window w;
+  const int64_t h0 = oh * g.stride_height - g.padding_height;
+  const int64_t w0 = ow * g.stride_width - g.padding_width;
+  const int64_t h1 = std::min(h0 + g.kernel_height, g.in_height + g.padding_height);
+  const int64_t w1 = std::min(w0 + g.kernel_width, g.in_width + g.padding_width);
+  w.padded_area = (h1 - h0) * (w1 - w0);
+  w.h_begin = std::max<int64_t>(h0, 0);
+  w.w_begin = std::max<int64_t>(w0, 0);
+  w.h_end = std::min(h1, g.in_height);
+  w.w_end = std::min(w1, g.in_width);
+  return w;
+}
+
+int64_t adaptive_begin(int64_t index, int64_t in_size, int64_t out_size) { return (index * in_size) / out_size; }
+int64_t adaptive_end(int64_t index, int64_t in_size, int64_t out_size) {
+  return ((index + 1) * in_size + out_size - 1) / out_size;
+}
+
+}  // namespace
+
+template <class T>
+void max_pool2d_forward(const Pool2dGeometry& g, const T* input, T* output, int64_t* argmax) {
+  const int64_t oh_count = g.out_height(), ow_count = g.out_width();
+#pragma omp parallel for schedule(static) if (g.planes * oh_count * ow_count >= 16384)
+  for (int64_t plane = 0; plane < g.planes; ++plane) {
+    const T* x = input + plane * g.in_height * g.in_width;
+    for (int64_t oh = 0; oh < oh_count; ++oh) {
+      for (int64_t ow = 0; ow < ow_count; ++ow) {
+        const Window w = window_at(g, oh, ow);
+        T best = -std::numeric_limits<T>::infinity();
+        int64_t best_index = w.h_begin * g.in_width + w.w_begin;
+        for (int64_t ih = w.h_begin; ih < w.h_end && !std::isnan(best); ++ih) {
+          for (int64_t iw = w.w_begin; iw < w.w_end; ++iw) {
+            const T value = x[ih * g.in_width + iw];
+            if (value > best || std::isnan(value)) {
+              best = value;
+              best_index = ih * g.in_width + iw;
+              if (std::isnan(value)) break;
+            }
+          }
+        }
+        const int64_t out_index = (plane * oh_count + oh) * ow_count + ow;
+        output[out_index] = best;
+        argmax[out_index] = best_index;
+      }
+    }
+  }
+}
+
+template <class T>
+void max_pool2d_backward(const Pool2dGeometry& g, const T* grad_output, const int64_t* argmax, T* grad_input) {
+  const int64_t out_plane = g.out_height() * g.out_width();
+  const int64_t in_plane = g.in_height * g.in_width;
+#pragma omp parallel for schedule(static) if (g.planes * out_plane >= 16384)
+  for (int64_t plane = 0; plane < g.planes; ++plane) {
+    T* dx = grad_input + plane * in_plane;
+    std::fill(dx, dx + in_plane, T(0));
+    for (int64_t o = 0; o < out_plane; ++o) dx[argmax[plane * out_plane + o]] += grad_output[plane * out_plane + o];
+  }
+}
+
+template <class T>
+void avg_pool2d_forward(const Pool2dGeometry& g, bool count_include_pad, const T* input, T* output) {
+  const int64_t oh_count = g.out_height(), ow_count = g.out_width();
+#pragma omp parallel for schedule(static) if (g.planes * oh_count * ow_count >= 16384)
+  for (int64_t plane = 0; plane < g.planes; ++plane) {
+    const T* x = input + plane * g.in_height * g.in_width;
+    for (int64_t oh = 0; oh < oh_count; ++oh) {
+      for (int64_t ow = 0; ow < ow_count; ++ow) {
+        const Window w = window_at(g, oh, ow);
+        double total = 0.0;
+        for (int64_t ih = w.h_begin; ih < w.h_end; ++ih)
+          for (int64_t iw = w.w_begin; iw < w.w_end; ++iw) total += static_cast<double>(x[ih * g.in_width + iw]);
+        const int64_t count = count_include_pad ? w.padded_area : (w.h_end - w.h_begin) * (w.w_end - w.w_begin);
+        output[(plane * oh_count + oh) * ow_count + ow] = static_cast<T>(total / static_cast<double>(count));
+      }
+    }
+  }
+}
+
+template <class T>
+void avg_pool2d_backward(const Pool2dGeometry& g, bool count_include_pad, const T* grad_output, T* grad_input) {
+  const int64_t oh_count = g.out_height(), ow_count = g.out_width();
+  const int64_t in_plane = g.in_height * g.in_width;
+#pragma omp parallel for schedule(static) if (g.planes * oh_count * ow_count >= 16384)
+  for (int64_t plane = 0; plane < g.planes; ++plane) {
+    T* dx = grad_input + plane * in_plane;
+    std::fill(dx, dx + in_plane, T(0));
+    for (int64_t oh = 0; oh < oh_count; ++oh) {
+      for (int64_t ow = 0; ow < ow_count; ++ow) {
+        const Window w = window_at(g, oh, ow);
+        const int64_t count = count_include_pad ? w.padded_area : (w.h_end - w.h_begin) * (w.w_end - w.w_begin);
+        const T share = grad_output[(plane * oh_count + oh) * ow_count + ow] / static_cast<T>(count);
+        for (int64_t ih = w.h_begin; ih < w.h_end; ++ih)
+          for (int64_t iw = w.w_begin; iw < w.w_end; ++iw) dx[ih * g.in_width + iw] += share;
+      }
+    }
+  }
+}
+
+template <class T>
+void adaptive_avg_pool2d_forward(int64_t planes, int64_t in_height, int64_t in_width, int64_t out_height,
+                                 int64_t out_width, const T* input, T* output) {
+#pragma omp parallel for schedule(static) if (planes * in_height * in_width >= 32768)
+  for (int64_t plane = 0; plane < planes; ++plane) {
+    const T* x = input + plane * in_height * in_width;
+    for (int64_t oh = 0; oh < out_height; ++oh) {
+      const int64_t h0 = adaptive_begin(oh, in_height, out_height), h1 = adaptive_end(oh, in_height, out_height);
+      for (int64_t ow = 0; ow < out_width; ++ow) {
+        const int64_t w0 = adaptive_begin(ow, in_width, out_width), w1 = adaptive_end(ow, in_width, out_width);
+        double total = 0.0;
+        for (int64_t ih = h0; ih < h1; ++ih)
+          for (int64_t iw = w0; iw < w1; ++iw) total += static_cast<double>(x[ih * in_width + iw]);
+        output[(plane * out_height + oh) * out_width + ow] = static_cast<T>(total / static_cast<double>((h1 - h0) * (w1 - w0)));
+      }
+    }
+  }
+}
+
+template <class T>
+void adaptive_avg_pool2d_backward(int64_t planes, int64_t in_height, int64_t in_width, int64_t out_height,
+                                  int64_t out_width, const T* grad_output, T* grad_input) {
+#pragma omp parallel for schedule(static) if (planes * in_height * in_width >= 32768)
+  for (int64_t plane = 0; plane < planes; ++plane) {
+    T* dx = grad_input + plane * in_height * in_width;
+    std::fill(dx, dx + in_height * in_width, T(0));
+    for (int64_t oh = 0; oh < out_height; ++oh) {
+      const int64_t h0 = adaptive_begin(oh, in_height, out_height), h1 = adaptive_end(oh, in_height, out_height);
+      for (int64_t ow = 0; ow < out_width; ++ow) {
+        const int64_t w0 = adaptive_begin(ow, in_width, out_width), w1 = adaptive_end(ow, in_width, out_width);
+        const T share = grad_output[(plane * out_height + oh) * out_width + ow] / static_cast<T>((h1 - h0) * (w1 - w0));
+        for (int64_t ih = h0; ih < h1; ++ih)
+          for (int64_t iw = w0; iw < w1; ++iw) dx[ih * in_width + iw] += share;
+      }
+    }
+  }
+}
+
+#define VISREP_INSTANTIATE_POOL(T)                                                                            \
+  template void max_pool2d_forward<T>(const Pool2dGeometry&, const T*, T*, int64_t*);                         \
+  template void max_pool2d_backward<T>(const Pool2dGeometry&, const T*, const int64_t*, T*);                  \
+  template void avg_pool2d_forward<T>(const Pool2dGeometry&, bool, const T*, T*);                             \
+  template void avg_pool2d_backward<T>(const Pool2dGeometry&, bool, const T*, T*);                            \
+  template void adaptive_avg_pool2d_forward<T>(int64_t, int64_t, int64_t, int64_t, int64_t, const T*, T*);    \
+  template void adaptive_avg_pool2d_backward<T>(int64_t, int64_t, int64_t, int64_t, int64_t, const T*, T*);
+
+VISREP_INSTANTIATE_POOL(float)
+VISREP_INSTANTIATE_POOL(double)
+#undef VISREP_INSTANTIATE_POOL
+
+}  // namespace visrep::kernels::cpu

@@ -1,0 +1,49 @@
+#include "kernels/cpu/random.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "kernels/philox.h"
+
+namespace visrep::kernels::cpu {
+
+template <class T>
+void random_uniform(uint64_t seed, uint64_t stream, int64_t count, double low, double high, T* out) {
+  const double span = high - low;
+#pragma omp parallel for schedule(static) if (count >= 65536)
+  for (int64_t i = 0; i < count; ++i) {
+    out[i] = static_cast<T>(low + span * static_cast<double>(uniform_from_bits(philox_bits(seed, stream, i))));
+  }
+}
+
+template <class T>
+void random_normal(uint64_t seed, uint64_t stream, int64_t count, double mean, double std, T* out) {
+#pragma omp parallel for schedule(static) if (count >= 65536)
+  for (int64_t i = 0; i < count; ++i) {
+    out[i] = static_cast<T>(mean + std * static_cast<double>(normal_at(seed, stream, i)));
+  }
+}
+
+void random_integers(uint64_t seed, uint64_t stream, int64_t count, int64_t low, int64_t high, int64_t* out) {
+  const uint64_t range = static_cast<uint64_t>(high - low);
+#pragma omp parallel for schedule(static) if (count >= 65536)
+  for (int64_t i = 0; i < count; ++i) {
+    out[i] = low + static_cast<int64_t>(bounded_from_bits(philox_bits(seed, stream, i), range));
+  }
+}
+
+void random_permutation(uint64_t seed, uint64_t stream, int64_t count, int64_t* out) {
+  std::vector<uint64_t> keyed(static_cast<size_t>(count));
+  for (int64_t i = 0; i < count; ++i) {
+    keyed[i] = (static_cast<uint64_t>(philox_bits(seed, stream, i)) << 32) | static_cast<uint64_t>(i);
+  }
+  std::sort(keyed.begin(), keyed.end());
+  for (int64_t i = 0; i < count; ++i) out[i] = static_cast<int64_t>(keyed[i] & 0xffffffffu);
+}
+
+template void random_uniform<float>(uint64_t, uint64_t, int64_t, double, double, float*);
+template void random_uniform<double>(uint64_t, uint64_t, int64_t, double, double, double*);
+template void random_normal<float>(uint64_t, uint64_t, int64_t, double, double, float*);
+template void random_normal<double>(uint64_t, uint64_t, int64_t, double, double, double*);
+
+}  // namespace visrep::kernels::cpu

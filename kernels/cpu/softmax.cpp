@@ -1,0 +1,85 @@
+#include "kernels/cpu/softmax.h"
+
+#include <cmath>
+#include <limits>
+
+namespace visrep::kernels::cpu {
+
+template <class T>
+void log_softmax_forward(const T* x, int64_t outer, int64_t classes, int64_t inner, T* y) {
+#pragma omp parallel for collapse(2) schedule(static) if (outer * classes * inner >= 32768)
+  for (int64_t o = 0; o < outer; ++o) {
+    for (int64_t i = 0; i < inner; ++i) {
+      const T* row = x + o * classes * inner + i;
+      T* out = y + o * classes * inner + i;
+      T maximum = -std::numeric_limits<T>::infinity();
+      for (int64_t c = 0; c < classes; ++c) maximum = std::fmax(maximum, row[c * inner]);
+      // A row of -inf (or all equal to +inf) has no finite shift; use 0 so NaN/inf propagate naturally.
+      const double shift = std::isfinite(maximum) ? static_cast<double>(maximum) : 0.0;
+      double total = 0.0;
+      for (int64_t c = 0; c < classes; ++c) total += std::exp(static_cast<double>(row[c * inner]) - shift);
+      const double log_total = shift + std::log(total);
+      for (int64_t c = 0; c < classes; ++c) out[c * inner] = static_cast<T>(static_cast<double>(row[c * inner]) - log_total);
+    }
+  }
+}
+
+template <class T>
+void log_softmax_backward(const T* grad_y, const T* y, int64_t outer, int64_t classes, int64_t inner, T* grad_x) {
+#pragma omp parallel for collapse(2) schedule(static) if (outer * classes * inner >= 32768)
+  for (int64_t o = 0; o < outer; ++o) {
+    for (int64_t i = 0; i < inner; ++i) {
+      const int64_t base = o * classes * inner + i;
+      double total = 0.0;
+      for (int64_t c = 0; c < classes; ++c) total += static_cast<double>(grad_y[base + c * inner]);
+      for (int64_t c = 0; c < classes; ++c) {
+        const int64_t at = base + c * inner;
+        grad_x[at] = static_cast<T>(static_cast<double>(grad_y[at]) - std::exp(static_cast<double>(y[at])) * total);
+      }
+    }
+  }
+}
+
+template <class T>
+void nll_loss_forward(const T* log_probs, const int64_t* targets, int64_t batch, int64_t classes,
+                      int64_t ignore_index, double label_smoothing, T* losses) {
+  for (int64_t i = 0; i < batch; ++i) {
+    if (targets[i] == ignore_index) {
+      losses[i] = T(0);
+      continue;
+    }
+    const T* row = log_probs + i * classes;
+    double loss = -(1.0 - label_smoothing) * static_cast<double>(row[targets[i]]);
+    if (label_smoothing != 0.0) {
+      double total = 0.0;
+      for (int64_t c = 0; c < classes; ++c) total += static_cast<double>(row[c]);
+      loss -= label_smoothing / static_cast<double>(classes) * total;
+    }
+    losses[i] = static_cast<T>(loss);
+  }
+}
+
+template <class T>
+void nll_loss_backward(const T* grad_losses, const int64_t* targets, int64_t batch, int64_t classes,
+                       int64_t ignore_index, double label_smoothing, T* grad_log_probs) {
+  for (int64_t i = 0; i < batch; ++i) {
+    T* row = grad_log_probs + i * classes;
+    const bool ignored = targets[i] == ignore_index;
+    const double g = ignored ? 0.0 : static_cast<double>(grad_losses[i]);
+    const T uniform = static_cast<T>(-g * label_smoothing / static_cast<double>(classes));
+    for (int64_t c = 0; c < classes; ++c) row[c] = uniform;
+    if (!ignored) row[targets[i]] += static_cast<T>(-g * (1.0 - label_smoothing));
+  }
+}
+
+#define VISREP_INSTANTIATE_SOFTMAX(T)                                                                          \
+  template void log_softmax_forward<T>(const T*, int64_t, int64_t, int64_t, T*);                               \
+  template void log_softmax_backward<T>(const T*, const T*, int64_t, int64_t, int64_t, T*);                    \
+  template void nll_loss_forward<T>(const T*, const int64_t*, int64_t, int64_t, int64_t, double, T*);          \
+  template void nll_loss_backward<T>(const T*, const int64_t*, int64_t, int64_t, int64_t, double, T*);
+
+VISREP_INSTANTIATE_SOFTMAX(float)
+VISREP_INSTANTIATE_SOFTMAX(double)
+#undef VISREP_INSTANTIATE_SOFTMAX
+
+}  // namespace visrep::kernels::cpu
