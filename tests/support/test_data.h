@@ -1,0 +1,28 @@
+// Inputs for tests: fresh random tensors (never all zeros), and values kept away from the
+// points where an op is not differentiable, so a finite difference does not straddle a kink.
+#pragma once
+
+#include <cstdint>
+
+#include "engine/ops.h"
+
+namespace visrep::testing {
+
+// A generator seeded from the test's name, so every test draws its own numbers and a
+// failure reproduces exactly.
+Generator generator_for(const char* test_name);
+
+// Normal values in float64 (the gradient checks' dtype) unless told otherwise.
+Tensor random_normal(const Shape& shape, Generator& generator, DType dtype = kFloat64);
+// Uniform in [low, high).
+Tensor random_uniform(const Shape& shape, double low, double high, Generator& generator, DType dtype = kFloat64);
+// Normal values with magnitude at least `margin` (sign kept): away from the kink of relu/abs at 0.
+Tensor random_away_from_zero(const Shape& shape, double margin, Generator& generator, DType dtype = kFloat64);
+// Values that are pairwise at least `gap` apart (a shuffled ramp plus small noise), so a
+// max/min/argmax has one clear winner and a small step never changes it.
+Tensor random_distinct(const Shape& shape, double gap, Generator& generator, DType dtype = kFloat64);
+
+// Largest |a - b| over all elements (both converted to float64 on the CPU).
+double max_abs_difference(const Tensor& a, const Tensor& b);
+
+}  // namespace visrep::testing
