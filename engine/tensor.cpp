@@ -68,6 +68,7 @@ double to_double(T value) {
 template <class T>
 std::string format_element(T value, bool scientific) {
   if constexpr (std::is_floating_point_v<T>) {
+    if (std::isnan(value)) return "nan";  // fmt shows a NaN's sign bit ("-nan"); PyTorch prints nan
     return scientific ? fmt::format("{:.4e}", value) : fmt::format("{:.4f}", value);
   } else {
     return fmt::format("{}", static_cast<int64_t>(value));
@@ -148,8 +149,9 @@ Tensor Tensor::view(const Shape& new_shape) const {
 }
 
 Tensor Tensor::reshape(const Shape& new_shape) const {
-  if (is_contiguous()) return view(new_shape);
-  return contiguous().view(new_shape);
+  const Shape target = infer_shape(new_shape, numel(), "reshape", shape());  // errors name reshape, not view
+  if (is_contiguous()) return view(target);
+  return contiguous().view(target);
 }
 
 Tensor Tensor::permute(const std::vector<int64_t>& order) const {
@@ -214,9 +216,12 @@ Tensor Tensor::select(int64_t d, int64_t index) const {
 
 Tensor Tensor::narrow(int64_t d, int64_t start, int64_t length) const {
   d = wrap_dim(d, dim(), "narrow");
-  VISREP_CHECK(start >= 0 && length >= 0 && start + length <= shape()[d],
-               "narrow: [{}, {}) is out of range for dimension {} of size {}", start, start + length, d, shape()[d]);
-  return slice(d, start, start + length);
+  // A negative start counts from the end, as in torch.narrow.
+  const int64_t first = start < 0 ? start + shape()[d] : start;
+  VISREP_CHECK(first >= 0 && length >= 0 && first + length <= shape()[d],
+               "narrow: start {} length {} is out of range for dimension {} of size {} in shape {}", start, length, d,
+               shape()[d], shape_string(shape()));
+  return slice(d, first, first + length);
 }
 
 Tensor Tensor::expand(const Shape& target) const {
@@ -526,7 +531,9 @@ Tensor arange(int64_t end, TensorOptions options) { return arange(0.0, static_ca
 
 template <class T>
 Tensor from_vector(const std::vector<T>& values, const Shape& shape, std::optional<TensorOptions> options) {
-  const Shape target = shape.empty() && values.size() != 1 ? Shape{static_cast<int64_t>(values.size())} : shape;
+  // As documented: no shape means 1-D, one value included (from_vector({7}) is [7], like
+  // torch.tensor([7])); a 0-dim tensor is scalar_tensor(value).
+  const Shape target = shape.empty() ? Shape{static_cast<int64_t>(values.size())} : shape;
   VISREP_CHECK(shape_numel(target) == static_cast<int64_t>(values.size()),
                "from_vector: {} values do not fill shape {} ({} elements)", values.size(), shape_string(target),
                shape_numel(target));

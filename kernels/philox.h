@@ -95,9 +95,11 @@ VISREP_HOST_DEVICE inline float normal_at(uint64_t seed, uint64_t stream, uint64
   int pair = static_cast<int>(index % 4) / 2;
   double u1 = uniform_open_from_bits(block.words[2 * pair]);
   double u2 = uniform_from_bits(block.words[2 * pair + 1]);
-  double radius = sqrt(-2.0 * log(u1));
+  // Qualified with :: so that an including file's own log/sqrt (visrep::log on Tensors, say)
+  // cannot hide the C math functions from this namespace.
+  double radius = ::sqrt(-2.0 * ::log(u1));
   double angle = 6.283185307179586476925286766559 * u2;
-  return static_cast<float>(index % 2 == 0 ? radius * cos(angle) : radius * sin(angle));
+  return static_cast<float>(index % 2 == 0 ? radius * ::cos(angle) : radius * ::sin(angle));
 }
 
 }  // namespace visrep::kernels

@@ -37,7 +37,11 @@ kernels::Pool2dGeometry pool_geometry(std::string_view op, const Tensor& x, cons
   g.stride_width = stride[1];
   g.padding_height = options.padding[0];
   g.padding_width = options.padding[1];
-  VISREP_CHECK(g.out_height() >= 1 && g.out_width() >= 1,
+  // Compared directly: out_height() divides a negative span toward zero, so a window larger
+  // than the padded input could still give an output size of 1.
+  const bool fits = g.in_height + 2 * g.padding_height >= g.kernel_height &&
+                    g.in_width + 2 * g.padding_width >= g.kernel_width;
+  VISREP_CHECK(fits && g.out_height() >= 1 && g.out_width() >= 1,
                "{}: a ({}, {}) window does not fit the input of shape {} with padding ({}, {})", op, g.kernel_height,
                g.kernel_width, shape_string(x.shape()), g.padding_height, g.padding_width);
   return g;
@@ -82,8 +86,8 @@ Tensor conv2d(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias_in
   g.dilation_width = options.dilation[1];
   g.groups = options.groups;
   VISREP_CHECK(g.in_channels % g.groups == 0 && g.out_channels % g.groups == 0,
-               "conv2d: {} input and {} output channels are not divisible by groups = {}", g.in_channels,
-               g.out_channels, g.groups);
+               "conv2d: {} input and {} output channels are not divisible by groups = {} (input {}, weight {})",
+               g.in_channels, g.out_channels, g.groups, shape_string(x_in.shape()), shape_string(weight_in.shape()));
   VISREP_CHECK(weight_in.size(1) * g.groups == g.in_channels,
                "conv2d: weight {} expects {} input channels (groups = {}), the input {} has {}",
                shape_string(weight_in.shape()), weight_in.size(1) * g.groups, g.groups, shape_string(x_in.shape()),
@@ -92,7 +96,11 @@ Tensor conv2d(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias_in
     VISREP_CHECK(bias_in.dim() == 1 && bias_in.size(0) == g.out_channels, "conv2d: bias {} does not match C_out = {}",
                  shape_string(bias_in.shape()), g.out_channels);
   }
-  VISREP_CHECK(g.out_height() >= 1 && g.out_width() >= 1,
+  // The dilated kernel must fit the padded input; checked directly because out_height()
+  // divides a negative span toward zero (a too-large kernel with stride > 1 would give 1).
+  const bool fits = g.in_height + 2 * g.padding_height >= g.dilation_height * (g.kernel_height - 1) + 1 &&
+                    g.in_width + 2 * g.padding_width >= g.dilation_width * (g.kernel_width - 1) + 1;
+  VISREP_CHECK(fits && g.out_height() >= 1 && g.out_width() >= 1,
                "conv2d: a {}x{} kernel (dilation {}x{}) does not fit the input {} with padding ({}, {})",
                g.kernel_height, g.kernel_width, g.dilation_height, g.dilation_width, shape_string(x_in.shape()),
                g.padding_height, g.padding_width);

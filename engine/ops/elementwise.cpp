@@ -1,5 +1,8 @@
 #include "engine/ops/elementwise.h"
 
+#include <cmath>
+#include <limits>
+
 #include "engine/autograd.h"
 #include "engine/dispatch.h"
 #include "engine/ops/reduction.h"
@@ -92,7 +95,11 @@ Tensor binary(BinaryOp op, Tensor a, Tensor b) {
         // d/da a^b = b a^(b-1);  d/db a^b = a^b log(a), taken as 0 where a = 0 (PyTorch's choice).
         const Tensor& base = saved_a.get();
         const Tensor& exponent = saved_b.get();
-        if (grad_a) da = mul(g, mul(exponent, pow(base, sub(exponent, 1.0))));
+        if (grad_a) {
+          // b a^(b-1) is 0 * a^-1 = NaN at a = 0, b = 0; the derivative of a^0 is 0 (as in PyTorch).
+          Tensor slope = mul(exponent, pow(base, sub(exponent, 1.0)));
+          da = mul(g, where(eq(exponent, 0.0), zeros_like(slope), slope));
+        }
         if (grad_b) {
           Tensor log_base = where(eq(base, 0.0), zeros_like(base), log(base));
           db = mul(g, mul(saved_out.get(), log_base));
@@ -185,7 +192,11 @@ Tensor operator/(double a, const Tensor& b) { return div(scalar_like(a, b), b); 
 Tensor pow(const Tensor& base, double exponent) {
   return unary(
       UnaryOp::PowScalar, "pow", base,
-      [exponent](const Tensor& x, const Tensor&, const Tensor& g) { return mul(g, mul(pow(x, exponent - 1.0), exponent)); },
+      [exponent](const Tensor& x, const Tensor&, const Tensor& g) {
+        // x^0 is constant: its derivative is 0 everywhere, not 0 * x^-1 (NaN at x = 0), as in PyTorch.
+        if (exponent == 0.0) return zeros_like(g);
+        return mul(g, mul(pow(x, exponent - 1.0), exponent));
+      },
       {exponent, 0.0});
 }
 
@@ -246,12 +257,31 @@ Tensor lt(const Tensor& a, const Tensor& b) { return compare(CompareOp::Less, "l
 Tensor le(const Tensor& a, const Tensor& b) { return compare(CompareOp::LessEqual, "le", a, b); }
 Tensor gt(const Tensor& a, const Tensor& b) { return compare(CompareOp::Greater, "gt", a, b); }
 Tensor ge(const Tensor& a, const Tensor& b) { return compare(CompareOp::GreaterEqual, "ge", a, b); }
-Tensor eq(const Tensor& a, double b) { return eq(a, scalar_like(b, a)); }
-Tensor ne(const Tensor& a, double b) { return ne(a, scalar_like(b, a)); }
-Tensor lt(const Tensor& a, double b) { return lt(a, scalar_like(b, a)); }
-Tensor le(const Tensor& a, double b) { return le(a, scalar_like(b, a)); }
-Tensor gt(const Tensor& a, double b) { return gt(a, scalar_like(b, a)); }
-Tensor ge(const Tensor& a, double b) { return ge(a, scalar_like(b, a)); }
+namespace {
+// An integer tensor against a scalar its dtype cannot hold (2.5, -1 for uint8, NaN, inf)
+// compares in float64: converting the scalar to the tensor's dtype would truncate it, and
+// lt(x, 2.5) would become lt(x, 2) (PyTorch compares by value too).
+Tensor compare_scalar(CompareOp op, std::string_view name, const Tensor& a, double b) {
+  check_defined(name, a, "a");
+  const bool representable = !is_floating(a.dtype()) && visit_arithmetic(a.dtype(), name, [b](auto tag) {
+    using T = typename decltype(tag)::type;
+    return std::trunc(b) == b && std::abs(b) <= 9007199254740992.0 &&  // 2^53: exact in float64
+           b >= static_cast<double>(std::numeric_limits<T>::lowest()) &&
+           b <= static_cast<double>(std::numeric_limits<T>::max());
+  });
+  if (!is_floating(a.dtype()) && !representable) {
+    return compare(op, name, a.to(kFloat64), scalar_tensor(b, TensorOptions(kFloat64, a.device())));
+  }
+  return compare(op, name, a, scalar_like(b, a));
+}
+}  // namespace
+
+Tensor eq(const Tensor& a, double b) { return compare_scalar(CompareOp::Equal, "eq", a, b); }
+Tensor ne(const Tensor& a, double b) { return compare_scalar(CompareOp::NotEqual, "ne", a, b); }
+Tensor lt(const Tensor& a, double b) { return compare_scalar(CompareOp::Less, "lt", a, b); }
+Tensor le(const Tensor& a, double b) { return compare_scalar(CompareOp::LessEqual, "le", a, b); }
+Tensor gt(const Tensor& a, double b) { return compare_scalar(CompareOp::Greater, "gt", a, b); }
+Tensor ge(const Tensor& a, double b) { return compare_scalar(CompareOp::GreaterEqual, "ge", a, b); }
 
 Tensor where(const Tensor& condition, const Tensor& a_in, const Tensor& b_in) {
   check_defined("where", condition, "condition");

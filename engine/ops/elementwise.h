@@ -36,6 +36,8 @@ Tensor clamp_min(const Tensor& x, double min);
 Tensor clamp_max(const Tensor& x, double max);
 
 // ---- comparisons (uint8 results, no gradient) and select --------------------------------------------
+// An integer tensor compared with a double its dtype cannot hold (lt(labels, 2.5)) compares
+// by value in float64, as PyTorch does, instead of truncating the double.
 Tensor eq(const Tensor& a, const Tensor& b);
 Tensor ne(const Tensor& a, const Tensor& b);
 Tensor lt(const Tensor& a, const Tensor& b);

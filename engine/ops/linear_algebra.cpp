@@ -60,7 +60,12 @@ Tensor batched_matmul(const Tensor& a, const Tensor& b) {
   const int64_t m = a.size(-2), k = a.size(-1), n = b.size(-1);
   const Shape a_batch(a.shape().begin(), a.shape().end() - 2);
   const Shape b_batch(b.shape().begin(), b.shape().end() - 2);
-  Shape batch_shape = broadcast_shapes(a_batch, b_batch, "matmul");
+  Shape batch_shape;
+  try {
+    batch_shape = broadcast_shapes(a_batch, b_batch, "matmul");
+  } catch (const Error& error) {  // name the whole operands, not only their batch dims
+    VISREP_FAIL("{} (operands {} and {})", error.what(), shape_string(a.shape()), shape_string(b.shape()));
+  }
   const int64_t batch = shape_numel(batch_shape);
 
   Shape a_full = batch_shape, b_full = batch_shape, out_shape = batch_shape;
@@ -104,6 +109,10 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   check_same_dtype("matmul", a_in, b_in);
   VISREP_CHECK(a_in.dim() >= 1 && b_in.dim() >= 1, "matmul: both operands need at least one dimension, got {} and {}",
                shape_string(a_in.shape()), shape_string(b_in.shape()));
+  // Checked here so that the message shows the caller's shapes, before vectors gain a dimension.
+  const int64_t b_rows = b_in.dim() == 1 ? b_in.size(0) : b_in.size(-2);
+  VISREP_CHECK(a_in.size(-1) == b_rows, "matmul: shapes {} and {} cannot be multiplied ({} != {})",
+               shape_string(a_in.shape()), shape_string(b_in.shape()), a_in.size(-1), b_rows);
   if (a_in.dtype() == kBFloat16) return matmul(a_in.to(kFloat32), b_in.to(kFloat32)).to(kBFloat16);
   const bool vector_a = a_in.dim() == 1, vector_b = b_in.dim() == 1;
   const Tensor a = vector_a ? a_in.unsqueeze(0) : a_in;

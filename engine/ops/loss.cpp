@@ -104,7 +104,13 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, const CrossEnt
   check_defined("cross_entropy", logits, "logits");
   check_defined("cross_entropy", targets, "targets");
   VISREP_CHECK(logits.dim() == 2, "cross_entropy: expected (N, C) logits, got shape {}", shape_string(logits.shape()));
-  if (targets.dtype() == kInt64) return nll_loss(log_softmax(logits, 1), targets, options);
+  if (targets.dtype() == kInt64) {
+    try {
+      return nll_loss(log_softmax(logits, 1), targets, options);
+    } catch (const Error& error) {  // the user called cross_entropy: say so
+      VISREP_FAIL("cross_entropy: {}", error.what());
+    }
+  }
 
   // Soft targets: loss_i = -sum_c t'_ic log p_ic with t' = (1 - s) t + s / C.
   VISREP_CHECK(is_floating(targets.dtype()),

@@ -188,6 +188,10 @@ Tensor var(const Tensor& x, const Dims& dims_in, int64_t correction, bool keepdi
   });
 }
 
+Tensor var(const Tensor& x, std::initializer_list<int64_t> dims, int64_t correction, bool keepdim) {
+  return var(x, Dims(dims), correction, keepdim);
+}
+
 Tensor argmax(const Tensor& x, int64_t dim, bool keepdim) { return arg_extremum(true, x, dim, keepdim); }
 Tensor argmax(const Tensor& x) { return arg_extremum(true, x, std::nullopt, false); }
 Tensor argmin(const Tensor& x, int64_t dim, bool keepdim) { return arg_extremum(false, x, dim, keepdim); }

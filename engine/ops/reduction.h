@@ -3,6 +3,7 @@
 // against the input. Sums accumulate in double on the CPU.
 #pragma once
 
+#include <initializer_list>
 #include <vector>
 
 #include "engine/tensor.h"
@@ -23,6 +24,9 @@ Tensor min(const Tensor& x, const Dims& dims, bool keepdim = false);
 // Variance with `correction` (1: unbiased, as torch.var; 0: biased).
 Tensor var(const Tensor& x, int64_t correction = 1);
 Tensor var(const Tensor& x, const Dims& dims, int64_t correction = 1, bool keepdim = false);
+// var(x, {1}) means dimension 1, like sum(x, {1}): without this overload the braces would
+// silently pick var(x, correction = 1) over all elements (a one-element list converts to int).
+Tensor var(const Tensor& x, std::initializer_list<int64_t> dims, int64_t correction = 1, bool keepdim = false);
 // Index of the first maximum (minimum) along dim, as int64; without dim, of the flattened tensor.
 Tensor argmax(const Tensor& x, int64_t dim, bool keepdim = false);
 Tensor argmax(const Tensor& x);

@@ -47,6 +47,7 @@ void gemm_batched(const GemmShape& shape, int64_t batch, T alpha, const T* a, in
 }
 
 void set_gemm_threads(int threads) { openblas_set_num_threads(threads); }
+int gemm_threads() { return openblas_get_num_threads(); }
 
 template void gemm<float>(const GemmShape&, float, const float*, int64_t, const float*, int64_t, float, float*,
                           int64_t);

@@ -27,7 +27,8 @@ void gemm_batched(const GemmShape& shape, int64_t batch, T alpha, const T* a, in
                   const T* b, int64_t ldb, int64_t batch_stride_b, T beta, T* c, int64_t ldc,
                   int64_t batch_stride_c);
 
-// Threads OpenBLAS may use (0 restores its default).
+// Threads OpenBLAS may use (0 restores its default), and how many it uses now.
 void set_gemm_threads(int threads);
+int gemm_threads();
 
 }  // namespace visrep::kernels::cpu

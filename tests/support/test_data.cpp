@@ -1,5 +1,6 @@
 #include "tests/support/test_data.h"
 
+#include <cmath>
 #include <functional>
 #include <string>
 
@@ -29,6 +30,21 @@ Tensor random_distinct(const Shape& shape, double gap, Generator& generator, DTy
   Tensor noise = uniform({count}, -0.1 * gap, 0.1 * gap, kFloat64, generator);
   Tensor centred = sub(order, static_cast<double>(count - 1) / 2.0);
   return add(mul(centred, gap), noise).reshape(shape).to(dtype);
+}
+
+Tensor random_away_from_points(const Shape& shape, double low, double high, const std::vector<double>& points,
+                               double margin, Generator& generator, DType dtype) {
+  Tensor x = uniform(shape, low, high, kFloat64, generator);
+  double* values = x.data<double>();
+  for (int64_t i = 0; i < x.numel(); ++i) {
+    // Push a value that is too close to a point out to `margin` on its own side; the points
+    // are assumed to be more than 2 * margin apart, so this never lands near another one.
+    for (double point : points) {
+      const double offset = values[i] - point;
+      if (std::abs(offset) < margin) values[i] = point + (offset >= 0 ? margin : -margin);
+    }
+  }
+  return x.to(dtype);
 }
 
 double max_abs_difference(const Tensor& a, const Tensor& b) {

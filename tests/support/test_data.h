@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "engine/ops.h"
 
@@ -21,6 +22,11 @@ Tensor random_away_from_zero(const Shape& shape, double margin, Generator& gener
 // Values that are pairwise at least `gap` apart (a shuffled ramp plus small noise), so a
 // max/min/argmax has one clear winner and a small step never changes it.
 Tensor random_distinct(const Shape& shape, double gap, Generator& generator, DType dtype = kFloat64);
+
+// Uniform values in [low, high) kept at least `margin` away from every point in `points`
+// (e.g. clamp's bounds), so a finite difference never straddles a kink there.
+Tensor random_away_from_points(const Shape& shape, double low, double high, const std::vector<double>& points,
+                               double margin, Generator& generator, DType dtype = kFloat64);
 
 // Largest |a - b| over all elements (both converted to float64 on the CPU).
 double max_abs_difference(const Tensor& a, const Tensor& b);

@@ -1,0 +1,179 @@
+// The small harness every benchmark binary shares: wall-clock timing (warm-up, then the
+// median of many repeats), an aligned text table for stdout and JSON-lines records for
+// files (DESIGN.md, "Benchmarks").
+//
+// Contenders that are compared with each other (a kernel and its baseline) are timed
+// interleaved, one repeat of each in turn, so a burst of load from another process on the
+// machine slows both rather than flattering one side of the ratio.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+namespace visrep::bench {
+
+// ---- flags every benchmark takes -----------------------------------------------------------
+struct CommonFlags {
+  int warmup = 2;
+  int repeats = 10;
+  std::string json_path;  // empty: no JSON lines
+};
+
+inline void add_common_flags(CLI::App& app, CommonFlags& flags) {
+  app.add_option("--warmup", flags.warmup, "untimed runs before timing each case")
+      ->check(CLI::Range(0, 1000))
+      ->capture_default_str();
+  app.add_option("--repeats", flags.repeats, "timed runs per case; the median is reported")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  app.add_option("--json", flags.json_path, "write one JSON record per result to this file (JSON lines)");
+}
+
+// ---- timing ---------------------------------------------------------------------------------
+struct Timing {
+  double median_ms = 0;
+  double min_ms = 0;
+  int repeats = 0;
+};
+
+inline double median_of(std::vector<double> values) {
+  if (values.empty()) return 0.0;
+  std::sort(values.begin(), values.end());
+  const size_t middle = values.size() / 2;
+  return values.size() % 2 == 1 ? values[middle] : 0.5 * (values[middle - 1] + values[middle]);
+}
+
+// Times each contender `repeats` times after `warmup` untimed runs, round-robin.
+inline std::vector<Timing> measure_interleaved(const std::vector<std::function<void()>>& contenders,
+                                               const CommonFlags& flags) {
+  using Clock = std::chrono::steady_clock;
+  for (int i = 0; i < flags.warmup; ++i)
+    for (const auto& run : contenders) run();
+  std::vector<std::vector<double>> samples(contenders.size());
+  for (int r = 0; r < flags.repeats; ++r) {
+    for (size_t c = 0; c < contenders.size(); ++c) {
+      const auto start = Clock::now();
+      contenders[c]();
+      samples[c].push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
+    }
+  }
+  std::vector<Timing> timings;
+  for (const auto& s : samples) timings.push_back({median_of(s), *std::min_element(s.begin(), s.end()), flags.repeats});
+  return timings;
+}
+
+inline Timing measure(const std::function<void()>& run, const CommonFlags& flags) {
+  return measure_interleaved({run}, flags).front();
+}
+
+// Billions of floating-point operations per second for `flops` done in `ms` milliseconds.
+inline double gflops_per_second(double flops, double ms) { return ms > 0 ? flops / (ms * 1e6) : 0.0; }
+
+// ---- text table --------------------------------------------------------------------------------
+inline std::string fixed(double value, int decimals) {
+  char buffer[64];
+  std::snprintf(buffer, sizeof buffer, "%.*f", decimals, value);
+  return buffer;
+}
+
+// Columns are padded to their widest cell; the first column is left-aligned (names), the
+// rest right-aligned (numbers). An empty row prints as a rule.
+class Table {
+ public:
+  explicit Table(std::vector<std::string> headers) : headers_(std::move(headers)) {}
+
+  void add_row(std::vector<std::string> cells) {
+    cells.resize(headers_.size());
+    rows_.push_back(std::move(cells));
+  }
+  void add_rule() { rows_.emplace_back(); }
+
+  void print(std::ostream& out) const {
+    std::vector<size_t> widths(headers_.size());
+    for (size_t c = 0; c < headers_.size(); ++c) widths[c] = headers_[c].size();
+    for (const auto& row : rows_)
+      for (size_t c = 0; c < row.size(); ++c) widths[c] = std::max(widths[c], row[c].size());
+    size_t total = 0;
+    for (size_t w : widths) total += w + 2;
+    const auto print_row = [&](const std::vector<std::string>& cells) {
+      for (size_t c = 0; c < cells.size(); ++c) {
+        const size_t pad = widths[c] - cells[c].size();
+        if (c == 0) out << cells[c] << std::string(pad, ' ');
+        else out << "  " << std::string(pad, ' ') << cells[c];
+      }
+      out << '\n';
+    };
+    print_row(headers_);
+    out << std::string(total - 2, '-') << '\n';
+    for (const auto& row : rows_) {
+      if (row.empty()) out << std::string(total - 2, '-') << '\n';
+      else print_row(row);
+    }
+    out.flush();
+  }
+
+ private:
+  std::vector<std::string> headers_;
+  std::vector<std::vector<std::string>> rows_;
+};
+
+// ---- JSON lines ---------------------------------------------------------------------------------
+// The fields every record carries; a benchmark adds its own (GFLOP/s, baseline, ratio...).
+// peak_bytes is null when the benchmark does not know it.
+inline nlohmann::json make_record(const std::string& name, const std::string& shape, double ms,
+                                  const std::string& device) {
+  return {{"name", name}, {"shape", shape}, {"ms", ms}, {"peak_bytes", nullptr}, {"device", device}};
+}
+
+// Collects records and writes them at the end, to a temporary name that is then renamed,
+// so an interrupted run never leaves a half-written file behind. Without a path it does
+// nothing.
+class JsonLinesWriter {
+ public:
+  // Fails now, before any benchmark has run, if the file could not be written later.
+  explicit JsonLinesWriter(std::string path) : path_(std::move(path)) {
+    if (!enabled()) return;
+    const std::string temporary = path_ + ".tmp";
+    if (!std::ofstream(temporary, std::ios::trunc)) throw std::runtime_error("cannot open " + temporary + " for writing");
+    std::filesystem::remove(temporary);
+  }
+
+  bool enabled() const { return !path_.empty(); }
+  void add(const nlohmann::json& record) {
+    if (enabled()) lines_.push_back(record.dump());
+  }
+
+  void commit() const {
+    if (!enabled()) return;
+    const std::string temporary = path_ + ".tmp";
+    {
+      std::ofstream out(temporary, std::ios::trunc);
+      if (!out) throw std::runtime_error("cannot open " + temporary + " for writing");
+      for (const auto& line : lines_) out << line << '\n';
+      out.flush();
+      if (!out) throw std::runtime_error("could not write " + temporary);
+    }
+    std::error_code error;
+    std::filesystem::rename(temporary, path_, error);
+    if (error) throw std::runtime_error("cannot rename " + temporary + " to " + path_ + ": " + error.message());
+  }
+
+ private:
+  std::string path_;
+  std::vector<std::string> lines_;
+};
+
+}  // namespace visrep::bench

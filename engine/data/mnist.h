@@ -1,0 +1,23 @@
+// MNIST-format datasets (the IDX files of LeCun et al.; Fashion-MNIST uses the same
+// format), gzip-compressed or raw. Fashion-MNIST is visrep's embedded default: Debian's
+// dataset-fashion-mnist package installs it under /usr/share/datasets/fashion-mnist.
+#pragma once
+
+#include <string>
+
+#include "engine/data/dataset.h"
+
+namespace visrep::data {
+
+inline constexpr const char* kFashionMnistRoot = "/usr/share/datasets/fashion-mnist";
+
+// uint8 (N, rows, cols, 1) from an idx3-ubyte file (magic 0x00000803).
+Tensor read_idx_images(const std::string& path);
+// int64 (N) from an idx1-ubyte file (magic 0x00000801).
+Tensor read_idx_labels(const std::string& path);
+
+// The train (60000) or test (10000) split of Fashion-MNIST / MNIST from the four standard
+// file names under `root` (with or without .gz), with the class names of `fashion`.
+ImageDataset load_mnist(const std::string& root, bool train, bool fashion = true);
+
+}  // namespace visrep::data

@@ -1,0 +1,48 @@
+// Supervised training of an image classifier with cross-entropy: the smallest complete
+// recipe (data -> model -> loss -> SGD with momentum -> evaluation -> checkpoint), and the
+// cross-entropy baseline the contrastive recipes are compared with.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "engine/data/dataset.h"
+#include "engine/nn/module.h"
+
+namespace visrep::recipes {
+
+struct ClassifierConfig {
+  int64_t epochs = 2;
+  int64_t batch_size = 128;
+  double learning_rate = 0.05;  // peak, after a linear warmup of one tenth of an epoch
+  double momentum = 0.9;
+  double weight_decay = 5e-4;   // on conv and linear weights only (not biases, not norms)
+  double label_smoothing = 0.0;
+  uint64_t seed = 0;
+  Device device = Device::cpu();
+  std::vector<float> mean;      // per-channel input normalisation
+  std::vector<float> std;
+  std::string run_directory;    // metrics.jsonl, model.safetensors, loss.png; empty: write nothing
+  bool show_progress = true;
+};
+
+struct EpochSummary {
+  int64_t epoch = 0;  // 1-based
+  double train_loss = 0.0;
+  double train_accuracy = 0.0;
+  double test_accuracy = 0.0;
+  double images_per_second = 0.0;
+};
+
+struct ClassifierResult {
+  std::vector<EpochSummary> epochs;
+  std::vector<double> step_losses;  // every optimizer step, in order
+};
+
+ClassifierResult train_classifier(nn::Module& model, const data::ImageDataset& train_set,
+                                  const data::ImageDataset& test_set, const ClassifierConfig& config);
+
+// Top-1 accuracy in [0, 1], in evaluation mode without recording a graph.
+double evaluate_accuracy(nn::Module& model, const data::ImageDataset& dataset, const ClassifierConfig& config);
+
+}  // namespace visrep::recipes

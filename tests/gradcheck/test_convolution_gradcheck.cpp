@@ -1,0 +1,139 @@
+// Gradient checks of conv2d (stride, padding, dilation, groups, bias or not, 1x1, odd and
+// non-square sizes, one image and several) and of the pooling ops.
+#include <catch2/catch.hpp>
+
+#include "engine/ops.h"
+#include "tests/support/gradcheck.h"
+#include "tests/support/test_data.h"
+
+using namespace visrep;
+using namespace visrep::testing;
+
+namespace {
+
+// conv2d is bilinear in (x, weight) and linear in bias; each output sums <= 36 products of
+// O(1) values and L sums ~100 outputs, so |L| ~ 50 and rounding ~1e-16 * 50 / eps ~ 5e-9.
+constexpr GradcheckTolerance kConvolution{.eps = 1e-6, .atol = 1e-7, .rtol = 1e-5};
+// Average pools are linear: exact up to rounding.
+constexpr GradcheckTolerance kLinear{.eps = 1e-6, .atol = 1e-7, .rtol = 1e-5};
+// max_pool2d is piecewise linear; random_distinct inputs keep every window's winner >= 0.08
+// ahead, so no element may sit on a kink.
+constexpr GradcheckTolerance kPiecewise{.eps = 1e-6, .atol = 1e-7, .rtol = 1e-5, .max_skipped_fraction = 0.0};
+
+Tensor leaf(Tensor t) {
+  t.set_requires_grad();
+  return t;
+}
+
+struct ConvCase {
+  const char* name;
+  Shape input;   // (N, C_in, H, W)
+  Shape weight;  // (C_out, C_in / groups, kH, kW)
+  bool bias;
+  Conv2dOptions options;
+};
+
+}  // namespace
+
+#define CHECK_GRADIENTS(tolerance, function, ...) \
+  VISREP_REQUIRE_GRADIENTS(function, (std::vector<Tensor>{__VA_ARGS__}), tolerance)
+
+TEST_CASE("conv2d", "[gradcheck]") {
+  const std::vector<ConvCase> cases = {
+      {"3x3 plain", {2, 3, 5, 5}, {4, 3, 3, 3}, true, {}},
+      {"stride 2 padding 1", {2, 3, 6, 7}, {4, 3, 3, 3}, true, {.stride = {2, 2}, .padding = {1, 1}}},
+      {"asymmetric stride and padding", {1, 2, 7, 6}, {3, 2, 3, 2}, true, {.stride = {2, 1}, .padding = {1, 0}}},
+      {"dilation 2", {2, 2, 7, 7}, {3, 2, 3, 3}, true, {.padding = {2, 1}, .dilation = {2, 2}}},
+      {"groups 2", {2, 4, 5, 6}, {6, 2, 3, 3}, true, {.stride = {2, 2}, .padding = {1, 1}, .groups = 2}},
+      {"depthwise", {2, 3, 5, 5}, {3, 1, 3, 3}, true, {.padding = {1, 1}, .groups = 3}},
+      {"no bias", {2, 3, 5, 4}, {2, 3, 3, 3}, false, {.padding = {1, 1}}},
+      {"1x1", {2, 4, 3, 5}, {3, 4, 1, 1}, true, {}},
+      {"1x1 one image", {1, 4, 3, 5}, {3, 4, 1, 1}, true, {}},
+      {"1x1 stride 2", {2, 3, 5, 5}, {2, 3, 1, 1}, false, {.stride = {2, 2}}},
+      {"odd sizes one image", {1, 3, 7, 5}, {5, 3, 3, 3}, true, {.stride = {2, 2}, .padding = {1, 1}}},
+      {"kernel as large as the padded input", {2, 2, 3, 4}, {2, 2, 5, 4}, true, {.padding = {1, 0}}},
+  };
+  for (const ConvCase& c : cases) {
+    SECTION(c.name) {
+      Generator gen = generator_for(c.name);
+      Tensor x = leaf(random_normal(c.input, gen));
+      Tensor w = leaf(random_normal(c.weight, gen));
+      Tensor b = c.bias ? leaf(random_normal({c.weight[0]}, gen)) : Tensor();
+      const Conv2dOptions options = c.options;
+      if (c.bias) {
+        CHECK_GRADIENTS(kConvolution,
+                        [options](const TensorList& in) { return conv2d(in[0], in[1], in[2], options); }, x, w, b);
+      } else {
+        CHECK_GRADIENTS(kConvolution, [options](const TensorList& in) { return conv2d(in[0], in[1], Tensor(), options); },
+                        x, w);
+      }
+    }
+  }
+}
+
+TEST_CASE("conv2d non-contiguous input", "[gradcheck]") {
+  Generator gen = generator_for("conv2d non-contiguous input");
+  Tensor x = leaf(random_normal({2, 5, 4, 3}, gen));  // read as (N, C, H, W) = (2, 3, 4, 5)
+  Tensor w = leaf(random_normal({2, 3, 3, 3}, gen));
+  CHECK_GRADIENTS(
+      kConvolution,
+      [](const TensorList& in) { return conv2d(in[0].permute({0, 3, 2, 1}), in[1], Tensor(), {.padding = {1, 1}}); },
+      x, w);
+}
+
+TEST_CASE("max_pool2d", "[gradcheck]") {
+  Generator gen = generator_for("max_pool2d");
+  SECTION("2x2 stride 2") {
+    Tensor x = leaf(random_distinct({2, 2, 4, 6}, 0.1, gen));
+    CHECK_GRADIENTS(kPiecewise, [](const TensorList& in) { return max_pool2d(in[0], {.kernel = {2, 2}}); }, x);
+  }
+  SECTION("3x3 stride 2 padding 1 odd size") {
+    Tensor x = leaf(random_distinct({1, 2, 5, 7}, 0.1, gen));
+    CHECK_GRADIENTS(
+        kPiecewise,
+        [](const TensorList& in) { return max_pool2d(in[0], {.kernel = {3, 3}, .stride = {2, 2}, .padding = {1, 1}}); },
+        x);
+  }
+  SECTION("overlapping windows stride 1") {
+    // One input element can win several windows: its gradient is the sum of theirs.
+    Tensor x = leaf(random_distinct({1, 1, 4, 5}, 0.1, gen));
+    CHECK_GRADIENTS(kPiecewise,
+                    [](const TensorList& in) { return max_pool2d(in[0], {.kernel = {2, 3}, .stride = {1, 1}}); }, x);
+  }
+}
+
+TEST_CASE("avg_pool2d", "[gradcheck]") {
+  Generator gen = generator_for("avg_pool2d");
+  Tensor x = leaf(random_normal({2, 2, 5, 6}, gen));
+  for (bool count_include_pad : {true, false}) {
+    INFO("count_include_pad " << count_include_pad);
+    CHECK_GRADIENTS(
+        kLinear,
+        [count_include_pad](const TensorList& in) {
+          return avg_pool2d(in[0], {.kernel = {3, 3}, .stride = {2, 2}, .padding = {1, 1}}, count_include_pad);
+        },
+        x);
+    CHECK_GRADIENTS(
+        kLinear,
+        [count_include_pad](const TensorList& in) {
+          return avg_pool2d(in[0], {.kernel = {2, 3}, .stride = {1, 2}, .padding = {1, 0}}, count_include_pad);
+        },
+        x);
+  }
+  CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return avg_pool2d(in[0], {.kernel = {2, 2}}); }, x);
+}
+
+TEST_CASE("adaptive_avg_pool2d", "[gradcheck]") {
+  Generator gen = generator_for("adaptive_avg_pool2d");
+  Tensor x = leaf(random_normal({2, 2, 5, 7}, gen));
+  for (Pair size : {Pair{3, 4}, Pair{2, 2}, Pair{1, 1}, Pair{5, 7}, Pair{6, 9}}) {
+    INFO("output size " << size[0] << "x" << size[1]);
+    CHECK_GRADIENTS(kLinear, [size](const TensorList& in) { return adaptive_avg_pool2d(in[0], size); }, x);
+  }
+}
+
+TEST_CASE("global_avg_pool2d", "[gradcheck]") {
+  Generator gen = generator_for("global_avg_pool2d");
+  Tensor x = leaf(random_normal({2, 3, 4, 5}, gen));
+  CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return global_avg_pool2d(in[0]); }, x);
+}
