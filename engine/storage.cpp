@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "engine/cpu_allocator.h"
 #include "engine/error.h"
 
 #if VISREP_WITH_CUDA
@@ -10,17 +11,10 @@
 #endif
 
 namespace visrep {
-namespace {
-constexpr size_t kCpuAlignment = 64;  // a cache line, and enough for any vector load
-}
 
 std::shared_ptr<Storage> Storage::allocate(size_t bytes, Device device) {
   if (device.is_cpu()) {
-    // aligned_alloc needs a size that is a multiple of the alignment (and not 0).
-    const size_t rounded = (bytes + kCpuAlignment - 1) / kCpuAlignment * kCpuAlignment + kCpuAlignment * (bytes == 0);
-    void* data = std::aligned_alloc(kCpuAlignment, rounded);
-    VISREP_CHECK(data != nullptr, "out of memory: could not allocate {} bytes on the cpu", bytes);
-    return std::shared_ptr<Storage>(new Storage(data, bytes, device));
+    return std::shared_ptr<Storage>(new Storage(cpu_allocate(bytes), bytes, device));
   }
   check_device_usable(device, "allocate");
 #if VISREP_WITH_CUDA
@@ -36,7 +30,7 @@ std::shared_ptr<Storage> Storage::allocate(size_t bytes, Device device) {
 
 Storage::~Storage() {
   if (device_.is_cpu()) {
-    std::free(data_);
+    cpu_free(data_, bytes_);
   } else {
 #if VISREP_WITH_CUDA
     kernels::cuda::device_free(data_, device_.index);

@@ -13,8 +13,9 @@ namespace visrep {
 
 class Storage {
  public:
-  // Uninitialised memory; CPU blocks are 64-byte aligned. Throws visrep::Error naming the
-  // byte count when the memory cannot be had.
+  // Uninitialised memory; CPU blocks are 64-byte aligned and come from cpu_allocator.h,
+  // which reuses large blocks. Throws visrep::Error naming the byte count when the memory
+  // cannot be had.
   static std::shared_ptr<Storage> allocate(size_t bytes, Device device);
 
   ~Storage();
