@@ -20,11 +20,6 @@ constexpr GradcheckTolerance kLinear{.eps = 1e-6, .atol = 1e-7, .rtol = 1e-5};
 // ahead, so no element may sit on a kink.
 constexpr GradcheckTolerance kPiecewise{.eps = 1e-6, .atol = 1e-7, .rtol = 1e-5, .max_skipped_fraction = 0.0};
 
-Tensor leaf(Tensor t) {
-  t.set_requires_grad();
-  return t;
-}
-
 struct ConvCase {
   const char* name;
   Shape input;   // (N, C_in, H, W)
@@ -34,9 +29,6 @@ struct ConvCase {
 };
 
 }  // namespace
-
-#define CHECK_GRADIENTS(tolerance, function, ...) \
-  VISREP_REQUIRE_GRADIENTS(function, (std::vector<Tensor>{__VA_ARGS__}), tolerance)
 
 TEST_CASE("conv2d", "[gradcheck]") {
   const std::vector<ConvCase> cases = {
@@ -61,10 +53,10 @@ TEST_CASE("conv2d", "[gradcheck]") {
       Tensor b = c.bias ? leaf(random_normal({c.weight[0]}, gen)) : Tensor();
       const Conv2dOptions options = c.options;
       if (c.bias) {
-        CHECK_GRADIENTS(kConvolution,
+        VISREP_CHECK_GRADIENTS(kConvolution,
                         [options](const TensorList& in) { return conv2d(in[0], in[1], in[2], options); }, x, w, b);
       } else {
-        CHECK_GRADIENTS(kConvolution, [options](const TensorList& in) { return conv2d(in[0], in[1], Tensor(), options); },
+        VISREP_CHECK_GRADIENTS(kConvolution, [options](const TensorList& in) { return conv2d(in[0], in[1], Tensor(), options); },
                         x, w);
       }
     }
@@ -75,7 +67,7 @@ TEST_CASE("conv2d non-contiguous input", "[gradcheck]") {
   Generator gen = generator_for("conv2d non-contiguous input");
   Tensor x = leaf(random_normal({2, 5, 4, 3}, gen));  // read as (N, C, H, W) = (2, 3, 4, 5)
   Tensor w = leaf(random_normal({2, 3, 3, 3}, gen));
-  CHECK_GRADIENTS(
+  VISREP_CHECK_GRADIENTS(
       kConvolution,
       [](const TensorList& in) { return conv2d(in[0].permute({0, 3, 2, 1}), in[1], Tensor(), {.padding = {1, 1}}); },
       x, w);
@@ -85,11 +77,11 @@ TEST_CASE("max_pool2d", "[gradcheck]") {
   Generator gen = generator_for("max_pool2d");
   SECTION("2x2 stride 2") {
     Tensor x = leaf(random_distinct({2, 2, 4, 6}, 0.1, gen));
-    CHECK_GRADIENTS(kPiecewise, [](const TensorList& in) { return max_pool2d(in[0], {.kernel = {2, 2}}); }, x);
+    VISREP_CHECK_GRADIENTS(kPiecewise, [](const TensorList& in) { return max_pool2d(in[0], {.kernel = {2, 2}}); }, x);
   }
   SECTION("3x3 stride 2 padding 1 odd size") {
     Tensor x = leaf(random_distinct({1, 2, 5, 7}, 0.1, gen));
-    CHECK_GRADIENTS(
+    VISREP_CHECK_GRADIENTS(
         kPiecewise,
         [](const TensorList& in) { return max_pool2d(in[0], {.kernel = {3, 3}, .stride = {2, 2}, .padding = {1, 1}}); },
         x);
@@ -97,7 +89,7 @@ TEST_CASE("max_pool2d", "[gradcheck]") {
   SECTION("overlapping windows stride 1") {
     // One input element can win several windows: its gradient is the sum of theirs.
     Tensor x = leaf(random_distinct({1, 1, 4, 5}, 0.1, gen));
-    CHECK_GRADIENTS(kPiecewise,
+    VISREP_CHECK_GRADIENTS(kPiecewise,
                     [](const TensorList& in) { return max_pool2d(in[0], {.kernel = {2, 3}, .stride = {1, 1}}); }, x);
   }
 }
@@ -107,20 +99,20 @@ TEST_CASE("avg_pool2d", "[gradcheck]") {
   Tensor x = leaf(random_normal({2, 2, 5, 6}, gen));
   for (bool count_include_pad : {true, false}) {
     INFO("count_include_pad " << count_include_pad);
-    CHECK_GRADIENTS(
+    VISREP_CHECK_GRADIENTS(
         kLinear,
         [count_include_pad](const TensorList& in) {
           return avg_pool2d(in[0], {.kernel = {3, 3}, .stride = {2, 2}, .padding = {1, 1}}, count_include_pad);
         },
         x);
-    CHECK_GRADIENTS(
+    VISREP_CHECK_GRADIENTS(
         kLinear,
         [count_include_pad](const TensorList& in) {
           return avg_pool2d(in[0], {.kernel = {2, 3}, .stride = {1, 2}, .padding = {1, 0}}, count_include_pad);
         },
         x);
   }
-  CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return avg_pool2d(in[0], {.kernel = {2, 2}}); }, x);
+  VISREP_CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return avg_pool2d(in[0], {.kernel = {2, 2}}); }, x);
 }
 
 TEST_CASE("adaptive_avg_pool2d", "[gradcheck]") {
@@ -128,12 +120,12 @@ TEST_CASE("adaptive_avg_pool2d", "[gradcheck]") {
   Tensor x = leaf(random_normal({2, 2, 5, 7}, gen));
   for (Pair size : {Pair{3, 4}, Pair{2, 2}, Pair{1, 1}, Pair{5, 7}, Pair{6, 9}}) {
     INFO("output size " << size[0] << "x" << size[1]);
-    CHECK_GRADIENTS(kLinear, [size](const TensorList& in) { return adaptive_avg_pool2d(in[0], size); }, x);
+    VISREP_CHECK_GRADIENTS(kLinear, [size](const TensorList& in) { return adaptive_avg_pool2d(in[0], size); }, x);
   }
 }
 
 TEST_CASE("global_avg_pool2d", "[gradcheck]") {
   Generator gen = generator_for("global_avg_pool2d");
   Tensor x = leaf(random_normal({2, 3, 4, 5}, gen));
-  CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return global_avg_pool2d(in[0]); }, x);
+  VISREP_CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return global_avg_pool2d(in[0]); }, x);
 }

@@ -15,23 +15,15 @@ namespace {
 // Linear maps: the central difference is exact up to rounding (~1e-10 here).
 constexpr GradcheckTolerance kLinear{.eps = 1e-6, .atol = 1e-7, .rtol = 1e-5};
 
-Tensor leaf(Tensor t) {
-  t.set_requires_grad();
-  return t;
-}
-
 }  // namespace
-
-#define CHECK_GRADIENTS(tolerance, function, ...) \
-  VISREP_REQUIRE_GRADIENTS(function, (std::vector<Tensor>{__VA_ARGS__}), tolerance)
 
 TEST_CASE("concat", "[gradcheck]") {
   Generator gen = generator_for("concat");
   Tensor a = leaf(random_normal({2, 3}, gen)), b = leaf(random_normal({2, 1}, gen)), c = leaf(random_normal({2, 4}, gen));
-  CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return concat({in[0], in[1], in[2]}, 1); }, a, b, c);
-  CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return concat({in[0].t(), in[1].t()}, 0); }, a, c);
+  VISREP_CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return concat({in[0], in[1], in[2]}, 1); }, a, b, c);
+  VISREP_CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return concat({in[0].t(), in[1].t()}, 0); }, a, c);
   // The same tensor twice: both copies' gradients add up.
-  CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return concat({in[0], in[0]}, -1); }, a);
+  VISREP_CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return concat({in[0], in[0]}, -1); }, a);
 }
 
 TEST_CASE("stack", "[gradcheck]") {
@@ -39,7 +31,7 @@ TEST_CASE("stack", "[gradcheck]") {
   Tensor a = leaf(random_normal({2, 3}, gen)), b = leaf(random_normal({2, 3}, gen));
   for (int64_t dim : {0, 1, 2, -1}) {
     INFO("dim " << dim);
-    CHECK_GRADIENTS(kLinear, [dim](const TensorList& in) { return stack({in[0], in[1]}, dim); }, a, b);
+    VISREP_CHECK_GRADIENTS(kLinear, [dim](const TensorList& in) { return stack({in[0], in[1]}, dim); }, a, b);
   }
 }
 
@@ -47,14 +39,14 @@ TEST_CASE("split", "[gradcheck]") {
   Generator gen = generator_for("split");
   Tensor x = leaf(random_normal({3, 7}, gen));
   // Pieces come back scaled differently, so a gradient routed to the wrong piece shows.
-  CHECK_GRADIENTS(
+  VISREP_CHECK_GRADIENTS(
       kLinear,
       [](const TensorList& in) {
         std::vector<Tensor> pieces = split(in[0], 3, 1);  // 3, 3, 1
         return concat({mul(pieces[2], 3.0), pieces[0], mul(pieces[1], -2.0)}, 1);
       },
       x);
-  CHECK_GRADIENTS(
+  VISREP_CHECK_GRADIENTS(
       kLinear,
       [](const TensorList& in) {
         std::vector<Tensor> pieces = split(in[0], std::vector<int64_t>{1, 2}, 0);
@@ -67,47 +59,47 @@ TEST_CASE("index_select", "[gradcheck]") {
   Generator gen = generator_for("index_select");
   Tensor x = leaf(random_normal({4, 3, 2}, gen));
   Tensor repeated = from_vector<int64_t>({2, 0, 2, 3, 2});  // repeated indices add up
-  CHECK_GRADIENTS(kLinear, [&](const TensorList& in) { return index_select(in[0], 0, repeated); }, x);
+  VISREP_CHECK_GRADIENTS(kLinear, [&](const TensorList& in) { return index_select(in[0], 0, repeated); }, x);
   Tensor middle = from_vector<int64_t>({1, 1, 0});
-  CHECK_GRADIENTS(kLinear, [&](const TensorList& in) { return index_select(in[0], 1, middle); }, x);
-  CHECK_GRADIENTS(kLinear, [&](const TensorList& in) { return index_select(in[0].transpose(0, 2), -1, repeated); }, x);
+  VISREP_CHECK_GRADIENTS(kLinear, [&](const TensorList& in) { return index_select(in[0], 1, middle); }, x);
+  VISREP_CHECK_GRADIENTS(kLinear, [&](const TensorList& in) { return index_select(in[0].transpose(0, 2), -1, repeated); }, x);
 }
 
 TEST_CASE("gather", "[gradcheck]") {
   Generator gen = generator_for("gather");
   Tensor x = leaf(random_normal({3, 4}, gen));
   Tensor along_columns = randint(0, 4, {3, 6}, kInt64, gen);  // more picks than columns: repeats
-  CHECK_GRADIENTS(kLinear, [&](const TensorList& in) { return gather(in[0], 1, along_columns); }, x);
+  VISREP_CHECK_GRADIENTS(kLinear, [&](const TensorList& in) { return gather(in[0], 1, along_columns); }, x);
   Tensor along_rows = randint(0, 3, {2, 4}, kInt64, gen);
-  CHECK_GRADIENTS(kLinear, [&](const TensorList& in) { return gather(in[0], 0, along_rows); }, x);
+  VISREP_CHECK_GRADIENTS(kLinear, [&](const TensorList& in) { return gather(in[0], 0, along_rows); }, x);
   Tensor cube = leaf(random_normal({2, 3, 4}, gen));
   Tensor middle = randint(0, 3, {2, 5, 4}, kInt64, gen);
-  CHECK_GRADIENTS(kLinear, [&](const TensorList& in) { return gather(in[0], 1, middle); }, cube);
+  VISREP_CHECK_GRADIENTS(kLinear, [&](const TensorList& in) { return gather(in[0], 1, middle); }, cube);
 }
 
 TEST_CASE("pad", "[gradcheck]") {
   Generator gen = generator_for("pad");
   Tensor x = leaf(random_normal({2, 3, 4}, gen));
   SECTION("positive") {
-    CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return pad(in[0], {1, 2}, 0.5); }, x);
-    CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return pad(in[0], {0, 1, 2, 0, 1, 1}); }, x);
+    VISREP_CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return pad(in[0], {1, 2}, 0.5); }, x);
+    VISREP_CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return pad(in[0], {0, 1, 2, 0, 1, 1}); }, x);
   }
   SECTION("negative") {
-    CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return pad(in[0], {-1, -2}); }, x);
-    CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return pad(in[0], {0, 0, -1, 0}); }, x);
+    VISREP_CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return pad(in[0], {-1, -2}); }, x);
+    VISREP_CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return pad(in[0], {0, 0, -1, 0}); }, x);
   }
   SECTION("mixed") {
-    CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return pad(in[0], {-1, 2, 1, -2}, -3.0); }, x);
+    VISREP_CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return pad(in[0], {-1, 2, 1, -2}, -3.0); }, x);
   }
 }
 
 TEST_CASE("reshape", "[gradcheck]") {
   Generator gen = generator_for("reshape");
   Tensor x = leaf(random_normal({2, 3, 4}, gen));
-  CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return in[0].reshape({4, -1}); }, x);
-  CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return in[0].view({6, 4}); }, x);
+  VISREP_CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return in[0].reshape({4, -1}); }, x);
+  VISREP_CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return in[0].view({6, 4}); }, x);
   // Non-contiguous: reshape copies, and the gradient must still reach the right elements.
-  CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return in[0].transpose(0, 2).reshape({-1, 6}); }, x);
+  VISREP_CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return in[0].transpose(0, 2).reshape({-1, 6}); }, x);
 }
 
 TEST_CASE("permute", "[gradcheck]") {
@@ -115,77 +107,77 @@ TEST_CASE("permute", "[gradcheck]") {
   Tensor x = leaf(random_normal({2, 3, 4}, gen));
   for (const std::vector<int64_t>& order : {std::vector<int64_t>{2, 0, 1}, {1, 2, 0}, {0, 2, 1}, {-1, -3, -2}}) {
     INFO("order " << shape_string(order));
-    CHECK_GRADIENTS(kLinear, [&](const TensorList& in) { return in[0].permute(order); }, x);
+    VISREP_CHECK_GRADIENTS(kLinear, [&](const TensorList& in) { return in[0].permute(order); }, x);
   }
   // A permute of a permute (the composed inverse must come back).
-  CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return in[0].permute({2, 0, 1}).permute({2, 0, 1}); }, x);
+  VISREP_CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return in[0].permute({2, 0, 1}).permute({2, 0, 1}); }, x);
 }
 
 TEST_CASE("transpose", "[gradcheck]") {
   Generator gen = generator_for("transpose");
   Tensor x = leaf(random_normal({2, 3, 4}, gen));
-  CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return in[0].transpose(0, 2); }, x);
-  CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return in[0].transpose(-1, 1); }, x);
+  VISREP_CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return in[0].transpose(0, 2); }, x);
+  VISREP_CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return in[0].transpose(-1, 1); }, x);
   Tensor m = leaf(random_normal({3, 5}, gen));
-  CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return in[0].t(); }, m);
+  VISREP_CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return in[0].t(); }, m);
 }
 
 TEST_CASE("slice", "[gradcheck]") {
   Generator gen = generator_for("slice");
   Tensor x = leaf(random_normal({5, 7}, gen));
-  CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return in[0].slice(0, 1, 4); }, x);
-  CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return in[0].slice(1, 0, 7, 3); }, x);
-  CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return in[0].slice(1, -5, -1, 2); }, x);
-  CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return in[0].slice(0, 1, 100, 2).slice(1, 2, 6, 2); }, x);
+  VISREP_CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return in[0].slice(0, 1, 4); }, x);
+  VISREP_CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return in[0].slice(1, 0, 7, 3); }, x);
+  VISREP_CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return in[0].slice(1, -5, -1, 2); }, x);
+  VISREP_CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return in[0].slice(0, 1, 100, 2).slice(1, 2, 6, 2); }, x);
 }
 
 TEST_CASE("select", "[gradcheck]") {
   Generator gen = generator_for("select");
   Tensor x = leaf(random_normal({3, 4, 2}, gen));
-  CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return in[0].select(1, 2); }, x);
-  CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return in[0].select(0, -1); }, x);
-  CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return in[0].select(-1, 0).select(0, 1); }, x);
+  VISREP_CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return in[0].select(1, 2); }, x);
+  VISREP_CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return in[0].select(0, -1); }, x);
+  VISREP_CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return in[0].select(-1, 0).select(0, 1); }, x);
 }
 
 TEST_CASE("narrow", "[gradcheck]") {
   Generator gen = generator_for("narrow");
   Tensor x = leaf(random_normal({3, 6}, gen));
-  CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return in[0].narrow(1, 2, 3); }, x);
-  CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return in[0].narrow(0, 0, 1); }, x);
+  VISREP_CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return in[0].narrow(1, 2, 3); }, x);
+  VISREP_CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return in[0].narrow(0, 0, 1); }, x);
 }
 
 TEST_CASE("expand", "[gradcheck]") {
   Generator gen = generator_for("expand");
   Tensor x = leaf(random_normal({3, 1}, gen));
-  CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return in[0].expand({3, 4}); }, x);
-  CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return in[0].expand({2, -1, 5}); }, x);
+  VISREP_CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return in[0].expand({3, 4}); }, x);
+  VISREP_CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return in[0].expand({2, -1, 5}); }, x);
   // An expanded view used in arithmetic, then contiguous (a copy of the broadcast).
-  CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return mul(in[0].expand({3, 4}), 2.0).contiguous(); }, x);
+  VISREP_CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return mul(in[0].expand({3, 4}), 2.0).contiguous(); }, x);
 }
 
 TEST_CASE("squeeze unsqueeze", "[gradcheck]") {
   Generator gen = generator_for("squeeze unsqueeze");
   Tensor x = leaf(random_normal({3, 1, 4}, gen));
-  CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return in[0].squeeze(1); }, x);
-  CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return in[0].squeeze(-2).unsqueeze(0); }, x);
-  CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return in[0].unsqueeze(3); }, x);
-  CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return in[0].transpose(0, 2).unsqueeze(1); }, x);
+  VISREP_CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return in[0].squeeze(1); }, x);
+  VISREP_CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return in[0].squeeze(-2).unsqueeze(0); }, x);
+  VISREP_CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return in[0].unsqueeze(3); }, x);
+  VISREP_CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return in[0].transpose(0, 2).unsqueeze(1); }, x);
 }
 
 TEST_CASE("flatten", "[gradcheck]") {
   Generator gen = generator_for("flatten");
   Tensor x = leaf(random_normal({2, 3, 4}, gen));
-  CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return in[0].flatten(); }, x);
-  CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return in[0].flatten(1); }, x);
-  CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return in[0].permute({2, 1, 0}).flatten(0, 1); }, x);
+  VISREP_CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return in[0].flatten(); }, x);
+  VISREP_CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return in[0].flatten(1); }, x);
+  VISREP_CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return in[0].permute({2, 1, 0}).flatten(0, 1); }, x);
 }
 
 TEST_CASE("clone", "[gradcheck]") {
   Generator gen = generator_for("clone");
   Tensor x = leaf(random_normal({3, 4}, gen));
-  CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return in[0].clone(); }, x);
-  CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return in[0].t().clone(); }, x);
-  CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return in[0].t().contiguous(); }, x);
+  VISREP_CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return in[0].clone(); }, x);
+  VISREP_CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return in[0].t().clone(); }, x);
+  VISREP_CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return in[0].t().contiguous(); }, x);
 }
 
 TEST_CASE("to dtype round trip", "[gradcheck]") {
@@ -195,5 +187,5 @@ TEST_CASE("to dtype round trip", "[gradcheck]") {
   const GradcheckTolerance tolerance{.eps = 1e-2, .atol = 1e-4, .rtol = 1e-4};
   Generator gen = generator_for("to dtype round trip");
   Tensor x = leaf(random_normal({3, 4}, gen));
-  CHECK_GRADIENTS(tolerance, [](const TensorList& in) { return mul(in[0].to(kFloat32), 3.0).to(kFloat64); }, x);
+  VISREP_CHECK_GRADIENTS(tolerance, [](const TensorList& in) { return mul(in[0].to(kFloat32), 3.0).to(kFloat64); }, x);
 }

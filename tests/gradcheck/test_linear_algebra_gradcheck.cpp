@@ -15,40 +15,32 @@ namespace {
 // of K <= 5 products of O(1) values, so |L| stays ~10 and rounding ~1e-9.
 constexpr GradcheckTolerance kBilinear{.eps = 1e-6, .atol = 1e-7, .rtol = 1e-5};
 
-Tensor leaf(Tensor t) {
-  t.set_requires_grad();
-  return t;
-}
-
 Tensor product(const TensorList& in) { return matmul(in[0], in[1]); }
 
 }  // namespace
 
-#define CHECK_GRADIENTS(tolerance, function, ...) \
-  VISREP_REQUIRE_GRADIENTS(function, (std::vector<Tensor>{__VA_ARGS__}), tolerance)
-
 TEST_CASE("matmul 2-D", "[gradcheck]") {
   Generator gen = generator_for("matmul 2-D");
   Tensor a = leaf(random_normal({3, 4}, gen)), b = leaf(random_normal({4, 5}, gen));
-  CHECK_GRADIENTS(kBilinear, product, a, b);
+  VISREP_CHECK_GRADIENTS(kBilinear, product, a, b);
 }
 
 TEST_CASE("matmul batched", "[gradcheck]") {
   Generator gen = generator_for("matmul batched");
   Tensor a = leaf(random_normal({2, 3, 4}, gen)), b = leaf(random_normal({2, 4, 5}, gen));
-  CHECK_GRADIENTS(kBilinear, product, a, b);
+  VISREP_CHECK_GRADIENTS(kBilinear, product, a, b);
 }
 
 TEST_CASE("matmul broadcast batch", "[gradcheck]") {
   Generator gen = generator_for("matmul broadcast batch");
   // (2, 1, 3, 4) @ (3, 4, 2) -> (2, 3, 3, 2): a's batch broadcasts over b's and vice versa.
   Tensor a = leaf(random_normal({2, 1, 3, 4}, gen)), b = leaf(random_normal({3, 4, 2}, gen));
-  CHECK_GRADIENTS(kBilinear, product, a, b);
+  VISREP_CHECK_GRADIENTS(kBilinear, product, a, b);
   // One matrix against a batch: (3, 4) @ (2, 4, 5) and (2, 3, 4) @ (4, 5).
   Tensor c = leaf(random_normal({3, 4}, gen)), d = leaf(random_normal({2, 4, 5}, gen));
-  CHECK_GRADIENTS(kBilinear, product, c, d);
+  VISREP_CHECK_GRADIENTS(kBilinear, product, c, d);
   Tensor e = leaf(random_normal({2, 3, 4}, gen)), f = leaf(random_normal({4, 5}, gen));
-  CHECK_GRADIENTS(kBilinear, product, e, f);
+  VISREP_CHECK_GRADIENTS(kBilinear, product, e, f);
 }
 
 TEST_CASE("matmul 1-D operands", "[gradcheck]") {
@@ -56,23 +48,23 @@ TEST_CASE("matmul 1-D operands", "[gradcheck]") {
   Tensor u = leaf(random_normal({4}, gen)), v = leaf(random_normal({4}, gen));
   Tensor m = leaf(random_normal({4, 3}, gen)), n = leaf(random_normal({3, 4}, gen));
   Tensor batch = leaf(random_normal({2, 4, 3}, gen)), batch_left = leaf(random_normal({2, 3, 4}, gen));
-  SECTION("vector @ vector") { CHECK_GRADIENTS(kBilinear, product, u, v); }
-  SECTION("vector @ matrix") { CHECK_GRADIENTS(kBilinear, product, u, m); }
-  SECTION("matrix @ vector") { CHECK_GRADIENTS(kBilinear, product, n, v); }
-  SECTION("vector @ batch") { CHECK_GRADIENTS(kBilinear, product, u, batch); }
-  SECTION("batch @ vector") { CHECK_GRADIENTS(kBilinear, product, batch_left, v); }
+  SECTION("vector @ vector") { VISREP_CHECK_GRADIENTS(kBilinear, product, u, v); }
+  SECTION("vector @ matrix") { VISREP_CHECK_GRADIENTS(kBilinear, product, u, m); }
+  SECTION("matrix @ vector") { VISREP_CHECK_GRADIENTS(kBilinear, product, n, v); }
+  SECTION("vector @ batch") { VISREP_CHECK_GRADIENTS(kBilinear, product, u, batch); }
+  SECTION("batch @ vector") { VISREP_CHECK_GRADIENTS(kBilinear, product, batch_left, v); }
 }
 
 TEST_CASE("matmul transposed inputs", "[gradcheck]") {
   // Transposed views go to BLAS as transposes; their gradients come back through the view.
   Generator gen = generator_for("matmul transposed inputs");
   Tensor a = leaf(random_normal({4, 3}, gen)), b = leaf(random_normal({5, 4}, gen));
-  CHECK_GRADIENTS(kBilinear, [](const TensorList& in) { return matmul(in[0].t(), in[1].t()); }, a, b);
+  VISREP_CHECK_GRADIENTS(kBilinear, [](const TensorList& in) { return matmul(in[0].t(), in[1].t()); }, a, b);
   Tensor c = leaf(random_normal({2, 4, 3}, gen)), d = leaf(random_normal({2, 4, 5}, gen));
-  CHECK_GRADIENTS(kBilinear, [](const TensorList& in) { return matmul(in[0].transpose(-1, -2), in[1]); }, c, d);
+  VISREP_CHECK_GRADIENTS(kBilinear, [](const TensorList& in) { return matmul(in[0].transpose(-1, -2), in[1]); }, c, d);
   // Batch dims permuted out of order (not one uniform batch stride), and a strided slice.
   Tensor e = leaf(random_normal({3, 2, 4}, gen)), f = leaf(random_normal({2, 4, 10}, gen));
-  CHECK_GRADIENTS(
+  VISREP_CHECK_GRADIENTS(
       kBilinear,
       [](const TensorList& in) { return matmul(in[0].permute({1, 0, 2}), in[1].slice(2, 1, 10, 3)); }, e, f);
 }
@@ -84,20 +76,20 @@ TEST_CASE("linear", "[gradcheck]") {
   Tensor x3 = leaf(random_normal({2, 3, 4}, gen));
   Tensor x1 = leaf(random_normal({4}, gen));
   SECTION("with bias") {
-    CHECK_GRADIENTS(kBilinear, [](const TensorList& in) { return linear(in[0], in[1], in[2]); }, x2, w, b);
+    VISREP_CHECK_GRADIENTS(kBilinear, [](const TensorList& in) { return linear(in[0], in[1], in[2]); }, x2, w, b);
   }
   SECTION("without bias") {
-    CHECK_GRADIENTS(kBilinear, [](const TensorList& in) { return linear(in[0], in[1]); }, x2, w);
+    VISREP_CHECK_GRADIENTS(kBilinear, [](const TensorList& in) { return linear(in[0], in[1]); }, x2, w);
   }
   SECTION("3-D input") {
-    CHECK_GRADIENTS(kBilinear, [](const TensorList& in) { return linear(in[0], in[1], in[2]); }, x3, w, b);
+    VISREP_CHECK_GRADIENTS(kBilinear, [](const TensorList& in) { return linear(in[0], in[1], in[2]); }, x3, w, b);
   }
   SECTION("1-D input") {
-    CHECK_GRADIENTS(kBilinear, [](const TensorList& in) { return linear(in[0], in[1], in[2]); }, x1, w, b);
+    VISREP_CHECK_GRADIENTS(kBilinear, [](const TensorList& in) { return linear(in[0], in[1], in[2]); }, x1, w, b);
   }
   SECTION("non-contiguous 3-D input") {
     Tensor x = leaf(random_normal({3, 2, 4}, gen));
-    CHECK_GRADIENTS(kBilinear, [](const TensorList& in) { return linear(in[0].transpose(0, 1), in[1], in[2]); }, x,
+    VISREP_CHECK_GRADIENTS(kBilinear, [](const TensorList& in) { return linear(in[0].transpose(0, 1), in[1], in[2]); }, x,
                     w, b);
   }
 }

@@ -17,15 +17,7 @@ constexpr GradcheckTolerance kSmooth{.eps = 1e-6, .atol = 1e-7, .rtol = 1e-5};
 // still smooth, the same tolerance holds (stated separately so it can be tuned alone).
 constexpr GradcheckTolerance kBatchNorm{.eps = 1e-6, .atol = 1e-7, .rtol = 1e-5};
 
-Tensor leaf(Tensor t) {
-  t.set_requires_grad();
-  return t;
-}
-
 }  // namespace
-
-#define CHECK_GRADIENTS(tolerance, function, ...) \
-  VISREP_REQUIRE_GRADIENTS(function, (std::vector<Tensor>{__VA_ARGS__}), tolerance)
 
 TEST_CASE("batch_norm training", "[gradcheck]") {
   Generator gen = generator_for("batch_norm training");
@@ -36,18 +28,18 @@ TEST_CASE("batch_norm training", "[gradcheck]") {
     // Running statistics are updated in place by every call; they do not affect training output.
     Tensor running_mean = zeros({3}, kFloat64), running_var = ones({3}, kFloat64);
     SECTION("affine with running statistics " + shape_string(shape)) {
-      CHECK_GRADIENTS(
+      VISREP_CHECK_GRADIENTS(
           kBatchNorm,
           [&](const TensorList& in) { return batch_norm(in[0], running_mean, running_var, in[1], in[2]); }, x,
           weight, bias);
     }
     SECTION("no affine, no running statistics " + shape_string(shape)) {
-      CHECK_GRADIENTS(kBatchNorm,
+      VISREP_CHECK_GRADIENTS(kBatchNorm,
                       [](const TensorList& in) { return batch_norm(in[0], Tensor(), Tensor(), Tensor(), Tensor()); },
                       x);
     }
     SECTION("weight only " + shape_string(shape)) {
-      CHECK_GRADIENTS(kBatchNorm,
+      VISREP_CHECK_GRADIENTS(kBatchNorm,
                       [](const TensorList& in) { return batch_norm(in[0], Tensor(), Tensor(), in[1], Tensor()); },
                       x, weight);
     }
@@ -62,11 +54,11 @@ TEST_CASE("batch_norm eval", "[gradcheck]") {
     Tensor x = leaf(random_normal(shape, gen));
     Tensor weight = leaf(random_normal({3}, gen)), bias = leaf(random_normal({3}, gen));
     Tensor running_mean = random_normal({3}, gen), running_var = random_uniform({3}, 0.5, 2.0, gen);
-    CHECK_GRADIENTS(
+    VISREP_CHECK_GRADIENTS(
         kBatchNorm,
         [&](const TensorList& in) { return batch_norm(in[0], running_mean, running_var, in[1], in[2], eval); }, x,
         weight, bias);
-    CHECK_GRADIENTS(
+    VISREP_CHECK_GRADIENTS(
         kBatchNorm,
         [&](const TensorList& in) { return batch_norm(in[0], running_mean, running_var, Tensor(), Tensor(), eval); },
         x);
@@ -77,7 +69,7 @@ TEST_CASE("batch_norm non-contiguous input", "[gradcheck]") {
   Generator gen = generator_for("batch_norm non-contiguous input");
   Tensor x = leaf(random_normal({3, 5}, gen));  // read transposed as (N, C) = (5, 3)
   Tensor weight = leaf(random_normal({3}, gen)), bias = leaf(random_normal({3}, gen));
-  CHECK_GRADIENTS(
+  VISREP_CHECK_GRADIENTS(
       kBatchNorm, [](const TensorList& in) { return batch_norm(in[0].t(), Tensor(), Tensor(), in[1], in[2]); }, x,
       weight, bias);
 }
@@ -85,28 +77,28 @@ TEST_CASE("batch_norm non-contiguous input", "[gradcheck]") {
 TEST_CASE("normalize", "[gradcheck]") {
   Generator gen = generator_for("normalize");
   Tensor x = leaf(random_normal({3, 4}, gen));
-  CHECK_GRADIENTS(kSmooth, [](const TensorList& in) { return normalize(in[0]); }, x);
-  CHECK_GRADIENTS(kSmooth, [](const TensorList& in) { return normalize(in[0], 0); }, x);
+  VISREP_CHECK_GRADIENTS(kSmooth, [](const TensorList& in) { return normalize(in[0]); }, x);
+  VISREP_CHECK_GRADIENTS(kSmooth, [](const TensorList& in) { return normalize(in[0], 0); }, x);
   Tensor y = leaf(random_normal({2, 3, 4}, gen));
-  CHECK_GRADIENTS(kSmooth, [](const TensorList& in) { return normalize(in[0], 1); }, y);
+  VISREP_CHECK_GRADIENTS(kSmooth, [](const TensorList& in) { return normalize(in[0], 1); }, y);
 }
 
 TEST_CASE("log_softmax", "[gradcheck]") {
   Generator gen = generator_for("log_softmax");
   Tensor x = leaf(random_normal({3, 5}, gen));
-  CHECK_GRADIENTS(kSmooth, [](const TensorList& in) { return log_softmax(in[0]); }, x);
-  CHECK_GRADIENTS(kSmooth, [](const TensorList& in) { return log_softmax(in[0], 0); }, x);
+  VISREP_CHECK_GRADIENTS(kSmooth, [](const TensorList& in) { return log_softmax(in[0]); }, x);
+  VISREP_CHECK_GRADIENTS(kSmooth, [](const TensorList& in) { return log_softmax(in[0], 0); }, x);
   Tensor y = leaf(random_normal({2, 4, 3}, gen));  // a middle dim: inner stride > 1
-  CHECK_GRADIENTS(kSmooth, [](const TensorList& in) { return log_softmax(in[0], 1); }, y);
-  CHECK_GRADIENTS(kSmooth, [](const TensorList& in) { return log_softmax(in[0].transpose(0, 2), -1); }, y);
+  VISREP_CHECK_GRADIENTS(kSmooth, [](const TensorList& in) { return log_softmax(in[0], 1); }, y);
+  VISREP_CHECK_GRADIENTS(kSmooth, [](const TensorList& in) { return log_softmax(in[0].transpose(0, 2), -1); }, y);
 }
 
 TEST_CASE("softmax", "[gradcheck]") {
   Generator gen = generator_for("softmax");
   Tensor x = leaf(random_normal({3, 5}, gen));
-  CHECK_GRADIENTS(kSmooth, [](const TensorList& in) { return softmax(in[0]); }, x);
+  VISREP_CHECK_GRADIENTS(kSmooth, [](const TensorList& in) { return softmax(in[0]); }, x);
   Tensor y = leaf(random_normal({2, 4, 3}, gen));
-  CHECK_GRADIENTS(kSmooth, [](const TensorList& in) { return softmax(in[0], 1); }, y);
+  VISREP_CHECK_GRADIENTS(kSmooth, [](const TensorList& in) { return softmax(in[0], 1); }, y);
 }
 
 TEST_CASE("cross_entropy class indices", "[gradcheck]") {
@@ -117,7 +109,7 @@ TEST_CASE("cross_entropy class indices", "[gradcheck]") {
     for (double smoothing : {0.0, 0.2}) {
       INFO("reduction " << static_cast<int>(reduction) << " label_smoothing " << smoothing);
       const CrossEntropyOptions options{.label_smoothing = smoothing, .reduction = reduction};
-      CHECK_GRADIENTS(
+      VISREP_CHECK_GRADIENTS(
           kSmooth, [&](const TensorList& in) { return cross_entropy(in[0], targets, options); }, logits);
     }
   }
@@ -131,14 +123,14 @@ TEST_CASE("cross_entropy ignore_index", "[gradcheck]") {
     for (double smoothing : {0.0, 0.3}) {
       INFO("reduction " << static_cast<int>(reduction) << " label_smoothing " << smoothing);
       const CrossEntropyOptions options{.label_smoothing = smoothing, .reduction = reduction};
-      CHECK_GRADIENTS(
+      VISREP_CHECK_GRADIENTS(
           kSmooth, [&](const TensorList& in) { return cross_entropy(in[0], targets, options); }, logits);
     }
   }
   // A custom ignore_index that is a valid class.
   Tensor targets_with_one = from_vector<int64_t>({1, 2, 1, 0, 3});
   const CrossEntropyOptions options{.ignore_index = 1};
-  CHECK_GRADIENTS(kSmooth, [&](const TensorList& in) { return cross_entropy(in[0], targets_with_one, options); },
+  VISREP_CHECK_GRADIENTS(kSmooth, [&](const TensorList& in) { return cross_entropy(in[0], targets_with_one, options); },
                   logits);
 }
 
@@ -151,7 +143,7 @@ TEST_CASE("cross_entropy soft targets", "[gradcheck]") {
     for (double smoothing : {0.0, 0.1}) {
       INFO("reduction " << static_cast<int>(reduction) << " label_smoothing " << smoothing);
       const CrossEntropyOptions options{.label_smoothing = smoothing, .reduction = reduction};
-      CHECK_GRADIENTS(
+      VISREP_CHECK_GRADIENTS(
           kSmooth, [&](const TensorList& in) { return cross_entropy(in[0], in[1], options); }, logits, targets);
     }
   }
@@ -165,8 +157,8 @@ TEST_CASE("nll_loss", "[gradcheck]") {
   for (Reduction reduction : {Reduction::Mean, Reduction::Sum, Reduction::None}) {
     INFO("reduction " << static_cast<int>(reduction));
     const CrossEntropyOptions options{.reduction = reduction};
-    CHECK_GRADIENTS(kSmooth, [&](const TensorList& in) { return nll_loss(in[0], targets, options); }, log_probs);
+    VISREP_CHECK_GRADIENTS(kSmooth, [&](const TensorList& in) { return nll_loss(in[0], targets, options); }, log_probs);
   }
-  CHECK_GRADIENTS(
+  VISREP_CHECK_GRADIENTS(
       kSmooth, [&](const TensorList& in) { return nll_loss(log_softmax(in[0], 1), targets); }, log_probs);
 }

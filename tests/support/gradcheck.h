@@ -42,6 +42,12 @@ using DifferentiableFunction = std::function<Tensor(const std::vector<Tensor>&)>
 GradcheckResult check_gradients(const DifferentiableFunction& function, const std::vector<Tensor>& inputs,
                                 const GradcheckTolerance& tolerance = {});
 
+// A leaf that requires a gradient: what the checks differentiate with respect to.
+inline Tensor leaf(Tensor tensor) {
+  tensor.set_requires_grad();
+  return tensor;
+}
+
 }  // namespace visrep::testing
 
 // Runs check_gradients inside a Catch2 test and reports the result.
@@ -54,3 +60,7 @@ GradcheckResult check_gradients(const DifferentiableFunction& function, const st
     REQUIRE(visrep_result.passed);                                                                  \
     REQUIRE(visrep_result.checked > 0);                                                             \
   } while (false)
+
+// VISREP_CHECK_GRADIENTS(tolerance, function, inputs...): the same with the inputs listed.
+#define VISREP_CHECK_GRADIENTS(tolerance, function, ...) \
+  VISREP_REQUIRE_GRADIENTS(function, (std::vector<::visrep::Tensor>{__VA_ARGS__}), tolerance)
