@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <filesystem>
+#include <system_error>
 
 #include "engine/io/safetensors.h"
 #include "engine/ops.h"
@@ -88,7 +89,10 @@ ClassifierResult train_classifier(nn::Module& model, const data::ImageDataset& t
 
   util::MetricsWriter metrics;
   if (!config.run_directory.empty()) {
-    std::filesystem::create_directories(config.run_directory);
+    std::error_code error;
+    std::filesystem::create_directories(config.run_directory, error);
+    VISREP_CHECK(!error, "train_classifier: cannot create the run folder '{}': {}", config.run_directory,
+                 error.message());
     metrics = util::MetricsWriter(config.run_directory + "/metrics.jsonl", false);
   }
 

@@ -40,6 +40,23 @@ class GzipReader {
     }
   }
 
+  // After the last byte the header announced: the file must end here. For gzip this is
+  // also where zlib checks the trailer (CRC-32 and length), so a stream that is corrupt or
+  // cut in its last bytes is caught too.
+  void expect_end(const char* what) {
+    char extra = 0;
+    const int got = gzread(file_, &extra, 1);
+    if (got <= 0) {
+      // At the end gzread returns 0 and leaves Z_BUF_ERROR when the gzip stream stopped
+      // before its trailer, -1 on a CRC or length mismatch (zlib.h, gzread).
+      int code = 0;
+      const char* message = gzerror(file_, &code);
+      if (got == 0 && code == Z_OK) return;
+      VISREP_FAIL("'{}' is truncated or corrupt after {}: {}", path_, what, message);
+    }
+    VISREP_FAIL("'{}' has more data after {} than its header announces", path_, what);
+  }
+
   uint32_t read_big_endian_u32(const char* what) {
     unsigned char bytes[4];
     read(bytes, 4, what);
@@ -73,6 +90,7 @@ Tensor read_idx_images(const std::string& path) {
                cols);
   Tensor images = empty({count, rows, cols, 1}, kUInt8);
   reader.read(images.data<uint8_t>(), static_cast<size_t>(count) * rows * cols, "the pixels");
+  reader.expect_end("the pixels");
   return images;
 }
 
@@ -83,6 +101,7 @@ Tensor read_idx_labels(const std::string& path) {
   const uint32_t count = reader.read_big_endian_u32("the label count");
   std::vector<uint8_t> raw(count);
   reader.read(raw.data(), raw.size(), "the labels");
+  reader.expect_end("the labels");
   Tensor labels = empty({count}, kInt64);
   int64_t* out = labels.data<int64_t>();
   for (uint32_t i = 0; i < count; ++i) out[i] = raw[i];
@@ -91,11 +110,13 @@ Tensor read_idx_labels(const std::string& path) {
 
 ImageDataset load_mnist(const std::string& root, bool train, bool fashion) {
   const std::string prefix = train ? "train" : "t10k";
+  const std::string images_path = find_file(root, prefix + "-images-idx3-ubyte");
+  const std::string labels_path = find_file(root, prefix + "-labels-idx1-ubyte");
   ImageDataset dataset;
-  dataset.images = read_idx_images(find_file(root, prefix + "-images-idx3-ubyte"));
-  dataset.labels = read_idx_labels(find_file(root, prefix + "-labels-idx1-ubyte"));
-  VISREP_CHECK(dataset.images.size(0) == dataset.labels.size(0), "'{}': {} images but {} labels in the {} split", root,
-               dataset.images.size(0), dataset.labels.size(0), prefix);
+  dataset.images = read_idx_images(images_path);
+  dataset.labels = read_idx_labels(labels_path);
+  VISREP_CHECK(dataset.images.size(0) == dataset.labels.size(0), "'{}' holds {} images but '{}' holds {} labels",
+               images_path, dataset.images.size(0), labels_path, dataset.labels.size(0));
   if (fashion) {
     dataset.class_names = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                            "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
@@ -104,7 +125,8 @@ ImageDataset load_mnist(const std::string& root, bool train, bool fashion) {
   }
   const int64_t* labels = dataset.labels.data<int64_t>();
   for (int64_t i = 0; i < dataset.size(); ++i) {
-    VISREP_CHECK(labels[i] >= 0 && labels[i] < 10, "'{}': label {} at index {} is not a class 0..9", root, labels[i], i);
+    VISREP_CHECK(labels[i] >= 0 && labels[i] < 10, "'{}': label {} at index {} is not a class 0..9", labels_path,
+                 labels[i], i);
   }
   return dataset;
 }

@@ -75,7 +75,8 @@ void ProgressBar::finish(const std::vector<std::pair<std::string, double>>& valu
   const auto& shown = values.empty() ? last_values_ : values;
   if (interactive_) {
     std::fprintf(stderr, "\r%s\033[K\n", render(shown).c_str());
-  } else if (printed_step_ != step_ || !values.empty()) {
+  } else if (printed_step_ != step_ || (!values.empty() && values != last_values_)) {
+    // In a log the line update() printed at the last step stays; repeat it only with news.
     std::fprintf(stderr, "%s\n", render(shown).c_str());
   }
   std::fflush(stderr);

@@ -19,7 +19,8 @@ class ProgressBar {
   // After step `step` (1-based) finished `items` more items (images); `values` are the
   // named numbers to show (loss, lr, ...).
   void update(int64_t step, int64_t items, const std::vector<std::pair<std::string, double>>& values);
-  // Prints the final state and a newline.
+  // Prints the final state and a newline; in a log, only when that line is not already
+  // there (update() printed the last step with the same values).
   void finish(const std::vector<std::pair<std::string, double>>& values = {});
 
   double items_per_second() const;
