@@ -5,7 +5,7 @@
 #include "engine/error.h"
 
 #if VISREP_WITH_CUDA
-#include "kernels/cuda/device.h"
+#include "kernels/cuda/runtime.h"
 #endif
 
 namespace visrep {

@@ -1,5 +1,9 @@
 #include "engine/dispatch.h"
 
+#if VISREP_WITH_CUDA
+#include "kernels/cuda/runtime.h"
+#endif
+
 namespace visrep {
 
 void check_defined(std::string_view op, const Tensor& tensor, std::string_view argument) {
@@ -17,8 +21,16 @@ void check_same_dtype(std::string_view op, const Tensor& a, const Tensor& b) {
 }
 
 void check_cpu(std::string_view op, const Tensor& tensor) {
-  VISREP_CHECK(tensor.device().is_cpu(), "{}: no CUDA kernel for this op in this build; the tensor is on {}", op,
+  VISREP_CHECK(tensor.device().is_cpu(), "{}: runs on the cpu only; the tensor is on {} (copy it with .cpu())", op,
                tensor.device().str());
 }
+
+#if VISREP_WITH_CUDA
+cudaStream_t cuda_stream(const Tensor& tensor) {
+  cudaStream_t result = nullptr;
+  run_on_cuda("cuda_stream", [&] { result = kernels::cuda::stream(tensor.device().index); });
+  return result;
+}
+#endif
 
 }  // namespace visrep

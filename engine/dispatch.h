@@ -3,10 +3,15 @@
 // and the device checks ops make before touching memory.
 #pragma once
 
+#include <stdexcept>
 #include <string_view>
 #include <type_traits>
 
 #include "engine/tensor.h"
+
+#if VISREP_WITH_CUDA
+#include <cuda_runtime_api.h>
+#endif
 
 namespace visrep {
 
@@ -50,9 +55,37 @@ decltype(auto) visit_arithmetic(DType dtype, std::string_view op, F&& f) {
 // Every op runs on the device of its inputs; mixing devices is an error naming both.
 void check_same_device(std::string_view op, const Tensor& a, const Tensor& b);
 
-// The CPU kernels are the only ones in this build stage: an op given a CUDA tensor without
-// a CUDA kernel says so instead of reading device memory from the host.
+// For the few ops that have no CUDA twin: says so instead of reading device memory from
+// the host.
 void check_cpu(std::string_view op, const Tensor& tensor);
+
+// ---- running the CUDA twin of a kernel ---------------------------------------------------
+//   if (x.device().is_cuda()) {
+//     VISREP_ON_CUDA("exp", kernels::cuda::unary<T>(..., cuda_stream(x)));
+//   } else {
+//     kernels::cpu::unary<T>(...);
+//   }
+// The kernels report CUDA, cuBLAS and cuDNN failures as std::runtime_error with the call
+// and its file:line; VISREP_ON_CUDA prefixes the op's name. In a build without CUDA the
+// branch compiles to an error (no tensor can be on a CUDA device there anyway).
+#if VISREP_WITH_CUDA
+// The stream the tensor's device runs every op on.
+cudaStream_t cuda_stream(const Tensor& tensor);
+
+template <class Body>
+void run_on_cuda(std::string_view op, Body&& body) {
+  try {
+    body();
+  } catch (const Error&) {
+    throw;
+  } catch (const std::runtime_error& error) {
+    VISREP_FAIL("{}: {}", op, error.what());
+  }
+}
+#define VISREP_ON_CUDA(op, ...) ::visrep::run_on_cuda(op, [&] { __VA_ARGS__; })
+#else
+#define VISREP_ON_CUDA(op, ...) VISREP_FAIL("{}: visrep was built without the CUDA backend", op)
+#endif
 
 void check_same_dtype(std::string_view op, const Tensor& a, const Tensor& b);
 void check_defined(std::string_view op, const Tensor& tensor, std::string_view argument);

@@ -7,7 +7,8 @@
 #include "engine/error.h"
 
 #if VISREP_WITH_CUDA
-#include "kernels/cuda/device.h"
+#include "kernels/cuda/allocator.h"
+#include "kernels/cuda/runtime.h"
 #endif
 
 namespace visrep {
@@ -19,10 +20,10 @@ std::shared_ptr<Storage> Storage::allocate(size_t bytes, Device device) {
   check_device_usable(device, "allocate");
 #if VISREP_WITH_CUDA
   try {
-    void* data = kernels::cuda::device_allocate(bytes == 0 ? 1 : bytes, device.index);
+    void* data = kernels::cuda::device_allocate(bytes, device.index, kernels::cuda::stream(device.index));
     return std::shared_ptr<Storage>(new Storage(data, bytes, device));
   } catch (const std::runtime_error& error) {
-    VISREP_FAIL("out of memory on {}: could not allocate {} bytes ({})", device.str(), bytes, error.what());
+    VISREP_FAIL("allocate: {}", error.what());
   }
 #endif
   VISREP_FAIL("allocate: unreachable");
@@ -33,7 +34,13 @@ Storage::~Storage() {
     cpu_free(data_, bytes_);
   } else {
 #if VISREP_WITH_CUDA
-    kernels::cuda::device_free(data_, device_.index);
+    // Back to the cache of the stream every op runs on: work already queued that reads
+    // this block finishes before any later op can reuse it. A destructor must not throw;
+    // should CUDA itself have failed, the block is simply not reused.
+    try {
+      kernels::cuda::device_release(data_, bytes_, device_.index, kernels::cuda::stream(device_.index));
+    } catch (...) {
+    }
 #endif
   }
 }
