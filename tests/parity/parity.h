@@ -1,0 +1,47 @@
+// CPU vs CUDA parity, in the manner of ggml's tests/test-backend-ops.cpp: each case builds
+// its inputs on the CPU from a seeded generator, copies them to the GPU, runs the same
+// function on both devices, then compares
+//   - the forward output, and
+//   - for every input that requires a gradient, its gradient after a backward pass seeded
+//     with the same random direction on both devices,
+// by normalized mean squared error, NMSE = sum (cuda - cpu)^2 / sum cpu^2, which must stay
+// below the case's tolerance. NaN and Inf must sit at the same positions on both sides.
+// Every CUDA allocation is poisoned with NaN bytes first, so an element a kernel forgot to
+// write shows up as a NaN the CPU does not have.
+//
+// The cases are Catch2 TEST_CASEs tagged [gpu] (ctest label gpu); without a GPU the
+// parity executable prints why and exits with ctest's skip code, never a silent pass:
+//   TEST_CASE("add broadcast", "[gpu]") {
+//     check_parity({.make_inputs = [](Generator& g) { ... }, .function = [](auto& in) { ... },
+//                   .tolerance = 1e-12});
+//   }
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "engine/ops.h"
+
+namespace visrep::testing {
+
+struct ParityCase {
+  std::string name;  // empty: the Catch2 test's name
+  // CPU inputs. Set requires_grad on the floating inputs whose gradients are compared.
+  std::function<std::vector<Tensor>(Generator&)> make_inputs;
+  // Runs on whichever device its inputs are on; may return any floating or integer tensor.
+  std::function<Tensor(const std::vector<Tensor>&)> function;
+  double tolerance = 1e-10;       // NMSE bound, forward and backward (1e-10 ~ 1e-5 relative)
+  bool compare_backward = true;   // off for outputs without a gradient (argmax, comparisons)
+};
+
+struct ParityResult {
+  double forward_error = 0.0;
+  double backward_error = 0.0;  // worst over the inputs
+};
+
+// Runs the case and REQUIREs parity; also prints one line with the errors and, when the
+// environment variable VISREP_PARITY_REPORT names a file, appends it there as JSON.
+ParityResult check_parity(const ParityCase& parity_case);
+
+}  // namespace visrep::testing
