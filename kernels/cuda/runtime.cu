@@ -1,5 +1,7 @@
 #include "kernels/cuda/runtime.h"
 
+#include "kernels/cuda/device_buffer.h"
+
 #include <cuda_runtime.h>
 
 #include <mutex>
@@ -114,6 +116,12 @@ float Event::elapsed_ms_since(const Event& start) {
   float milliseconds = 0.0f;
   VISREP_CUDA_CHECK(cudaEventElapsedTime(&milliseconds, start.event_, event_));
   return milliseconds;
+}
+
+int current_device() {
+  int device = 0;
+  VISREP_CUDA_CHECK(cudaGetDevice(&device));
+  return device;
 }
 
 unsigned int grid_size_for(long long elements, int threads_per_block) {
