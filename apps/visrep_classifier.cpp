@@ -48,7 +48,7 @@ int main(int argc, char** argv) {
   config.run_directory = "runs/classifier";
   int64_t width = 32;
   int64_t train_limit = 0, test_limit = 0;
-  std::string device = "cpu";
+  std::string device = "auto";
   app.add_option("--data", data_root, "Folder with the four MNIST-format files (.gz or raw)")->capture_default_str();
   app.add_flag("--digits", digits, "Class names of MNIST digits instead of Fashion-MNIST");
   app.add_option("--epochs", config.epochs, "Passes over the training set")
@@ -72,11 +72,11 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(non_negative_number());
   app.add_option("--seed", config.seed, "Seed of the initialisation and the shuffling")->capture_default_str();
-  app.add_option("--device", device, "cpu, cuda or cuda:N")
+  app.add_option("--device", device, "auto (cuda when a GPU is usable, else cpu), cpu, cuda or cuda:N")
       ->capture_default_str()
       ->check([](const std::string& text) {  // refused with the flag's name, like the other flags
         try {
-          Device::parse(text);
+          if (text != "auto") Device::parse(text);
           return std::string();
         } catch (const Error& error) {
           return std::string(error.what());
@@ -87,7 +87,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   try {
-    config.device = Device::parse(device);
+    config.device = device == "auto" ? (cuda_available() ? Device::cuda() : Device::cpu()) : Device::parse(device);
     check_device_usable(config.device, "--device");
     manual_seed(config.seed);
 
