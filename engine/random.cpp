@@ -3,14 +3,18 @@
 #include "engine/autograd.h"
 #include "engine/dispatch.h"
 #include "kernels/cpu/random.h"
+#if VISREP_WITH_CUDA
+#include "kernels/cuda/random.h"
+#endif
 
 namespace visrep {
 namespace {
 
-// Draws on the CPU (in float32 or float64) and converts or moves to what was asked: the
-// numbers are those of the counter, whichever device ends up holding them.
+// Draws happen on the device that will hold the result, in float32 or float64 (int64 for
+// integers); other dtypes are converted there afterwards. Element i is philox(seed, stream,
+// i) on either device, so a CUDA draw equals the CPU draw with the same generator state.
 Tensor finish(Tensor drawn, const TensorOptions& options) {
-  Tensor result = drawn.to(options.dtype).to(options.device);
+  Tensor result = drawn.to(options.dtype);
   if (options.requires_grad) result.set_requires_grad(true);
   return result;
 }
@@ -29,11 +33,17 @@ void manual_seed(uint64_t seed) { default_generator().set_state(seed, 0); }
 Tensor uniform(const Shape& shape, double low, double high, TensorOptions options, Generator& generator) {
   VISREP_CHECK(is_floating(options.dtype), "uniform: dtype must be floating, got {}", dtype_name(options.dtype));
   VISREP_CHECK(low <= high, "uniform: low {} is greater than high {}", low, high);
-  Tensor drawn = empty(shape, draw_dtype(options.dtype));
+  Tensor drawn = empty(shape, TensorOptions(draw_dtype(options.dtype), options.device));
   const uint64_t stream = generator.take_stream();
   visit_floating(drawn.dtype(), "uniform", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    kernels::cpu::random_uniform<T>(generator.seed(), stream, drawn.numel(), low, high, drawn.data<T>());
+    T* out = static_cast<T*>(drawn.raw_data());
+    if (drawn.device().is_cuda()) {
+      VISREP_ON_CUDA("uniform", kernels::cuda::random_uniform<T>(generator.seed(), stream, drawn.numel(), low, high,
+                                                                 out, cuda_stream(drawn)));
+    } else {
+      kernels::cpu::random_uniform<T>(generator.seed(), stream, drawn.numel(), low, high, out);
+    }
   });
   return finish(drawn, options);
 }
@@ -45,11 +55,17 @@ Tensor rand(const Shape& shape, TensorOptions options, Generator& generator) {
 Tensor normal(const Shape& shape, double mean, double std, TensorOptions options, Generator& generator) {
   VISREP_CHECK(is_floating(options.dtype), "normal: dtype must be floating, got {}", dtype_name(options.dtype));
   VISREP_CHECK(std >= 0, "normal: std must be non-negative, got {}", std);
-  Tensor drawn = empty(shape, draw_dtype(options.dtype));
+  Tensor drawn = empty(shape, TensorOptions(draw_dtype(options.dtype), options.device));
   const uint64_t stream = generator.take_stream();
   visit_floating(drawn.dtype(), "normal", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    kernels::cpu::random_normal<T>(generator.seed(), stream, drawn.numel(), mean, std, drawn.data<T>());
+    T* out = static_cast<T*>(drawn.raw_data());
+    if (drawn.device().is_cuda()) {
+      VISREP_ON_CUDA("normal", kernels::cuda::random_normal<T>(generator.seed(), stream, drawn.numel(), mean, std,
+                                                               out, cuda_stream(drawn)));
+    } else {
+      kernels::cpu::random_normal<T>(generator.seed(), stream, drawn.numel(), mean, std, out);
+    }
   });
   return finish(drawn, options);
 }
@@ -62,27 +78,42 @@ Tensor randint(int64_t low, int64_t high, const Shape& shape, TensorOptions opti
   VISREP_CHECK(high > low, "randint: empty range [{}, {})", low, high);
   VISREP_CHECK(static_cast<uint64_t>(high - low) <= (uint64_t{1} << 32), "randint: range [{}, {}) is wider than 2^32",
                low, high);
-  Tensor drawn = empty(shape, kInt64);
-  kernels::cpu::random_integers(generator.seed(), generator.take_stream(), drawn.numel(), low, high,
-                                drawn.data<int64_t>());
+  Tensor drawn = empty(shape, TensorOptions(kInt64, options.device));
+  const uint64_t stream = generator.take_stream();
+  int64_t* out = static_cast<int64_t*>(drawn.raw_data());
+  if (drawn.device().is_cuda()) {
+    VISREP_ON_CUDA("randint", kernels::cuda::random_integers(generator.seed(), stream, drawn.numel(), low, high, out,
+                                                             cuda_stream(drawn)));
+  } else {
+    kernels::cpu::random_integers(generator.seed(), stream, drawn.numel(), low, high, out);
+  }
   return finish(drawn, options.with_requires_grad(false));
 }
 
-Tensor permutation(int64_t n, Generator& generator) {
+Tensor permutation(int64_t n, Generator& generator) { return permutation(n, Device::cpu(), generator); }
+
+Tensor permutation(int64_t n, Device device, Generator& generator) {
   VISREP_CHECK(n >= 0 && n < (int64_t{1} << 32), "permutation: n = {} must be in [0, 2^32)", n);
-  Tensor result = empty({n}, kInt64);
-  kernels::cpu::random_permutation(generator.seed(), generator.take_stream(), n, result.data<int64_t>());
+  Tensor result = empty({n}, TensorOptions(kInt64, device));
+  const uint64_t stream = generator.take_stream();
+  int64_t* out = static_cast<int64_t*>(result.raw_data());
+  if (device.is_cuda()) {
+    VISREP_ON_CUDA("permutation",
+                   kernels::cuda::random_permutation(generator.seed(), stream, n, out, cuda_stream(result)));
+  } else {
+    kernels::cpu::random_permutation(generator.seed(), stream, n, out);
+  }
   return result;
 }
 
 void uniform_(Tensor& tensor, double low, double high, Generator& generator) {
   NoGradGuard no_grad;
-  tensor.copy_(uniform(tensor.shape(), low, high, tensor.dtype(), generator));
+  tensor.copy_(uniform(tensor.shape(), low, high, TensorOptions(tensor.dtype(), tensor.device()), generator));
 }
 
 void normal_(Tensor& tensor, double mean, double std, Generator& generator) {
   NoGradGuard no_grad;
-  tensor.copy_(normal(tensor.shape(), mean, std, tensor.dtype(), generator));
+  tensor.copy_(normal(tensor.shape(), mean, std, TensorOptions(tensor.dtype(), tensor.device()), generator));
 }
 
 }  // namespace visrep

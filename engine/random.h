@@ -44,8 +44,10 @@ Tensor randn(const Shape& shape, TensorOptions options = {}, Generator& generato
 // Integers uniform in [low, high), int64 unless options say otherwise.
 Tensor randint(int64_t low, int64_t high, const Shape& shape, TensorOptions options = kInt64,
                Generator& generator = default_generator());
-// A random permutation of 0 .. n-1 (int64).
+// A random permutation of 0 .. n-1 (int64), on the CPU or drawn directly on `device` (the
+// same permutation either way).
 Tensor permutation(int64_t n, Generator& generator = default_generator());
+Tensor permutation(int64_t n, Device device, Generator& generator = default_generator());
 
 // In-place versions for initialisers (no autograd).
 void uniform_(Tensor& tensor, double low, double high, Generator& generator = default_generator());

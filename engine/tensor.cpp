@@ -13,6 +13,9 @@
 #include "engine/ops/elementwise.h"
 #include "engine/ops/reduction.h"
 #include "kernels/cpu/copy.h"
+#if VISREP_WITH_CUDA
+#include "kernels/cuda/elementwise.h"
+#endif
 
 namespace visrep {
 namespace {
@@ -363,15 +366,19 @@ Tensor& Tensor::copy_(const Tensor& source) {
   VISREP_CHECK(broadcast_shapes(from.shape(), shape(), "copy_") == shape(),
                "copy_: source shape {} does not broadcast to destination shape {}", shape_string(from.shape()),
                shape_string(shape()));
-  if (from.device() != device() && !(from.dtype() == dtype() && from.shape() == shape() && is_contiguous())) {
-    from = from.to(device());  // move first, then convert or broadcast on the destination's device
+  if (from.device() != device()) {
+    if (from.dtype() == dtype() && from.shape() == shape() && is_contiguous()) {
+      from = from.contiguous();  // on its own device; the bytes then cross as they are
+    } else {
+      from = from.to(device());  // move first, then convert or broadcast on the destination's device
+    }
   }
   if (from.dtype() == dtype() && from.shape() == shape() && from.is_contiguous() && is_contiguous()) {
     copy_bytes(raw_data(), device(), from.raw_data(), from.device(), static_cast<size_t>(numel()) * element_size(dtype()));
     storage()->bump_version();
     return *this;
   }
-  check_cpu("copy_", *this);
+  // Both on this tensor's device from here on.
   const kernels::StridedLayout destination_layout = layout();
   const kernels::StridedLayout source_layout =
       make_layout(shape(), broadcast_strides(from.shape(), from.strides(), shape()));
@@ -379,8 +386,14 @@ Tensor& Tensor::copy_(const Tensor& source) {
     using Source = typename decltype(source_tag)::type;
     visit_dtype(dtype(), [&](auto destination_tag) {
       using Destination = typename decltype(destination_tag)::type;
-      kernels::cpu::copy(static_cast<const Source*>(from.raw_data()), source_layout,
-                         static_cast<Destination*>(raw_data()), destination_layout);
+      const Source* source = static_cast<const Source*>(from.raw_data());
+      Destination* destination = static_cast<Destination*>(raw_data());
+      if (device().is_cuda()) {
+        VISREP_ON_CUDA("copy_", kernels::cuda::copy(source, source_layout, destination, destination_layout,
+                                                    cuda_stream(*this)));
+      } else {
+        kernels::cpu::copy(source, source_layout, destination, destination_layout);
+      }
     });
   });
   storage()->bump_version();
@@ -389,14 +402,18 @@ Tensor& Tensor::copy_(const Tensor& source) {
 
 Tensor& Tensor::fill_(double value) {
   check_inplace_allowed(*this, "fill_");
-  check_cpu("fill_", *this);
   const kernels::StridedLayout destination_layout = layout();
   visit_dtype(dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;
     T converted;
     if constexpr (std::is_same_v<T, bfloat16>) converted = bfloat16(static_cast<float>(value));
     else converted = static_cast<T>(value);
-    kernels::cpu::fill(static_cast<T*>(raw_data()), destination_layout, converted);
+    T* destination = static_cast<T*>(raw_data());
+    if (device().is_cuda()) {
+      VISREP_ON_CUDA("fill_", kernels::cuda::fill(destination, destination_layout, converted, cuda_stream(*this)));
+    } else {
+      kernels::cpu::fill(destination, destination_layout, converted);
+    }
   });
   storage()->bump_version();
   return *this;
@@ -495,16 +512,9 @@ Tensor empty(const Shape& shape, TensorOptions options) {
 }
 
 Tensor full(const Shape& shape, double value, TensorOptions options) {
-  const bool wants_grad = options.requires_grad;
-  Tensor result;
-  if (options.device.is_cpu()) {
-    result = empty(shape, options.with_requires_grad(false));
-    result.fill_(value);
-  } else {
-    // Built on the host and copied over until the CUDA backend has its own fill kernel.
-    result = full(shape, value, options.with_device(Device::cpu()).with_requires_grad(false)).to(options.device);
-  }
-  if (wants_grad) result.set_requires_grad(true);
+  Tensor result = empty(shape, options.with_requires_grad(false));
+  result.fill_(value);  // on the tensor's device
+  if (options.requires_grad) result.set_requires_grad(true);
   return result;
 }
 

@@ -5,6 +5,10 @@
 #include "engine/ops/reduction.h"
 #include "kernels/cpu/conv2d.h"
 #include "kernels/cpu/pool.h"
+#if VISREP_WITH_CUDA
+#include "kernels/cuda/conv2d.h"
+#include "kernels/cuda/pool.h"
+#endif
 
 namespace visrep {
 namespace {
@@ -108,11 +112,17 @@ Tensor conv2d(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias_in
   const Tensor x = x_in.contiguous(), weight = weight_in.contiguous();
   const Tensor bias = bias_in.defined() ? bias_in.contiguous() : bias_in;
   Tensor out = empty({g.batch, g.out_channels, g.out_height(), g.out_width()}, TensorOptions(x.dtype(), x.device()));
-  check_cpu("conv2d", x);
   visit_floating(x.dtype(), "conv2d", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    kernels::cpu::conv2d_forward<T>(g, x.data<T>(), weight.data<T>(), bias.defined() ? bias.data<T>() : nullptr,
-                                    out.data<T>());
+    const T* input = static_cast<const T*>(x.raw_data());
+    const T* w = static_cast<const T*>(weight.raw_data());
+    const T* b = bias.defined() ? static_cast<const T*>(bias.raw_data()) : nullptr;
+    T* output = static_cast<T*>(out.raw_data());
+    if (x.device().is_cuda()) {
+      VISREP_ON_CUDA("conv2d", kernels::cuda::conv2d_forward<T>(g, input, w, b, output, cuda_stream(x)));
+    } else {
+      kernels::cpu::conv2d_forward<T>(g, input, w, b, output);
+    }
   });
 
   const bool grad_x = x_in.requires_grad(), grad_w = weight_in.requires_grad();
@@ -128,9 +138,18 @@ Tensor conv2d(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias_in
     Tensor db = grad_b ? empty({g.out_channels}, TensorOptions(w.dtype(), w.device())) : Tensor();
     visit_floating(grad.dtype(), "conv2d", [&](auto tag) {
       using T = typename decltype(tag)::type;
-      kernels::cpu::conv2d_backward<T>(g, grad.data<T>(), input.data<T>(), w.data<T>(),
-                                       dx.defined() ? dx.data<T>() : nullptr, dw.defined() ? dw.data<T>() : nullptr,
-                                       db.defined() ? db.data<T>() : nullptr);
+      const T* dy = static_cast<const T*>(grad.raw_data());
+      const T* x_data = static_cast<const T*>(input.raw_data());
+      const T* w_data = static_cast<const T*>(w.raw_data());
+      T* dx_data = dx.defined() ? static_cast<T*>(dx.raw_data()) : nullptr;
+      T* dw_data = dw.defined() ? static_cast<T*>(dw.raw_data()) : nullptr;
+      T* db_data = db.defined() ? static_cast<T*>(db.raw_data()) : nullptr;
+      if (grad.device().is_cuda()) {
+        VISREP_ON_CUDA("conv2d", kernels::cuda::conv2d_backward<T>(g, dy, x_data, w_data, dx_data, dw_data, db_data,
+                                                                   cuda_stream(grad)));
+      } else {
+        kernels::cpu::conv2d_backward<T>(g, dy, x_data, w_data, dx_data, dw_data, db_data);
+      }
     });
     return {dx, dw, db};
   });
@@ -144,10 +163,16 @@ Tensor max_pool2d(const Tensor& x_in, const Pool2dOptions& options) {
   const Shape out_shape = {x.size(0), x.size(1), g.out_height(), g.out_width()};
   Tensor out = empty(out_shape, TensorOptions(x.dtype(), x.device()));
   Tensor argmax = empty(out_shape, TensorOptions(kInt64, x.device()));
-  check_cpu("max_pool2d", x);
   visit_floating(x.dtype(), "max_pool2d", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    kernels::cpu::max_pool2d_forward<T>(g, x.data<T>(), out.data<T>(), argmax.data<int64_t>());
+    const T* input = static_cast<const T*>(x.raw_data());
+    T* output = static_cast<T*>(out.raw_data());
+    int64_t* indices = static_cast<int64_t*>(argmax.raw_data());
+    if (x.device().is_cuda()) {
+      VISREP_ON_CUDA("max_pool2d", kernels::cuda::max_pool2d_forward<T>(g, input, output, indices, cuda_stream(x)));
+    } else {
+      kernels::cpu::max_pool2d_forward<T>(g, input, output, indices);
+    }
   });
   const Shape input_shape = x.shape();
   return record("max_pool2d", out, {x_in}, [=](const Tensor& g_out) -> TensorList {
@@ -155,7 +180,14 @@ Tensor max_pool2d(const Tensor& x_in, const Pool2dOptions& options) {
     Tensor dx = empty(input_shape, TensorOptions(grad.dtype(), grad.device()));
     visit_floating(grad.dtype(), "max_pool2d", [&](auto tag) {
       using T = typename decltype(tag)::type;
-      kernels::cpu::max_pool2d_backward<T>(g, grad.data<T>(), argmax.data<int64_t>(), dx.data<T>());
+      const T* dy = static_cast<const T*>(grad.raw_data());
+      const int64_t* indices = static_cast<const int64_t*>(argmax.raw_data());
+      T* dx_data = static_cast<T*>(dx.raw_data());
+      if (grad.device().is_cuda()) {
+        VISREP_ON_CUDA("max_pool2d", kernels::cuda::max_pool2d_backward<T>(g, dy, indices, dx_data, cuda_stream(grad)));
+      } else {
+        kernels::cpu::max_pool2d_backward<T>(g, dy, indices, dx_data);
+      }
     });
     return {dx};
   });
@@ -167,10 +199,16 @@ Tensor avg_pool2d(const Tensor& x_in, const Pool2dOptions& options, bool count_i
   const kernels::Pool2dGeometry g = pool_geometry("avg_pool2d", x_in, options);
   const Tensor x = x_in.contiguous();
   Tensor out = empty({x.size(0), x.size(1), g.out_height(), g.out_width()}, TensorOptions(x.dtype(), x.device()));
-  check_cpu("avg_pool2d", x);
   visit_floating(x.dtype(), "avg_pool2d", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    kernels::cpu::avg_pool2d_forward<T>(g, count_include_pad, x.data<T>(), out.data<T>());
+    const T* input = static_cast<const T*>(x.raw_data());
+    T* output = static_cast<T*>(out.raw_data());
+    if (x.device().is_cuda()) {
+      VISREP_ON_CUDA("avg_pool2d",
+                     kernels::cuda::avg_pool2d_forward<T>(g, count_include_pad, input, output, cuda_stream(x)));
+    } else {
+      kernels::cpu::avg_pool2d_forward<T>(g, count_include_pad, input, output);
+    }
   });
   const Shape input_shape = x.shape();
   return record("avg_pool2d", out, {x_in}, [=](const Tensor& g_out) -> TensorList {
@@ -178,7 +216,14 @@ Tensor avg_pool2d(const Tensor& x_in, const Pool2dOptions& options, bool count_i
     Tensor dx = empty(input_shape, TensorOptions(grad.dtype(), grad.device()));
     visit_floating(grad.dtype(), "avg_pool2d", [&](auto tag) {
       using T = typename decltype(tag)::type;
-      kernels::cpu::avg_pool2d_backward<T>(g, count_include_pad, grad.data<T>(), dx.data<T>());
+      const T* dy = static_cast<const T*>(grad.raw_data());
+      T* dx_data = static_cast<T*>(dx.raw_data());
+      if (grad.device().is_cuda()) {
+        VISREP_ON_CUDA("avg_pool2d",
+                       kernels::cuda::avg_pool2d_backward<T>(g, count_include_pad, dy, dx_data, cuda_stream(grad)));
+      } else {
+        kernels::cpu::avg_pool2d_backward<T>(g, count_include_pad, dy, dx_data);
+      }
     });
     return {dx};
   });
@@ -193,10 +238,16 @@ Tensor adaptive_avg_pool2d(const Tensor& x_in, Pair size) {
   const Tensor x = x_in.contiguous();
   const int64_t planes = x.size(0) * x.size(1), height = x.size(2), width = x.size(3);
   Tensor out = empty({x.size(0), x.size(1), size[0], size[1]}, TensorOptions(x.dtype(), x.device()));
-  check_cpu("adaptive_avg_pool2d", x);
   visit_floating(x.dtype(), "adaptive_avg_pool2d", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    kernels::cpu::adaptive_avg_pool2d_forward<T>(planes, height, width, size[0], size[1], x.data<T>(), out.data<T>());
+    const T* input = static_cast<const T*>(x.raw_data());
+    T* output = static_cast<T*>(out.raw_data());
+    if (x.device().is_cuda()) {
+      VISREP_ON_CUDA("adaptive_avg_pool2d", kernels::cuda::adaptive_avg_pool2d_forward<T>(
+                                                planes, height, width, size[0], size[1], input, output, cuda_stream(x)));
+    } else {
+      kernels::cpu::adaptive_avg_pool2d_forward<T>(planes, height, width, size[0], size[1], input, output);
+    }
   });
   const Shape input_shape = x.shape();
   return record("adaptive_avg_pool2d", out, {x_in}, [=](const Tensor& g_out) -> TensorList {
@@ -204,8 +255,15 @@ Tensor adaptive_avg_pool2d(const Tensor& x_in, Pair size) {
     Tensor dx = empty(input_shape, TensorOptions(grad.dtype(), grad.device()));
     visit_floating(grad.dtype(), "adaptive_avg_pool2d", [&](auto tag) {
       using T = typename decltype(tag)::type;
-      kernels::cpu::adaptive_avg_pool2d_backward<T>(planes, height, width, size[0], size[1], grad.data<T>(),
-                                                    dx.data<T>());
+      const T* dy = static_cast<const T*>(grad.raw_data());
+      T* dx_data = static_cast<T*>(dx.raw_data());
+      if (grad.device().is_cuda()) {
+        VISREP_ON_CUDA("adaptive_avg_pool2d",
+                       kernels::cuda::adaptive_avg_pool2d_backward<T>(planes, height, width, size[0], size[1], dy,
+                                                                      dx_data, cuda_stream(grad)));
+      } else {
+        kernels::cpu::adaptive_avg_pool2d_backward<T>(planes, height, width, size[0], size[1], dy, dx_data);
+      }
     });
     return {dx};
   });

@@ -7,6 +7,9 @@
 #include "engine/dispatch.h"
 #include "engine/ops/reduction.h"
 #include "kernels/cpu/elementwise.h"
+#if VISREP_WITH_CUDA
+#include "kernels/cuda/elementwise.h"
+#endif
 
 namespace visrep {
 namespace {
@@ -46,13 +49,19 @@ Tensor binary_kernel(BinaryOp op, const Tensor& a, const Tensor& b) {
   const std::string_view name = binary_name(op);
   const Shape shape = broadcast_shapes(a.shape(), b.shape(), name);
   Tensor out = empty(shape, TensorOptions(a.dtype(), a.device()));
-  check_cpu(name, a);
   const auto a_layout = make_layout(shape, broadcast_strides(a.shape(), a.strides(), shape));
   const auto b_layout = make_layout(shape, broadcast_strides(b.shape(), b.strides(), shape));
   visit_arithmetic(a.dtype(), name, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    kernels::cpu::binary(op, static_cast<const T*>(a.raw_data()), a_layout, static_cast<const T*>(b.raw_data()),
-                         b_layout, out.data<T>(), out.layout());
+    const T* a_data = static_cast<const T*>(a.raw_data());
+    const T* b_data = static_cast<const T*>(b.raw_data());
+    T* out_data = static_cast<T*>(out.raw_data());
+    if (a.device().is_cuda()) {
+      VISREP_ON_CUDA(name, kernels::cuda::binary(op, a_data, a_layout, b_data, b_layout, out_data, out.layout(),
+                                                 cuda_stream(a)));
+    } else {
+      kernels::cpu::binary(op, a_data, a_layout, b_data, b_layout, out_data, out.layout());
+    }
   });
   return out;
 }
@@ -125,10 +134,16 @@ Tensor binary(BinaryOp op, Tensor a, Tensor b) {
 
 Tensor unary_kernel(UnaryOp op, kernels::UnaryParameters parameters, const Tensor& x, std::string_view name) {
   Tensor out = empty(x.shape(), TensorOptions(x.dtype(), x.device()));
-  check_cpu(name, x);
   visit_floating(x.dtype(), name, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    kernels::cpu::unary(op, parameters, static_cast<const T*>(x.raw_data()), x.layout(), out.data<T>(), out.layout());
+    const T* x_data = static_cast<const T*>(x.raw_data());
+    T* out_data = static_cast<T*>(out.raw_data());
+    if (x.device().is_cuda()) {
+      VISREP_ON_CUDA(name, kernels::cuda::unary(op, parameters, x_data, x.layout(), out_data, out.layout(),
+                                                cuda_stream(x)));
+    } else {
+      kernels::cpu::unary(op, parameters, x_data, x.layout(), out_data, out.layout());
+    }
   });
   return out;
 }
@@ -154,6 +169,10 @@ Tensor scalar_like(double value, const Tensor& like) {
   return scalar_tensor(value, TensorOptions(like.dtype() == kBFloat16 ? kFloat32 : like.dtype(), like.device()));
 }
 
+// A zero that where() broadcasts: the masked gradients below read g and the mask and write
+// the result, with no zero-filled tensor of g's size in between.
+Tensor zero_for(const Tensor& g) { return scalar_tensor(0.0, TensorOptions(g.dtype(), g.device())); }
+
 Tensor compare(CompareOp op, std::string_view name, Tensor a, Tensor b) {
   check_defined(name, a, "a");
   check_defined(name, b, "b");
@@ -162,13 +181,19 @@ Tensor compare(CompareOp op, std::string_view name, Tensor a, Tensor b) {
   if (a.dtype() == kBFloat16) return compare(op, name, a.to(kFloat32), b.to(kFloat32));
   const Shape shape = broadcast_shapes(a.shape(), b.shape(), name);
   Tensor out = empty(shape, TensorOptions(kUInt8, a.device()));
-  check_cpu(name, a);
   const auto a_layout = make_layout(shape, broadcast_strides(a.shape(), a.strides(), shape));
   const auto b_layout = make_layout(shape, broadcast_strides(b.shape(), b.strides(), shape));
   visit_arithmetic(a.dtype(), name, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    kernels::cpu::compare(op, static_cast<const T*>(a.raw_data()), a_layout, static_cast<const T*>(b.raw_data()),
-                          b_layout, out.data<uint8_t>(), out.layout());
+    const T* a_data = static_cast<const T*>(a.raw_data());
+    const T* b_data = static_cast<const T*>(b.raw_data());
+    uint8_t* out_data = static_cast<uint8_t*>(out.raw_data());
+    if (a.device().is_cuda()) {
+      VISREP_ON_CUDA(name, kernels::cuda::compare(op, a_data, a_layout, b_data, b_layout, out_data, out.layout(),
+                                                  cuda_stream(a)));
+    } else {
+      kernels::cpu::compare(op, a_data, a_layout, b_data, b_layout, out_data, out.layout());
+    }
   });
   return out;
 }
@@ -234,7 +259,7 @@ Tensor sign(const Tensor& x) {
 
 Tensor relu(const Tensor& x) {
   return unary(UnaryOp::Relu, "relu", x,
-               [](const Tensor& x, const Tensor&, const Tensor& g) { return where(gt(x, 0.0), g, zeros_like(g)); });
+               [](const Tensor& x, const Tensor&, const Tensor& g) { return where(gt(x, 0.0), g, zero_for(g)); });
 }
 
 Tensor clamp(const Tensor& x, double min, double max) {
@@ -243,7 +268,7 @@ Tensor clamp(const Tensor& x, double min, double max) {
       UnaryOp::Clamp, "clamp", x,
       [min, max](const Tensor& x, const Tensor&, const Tensor& g) {
         Tensor inside = mul(ge(x, min), le(x, max));
-        return where(inside, g, zeros_like(g));
+        return where(inside, g, zero_for(g));
       },
       {min, max});
 }
@@ -297,15 +322,21 @@ Tensor where(const Tensor& condition, const Tensor& a_in, const Tensor& b_in) {
 
   const Shape shape = broadcast_shapes(broadcast_shapes(condition.shape(), a.shape(), "where"), b.shape(), "where");
   Tensor out = empty(shape, TensorOptions(a.dtype(), a.device()));
-  check_cpu("where", a);
   const auto c_layout = make_layout(shape, broadcast_strides(condition.shape(), condition.strides(), shape));
   const auto a_layout = make_layout(shape, broadcast_strides(a.shape(), a.strides(), shape));
   const auto b_layout = make_layout(shape, broadcast_strides(b.shape(), b.strides(), shape));
   visit_arithmetic(a.dtype(), "where", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    kernels::cpu::where(static_cast<const uint8_t*>(condition.raw_data()), c_layout,
-                        static_cast<const T*>(a.raw_data()), a_layout, static_cast<const T*>(b.raw_data()), b_layout,
-                        out.data<T>(), out.layout());
+    const uint8_t* c_data = static_cast<const uint8_t*>(condition.raw_data());
+    const T* a_data = static_cast<const T*>(a.raw_data());
+    const T* b_data = static_cast<const T*>(b.raw_data());
+    T* out_data = static_cast<T*>(out.raw_data());
+    if (a.device().is_cuda()) {
+      VISREP_ON_CUDA("where", kernels::cuda::where(c_data, c_layout, a_data, a_layout, b_data, b_layout, out_data,
+                                                   out.layout(), cuda_stream(a)));
+    } else {
+      kernels::cpu::where(c_data, c_layout, a_data, a_layout, b_data, b_layout, out_data, out.layout());
+    }
   });
   const Shape a_shape = a.shape(), b_shape = b.shape();
   const SavedTensor saved_condition = needs_grad({a, b}) ? SavedTensor(condition) : SavedTensor();

@@ -5,6 +5,9 @@
 #include "engine/autograd.h"
 #include "engine/dispatch.h"
 #include "kernels/cpu/indexing.h"
+#if VISREP_WITH_CUDA
+#include "kernels/cuda/indexing.h"
+#endif
 
 namespace visrep {
 namespace {
@@ -26,13 +29,39 @@ void check_index_tensor(std::string_view op, const Tensor& x, const Tensor& inde
   check_defined(op, index, "index");
   VISREP_CHECK(index.dtype() == kInt64, "{}: index must be int64, got {}", op, dtype_name(index.dtype()));
   check_same_device(op, x, index);
-  check_cpu(op, x);
+}
+
+template <class T>
+const T* input_pointer(const Tensor& t) {
+  return static_cast<const T*>(t.raw_data());
+}
+template <class T>
+T* output_pointer(const Tensor& t) {
+  return static_cast<T*>(t.raw_data());
+}
+
+// Position of the first value outside [0, size) in a contiguous int64 tensor on either
+// device, or -1. On the GPU this waits for the stream: the answer decides whether the op runs.
+int64_t first_out_of_range(std::string_view op, const Tensor& index, int64_t size) {
+  const int64_t* values = input_pointer<int64_t>(index);
+  if (index.device().is_cuda()) {
+    int64_t bad = -1;
+    VISREP_ON_CUDA(op, bad = kernels::cuda::first_out_of_range(values, index.numel(), size, cuda_stream(index)));
+    return bad;
+  }
+  return kernels::cpu::first_out_of_range(values, index.numel(), size);
+}
+
+// The value at flat position `position` of a contiguous tensor: for the error message, so
+// only that one element is copied back from a GPU.
+int64_t value_at(const Tensor& index, int64_t position) {
+  return index.reshape({-1}).narrow(0, position, 1).to_vector<int64_t>().front();
 }
 
 void check_in_range(std::string_view op, const Tensor& index, int64_t size, int64_t dim, const Shape& shape) {
-  const int64_t bad = kernels::cpu::first_out_of_range(index.data<int64_t>(), index.numel(), size);
+  const int64_t bad = first_out_of_range(op, index, size);
   VISREP_CHECK(bad < 0, "{}: index {} (at position {}) is out of range for dimension {} of size {} in shape {}", op,
-               bad < 0 ? 0 : index.data<int64_t>()[bad], bad, dim, size, shape_string(shape));
+               bad < 0 ? 0 : value_at(index, bad), bad, dim, size, shape_string(shape));
 }
 
 }  // namespace
@@ -136,8 +165,15 @@ Tensor index_select(const Tensor& x_in, int64_t dim, const Tensor& index_in) {
   Tensor out = empty(out_shape, TensorOptions(x.dtype(), x.device()));
   visit_dtype(x.dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;
-    kernels::cpu::index_select<T>(x.data<T>(), view.outer, view.size, view.inner, index.data<int64_t>(),
-                                  index.numel(), out.data<T>());
+    const T* input = input_pointer<T>(x);
+    const int64_t* indices = input_pointer<int64_t>(index);
+    T* output = output_pointer<T>(out);
+    if (x.device().is_cuda()) {
+      VISREP_ON_CUDA("index_select", kernels::cuda::index_select<T>(input, view.outer, view.size, view.inner, indices,
+                                                                    index.numel(), output, cuda_stream(x)));
+    } else {
+      kernels::cpu::index_select<T>(input, view.outer, view.size, view.inner, indices, index.numel(), output);
+    }
   });
   const Shape input_shape = x.shape();
   return record("index_select", out, {x_in}, [=](const Tensor& g_out) -> TensorList {
@@ -145,8 +181,15 @@ Tensor index_select(const Tensor& x_in, int64_t dim, const Tensor& index_in) {
     Tensor dx = zeros(input_shape, TensorOptions(grad.dtype(), grad.device()));
     visit_floating(grad.dtype(), "index_select", [&](auto tag) {
       using T = typename decltype(tag)::type;
-      kernels::cpu::index_add<T>(grad.data<T>(), view.outer, index.numel(), view.inner, index.data<int64_t>(),
-                                 view.size, dx.data<T>());
+      const T* dy = input_pointer<T>(grad);
+      const int64_t* indices = input_pointer<int64_t>(index);
+      T* dx_data = output_pointer<T>(dx);
+      if (grad.device().is_cuda()) {
+        VISREP_ON_CUDA("index_select", kernels::cuda::index_add<T>(dy, view.outer, index.numel(), view.inner, indices,
+                                                                   view.size, dx_data, cuda_stream(grad)));
+      } else {
+        kernels::cpu::index_add<T>(dy, view.outer, index.numel(), view.inner, indices, view.size, dx_data);
+      }
     });
     return {dx};
   });
@@ -170,8 +213,15 @@ Tensor gather(const Tensor& x_in, int64_t dim, const Tensor& index_in) {
   Tensor out = empty(index.shape(), TensorOptions(x.dtype(), x.device()));
   visit_dtype(x.dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;
-    kernels::cpu::gather<T>(x.data<T>(), view.outer, view.size, view.inner, index.data<int64_t>(), count,
-                            out.data<T>());
+    const T* input = input_pointer<T>(x);
+    const int64_t* indices = input_pointer<int64_t>(index);
+    T* output = output_pointer<T>(out);
+    if (x.device().is_cuda()) {
+      VISREP_ON_CUDA("gather", kernels::cuda::gather<T>(input, view.outer, view.size, view.inner, indices, count,
+                                                        output, cuda_stream(x)));
+    } else {
+      kernels::cpu::gather<T>(input, view.outer, view.size, view.inner, indices, count, output);
+    }
   });
   const Shape input_shape = x.shape();
   return record("gather", out, {x_in}, [=](const Tensor& g_out) -> TensorList {
@@ -179,8 +229,15 @@ Tensor gather(const Tensor& x_in, int64_t dim, const Tensor& index_in) {
     Tensor dx = zeros(input_shape, TensorOptions(grad.dtype(), grad.device()));
     visit_floating(grad.dtype(), "gather", [&](auto tag) {
       using T = typename decltype(tag)::type;
-      kernels::cpu::scatter_add<T>(grad.data<T>(), view.outer, count, view.inner, index.data<int64_t>(), view.size,
-                                   dx.data<T>());
+      const T* dy = input_pointer<T>(grad);
+      const int64_t* indices = input_pointer<int64_t>(index);
+      T* dx_data = output_pointer<T>(dx);
+      if (grad.device().is_cuda()) {
+        VISREP_ON_CUDA("gather", kernels::cuda::scatter_add<T>(dy, view.outer, count, view.inner, indices, view.size,
+                                                               dx_data, cuda_stream(grad)));
+      } else {
+        kernels::cpu::scatter_add<T>(dy, view.outer, count, view.inner, indices, view.size, dx_data);
+      }
     });
     return {dx};
   });
@@ -190,17 +247,23 @@ Tensor one_hot(const Tensor& labels_in, int64_t classes, DType dtype) {
   check_defined("one_hot", labels_in, "labels");
   VISREP_CHECK(labels_in.dtype() == kInt64, "one_hot: labels must be int64, got {}", dtype_name(labels_in.dtype()));
   VISREP_CHECK(classes > 0, "one_hot: the number of classes must be positive, got {}", classes);
-  check_cpu("one_hot", labels_in);
   const Tensor labels = labels_in.contiguous();
-  const int64_t bad = kernels::cpu::first_out_of_range(labels.data<int64_t>(), labels.numel(), classes);
+  const int64_t bad = first_out_of_range("one_hot", labels, classes);
   VISREP_CHECK(bad < 0, "one_hot: label {} (at position {}) is out of range for {} classes",
-               bad < 0 ? 0 : labels.data<int64_t>()[bad], bad, classes);
+               bad < 0 ? 0 : value_at(labels, bad), bad, classes);
   Shape out_shape = labels.shape();
   out_shape.push_back(classes);
   Tensor out = empty(out_shape, TensorOptions(dtype, labels.device()));
   visit_arithmetic(dtype, "one_hot", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    kernels::cpu::one_hot<T>(labels.data<int64_t>(), labels.numel(), classes, out.data<T>());
+    const int64_t* label_data = input_pointer<int64_t>(labels);
+    T* output = output_pointer<T>(out);
+    if (labels.device().is_cuda()) {
+      VISREP_ON_CUDA("one_hot",
+                     kernels::cuda::one_hot<T>(label_data, labels.numel(), classes, output, cuda_stream(labels)));
+    } else {
+      kernels::cpu::one_hot<T>(label_data, labels.numel(), classes, output);
+    }
   });
   return out;
 }

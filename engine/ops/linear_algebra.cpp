@@ -8,6 +8,9 @@
 #include "engine/ops/elementwise.h"
 #include "engine/ops/reduction.h"
 #include "kernels/cpu/gemm.h"
+#if VISREP_WITH_CUDA
+#include "kernels/cuda/gemm.h"
+#endif
 
 namespace visrep {
 namespace {
@@ -74,16 +77,24 @@ Tensor batched_matmul(const Tensor& a, const Tensor& b) {
   out_shape.insert(out_shape.end(), {m, n});
 
   Tensor out = empty(out_shape, TensorOptions(a.dtype(), a.device()));
-  check_cpu("matmul", a);
   if (out.numel() > 0) {
     const MatrixOperand left = as_matrices(a.detach().expand(a_full));
     const MatrixOperand right = as_matrices(b.detach().expand(b_full));
     visit_floating(a.dtype(), "matmul", [&](auto tag) {
       using T = typename decltype(tag)::type;
       const kernels::cpu::GemmShape shape{m, n, k, left.transposed, right.transposed};
-      kernels::cpu::gemm_batched<T>(shape, batch, T(1), static_cast<const T*>(left.tensor.raw_data()), left.leading,
-                                    left.batch_stride, static_cast<const T*>(right.tensor.raw_data()), right.leading,
-                                    right.batch_stride, T(0), out.data<T>(), n, m * n);
+      const T* left_data = static_cast<const T*>(left.tensor.raw_data());
+      const T* right_data = static_cast<const T*>(right.tensor.raw_data());
+      T* out_data = static_cast<T*>(out.raw_data());
+      if (out.device().is_cuda()) {
+        VISREP_ON_CUDA("matmul", kernels::cuda::gemm_batched<T>(shape, batch, T(1), left_data, left.leading,
+                                                                left.batch_stride, right_data, right.leading,
+                                                                right.batch_stride, T(0), out_data, n, m * n,
+                                                                cuda_stream(out)));
+      } else {
+        kernels::cpu::gemm_batched<T>(shape, batch, T(1), left_data, left.leading, left.batch_stride, right_data,
+                                      right.leading, right.batch_stride, T(0), out_data, n, m * n);
+      }
     });
   }
 

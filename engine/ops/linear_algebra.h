@@ -1,4 +1,4 @@
-// Matrix products on OpenBLAS (sgemm/dgemm), with PyTorch's matmul semantics.
+// Matrix products on OpenBLAS (sgemm/dgemm) and cuBLAS, with PyTorch's matmul semantics.
 #pragma once
 
 #include "engine/tensor.h"

@@ -1,11 +1,15 @@
 #include "engine/ops/loss.h"
 
+#include <vector>
+
 #include "engine/autograd.h"
 #include "engine/dispatch.h"
 #include "engine/ops/elementwise.h"
 #include "engine/ops/reduction.h"
-#include "kernels/cpu/indexing.h"
 #include "kernels/cpu/softmax.h"
+#if VISREP_WITH_CUDA
+#include "kernels/cuda/softmax.h"
+#endif
 
 namespace visrep {
 namespace {
@@ -32,10 +36,16 @@ Tensor log_softmax(const Tensor& x_in, int64_t dim) {
   for (int64_t d = dim + 1; d < x.dim(); ++d) inner *= x.size(d);
   const int64_t classes = x.size(dim);
   Tensor y = empty_like(x);
-  check_cpu("log_softmax", x);
   visit_floating(x.dtype(), "log_softmax", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    kernels::cpu::log_softmax_forward<T>(x.data<T>(), outer, classes, inner, y.data<T>());
+    const T* input = static_cast<const T*>(x.raw_data());
+    T* output = static_cast<T*>(y.raw_data());
+    if (x.device().is_cuda()) {
+      VISREP_ON_CUDA("log_softmax",
+                     kernels::cuda::log_softmax_forward<T>(input, outer, classes, inner, output, cuda_stream(x)));
+    } else {
+      kernels::cpu::log_softmax_forward<T>(input, outer, classes, inner, output);
+    }
   });
   const SavedTensor saved_y = needs_grad({x_in}) ? SavedTensor(y) : SavedTensor();
   return record("log_softmax", y, {x_in}, [=](const Tensor& g_out) -> TensorList {
@@ -44,7 +54,15 @@ Tensor log_softmax(const Tensor& x_in, int64_t dim) {
     Tensor dx = empty_like(out);
     visit_floating(grad.dtype(), "log_softmax", [&](auto tag) {
       using T = typename decltype(tag)::type;
-      kernels::cpu::log_softmax_backward<T>(grad.data<T>(), out.data<T>(), outer, classes, inner, dx.data<T>());
+      const T* dy = static_cast<const T*>(grad.raw_data());
+      const T* y_data = static_cast<const T*>(out.raw_data());
+      T* dx_data = static_cast<T*>(dx.raw_data());
+      if (grad.device().is_cuda()) {
+        VISREP_ON_CUDA("log_softmax", kernels::cuda::log_softmax_backward<T>(dy, y_data, outer, classes, inner, dx_data,
+                                                                             cuda_stream(grad)));
+      } else {
+        kernels::cpu::log_softmax_backward<T>(dy, y_data, outer, classes, inner, dx_data);
+      }
     });
     return {dx};
   });
@@ -66,12 +84,14 @@ Tensor nll_loss(const Tensor& log_probs_in, const Tensor& targets_in, const Cros
                "nll_loss: label_smoothing must be in [0, 1], got {}", options.label_smoothing);
   check_same_device("nll_loss", log_probs_in, targets_in);
   if (log_probs_in.dtype() == kBFloat16) return nll_loss(log_probs_in.to(kFloat32), targets_in, options).to(kBFloat16);
-  check_cpu("nll_loss", log_probs_in);
-
   const Tensor log_probs = log_probs_in.contiguous();
   const Tensor targets = targets_in.contiguous();
   const int64_t batch = log_probs.size(0), classes = log_probs.size(1);
-  const int64_t* target_values = targets.data<int64_t>();
+  // The range check and the count of rows that are not ignored run on the host, on a copy
+  // of the targets when they live on the GPU (one int64 per row: a few kilobytes at most).
+  // Both devices need them before the kernel may run (an out-of-range target would read
+  // outside its row), and the count divides the mean.
+  const std::vector<int64_t> target_values = targets.to_vector<int64_t>();
   int64_t counted = 0;
   for (int64_t i = 0; i < batch; ++i) {
     if (target_values[i] == options.ignore_index) continue;
@@ -83,16 +103,34 @@ Tensor nll_loss(const Tensor& log_probs_in, const Tensor& targets_in, const Cros
   Tensor losses = empty({batch}, TensorOptions(log_probs.dtype(), log_probs.device()));
   visit_floating(log_probs.dtype(), "nll_loss", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    kernels::cpu::nll_loss_forward<T>(log_probs.data<T>(), target_values, batch, classes, options.ignore_index,
-                                      options.label_smoothing, losses.data<T>());
+    const T* input = static_cast<const T*>(log_probs.raw_data());
+    const int64_t* target_data = static_cast<const int64_t*>(targets.raw_data());
+    T* output = static_cast<T*>(losses.raw_data());
+    if (log_probs.device().is_cuda()) {
+      VISREP_ON_CUDA("nll_loss",
+                     kernels::cuda::nll_loss_forward<T>(input, target_data, batch, classes, options.ignore_index,
+                                                        options.label_smoothing, output, cuda_stream(log_probs)));
+    } else {
+      kernels::cpu::nll_loss_forward<T>(input, target_data, batch, classes, options.ignore_index,
+                                        options.label_smoothing, output);
+    }
   });
   losses = record("nll_loss", losses, {log_probs_in}, [=](const Tensor& g_out) -> TensorList {
     const Tensor grad = g_out.contiguous();
     Tensor dlog_probs = empty({batch, classes}, TensorOptions(grad.dtype(), grad.device()));
     visit_floating(grad.dtype(), "nll_loss", [&](auto tag) {
       using T = typename decltype(tag)::type;
-      kernels::cpu::nll_loss_backward<T>(grad.data<T>(), targets.data<int64_t>(), batch, classes,
-                                         options.ignore_index, options.label_smoothing, dlog_probs.data<T>());
+      const T* dy = static_cast<const T*>(grad.raw_data());
+      const int64_t* target_data = static_cast<const int64_t*>(targets.raw_data());
+      T* dx_data = static_cast<T*>(dlog_probs.raw_data());
+      if (grad.device().is_cuda()) {
+        VISREP_ON_CUDA("nll_loss",
+                       kernels::cuda::nll_loss_backward<T>(dy, target_data, batch, classes, options.ignore_index,
+                                                           options.label_smoothing, dx_data, cuda_stream(grad)));
+      } else {
+        kernels::cpu::nll_loss_backward<T>(dy, target_data, batch, classes, options.ignore_index,
+                                           options.label_smoothing, dx_data);
+      }
     });
     return {dlog_probs};
   });

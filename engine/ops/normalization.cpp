@@ -1,12 +1,13 @@
 #include "engine/ops/normalization.h"
 
-#include <cmath>
-
 #include "engine/autograd.h"
 #include "engine/dispatch.h"
 #include "engine/ops/elementwise.h"
 #include "engine/ops/reduction.h"
 #include "kernels/cpu/batch_norm.h"
+#if VISREP_WITH_CUDA
+#include "kernels/cuda/batch_norm.h"
+#endif
 
 namespace visrep {
 namespace {
@@ -17,9 +18,11 @@ void check_channel_vector(const Tensor& t, int64_t channels, std::string_view na
                shape_string(t.shape()), channels);
 }
 
+// The first element of a tensor on either device, or null for an undefined tensor (an
+// optional argument). The caller has checked the dtype.
 template <class T>
-const T* pointer_or_null(const Tensor& t) {
-  return t.defined() ? t.data<T>() : nullptr;
+T* pointer_or_null(const Tensor& t) {
+  return t.defined() ? static_cast<T*>(t.raw_data()) : nullptr;
 }
 
 }  // namespace
@@ -48,8 +51,8 @@ Tensor batch_norm(const Tensor& x_in, const Tensor& running_mean, const Tensor& 
   VISREP_CHECK(!options.training || shape.batch * shape.spatial > 1,
                "batch_norm: training needs more than one value per channel, got input of shape {}",
                shape_string(x_in.shape()));
-  check_cpu("batch_norm", x_in);
-  VISREP_CHECK(x_in.dtype() != kBFloat16, "batch_norm: bfloat16 runs on the CUDA backend; convert to float32 on the cpu");
+  VISREP_CHECK(x_in.dtype() != kBFloat16, "batch_norm: bfloat16 input of shape {} on {}: convert it to float32 first",
+               shape_string(x_in.shape()), x_in.device().str());
 
   const Tensor x = x_in.contiguous();
   const Tensor weight = weight_in.defined() ? weight_in.contiguous() : weight_in;
@@ -58,28 +61,45 @@ Tensor batch_norm(const Tensor& x_in, const Tensor& running_mean, const Tensor& 
   Tensor mean = empty({channels}, TensorOptions(x.dtype(), x.device()));
   Tensor invstd = empty({channels}, TensorOptions(x.dtype(), x.device()));
 
+  const bool on_cuda = x.device().is_cuda();
   visit_floating(x.dtype(), "batch_norm", [&](auto tag) {
     using T = typename decltype(tag)::type;
+    const T* x_data = pointer_or_null<const T>(x);
+    const T* gamma = pointer_or_null<const T>(weight);
+    const T* beta = pointer_or_null<const T>(bias);
+    T* y_data = pointer_or_null<T>(y);
+    T* mean_data = pointer_or_null<T>(mean);
+    T* invstd_data = pointer_or_null<T>(invstd);
     if (options.training) {
       VISREP_CHECK(!running_mean.defined() || (running_mean.is_contiguous() && running_var.is_contiguous()),
                    "batch_norm: running statistics must be contiguous");
-      kernels::cpu::batch_norm_forward_training<T>(
-          shape, x.data<T>(), pointer_or_null<T>(weight), pointer_or_null<T>(bias), options.eps, options.momentum,
-          running_mean.defined() ? running_mean.data<T>() : nullptr,
-          running_var.defined() ? running_var.data<T>() : nullptr, y.data<T>(), mean.data<T>(), invstd.data<T>());
+      T* rm = pointer_or_null<T>(running_mean);
+      T* rv = pointer_or_null<T>(running_var);
+      if (on_cuda) {
+        VISREP_ON_CUDA("batch_norm",
+                       kernels::cuda::batch_norm_forward_training<T>(shape, x_data, gamma, beta, options.eps,
+                                                                     options.momentum, rm, rv, y_data, mean_data,
+                                                                     invstd_data, cuda_stream(x)));
+      } else {
+        kernels::cpu::batch_norm_forward_training<T>(shape, x_data, gamma, beta, options.eps, options.momentum, rm, rv,
+                                                     y_data, mean_data, invstd_data);
+      }
     } else {
-      const Tensor rm = running_mean.contiguous(), rv = running_var.contiguous();
-      kernels::cpu::batch_norm_forward_inference<T>(shape, x.data<T>(), pointer_or_null<T>(weight),
-                                                    pointer_or_null<T>(bias), rm.data<T>(), rv.data<T>(), options.eps,
-                                                    y.data<T>());
-      // The backward pass of evaluation mode treats the running statistics as constants.
-      T* mean_out = mean.data<T>();
-      T* invstd_out = invstd.data<T>();
-      const T* rm_in = rm.data<T>();
-      const T* rv_in = rv.data<T>();
-      for (int64_t c = 0; c < channels; ++c) {
-        mean_out[c] = rm_in[c];
-        invstd_out[c] = static_cast<T>(1.0 / std::sqrt(static_cast<double>(rv_in[c]) + options.eps));
+      // The backward pass of evaluation mode treats the running statistics as constants:
+      // mean and invstd are computed from them once, here.
+      const Tensor rm_tensor = running_mean.contiguous(), rv_tensor = running_var.contiguous();
+      const T* rm = pointer_or_null<const T>(rm_tensor);
+      const T* rv = pointer_or_null<const T>(rv_tensor);
+      if (on_cuda) {
+        VISREP_ON_CUDA("batch_norm", {
+          kernels::cuda::batch_norm_forward_inference<T>(shape, x_data, gamma, beta, rm, rv, options.eps, y_data,
+                                                         cuda_stream(x));
+          kernels::cuda::batch_norm_inference_statistics<T>(channels, rm, rv, options.eps, mean_data, invstd_data,
+                                                            cuda_stream(x));
+        });
+      } else {
+        kernels::cpu::batch_norm_forward_inference<T>(shape, x_data, gamma, beta, rm, rv, options.eps, y_data);
+        kernels::cpu::batch_norm_inference_statistics<T>(channels, rm, rv, options.eps, mean_data, invstd_data);
       }
     }
   });
@@ -104,9 +124,22 @@ Tensor batch_norm(const Tensor& x_in, const Tensor& running_mean, const Tensor& 
     Tensor db = grad_b ? empty({channels}, TensorOptions(input.dtype(), input.device())) : Tensor();
     visit_floating(grad.dtype(), "batch_norm", [&](auto tag) {
       using T = typename decltype(tag)::type;
-      kernels::cpu::batch_norm_backward<T>(shape, training, grad.data<T>(), input.data<T>(), pointer_or_null<T>(w),
-                                           mean.data<T>(), invstd.data<T>(), dx.defined() ? dx.data<T>() : nullptr,
-                                           dw.defined() ? dw.data<T>() : nullptr, db.defined() ? db.data<T>() : nullptr);
+      const T* dy = pointer_or_null<const T>(grad);
+      const T* x_data = pointer_or_null<const T>(input);
+      const T* gamma = pointer_or_null<const T>(w);
+      const T* mean_data = pointer_or_null<const T>(mean);
+      const T* invstd_data = pointer_or_null<const T>(invstd);
+      T* dx_data = pointer_or_null<T>(dx);
+      T* dw_data = pointer_or_null<T>(dw);
+      T* db_data = pointer_or_null<T>(db);
+      if (grad.device().is_cuda()) {
+        VISREP_ON_CUDA("batch_norm",
+                       kernels::cuda::batch_norm_backward<T>(shape, training, dy, x_data, gamma, mean_data, invstd_data,
+                                                             dx_data, dw_data, db_data, cuda_stream(grad)));
+      } else {
+        kernels::cpu::batch_norm_backward<T>(shape, training, dy, x_data, gamma, mean_data, invstd_data, dx_data,
+                                             dw_data, db_data);
+      }
     });
     return {dx, dw, db};
   });

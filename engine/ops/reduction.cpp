@@ -7,6 +7,9 @@
 #include "engine/dispatch.h"
 #include "engine/ops/elementwise.h"
 #include "kernels/cpu/reduce.h"
+#if VISREP_WITH_CUDA
+#include "kernels/cuda/reduce.h"
+#endif
 
 namespace visrep {
 namespace {
@@ -71,14 +74,21 @@ ReductionPlan plan_reduction(const Tensor& x, const Dims& dims) {
 
 Tensor reduce_values(ReduceOp op, std::string_view name, const Tensor& x, const Dims& dims, bool keepdim) {
   const ReductionPlan plan = plan_reduction(x, dims);
-  check_cpu(name, x);
   const bool integer_sum = op == ReduceOp::Sum && !is_floating(x.dtype());
   Tensor out = empty(plan.kept_shape, TensorOptions(integer_sum ? kInt64 : x.dtype(), x.device()));
+  const bool on_cuda = x.device().is_cuda();
   if (integer_sum) {
     visit_arithmetic(x.dtype(), name, [&](auto tag) {
       using T = typename decltype(tag)::type;
       if constexpr (std::is_integral_v<T>) {
-        kernels::cpu::sum_integer(plan.input.data<T>(), plan.outer, plan.reduced, plan.inner, out.data<int64_t>());
+        const T* input = static_cast<const T*>(plan.input.raw_data());
+        int64_t* output = static_cast<int64_t*>(out.raw_data());
+        if (on_cuda) {
+          VISREP_ON_CUDA(name, kernels::cuda::sum_integer(input, plan.outer, plan.reduced, plan.inner, output,
+                                                          cuda_stream(x)));
+        } else {
+          kernels::cpu::sum_integer(input, plan.outer, plan.reduced, plan.inner, output);
+        }
       }
     });
   } else {
@@ -86,7 +96,14 @@ Tensor reduce_values(ReduceOp op, std::string_view name, const Tensor& x, const 
                  "{}: cannot reduce an empty dimension of shape {}", name, shape_string(x.shape()));
     visit_floating(x.dtype(), name, [&](auto tag) {
       using T = typename decltype(tag)::type;
-      kernels::cpu::reduce(op, plan.input.data<T>(), plan.outer, plan.reduced, plan.inner, out.data<T>());
+      const T* input = static_cast<const T*>(plan.input.raw_data());
+      T* output = static_cast<T*>(out.raw_data());
+      if (on_cuda) {
+        VISREP_ON_CUDA(name, kernels::cuda::reduce(op, input, plan.outer, plan.reduced, plan.inner, output,
+                                                   cuda_stream(x)));
+      } else {
+        kernels::cpu::reduce(op, input, plan.outer, plan.reduced, plan.inner, output);
+      }
     });
   }
   return keepdim ? out : out.reshape(plan.result_shape);
@@ -123,7 +140,8 @@ Tensor reduce(ReduceOp op, std::string_view name, const Tensor& x, const Dims& d
         Tensor is_extremum = eq(saved_x.get(), saved_out.get().reshape(kept_shape));
         Tensor ties = sum(is_extremum, dims, true).to(g.dtype());
         Tensor share = div(g.reshape(kept_shape), ties);
-        return {where(is_extremum, share.expand(input_shape), zeros(input_shape, TensorOptions(g.dtype(), g.device())))};
+        const Tensor zero = scalar_tensor(0.0, TensorOptions(g.dtype(), g.device()));
+        return {where(is_extremum, share.expand(input_shape), zero)};
       }
     }
     return {};
@@ -138,12 +156,17 @@ Tensor arg_extremum(bool maximum, const Tensor& x_in, std::optional<int64_t> dim
   VISREP_CHECK(x.numel() > 0, "{}: the input of shape {} is empty", name, shape_string(x_in.shape()));
   const int64_t d = dim ? wrap_dim(*dim, x.dim(), name) : 0;
   const ReductionPlan plan = plan_reduction(x.detach(), {d});
-  check_cpu(name, x);
   Tensor out = empty(plan.kept_shape, TensorOptions(kInt64, x.device()));
   visit_floating(x.dtype(), name, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    kernels::cpu::arg_extremum(maximum, plan.input.data<T>(), plan.outer, plan.reduced, plan.inner,
-                               out.data<int64_t>());
+    const T* input = static_cast<const T*>(plan.input.raw_data());
+    int64_t* output = static_cast<int64_t*>(out.raw_data());
+    if (x.device().is_cuda()) {
+      VISREP_ON_CUDA(name, kernels::cuda::arg_extremum(maximum, input, plan.outer, plan.reduced, plan.inner, output,
+                                                       cuda_stream(x)));
+    } else {
+      kernels::cpu::arg_extremum(maximum, input, plan.outer, plan.reduced, plan.inner, output);
+    }
   });
   if (!dim) return out.reshape({});
   return keepdim ? out : out.reshape(plan.result_shape);
@@ -170,11 +193,17 @@ Tensor var(const Tensor& x, const Dims& dims_in, int64_t correction, bool keepdi
   if (x.dtype() == kBFloat16) return var(x.to(kFloat32), dims_in, correction, keepdim).to(kBFloat16);
   const Dims dims = normalize_dims(dims_in, x.dim(), "var");
   const ReductionPlan plan = plan_reduction(x, dims);
-  check_cpu("var", x);
   Tensor out = empty(plan.kept_shape, TensorOptions(x.dtype(), x.device()));
   visit_floating(x.dtype(), "var", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    kernels::cpu::variance(plan.input.data<T>(), plan.outer, plan.reduced, plan.inner, correction, out.data<T>());
+    const T* input = static_cast<const T*>(plan.input.raw_data());
+    T* output = static_cast<T*>(out.raw_data());
+    if (x.device().is_cuda()) {
+      VISREP_ON_CUDA("var", kernels::cuda::variance(input, plan.outer, plan.reduced, plan.inner, correction, output,
+                                                    cuda_stream(x)));
+    } else {
+      kernels::cpu::variance(input, plan.outer, plan.reduced, plan.inner, correction, output);
+    }
   });
   if (!keepdim) out = out.reshape(plan.result_shape);
   const Shape kept_shape = plan.kept_shape;

@@ -65,6 +65,15 @@ void batch_norm_forward_inference(const BatchNormShape& s, const T* x, const T* 
   }
 }
 
+template <class T>
+void batch_norm_inference_statistics(int64_t channels, const T* running_mean, const T* running_var, double eps,
+                                     T* mean, T* invstd) {
+  for (int64_t c = 0; c < channels; ++c) {
+    mean[c] = running_mean[c];
+    invstd[c] = static_cast<T>(1.0 / std::sqrt(static_cast<double>(running_var[c]) + eps));
+  }
+}
+
 // With xhat = (x - mean) * invstd and M = N * S elements per channel:
 //   grad_beta  = sum dy,   grad_gamma = sum dy * xhat
 //   training:  grad_x = gamma * invstd * (dy - grad_beta / M - xhat * grad_gamma / M)
@@ -105,6 +114,7 @@ void batch_norm_backward(const BatchNormShape& s, bool training, const T* grad_y
                                                T*, T*, T*, T*, T*);                                                \
   template void batch_norm_forward_inference<T>(const BatchNormShape&, const T*, const T*, const T*, const T*,      \
                                                 const T*, double, T*);                                             \
+  template void batch_norm_inference_statistics<T>(int64_t, const T*, const T*, double, T*, T*);                   \
   template void batch_norm_backward<T>(const BatchNormShape&, bool, const T*, const T*, const T*, const T*,         \
                                        const T*, T*, T*, T*);
 

@@ -30,6 +30,12 @@ template <class T>
 void batch_norm_forward_inference(const BatchNormShape& shape, const T* x, const T* gamma, const T* beta,
                                   const T* running_mean, const T* running_var, double eps, T* y);
 
+// The statistics evaluation mode normalises with, in the form batch_norm_backward takes
+// them: mean = running_mean and invstd = 1 / sqrt(running_var + eps), per channel.
+template <class T>
+void batch_norm_inference_statistics(int64_t channels, const T* running_mean, const T* running_var, double eps,
+                                     T* mean, T* invstd);
+
 // Gradients given the statistics used forward (saved batch statistics when training, the
 // running ones otherwise, then the statistics are constants). Any output may be null.
 template <class T>

@@ -1,6 +1,7 @@
 #include "kernels/cpu/random.h"
 
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 #include "kernels/philox.h"
@@ -12,7 +13,9 @@ void random_uniform(uint64_t seed, uint64_t stream, int64_t count, double low, d
   const double span = high - low;
 #pragma omp parallel for schedule(static) if (count >= 65536)
   for (int64_t i = 0; i < count; ++i) {
-    out[i] = static_cast<T>(low + span * static_cast<double>(uniform_from_bits(philox_bits(seed, stream, i))));
+    // An explicit fma (one rounding), so that no compiler contracts it differently here and
+    // in the CUDA twin: their values must be bit-identical.
+    out[i] = static_cast<T>(std::fma(span, static_cast<double>(uniform_from_bits(philox_bits(seed, stream, i))), low));
   }
 }
 
@@ -20,7 +23,7 @@ template <class T>
 void random_normal(uint64_t seed, uint64_t stream, int64_t count, double mean, double std, T* out) {
 #pragma omp parallel for schedule(static) if (count >= 65536)
   for (int64_t i = 0; i < count; ++i) {
-    out[i] = static_cast<T>(mean + std * static_cast<double>(normal_at(seed, stream, i)));
+    out[i] = static_cast<T>(std::fma(std, static_cast<double>(normal_at(seed, stream, i)), mean));
   }
 }
 

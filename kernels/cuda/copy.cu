@@ -1,0 +1,102 @@
+// CUDA twins of kernels/cpu/copy.cpp: strided copy with dtype conversion, and fill. They
+// make contiguous(), clone(), to(dtype), broadcasting copy_() and full()/zeros() on the GPU.
+//
+// A copy reads each source element once and writes each destination element once;
+// fill only writes. Same-dtype copies between contiguous buffers go to cudaMemcpyAsync
+// (the copy engine's own path); everything else runs through elementwise_launch.cuh:
+// 16-byte packs of the wider type when both sides are contiguous and aligned, offsets
+// from the linear index otherwise (a permuted contiguous() reads with strides and writes
+// contiguously, so the writes stay coalesced).
+//
+// Conversions are the CPU's, expression for expression: float to integer truncates toward
+// zero, to bfloat16 rounds to nearest even through kernels/bfloat16.h (the same function
+// on both sides), from bfloat16 widens exactly to float first. The CPU converts float to
+// uint8 through a 32-bit integer (x86-64's cvttss2si), so out-of-range values wrap there;
+// this does the same rather than CUDA's saturating cvt.
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <type_traits>
+
+#include "kernels/bfloat16.h"
+#include "kernels/cuda/elementwise.h"
+#include "kernels/cuda/elementwise_launch.cuh"
+
+namespace visrep::kernels::cuda {
+namespace {
+
+using elementwise_detail::launch;
+using elementwise_detail::make_plan;
+
+template <class Destination, class Source>
+__device__ __forceinline__ Destination convert(Source value) {
+  if constexpr (std::is_same_v<Source, Destination>) {
+    return value;
+  } else if constexpr (std::is_same_v<Source, bfloat16>) {
+    return convert<Destination>(static_cast<float>(value));
+  } else if constexpr (std::is_same_v<Destination, bfloat16>) {
+    return bfloat16(static_cast<float>(value));
+  } else if constexpr (std::is_same_v<Destination, uint8_t> && std::is_floating_point_v<Source>) {
+    return static_cast<uint8_t>(static_cast<int32_t>(value));
+  } else {
+    return static_cast<Destination>(value);
+  }
+}
+
+template <class Destination, class Source>
+struct ConvertFunction {
+  __device__ __forceinline__ Destination operator()(Source value) const { return convert<Destination>(value); }
+};
+
+template <class T>
+struct ConstantFunction {
+  T value;
+  __device__ __forceinline__ T operator()() const { return value; }
+};
+
+}  // namespace
+
+template <class Source, class Destination>
+void copy(const Source* src, const StridedLayout& src_layout, Destination* dst, const StridedLayout& dst_layout,
+          cudaStream_t stream) {
+  const auto plan = make_plan<2>({&dst_layout, &src_layout});
+  if constexpr (std::is_same_v<Source, Destination>) {
+    if (plan.count > 0 && plan.contiguous && !plan.broadcast[1]) {
+      VISREP_CUDA_CHECK(cudaMemcpyAsync(dst, src, static_cast<size_t>(plan.count) * sizeof(Destination),
+                                        cudaMemcpyDeviceToDevice, stream));
+      return;
+    }
+  }
+  using Function = ConvertFunction<Destination, Source>;
+  launch(elementwise_detail::Map1<Destination, Source, Function>{Function{}, dst, src, plan.broadcast[1]}, plan,
+         stream);
+}
+
+template <class T>
+void fill(T* dst, const StridedLayout& dst_layout, T value, cudaStream_t stream) {
+  const auto plan = make_plan<1>({&dst_layout});
+  launch(elementwise_detail::Map0<T, ConstantFunction<T>>{ConstantFunction<T>{value}, dst}, plan, stream);
+}
+
+#define VISREP_INSTANTIATE_COPY_FROM(S)                                                                     \
+  template void copy<S, float>(const S*, const StridedLayout&, float*, const StridedLayout&, cudaStream_t);   \
+  template void copy<S, double>(const S*, const StridedLayout&, double*, const StridedLayout&, cudaStream_t); \
+  template void copy<S, bfloat16>(const S*, const StridedLayout&, bfloat16*, const StridedLayout&,            \
+                                  cudaStream_t);                                                            \
+  template void copy<S, int32_t>(const S*, const StridedLayout&, int32_t*, const StridedLayout&,              \
+                                 cudaStream_t);                                                             \
+  template void copy<S, int64_t>(const S*, const StridedLayout&, int64_t*, const StridedLayout&,              \
+                                 cudaStream_t);                                                             \
+  template void copy<S, uint8_t>(const S*, const StridedLayout&, uint8_t*, const StridedLayout&,              \
+                                 cudaStream_t);                                                             \
+  template void fill<S>(S*, const StridedLayout&, S, cudaStream_t);
+
+VISREP_INSTANTIATE_COPY_FROM(float)
+VISREP_INSTANTIATE_COPY_FROM(double)
+VISREP_INSTANTIATE_COPY_FROM(bfloat16)
+VISREP_INSTANTIATE_COPY_FROM(int32_t)
+VISREP_INSTANTIATE_COPY_FROM(int64_t)
+VISREP_INSTANTIATE_COPY_FROM(uint8_t)
+#undef VISREP_INSTANTIATE_COPY_FROM
+
+}  // namespace visrep::kernels::cuda

@@ -1,0 +1,227 @@
+// Indexing over (outer, size, inner) views of contiguous tensors: the range check of an
+// index tensor, index_select / gather and their adjoints index_add / scatter_add, and
+// one_hot; the CUDA twins of kernels/cpu/indexing.cpp.
+//
+// Shape of the work: one thread per element of the larger side (the output of a select or
+// gather, the source of an add), in grid-stride loops with int64 offsets. Consecutive
+// threads take consecutive `inner` positions, so loads and stores are coalesced whenever
+// inner spans a warp; the int64 index is read once per element (served from L1 when several
+// threads share it). Each element is read once and written once: these kernels run at
+// memory bandwidth and need no shared memory.
+//
+// index_add and scatter_add may hit the same destination from many threads (repeated
+// indices), so they add with atomics: native atomicAdd for float, double (sm_60+), int32 and
+// int64 (as unsigned 64-bit: two's complement addition wraps the same way). uint8 has no
+// byte-wide atomic, so it is added by a compare-and-swap loop on the aligned 32-bit word that
+// contains the byte; that word lies inside the same allocation, because device allocations
+// are 256-byte aligned and their sizes rounded up to multiples of 512 bytes
+// (kernels/cuda/allocator.h), and the CAS leaves the neighbouring bytes as they are.
+// Floating-point atomics make the order of the additions, and so the last bits of the sums,
+// vary from run to run where indices repeat; integer sums are exact.
+//
+// first_out_of_range atomicMin's the position of every bad index into one int64 on the device
+// (initialised to INT64_MAX) and copies it back after a stream synchronisation: the answer
+// decides whether the op may run at all.
+#include "kernels/cuda/indexing.h"
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <limits>
+
+#include "kernels/bfloat16.h"
+#include "kernels/cuda/device_buffer.h"
+#include "kernels/cuda/runtime.h"
+
+namespace visrep::kernels::cuda {
+namespace {
+
+constexpr long long kNoBadIndex = std::numeric_limits<long long>::max();
+
+__global__ void set_to_no_bad_index_kernel(long long* first_bad) { *first_bad = kNoBadIndex; }
+
+__global__ void first_out_of_range_kernel(const int64_t* indices, int64_t count, int64_t size, long long* first_bad) {
+  for (int64_t k = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; k < count; k += int64_t{gridDim.x} * blockDim.x) {
+    const int64_t value = indices[k];
+    if (value < 0 || value >= size) atomicMin(first_bad, static_cast<long long>(k));
+  }
+}
+
+// out (outer, count, inner)[o, k, i] = x (outer, size, inner)[o, indices[k], i].
+template <class T>
+__global__ void index_select_kernel(const T* x, int64_t outer, int64_t size, int64_t inner, const int64_t* indices,
+                                    int64_t count, T* out) {
+  const int64_t total = outer * count * inner;
+  for (int64_t at = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; at < total;
+       at += int64_t{gridDim.x} * blockDim.x) {
+    const int64_t i = at % inner;
+    const int64_t k = (at / inner) % count;
+    const int64_t o = at / (inner * count);
+    out[at] = x[(o * size + indices[k]) * inner + i];
+  }
+}
+
+// ---- atomic addition, per type ------------------------------------------------------------
+
+__device__ __forceinline__ void atomic_add(float* address, float value) { atomicAdd(address, value); }
+__device__ __forceinline__ void atomic_add(double* address, double value) { atomicAdd(address, value); }
+__device__ __forceinline__ void atomic_add(int32_t* address, int32_t value) { atomicAdd(address, value); }
+__device__ __forceinline__ void atomic_add(int64_t* address, int64_t value) {
+  static_assert(sizeof(int64_t) == sizeof(unsigned long long));
+  atomicAdd(reinterpret_cast<unsigned long long*>(address), static_cast<unsigned long long>(value));
+}
+__device__ __forceinline__ void atomic_add(uint8_t* address, uint8_t value) {
+  // Little-endian: the byte at address & 3 occupies bits [8 * (address & 3), +8) of its word.
+  const uintptr_t byte_address = reinterpret_cast<uintptr_t>(address);
+  unsigned int* word = reinterpret_cast<unsigned int*>(byte_address & ~uintptr_t{3});
+  const unsigned int shift = static_cast<unsigned int>(byte_address & 3u) * 8u;
+  const unsigned int mask = 0xffu << shift;
+  unsigned int observed = *word;
+  unsigned int expected;
+  do {
+    expected = observed;
+    const unsigned int byte = ((expected >> shift) + value) & 0xffu;  // wraps modulo 256, like uint8_t +=
+    const unsigned int replacement = (expected & ~mask) | (byte << shift);
+    observed = atomicCAS(word, expected, replacement);
+  } while (observed != expected);
+}
+
+// dst (outer, size, inner)[o, indices[k], i] += src (outer, count, inner)[o, k, i].
+template <class T>
+__global__ void index_add_kernel(const T* src, int64_t outer, int64_t count, int64_t inner, const int64_t* indices,
+                                 int64_t size, T* dst) {
+  const int64_t total = outer * count * inner;
+  for (int64_t at = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; at < total;
+       at += int64_t{gridDim.x} * blockDim.x) {
+    const int64_t i = at % inner;
+    const int64_t k = (at / inner) % count;
+    const int64_t o = at / (inner * count);
+    atomic_add(dst + (o * size + indices[k]) * inner + i, src[at]);
+  }
+}
+
+// out[o, k, i] = x[o, indices[o, k, i], i], indices and out shaped (outer, count, inner).
+template <class T>
+__global__ void gather_kernel(const T* x, int64_t outer, int64_t size, int64_t inner, const int64_t* indices,
+                              int64_t count, T* out) {
+  const int64_t total = outer * count * inner;
+  for (int64_t at = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; at < total;
+       at += int64_t{gridDim.x} * blockDim.x) {
+    const int64_t i = at % inner;
+    const int64_t o = at / (inner * count);
+    out[at] = x[(o * size + indices[at]) * inner + i];
+  }
+}
+
+// dst[o, indices[o, k, i], i] += src[o, k, i].
+template <class T>
+__global__ void scatter_add_kernel(const T* src, int64_t outer, int64_t count, int64_t inner, const int64_t* indices,
+                                   int64_t size, T* dst) {
+  const int64_t total = outer * count * inner;
+  for (int64_t at = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; at < total;
+       at += int64_t{gridDim.x} * blockDim.x) {
+    const int64_t i = at % inner;
+    const int64_t o = at / (inner * count);
+    atomic_add(dst + (o * size + indices[at]) * inner + i, src[at]);
+  }
+}
+
+// out (count, classes) = 1 at [k, labels[k]], 0 elsewhere; every element written once.
+template <class T>
+__global__ void one_hot_kernel(const int64_t* labels, int64_t count, int64_t classes, T* out) {
+  const int64_t total = count * classes;
+  for (int64_t at = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; at < total;
+       at += int64_t{gridDim.x} * blockDim.x) {
+    const int64_t k = at / classes, c = at % classes;
+    out[at] = labels[k] == c ? T(1) : T(0);
+  }
+}
+
+}  // namespace
+
+int64_t first_out_of_range(const int64_t* indices, int64_t count, int64_t size, cudaStream_t stream) {
+  if (count <= 0) return -1;
+  DeviceBuffer first_bad(sizeof(long long), current_device(), stream);
+  set_to_no_bad_index_kernel<<<1, 1, 0, stream>>>(first_bad.get<long long>());
+  VISREP_CUDA_CHECK_LAUNCH("set_to_no_bad_index_kernel");
+  first_out_of_range_kernel<<<grid_size_for(count), kThreadsPerBlock, 0, stream>>>(indices, count, size,
+                                                                                   first_bad.get<long long>());
+  VISREP_CUDA_CHECK_LAUNCH("first_out_of_range_kernel");
+  long long result = kNoBadIndex;
+  VISREP_CUDA_CHECK(
+      cudaMemcpyAsync(&result, first_bad.get<long long>(), sizeof(result), cudaMemcpyDeviceToHost, stream));
+  VISREP_CUDA_CHECK(cudaStreamSynchronize(stream));
+  return result == kNoBadIndex ? -1 : static_cast<int64_t>(result);
+}
+
+template <class T>
+void index_select(const T* x, int64_t outer, int64_t size, int64_t inner, const int64_t* indices, int64_t count,
+                  T* out, cudaStream_t stream) {
+  const int64_t total = outer * count * inner;
+  if (total <= 0) return;
+  index_select_kernel<T><<<grid_size_for(total), kThreadsPerBlock, 0, stream>>>(x, outer, size, inner, indices, count,
+                                                                                out);
+  VISREP_CUDA_CHECK_LAUNCH("index_select_kernel");
+}
+
+template <class T>
+void index_add(const T* src, int64_t outer, int64_t count, int64_t inner, const int64_t* indices, int64_t size, T* dst,
+               cudaStream_t stream) {
+  const int64_t total = outer * count * inner;
+  if (total <= 0) return;
+  index_add_kernel<T><<<grid_size_for(total), kThreadsPerBlock, 0, stream>>>(src, outer, count, inner, indices, size,
+                                                                             dst);
+  VISREP_CUDA_CHECK_LAUNCH("index_add_kernel");
+}
+
+template <class T>
+void gather(const T* x, int64_t outer, int64_t size, int64_t inner, const int64_t* indices, int64_t count, T* out,
+            cudaStream_t stream) {
+  const int64_t total = outer * count * inner;
+  if (total <= 0) return;
+  gather_kernel<T><<<grid_size_for(total), kThreadsPerBlock, 0, stream>>>(x, outer, size, inner, indices, count, out);
+  VISREP_CUDA_CHECK_LAUNCH("gather_kernel");
+}
+
+template <class T>
+void scatter_add(const T* src, int64_t outer, int64_t count, int64_t inner, const int64_t* indices, int64_t size,
+                 T* dst, cudaStream_t stream) {
+  const int64_t total = outer * count * inner;
+  if (total <= 0) return;
+  scatter_add_kernel<T><<<grid_size_for(total), kThreadsPerBlock, 0, stream>>>(src, outer, count, inner, indices, size,
+                                                                               dst);
+  VISREP_CUDA_CHECK_LAUNCH("scatter_add_kernel");
+}
+
+template <class T>
+void one_hot(const int64_t* labels, int64_t count, int64_t classes, T* out, cudaStream_t stream) {
+  const int64_t total = count * classes;
+  if (total <= 0) return;
+  one_hot_kernel<T><<<grid_size_for(total), kThreadsPerBlock, 0, stream>>>(labels, count, classes, out);
+  VISREP_CUDA_CHECK_LAUNCH("one_hot_kernel");
+}
+
+#define VISREP_INSTANTIATE_INDEXING(T)                                                                            \
+  template void index_select<T>(const T*, int64_t, int64_t, int64_t, const int64_t*, int64_t, T*, cudaStream_t);  \
+  template void gather<T>(const T*, int64_t, int64_t, int64_t, const int64_t*, int64_t, T*, cudaStream_t);
+
+#define VISREP_INSTANTIATE_INDEX_ADD(T)                                                                           \
+  template void index_add<T>(const T*, int64_t, int64_t, int64_t, const int64_t*, int64_t, T*, cudaStream_t);     \
+  template void scatter_add<T>(const T*, int64_t, int64_t, int64_t, const int64_t*, int64_t, T*, cudaStream_t);   \
+  template void one_hot<T>(const int64_t*, int64_t, int64_t, T*, cudaStream_t);
+
+VISREP_INSTANTIATE_INDEXING(float)
+VISREP_INSTANTIATE_INDEXING(double)
+VISREP_INSTANTIATE_INDEXING(bfloat16)
+VISREP_INSTANTIATE_INDEXING(int32_t)
+VISREP_INSTANTIATE_INDEXING(int64_t)
+VISREP_INSTANTIATE_INDEXING(uint8_t)
+VISREP_INSTANTIATE_INDEX_ADD(float)
+VISREP_INSTANTIATE_INDEX_ADD(double)
+VISREP_INSTANTIATE_INDEX_ADD(int32_t)
+VISREP_INSTANTIATE_INDEX_ADD(int64_t)
+VISREP_INSTANTIATE_INDEX_ADD(uint8_t)
+#undef VISREP_INSTANTIATE_INDEXING
+#undef VISREP_INSTANTIATE_INDEX_ADD
+
+}  // namespace visrep::kernels::cuda
