@@ -124,4 +124,7 @@ ParityResult check_parity(const ParityCase& parity_case_in) {
   return result;
 }
 
+ScopedTf32::ScopedTf32(bool enabled) : previous_(cuda::tf32_enabled()) { cuda::set_tf32_enabled(enabled); }
+ScopedTf32::~ScopedTf32() { cuda::set_tf32_enabled(previous_); }
+
 }  // namespace visrep::testing

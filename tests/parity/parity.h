@@ -44,4 +44,23 @@ struct ParityResult {
 // environment variable VISREP_PARITY_REPORT names a file, appends it there as JSON.
 ParityResult check_parity(const ParityCase& parity_case);
 
+using ParityInputs = std::vector<Tensor>;
+
+// An input whose gradient is compared: `tensor` converted to `dtype`, requiring a gradient.
+inline Tensor parity_leaf(const Tensor& tensor, DType dtype = kFloat32) {
+  return tensor.to(dtype).detach().set_requires_grad();
+}
+
+// Sets the TF32 switch for one scope (cases that test the tensor-core paths).
+class ScopedTf32 {
+ public:
+  explicit ScopedTf32(bool enabled);
+  ~ScopedTf32();
+  ScopedTf32(const ScopedTf32&) = delete;
+  ScopedTf32& operator=(const ScopedTf32&) = delete;
+
+ private:
+  bool previous_;
+};
+
 }  // namespace visrep::testing

@@ -17,12 +17,10 @@ using namespace visrep::testing;
 
 namespace {
 
-using Inputs = std::vector<Tensor>;
+using Inputs = ParityInputs;
 
 constexpr double kFloatTolerance = 1e-12;   // the same double arithmetic, float results (see the top)
 constexpr double kDoubleTolerance = 1e-26;  // the same, in double
-
-Tensor leaf(Tensor t, DType dtype) { return t.to(dtype).set_requires_grad(); }
 
 struct BatchNormCase {
   Shape input;  // (N, C) or (N, C, H, W)
@@ -41,9 +39,9 @@ void check_batch_norm(const std::string& name, const BatchNormCase& c) {
   const int64_t channels = c.input[1];
   check_parity({.name = name,
                 .make_inputs = [c, channels](Generator& g) -> Inputs {
-                  Inputs in = {leaf(random_uniform(c.input, 0.5, 3.5, g), c.dtype)};
-                  in.push_back(c.affine ? leaf(random_uniform({channels}, 0.5, 1.5, g), c.dtype) : Tensor());
-                  in.push_back(c.affine ? leaf(random_normal({channels}, g), c.dtype) : Tensor());
+                  Inputs in = {parity_leaf(random_uniform(c.input, 0.5, 3.5, g), c.dtype)};
+                  in.push_back(c.affine ? parity_leaf(random_uniform({channels}, 0.5, 1.5, g), c.dtype) : Tensor());
+                  in.push_back(c.affine ? parity_leaf(random_normal({channels}, g), c.dtype) : Tensor());
                   in.push_back(c.running_statistics ? random_normal({channels}, g).to(c.dtype) : Tensor());
                   in.push_back(c.running_statistics ? random_uniform({channels}, 0.5, 2.0, g).to(c.dtype) : Tensor());
                   return in;

@@ -18,20 +18,7 @@ using namespace visrep::testing;
 
 namespace {
 
-using Inputs = std::vector<Tensor>;
-
-Tensor leaf(Tensor t, DType dtype = kFloat32) { return t.to(dtype).set_requires_grad(); }
-
-class Tf32Setting {
- public:
-  explicit Tf32Setting(bool enabled) : previous_(cuda::tf32_enabled()) { cuda::set_tf32_enabled(enabled); }
-  ~Tf32Setting() { cuda::set_tf32_enabled(previous_); }
-  Tf32Setting(const Tf32Setting&) = delete;
-  Tf32Setting& operator=(const Tf32Setting&) = delete;
-
- private:
-  bool previous_;
-};
+using Inputs = ParityInputs;
 
 constexpr double kFloatTolerance = 1e-9;    // fp32, cuDNN's algorithms vs im2col + GEMM (see the top)
 constexpr double kDoubleTolerance = 1e-22;  // fp64, the same differences in order
@@ -48,10 +35,10 @@ struct ConvCase {
 
 // conv2d with every input a leaf, so all three gradients are compared.
 void check_conv(const ConvCase& c) {
-  const Tf32Setting tf32(c.tf32);
+  const ScopedTf32 tf32(c.tf32);
   check_parity({.make_inputs = [c](Generator& g) -> Inputs {
-                  Inputs inputs = {leaf(random_normal(c.input, g), c.dtype), leaf(random_normal(c.weight, g), c.dtype)};
-                  inputs.push_back(c.bias ? leaf(random_normal({c.weight[0]}, g), c.dtype) : Tensor());
+                  Inputs inputs = {parity_leaf(random_normal(c.input, g), c.dtype), parity_leaf(random_normal(c.weight, g), c.dtype)};
+                  inputs.push_back(c.bias ? parity_leaf(random_normal({c.weight[0]}, g), c.dtype) : Tensor());
                   return inputs;
                 },
                 .function = [c](const Inputs& in) { return conv2d(in[0], in[1], in[2], c.options); },
@@ -131,11 +118,11 @@ TEST_CASE("conv2d with TF32 enabled", "[gpu]") {
 }
 
 TEST_CASE("conv2d of a non-contiguous input", "[gpu]") {
-  const Tf32Setting tf32_off(false);
+  const ScopedTf32 tf32_off(false);
   // Stored (2, 9, 7, 3), convolved as the (2, 3, 9, 7) view: the op makes it contiguous first.
   check_parity({.make_inputs = [](Generator& g) -> Inputs {
-                  return {leaf(random_normal({2, 9, 7, 3}, g)), leaf(random_normal({4, 3, 3, 3}, g)),
-                          leaf(random_normal({4}, g))};
+                  return {parity_leaf(random_normal({2, 9, 7, 3}, g)), parity_leaf(random_normal({4, 3, 3, 3}, g)),
+                          parity_leaf(random_normal({4}, g))};
                 },
                 .function = [](const Inputs& in) {
                   return conv2d(in[0].permute({0, 3, 1, 2}), in[1], in[2], {.padding = {1, 1}});
@@ -144,19 +131,19 @@ TEST_CASE("conv2d of a non-contiguous input", "[gpu]") {
 }
 
 TEST_CASE("conv2d weight gradient only (the input needs none)", "[gpu]") {
-  const Tf32Setting tf32_off(false);
+  const ScopedTf32 tf32_off(false);
   check_parity({.make_inputs = [](Generator& g) -> Inputs {
-                  return {random_normal({3, 4, 10, 10}, g).to(kFloat32), leaf(random_normal({5, 4, 3, 3}, g)),
-                          leaf(random_normal({5}, g))};
+                  return {random_normal({3, 4, 10, 10}, g).to(kFloat32), parity_leaf(random_normal({5, 4, 3, 3}, g)),
+                          parity_leaf(random_normal({5}, g))};
                 },
                 .function = [](const Inputs& in) { return conv2d(in[0], in[1], in[2], {.padding = {1, 1}}); },
                 .tolerance = kFloatTolerance});
 }
 
 TEST_CASE("conv2d input gradient only (the weight needs none)", "[gpu]") {
-  const Tf32Setting tf32_off(false);
+  const ScopedTf32 tf32_off(false);
   check_parity({.make_inputs = [](Generator& g) -> Inputs {
-                  return {leaf(random_normal({3, 4, 10, 10}, g)), random_normal({5, 4, 3, 3}, g).to(kFloat32)};
+                  return {parity_leaf(random_normal({3, 4, 10, 10}, g)), random_normal({5, 4, 3, 3}, g).to(kFloat32)};
                 },
                 .function = [](const Inputs& in) { return conv2d(in[0], in[1], Tensor(), {.stride = {2, 2}}); },
                 .tolerance = kFloatTolerance});

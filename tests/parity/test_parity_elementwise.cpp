@@ -16,15 +16,13 @@ using namespace visrep::testing;
 
 namespace {
 
-using Inputs = std::vector<Tensor>;
-
-Tensor leaf_f32(Tensor t) { return t.to(kFloat32).set_requires_grad(); }
+using Inputs = ParityInputs;
 
 }  // namespace
 
 TEST_CASE("add broadcast odd sizes", "[gpu]") {
   check_parity({.make_inputs = [](Generator& g) -> Inputs {
-                  return {leaf_f32(random_normal({7, 1, 5}, g)), leaf_f32(random_normal({3, 1}, g))};
+                  return {parity_leaf(random_normal({7, 1, 5}, g)), parity_leaf(random_normal({3, 1}, g))};
                 },
                 .function = [](const Inputs& in) { return add(in[0], in[1]); },
                 .tolerance = 1e-12});
@@ -32,14 +30,14 @@ TEST_CASE("add broadcast odd sizes", "[gpu]") {
 
 TEST_CASE("mul of a transposed view", "[gpu]") {
   check_parity({.make_inputs = [](Generator& g) -> Inputs {
-                  return {leaf_f32(random_normal({33, 17}, g)), leaf_f32(random_normal({17, 33}, g))};
+                  return {parity_leaf(random_normal({33, 17}, g)), parity_leaf(random_normal({17, 33}, g))};
                 },
                 .function = [](const Inputs& in) { return mul(in[0].t(), in[1]); },
                 .tolerance = 1e-12});
 }
 
 TEST_CASE("exp log relu chain", "[gpu]") {
-  check_parity({.make_inputs = [](Generator& g) -> Inputs { return {leaf_f32(random_away_from_zero({1000, 3}, 0.05, g))}; },
+  check_parity({.make_inputs = [](Generator& g) -> Inputs { return {parity_leaf(random_away_from_zero({1000, 3}, 0.05, g))}; },
                 .function = [](const Inputs& in) { return relu(log(add(exp(in[0]), 0.5))); },
                 .tolerance = 1e-10});
 }
@@ -123,12 +121,12 @@ TEST_CASE("unary ops forward and backward, float32 and float64", "[gpu]") {
 TEST_CASE("unary ops on strided views", "[gpu]") {
   // Transposed, sliced with a step and offset by one element: the strided path.
   check_parity({.name = "exp of a transposed slice",
-                .make_inputs = [](Generator& g) -> Inputs { return {leaf_f32(random_normal({40, 33}, g))}; },
+                .make_inputs = [](Generator& g) -> Inputs { return {parity_leaf(random_normal({40, 33}, g))}; },
                 .function = [](const Inputs& in) { return exp(in[0].slice(0, 1, 40, 3).t()); },
                 .tolerance = 1e-12});
   check_parity({.name = "relu of a permuted 4-d view",
                 .make_inputs = [](Generator& g) -> Inputs {
-                  return {leaf_f32(random_away_from_zero({3, 5, 7, 9}, 0.05, g))};
+                  return {parity_leaf(random_away_from_zero({3, 5, 7, 9}, 0.05, g))};
                 },
                 .function = [](const Inputs& in) { return relu(in[0].permute({3, 1, 0, 2})); },
                 .tolerance = 0});
@@ -209,7 +207,7 @@ TEST_CASE("binary float ops with broadcasting and views", "[gpu]") {
 
 TEST_CASE("binary ops with double scalars", "[gpu]") {
   check_parity({.name = "x * 2 + 0.5 - 1 / x",
-                .make_inputs = [](Generator& g) -> Inputs { return {leaf_f32(random_away_from_zero({515}, 0.1, g))}; },
+                .make_inputs = [](Generator& g) -> Inputs { return {parity_leaf(random_away_from_zero({515}, 0.1, g))}; },
                 .function = [](const Inputs& in) { return sub(add(mul(in[0], 2.0), 0.5), 1.0 / in[0]); },
                 .tolerance = 0});
 }
@@ -322,13 +320,13 @@ TEST_CASE("odd sizes and the vector path's tail", "[gpu]") {
     const std::string size = " n=" + std::to_string(n);
     check_parity({.name = "add" + size,
                   .make_inputs = [n](Generator& g) -> Inputs {
-                    return {leaf_f32(random_normal({n}, g)), leaf_f32(random_normal({n}, g))};
+                    return {parity_leaf(random_normal({n}, g)), parity_leaf(random_normal({n}, g))};
                   },
                   .function = [](const Inputs& in) { return add(in[0], in[1]); },
                   .tolerance = 0});
     check_parity({.name = "relu" + size,
                   .make_inputs = [n](Generator& g) -> Inputs {
-                    return {leaf_f32(random_away_from_zero({n}, 0.01, g))};
+                    return {parity_leaf(random_away_from_zero({n}, 0.01, g))};
                   },
                   .function = [](const Inputs& in) { return relu(in[0]); },
                   .tolerance = 0});
@@ -349,19 +347,19 @@ TEST_CASE("misaligned views fall back from the vector path", "[gpu]") {
   // slice(0, 1, ...) starts one element into the storage: no longer 16-byte aligned.
   check_parity({.name = "add of views offset by one element",
                 .make_inputs = [](Generator& g) -> Inputs {
-                  return {leaf_f32(random_normal({4098}, g)), leaf_f32(random_normal({4098}, g))};
+                  return {parity_leaf(random_normal({4098}, g)), parity_leaf(random_normal({4098}, g))};
                 },
                 .function = [](const Inputs& in) { return add(in[0].slice(0, 1, 4098), in[1].slice(0, 1, 4098)); },
                 .tolerance = 0});
   check_parity({.name = "mul of an aligned and a misaligned operand",
                 .make_inputs = [](Generator& g) -> Inputs {
-                  return {leaf_f32(random_normal({1029}, g)), leaf_f32(random_normal({1030}, g))};
+                  return {parity_leaf(random_normal({1029}, g)), parity_leaf(random_normal({1030}, g))};
                 },
                 .function = [](const Inputs& in) { return mul(in[0], in[1].slice(0, 1, 1030)); },
                 .tolerance = 0});
   check_parity({.name = "relu of a view offset by three elements",
                 .make_inputs = [](Generator& g) -> Inputs {
-                  return {leaf_f32(random_away_from_zero({2003}, 0.01, g))};
+                  return {parity_leaf(random_away_from_zero({2003}, 0.01, g))};
                 },
                 .function = [](const Inputs& in) { return relu(in[0].slice(0, 3, 2003)); },
                 .tolerance = 0});
@@ -458,15 +456,15 @@ TEST_CASE("dtype conversions (forward only)", "[gpu]") {
 
 TEST_CASE("contiguous() of views and broadcasting copies", "[gpu]") {
   check_parity({.name = "contiguous of a permuted 3-d view",
-                .make_inputs = [](Generator& g) -> Inputs { return {leaf_f32(random_normal({6, 35, 17}, g))}; },
+                .make_inputs = [](Generator& g) -> Inputs { return {parity_leaf(random_normal({6, 35, 17}, g))}; },
                 .function = [](const Inputs& in) { return in[0].permute({2, 0, 1}).contiguous(); },
                 .tolerance = 0});
   check_parity({.name = "contiguous of a stepped slice",
-                .make_inputs = [](Generator& g) -> Inputs { return {leaf_f32(random_normal({21, 64}, g))}; },
+                .make_inputs = [](Generator& g) -> Inputs { return {parity_leaf(random_normal({21, 64}, g))}; },
                 .function = [](const Inputs& in) { return in[0].slice(1, 3, 61, 5).slice(0, 1, 20).contiguous(); },
                 .tolerance = 0});
   check_parity({.name = "contiguous of an expanded row",
-                .make_inputs = [](Generator& g) -> Inputs { return {leaf_f32(random_normal({1, 45}, g))}; },
+                .make_inputs = [](Generator& g) -> Inputs { return {parity_leaf(random_normal({1, 45}, g))}; },
                 .function = [](const Inputs& in) { return in[0].expand({33, 45}).contiguous(); },
                 .tolerance = 1e-13});  // the gradient sums over the 33 copies
   check_parity({.name = "contiguous of a 7-d permutation (float64)",
@@ -495,7 +493,7 @@ TEST_CASE("contiguous() of views and broadcasting copies", "[gpu]") {
                 .tolerance = 0,
                 .compare_backward = false});
   check_parity({.name = "clone of a contiguous tensor",
-                .make_inputs = [](Generator& g) -> Inputs { return {leaf_f32(random_normal({3, 1025}, g))}; },
+                .make_inputs = [](Generator& g) -> Inputs { return {parity_leaf(random_normal({3, 1025}, g))}; },
                 .function = [](const Inputs& in) { return in[0].clone(); },
                 .tolerance = 0});
 }

@@ -12,15 +12,13 @@ using namespace visrep::testing;
 
 namespace {
 
-using Inputs = std::vector<Tensor>;
-
-Tensor leaf(Tensor t, DType dtype = kFloat32) { return t.to(dtype).set_requires_grad(); }
+using Inputs = ParityInputs;
 
 }  // namespace
 
 TEST_CASE("index_select dim 0 with repeated indices", "[gpu]") {
   check_parity({.make_inputs = [](Generator& g) -> Inputs {
-                  return {leaf(random_normal({6, 5, 4}, g)), from_vector<int64_t>({5, 0, 5, 2, 5})};
+                  return {parity_leaf(random_normal({6, 5, 4}, g)), from_vector<int64_t>({5, 0, 5, 2, 5})};
                 },
                 .function = [](const Inputs& in) { return index_select(in[0], 0, in[1]); },
                 .tolerance = 1e-12});  // forward exact; backward adds row 5 three times by atomics
@@ -28,7 +26,7 @@ TEST_CASE("index_select dim 0 with repeated indices", "[gpu]") {
 
 TEST_CASE("index_select middle dim with repeated indices", "[gpu]") {
   check_parity({.make_inputs = [](Generator& g) -> Inputs {
-                  return {leaf(random_normal({3, 7, 4}, g)), from_vector<int64_t>({6, 6, 1, 0, 6})};
+                  return {parity_leaf(random_normal({3, 7, 4}, g)), from_vector<int64_t>({6, 6, 1, 0, 6})};
                 },
                 .function = [](const Inputs& in) { return index_select(in[0], 1, in[1]); },
                 .tolerance = 1e-12});  // as above
@@ -36,7 +34,7 @@ TEST_CASE("index_select middle dim with repeated indices", "[gpu]") {
 
 TEST_CASE("index_select last dim of a transposed view", "[gpu]") {
   check_parity({.make_inputs = [](Generator& g) -> Inputs {
-                  return {leaf(random_normal({9, 3, 4}, g)), from_vector<int64_t>({8, 0, 3, 3})};
+                  return {parity_leaf(random_normal({9, 3, 4}, g)), from_vector<int64_t>({8, 0, 3, 3})};
                 },
                 .function = [](const Inputs& in) { return index_select(in[0].transpose(0, 2), 2, in[1]); },
                 .tolerance = 1e-12});  // inner = 1: one element per index; as above
@@ -46,7 +44,7 @@ TEST_CASE("index_select large with many repeats, float64", "[gpu]") {
   // 1.2M output elements (more than one grid's threads) and 4000 draws from 500 rows, so
   // every row is added about eight times in the backward pass.
   check_parity({.make_inputs = [](Generator& g) -> Inputs {
-                  return {leaf(random_normal({500, 300}, g), kFloat64), randint(0, 500, {4000}, kInt64, g)};
+                  return {parity_leaf(random_normal({500, 300}, g), kFloat64), randint(0, 500, {4000}, kInt64, g)};
                 },
                 .function = [](const Inputs& in) { return index_select(in[0], 0, in[1]); },
                 .tolerance = 1e-26});  // double atomics in another order
@@ -70,19 +68,19 @@ TEST_CASE("index_select int32 and bfloat16 forward", "[gpu]") {
 
 TEST_CASE("gather along each dim", "[gpu]") {
   check_parity({.make_inputs = [](Generator& g) -> Inputs {
-                  return {leaf(random_normal({4, 6, 5}, g)), randint(0, 6, {4, 3, 5}, kInt64, g)};
+                  return {parity_leaf(random_normal({4, 6, 5}, g)), randint(0, 6, {4, 3, 5}, kInt64, g)};
                 },
                 .function = [](const Inputs& in) { return gather(in[0], 1, in[1]); },
                 .tolerance = 1e-12});  // forward exact; backward scatter-adds repeats by atomics
   check_parity({.name = "gather dim 0",
                 .make_inputs = [](Generator& g) -> Inputs {
-                  return {leaf(random_normal({4, 6, 5}, g)), randint(0, 4, {7, 6, 5}, kInt64, g)};
+                  return {parity_leaf(random_normal({4, 6, 5}, g)), randint(0, 4, {7, 6, 5}, kInt64, g)};
                 },
                 .function = [](const Inputs& in) { return gather(in[0], 0, in[1]); },
                 .tolerance = 1e-12});  // as above
   check_parity({.name = "gather last dim",
                 .make_inputs = [](Generator& g) -> Inputs {
-                  return {leaf(random_normal({4, 6, 5}, g)), randint(0, 5, {4, 6, 2}, kInt64, g)};
+                  return {parity_leaf(random_normal({4, 6, 5}, g)), randint(0, 5, {4, 6, 2}, kInt64, g)};
                 },
                 .function = [](const Inputs& in) { return gather(in[0], -1, in[1]); },
                 .tolerance = 1e-12});  // as above
@@ -112,8 +110,8 @@ TEST_CASE("one_hot in several dtypes", "[gpu]") {
 
 TEST_CASE("concat along a middle dim", "[gpu]") {
   check_parity({.make_inputs = [](Generator& g) -> Inputs {
-                  return {leaf(random_normal({2, 3, 4}, g)), leaf(random_normal({2, 1, 4}, g)),
-                          leaf(random_normal({2, 5, 4}, g))};
+                  return {parity_leaf(random_normal({2, 3, 4}, g)), parity_leaf(random_normal({2, 1, 4}, g)),
+                          parity_leaf(random_normal({2, 5, 4}, g))};
                 },
                 .function = [](const Inputs& in) { return concat({in[0], in[1], in[2]}, 1); },
                 .tolerance = 0.0});  // copies, both ways
@@ -121,14 +119,14 @@ TEST_CASE("concat along a middle dim", "[gpu]") {
 
 TEST_CASE("stack along the last dim", "[gpu]") {
   check_parity({.make_inputs = [](Generator& g) -> Inputs {
-                  return {leaf(random_normal({3, 5}, g)), leaf(random_normal({3, 5}, g))};
+                  return {parity_leaf(random_normal({3, 5}, g)), parity_leaf(random_normal({3, 5}, g))};
                 },
                 .function = [](const Inputs& in) { return stack({in[0], in[1]}, -1); },
                 .tolerance = 0.0});  // copies, both ways
 }
 
 TEST_CASE("split and concat in another order", "[gpu]") {
-  check_parity({.make_inputs = [](Generator& g) -> Inputs { return {leaf(random_normal({3, 9, 2}, g))}; },
+  check_parity({.make_inputs = [](Generator& g) -> Inputs { return {parity_leaf(random_normal({3, 9, 2}, g))}; },
                 .function = [](const Inputs& in) {
                   const std::vector<Tensor> pieces = split(in[0], std::vector<int64_t>{2, 3, 4}, 1);
                   const std::vector<Tensor> even = split(in[0], 4, 1);  // 4, 4, 1
@@ -138,11 +136,11 @@ TEST_CASE("split and concat in another order", "[gpu]") {
 }
 
 TEST_CASE("pad with positive and negative pads", "[gpu]") {
-  check_parity({.make_inputs = [](Generator& g) -> Inputs { return {leaf(random_normal({2, 3, 6, 7}, g))}; },
+  check_parity({.make_inputs = [](Generator& g) -> Inputs { return {parity_leaf(random_normal({2, 3, 6, 7}, g))}; },
                 .function = [](const Inputs& in) { return pad(in[0], {2, -1, -2, 3}, 0.5); },
                 .tolerance = 0.0});  // a fill and a copy; the cropped border gets zero gradient
   check_parity({.name = "pad three dims",
-                .make_inputs = [](Generator& g) -> Inputs { return {leaf(random_normal({4, 5, 3}, g))}; },
+                .make_inputs = [](Generator& g) -> Inputs { return {parity_leaf(random_normal({4, 5, 3}, g))}; },
                 .function = [](const Inputs& in) { return pad(in[0], {1, 1, 0, -2, -1, 2}); },
                 .tolerance = 0.0});
 }

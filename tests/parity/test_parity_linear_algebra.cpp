@@ -16,21 +16,9 @@ using namespace visrep::testing;
 
 namespace {
 
-using Inputs = std::vector<Tensor>;
-
-Tensor leaf(Tensor t, DType dtype = kFloat32) { return t.to(dtype).set_requires_grad(); }
+using Inputs = ParityInputs;
 
 // TF32 for the duration of a case (off unless the case says otherwise), restored after.
-class Tf32Setting {
- public:
-  explicit Tf32Setting(bool enabled) : previous_(cuda::tf32_enabled()) { cuda::set_tf32_enabled(enabled); }
-  ~Tf32Setting() { cuda::set_tf32_enabled(previous_); }
-  Tf32Setting(const Tf32Setting&) = delete;
-  Tf32Setting& operator=(const Tf32Setting&) = delete;
-
- private:
-  bool previous_;
-};
 
 constexpr double kFloatTolerance = 1e-10;   // fp32, different summation orders (see the top)
 constexpr double kDoubleTolerance = 1e-24;  // fp64, different summation orders
@@ -38,12 +26,12 @@ constexpr double kDoubleTolerance = 1e-24;  // fp64, different summation orders
 // a @ b with both operands fresh normal leaves of the given shapes.
 void check_matmul(const Shape& a_shape, const Shape& b_shape, double tolerance = kFloatTolerance,
                   DType dtype = kFloat32) {
-  const Tf32Setting tf32_off(false);
+  const ScopedTf32 tf32_off(false);
   const std::string name =
       "matmul " + shape_string(a_shape) + " @ " + shape_string(b_shape) + " " + std::string(dtype_name(dtype));
   check_parity({.name = name,
                 .make_inputs = [=](Generator& g) -> Inputs {
-                  return {leaf(random_normal(a_shape, g), dtype), leaf(random_normal(b_shape, g), dtype)};
+                  return {parity_leaf(random_normal(a_shape, g), dtype), parity_leaf(random_normal(b_shape, g), dtype)};
                 },
                 .function = [](const Inputs& in) { return matmul(in[0], in[1]); },
                 .tolerance = tolerance});
@@ -70,29 +58,29 @@ TEST_CASE("matmul batch against one shared matrix (batch stride 0)", "[gpu]") {
 }
 
 TEST_CASE("matmul of transposed views", "[gpu]") {
-  const Tf32Setting tf32_off(false);
+  const ScopedTf32 tf32_off(false);
   // Stored (17, 33) and (65, 17): both operands reach cuBLAS as transposes, not copies.
   check_parity({.make_inputs = [](Generator& g) -> Inputs {
-                  return {leaf(random_normal({17, 33}, g)), leaf(random_normal({65, 17}, g))};
+                  return {parity_leaf(random_normal({17, 33}, g)), parity_leaf(random_normal({65, 17}, g))};
                 },
                 .function = [](const Inputs& in) { return matmul(in[0].t(), in[1].t()); },
                 .tolerance = kFloatTolerance});
 }
 
 TEST_CASE("matmul of batched transposed views", "[gpu]") {
-  const Tf32Setting tf32_off(false);
+  const ScopedTf32 tf32_off(false);
   check_parity({.make_inputs = [](Generator& g) -> Inputs {
-                  return {leaf(random_normal({4, 9, 7}, g)), leaf(random_normal({4, 5, 9}, g))};
+                  return {parity_leaf(random_normal({4, 9, 7}, g)), parity_leaf(random_normal({4, 5, 9}, g))};
                 },
                 .function = [](const Inputs& in) { return matmul(in[0].transpose(-1, -2), in[1].transpose(-1, -2)); },
                 .tolerance = kFloatTolerance});
 }
 
 TEST_CASE("matmul of a permuted batch (row stride larger than the batch stride)", "[gpu]") {
-  const Tf32Setting tf32_off(false);
+  const ScopedTf32 tf32_off(false);
   // (6, 4, 5) permuted to (4, 6, 5): batch stride 5, row stride 20, column stride 1.
   check_parity({.make_inputs = [](Generator& g) -> Inputs {
-                  return {leaf(random_normal({6, 4, 5}, g)), leaf(random_normal({4, 5, 3}, g))};
+                  return {parity_leaf(random_normal({6, 4, 5}, g)), parity_leaf(random_normal({4, 5, 3}, g))};
                 },
                 .function = [](const Inputs& in) { return matmul(in[0].permute({1, 0, 2}), in[1]); },
                 .tolerance = kFloatTolerance});
@@ -111,7 +99,7 @@ TEST_CASE("matmul vector with a batch of matrices", "[gpu]") {
 }
 
 TEST_CASE("matmul with an empty inner dimension gives zeros", "[gpu]") {
-  const Tf32Setting tf32_off(false);
+  const ScopedTf32 tf32_off(false);
   check_parity({.make_inputs = [](Generator& g) -> Inputs {
                   return {random_normal({3, 0}, g).to(kFloat32), random_normal({0, 4}, g).to(kFloat32)};
                 },
@@ -126,38 +114,38 @@ TEST_CASE("matmul float64", "[gpu]") {
 }
 
 TEST_CASE("matmul with TF32 enabled", "[gpu]") {
-  const Tf32Setting tf32_on(true);
+  const ScopedTf32 tf32_on(true);
   check_parity({.make_inputs = [](Generator& g) -> Inputs {
-                  return {leaf(random_normal({64, 256}, g)), leaf(random_normal({256, 48}, g))};
+                  return {parity_leaf(random_normal({64, 256}, g)), parity_leaf(random_normal({256, 48}, g))};
                 },
                 .function = [](const Inputs& in) { return matmul(in[0], in[1]); },
                 .tolerance = 1e-5});  // TF32's 10-bit mantissa on the inputs (see the top)
 }
 
 TEST_CASE("linear with bias", "[gpu]") {
-  const Tf32Setting tf32_off(false);
+  const ScopedTf32 tf32_off(false);
   check_parity({.make_inputs = [](Generator& g) -> Inputs {
-                  return {leaf(random_normal({10, 12}, g)), leaf(random_normal({7, 12}, g)),
-                          leaf(random_normal({7}, g))};
+                  return {parity_leaf(random_normal({10, 12}, g)), parity_leaf(random_normal({7, 12}, g)),
+                          parity_leaf(random_normal({7}, g))};
                 },
                 .function = [](const Inputs& in) { return linear(in[0], in[1], in[2]); },
                 .tolerance = kFloatTolerance});
 }
 
 TEST_CASE("linear with a 3-D input", "[gpu]") {
-  const Tf32Setting tf32_off(false);
+  const ScopedTf32 tf32_off(false);
   check_parity({.make_inputs = [](Generator& g) -> Inputs {
-                  return {leaf(random_normal({2, 5, 12}, g)), leaf(random_normal({7, 12}, g)),
-                          leaf(random_normal({7}, g))};
+                  return {parity_leaf(random_normal({2, 5, 12}, g)), parity_leaf(random_normal({7, 12}, g)),
+                          parity_leaf(random_normal({7}, g))};
                 },
                 .function = [](const Inputs& in) { return linear(in[0], in[1], in[2]); },
                 .tolerance = kFloatTolerance});
 }
 
 TEST_CASE("linear without bias", "[gpu]") {
-  const Tf32Setting tf32_off(false);
+  const ScopedTf32 tf32_off(false);
   check_parity({.make_inputs = [](Generator& g) -> Inputs {
-                  return {leaf(random_normal({33, 64}, g)), leaf(random_normal({17, 64}, g))};
+                  return {parity_leaf(random_normal({33, 64}, g)), parity_leaf(random_normal({17, 64}, g))};
                 },
                 .function = [](const Inputs& in) { return linear(in[0], in[1]); },
                 .tolerance = kFloatTolerance});

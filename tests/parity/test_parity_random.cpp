@@ -17,7 +17,7 @@ using namespace visrep::testing;
 
 namespace {
 
-using Inputs = std::vector<Tensor>;
+using Inputs = ParityInputs;
 
 // The single input only says which device to draw on; the generator is rebuilt at the
 // same state for each device.

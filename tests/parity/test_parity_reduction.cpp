@@ -29,7 +29,7 @@ using namespace visrep::testing;
 
 namespace {
 
-using Inputs = std::vector<Tensor>;
+using Inputs = ParityInputs;
 
 std::string dtype_suffix(DType dtype) {
   std::string suffix(" ");
