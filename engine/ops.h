@@ -2,6 +2,7 @@
 #pragma once
 
 #include "engine/autograd.h"
+#include "engine/ops/bit_normalization.h"
 #include "engine/ops/convolution.h"
 #include "engine/ops/elementwise.h"
 #include "engine/ops/indexing.h"

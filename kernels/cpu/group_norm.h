@@ -1,0 +1,69 @@
+// Group normalisation (Wu & He 2018, "Group Normalization", eq. 1-3 and 6-7), the
+// normalisation of BiT (Kolesnikov et al. 2020, sec. 2.1 / 4.3): x (N, C, S) with S the
+// product of the dimensions after C (H * W), channels split into G groups of C / G; each
+// (sample, group) is normalised over its (C / G) * S elements, which are contiguous in
+// NCHW memory:
+//   y = gamma_c * (x - mean_ng) / sqrt(var_ng + eps) + beta_c,   biased variance,
+// optionally followed by a ReLU (BiT's pre-activation units apply GN then ReLU; fusing
+// them saves a full read and write of the activation, and its backward only needs the
+// mask (pre-activation > 0), which the backward pass recomputes from x and the statistics).
+//
+// This header is the specification: kernels/cpu/group_norm.cpp computes it with plain
+// loops accumulating in double; kernels/cuda/group_norm.cu must agree within the parity
+// tolerances (tests/parity/test_parity_bit_normalization.cpp).
+#pragma once
+
+#include <cstdint>
+#include <type_traits>
+
+#include "kernels/bfloat16.h"
+
+namespace visrep::kernels {
+
+struct GroupNormShape {
+  int64_t batch = 0;
+  int64_t channels = 0;
+  int64_t spatial = 1;  // product of the dimensions after C (1 for (N, C) inputs)
+  int64_t groups = 1;   // divides channels
+
+  int64_t channels_per_group() const { return channels / groups; }
+  // Elements normalised together: one (sample, group), contiguous in memory.
+  int64_t group_size() const { return channels_per_group() * spatial; }
+  int64_t group_count() const { return batch * groups; }
+};
+
+// The type the per-row statistics (mean and 1 / sqrt(var + eps)) are kept in: float32 for
+// float32 and bfloat16 tensors (fp32 statistics, as PyTorch keeps them), float64 for
+// float64. Shared by group normalisation and weight standardisation.
+template <class T>
+using NormalizationStatistic = std::conditional_t<std::is_same_v<T, double>, double, float>;
+
+}  // namespace visrep::kernels
+
+namespace visrep::kernels::cpu {
+
+// Forward. gamma and beta (C) may be null (no affine transform). relu: y = max(0, ...).
+// mean and invstd (N * G, in (sample, group) order) keep the statistics for the backward
+// pass: invstd = 1 / sqrt(var + eps), and the mean relative to the group's first element
+// x0, mean - x0. Relative, because a float32 cannot hold a mean like 1e4 + 0.0123 to better
+// than 5e-4, which would shift every xhat of the backward pass; x - x0 is exact for nearby
+// values (Sterbenz) and mean - x0 is small, so (x - x0) - (mean - x0) keeps the digits.
+// y is computed from the unrounded double statistics.
+template <class T>
+void group_norm_forward(const GroupNormShape& shape, const T* x, const T* gamma, const T* beta, double eps, bool relu,
+                        T* y, NormalizationStatistic<T>* mean, NormalizationStatistic<T>* invstd);
+
+// Backward, given the statistics the forward pass saved. With xhat = (x - mean) * invstd
+// (evaluated as ((x - x0) - saved mean) * invstd),
+// d = dy masked by (gamma * xhat + beta > 0) when relu (else dy), g = gamma * d and
+// M = (C / G) * S elements per group:
+//   grad_beta_c  = sum over n, s of d          grad_gamma_c = sum over n, s of d * xhat
+//   grad_x       = invstd * (g - mean_group(g) - xhat * mean_group(g * xhat))
+// Any of grad_x, grad_gamma, grad_beta may be null (not wanted). beta is read only for the
+// ReLU mask (null: 0).
+template <class T>
+void group_norm_backward(const GroupNormShape& shape, bool relu, const T* grad_y, const T* x, const T* gamma,
+                         const T* beta, const NormalizationStatistic<T>* mean, const NormalizationStatistic<T>* invstd,
+                         T* grad_x, T* grad_gamma, T* grad_beta);
+
+}  // namespace visrep::kernels::cpu

@@ -1,0 +1,417 @@
+// group_norm and weight_standardization (engine/ops/bit_normalization.h) on the CPU against
+// float64 references written here as plain loops (Wu & He 2018 eq. 1-3 and 6-7; Qiao et
+// al. 2019 eq. 5; the gradients by the chain rule through the mean and 1 / sqrt(var + eps)),
+// plus the fused ReLU, large offsets, degenerate groups, bad input, and the nn modules
+// GroupNorm and StdConv2d. The CUDA twins are compared with these CPU ops by
+// tests/parity/test_parity_bit_normalization.cpp.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "engine/nn/bit_layers.h"
+#include "engine/ops.h"
+#include "tests/support/reference.h"
+#include "tests/support/test_data.h"
+
+using namespace visrep;
+using namespace visrep::testing;
+using Catch::Matchers::Contains;
+
+namespace {
+
+// ---- float64 references ---------------------------------------------------------------------
+
+// y = group_norm(x) and, for L = sum(y * direction), dL/dx, dL/dgamma, dL/dbeta.
+struct GroupNormReference {
+  std::vector<double> y, dx, dgamma, dbeta;
+};
+
+GroupNormReference group_norm_reference(const Tensor& x_tensor, int64_t groups, const Tensor& gamma_tensor,
+                                        const Tensor& beta_tensor, double eps, bool relu,
+                                        const Tensor& direction_tensor) {
+  const std::vector<double> x = x_tensor.to_vector<double>(), r = direction_tensor.to_vector<double>();
+  const int64_t batch = x_tensor.size(0), channels = x_tensor.size(1);
+  const int64_t spatial = x_tensor.numel() / (batch * channels), per_group = channels / groups;
+  const std::vector<double> gamma =
+      gamma_tensor.defined() ? gamma_tensor.to_vector<double>() : std::vector<double>(channels, 1.0);
+  const std::vector<double> beta =
+      beta_tensor.defined() ? beta_tensor.to_vector<double>() : std::vector<double>(channels, 0.0);
+  GroupNormReference out{std::vector<double>(x.size()), std::vector<double>(x.size()),
+                         std::vector<double>(channels, 0.0), std::vector<double>(channels, 0.0)};
+  const auto at = [&](int64_t n, int64_t c, int64_t s) {
+    return static_cast<size_t>((n * channels + c) * spatial + s);
+  };
+  const double count = static_cast<double>(per_group * spatial);
+  for (int64_t n = 0; n < batch; ++n) {
+    for (int64_t g = 0; g < groups; ++g) {
+      const int64_t c0 = g * per_group, c1 = c0 + per_group;
+      double mean = 0.0, variance = 0.0;
+      for (int64_t c = c0; c < c1; ++c)
+        for (int64_t s = 0; s < spatial; ++s) mean += x[at(n, c, s)];
+      mean /= count;
+      for (int64_t c = c0; c < c1; ++c)
+        for (int64_t s = 0; s < spatial; ++s) variance += (x[at(n, c, s)] - mean) * (x[at(n, c, s)] - mean);
+      variance /= count;
+      const double invstd = 1.0 / std::sqrt(variance + eps);
+      // Forward, and the upstream gradient reaching the affine output (0 where the ReLU is off).
+      double mean_dxhat = 0.0, mean_dxhat_xhat = 0.0;  // dL/dxhat = gamma * d, averaged over the group
+      for (int64_t c = c0; c < c1; ++c) {
+        for (int64_t s = 0; s < spatial; ++s) {
+          const size_t i = at(n, c, s);
+          const double xhat = (x[i] - mean) * invstd;
+          const double pre = gamma[c] * xhat + beta[c];
+          out.y[i] = relu ? std::max(pre, 0.0) : pre;
+          const double d = relu && pre <= 0.0 ? 0.0 : r[i];
+          out.dbeta[c] += d;
+          out.dgamma[c] += d * xhat;
+          mean_dxhat += gamma[c] * d / count;
+          mean_dxhat_xhat += gamma[c] * d * xhat / count;
+        }
+      }
+      // dL/dx = invstd * (dL/dxhat - mean(dL/dxhat) - xhat * mean(dL/dxhat * xhat)), the
+      // chain rule through mean and invstd (both depend on every x of the group).
+      for (int64_t c = c0; c < c1; ++c) {
+        for (int64_t s = 0; s < spatial; ++s) {
+          const size_t i = at(n, c, s);
+          const double xhat = (x[i] - mean) * invstd;
+          const double pre = gamma[c] * xhat + beta[c];
+          const double d = relu && pre <= 0.0 ? 0.0 : r[i];
+          out.dx[i] = invstd * (gamma[c] * d - mean_dxhat - xhat * mean_dxhat_xhat);
+        }
+      }
+    }
+  }
+  return out;
+}
+
+// w_hat per row and, for L = sum(w_hat * direction), dL/dw.
+struct StandardizationReference {
+  std::vector<double> w_hat, dw;
+};
+
+StandardizationReference standardization_reference(const Tensor& w_tensor, double eps, const Tensor& direction) {
+  const std::vector<double> w = w_tensor.to_vector<double>(), r = direction.to_vector<double>();
+  const int64_t rows = w_tensor.size(0), fan_in = w_tensor.numel() / rows;
+  StandardizationReference out{std::vector<double>(w.size()), std::vector<double>(w.size())};
+  for (int64_t row = 0; row < rows; ++row) {
+    const size_t first = static_cast<size_t>(row * fan_in), last = first + static_cast<size_t>(fan_in);
+    double mean = 0.0, variance = 0.0, mean_r = 0.0, mean_r_what = 0.0;
+    for (size_t i = first; i < last; ++i) mean += w[i] / static_cast<double>(fan_in);
+    for (size_t i = first; i < last; ++i) variance += (w[i] - mean) * (w[i] - mean) / static_cast<double>(fan_in);
+    const double invstd = 1.0 / std::sqrt(variance + eps);
+    for (size_t i = first; i < last; ++i) {
+      out.w_hat[i] = (w[i] - mean) * invstd;
+      mean_r += r[i] / static_cast<double>(fan_in);
+      mean_r_what += r[i] * out.w_hat[i] / static_cast<double>(fan_in);
+    }
+    for (size_t i = first; i < last; ++i) out.dw[i] = invstd * (r[i] - mean_r - out.w_hat[i] * mean_r_what);
+  }
+  return out;
+}
+
+// Largest |actual - expected| / (1 + |expected|).
+double error_of(const Tensor& actual, const std::vector<double>& expected) {
+  REQUIRE(actual.defined());
+  return worst_error(actual.detach().to_vector<double>(), expected);
+}
+
+double tolerance_for(DType dtype) {
+  if (dtype == kFloat64) return 1e-12;
+  if (dtype == kBFloat16) return 2e-2;  // inputs, outputs and gradients rounded to 8 bits
+  return 1e-5;                          // float32 statistics and outputs
+}
+
+// Runs group_norm forward and backward (seeded with a random direction) on x and compares
+// y and every gradient with the float64 reference of the same (rounded) inputs. A negative
+// gradient_tolerance means the same as tolerance.
+void check_group_norm(const Shape& shape, int64_t groups, DType dtype, bool affine, bool relu, double offset,
+                      double tolerance, Generator& gen, double gradient_tolerance = -1.0) {
+  if (gradient_tolerance < 0) gradient_tolerance = tolerance;
+  INFO("group_norm " << shape_string(shape) << " groups " << groups << " " << dtype_name(dtype)
+                     << (affine ? " affine" : "") << (relu ? " relu" : "") << " offset " << offset);
+  const int64_t channels = shape[1];
+  Tensor x = add(random_normal(shape, gen), offset).to(dtype).set_requires_grad();
+  Tensor gamma = affine ? random_uniform({channels}, 0.5, 1.5, gen, dtype).set_requires_grad() : Tensor();
+  Tensor beta = affine ? random_normal({channels}, gen, dtype).set_requires_grad() : Tensor();
+  const Tensor direction = random_normal(shape, gen, dtype);
+  const Tensor y = group_norm(x, groups, gamma, beta, 1e-5, relu);
+  REQUIRE(y.dtype() == dtype);
+  REQUIRE(y.shape() == shape);
+  y.backward(direction);
+  const GroupNormReference expected = group_norm_reference(x, groups, gamma, beta, 1e-5, relu, direction);
+  CHECK(error_of(y, expected.y) <= tolerance);
+  CHECK(error_of(x.grad(), expected.dx) <= gradient_tolerance);
+  if (affine) {
+    CHECK(error_of(gamma.grad(), expected.dgamma) <= gradient_tolerance);
+    CHECK(error_of(beta.grad(), expected.dbeta) <= gradient_tolerance);
+  }
+}
+
+}  // namespace
+
+// ---- group_norm --------------------------------------------------------------------------------
+
+TEST_CASE("group_norm matches the float64 reference", "[unit]") {
+  Generator gen = generator_for("group_norm matches the float64 reference");
+  for (DType dtype : {kFloat32, kFloat64, kBFloat16}) {
+    check_group_norm({2, 6, 3, 4}, 3, dtype, true, false, 0.0, tolerance_for(dtype), gen);
+    check_group_norm({3, 8}, 2, dtype, true, false, 0.0, tolerance_for(dtype), gen);         // (N, C)
+    check_group_norm({2, 4, 2, 3, 2}, 4, dtype, false, false, 0.0, tolerance_for(dtype), gen);  // 5-D, no affine
+    check_group_norm({2, 6, 5, 5}, 1, dtype, true, true, 0.0, tolerance_for(dtype), gen);     // one group, relu
+  }
+}
+
+TEST_CASE("group_norm fused relu equals group_norm followed by relu", "[unit]") {
+  Generator gen = generator_for("group_norm fused relu equals group_norm followed by relu");
+  for (DType dtype : {kFloat32, kFloat64}) {
+    INFO(dtype_name(dtype));
+    const Shape shape{3, 8, 5, 4};
+    const Tensor x_values = random_normal(shape, gen, dtype);
+    const Tensor gamma_values = random_uniform({8}, 0.5, 1.5, gen, dtype);
+    const Tensor beta_values = random_normal({8}, gen, dtype);
+    const Tensor direction = random_normal(shape, gen, dtype);
+    // The same leaves twice, so each path accumulates its own gradients.
+    Tensor x1 = x_values.clone().set_requires_grad(), x2 = x_values.clone().set_requires_grad();
+    Tensor g1 = gamma_values.clone().set_requires_grad(), g2 = gamma_values.clone().set_requires_grad();
+    Tensor b1 = beta_values.clone().set_requires_grad(), b2 = beta_values.clone().set_requires_grad();
+    const Tensor fused = group_norm(x1, 4, g1, b1, 1e-5, true);
+    const Tensor separate = relu(group_norm(x2, 4, g2, b2, 1e-5, false));
+    REQUIRE(max_abs_difference(fused, separate) == 0.0);  // the same arithmetic, then max(0, .)
+    REQUIRE(min(fused).item() == 0.0);                    // the ReLU did clip something
+    fused.backward(direction);
+    separate.backward(direction);
+    const double tolerance = dtype == kFloat64 ? 1e-12 : 1e-5;
+    CHECK(max_abs_difference(x1.grad(), x2.grad()) <= tolerance);
+    CHECK(max_abs_difference(g1.grad(), g2.grad()) <= tolerance);
+    CHECK(max_abs_difference(b1.grad(), b2.grad()) <= tolerance);
+  }
+}
+
+TEST_CASE("group_norm of inputs offset by 1e4 matches the float64 reference", "[unit]") {
+  Generator gen = generator_for("group_norm of inputs offset by 1e4 matches the float64 reference");
+  // The statistics are exact two-pass sums in double, so y keeps float32 accuracy. The
+  // backward pass recomputes xhat from the saved statistics; were the mean saved as a
+  // float32 (1e4 + m rounded to 5e-4), every xhat would shift by up to 5e-4 and dgamma would
+  // be off by ~1e-3 here. It is saved relative to the group's first element instead.
+  check_group_norm({2, 8, 6, 6}, 4, kFloat32, true, false, 1e4, 1e-5, gen);
+  check_group_norm({2, 8, 6, 6}, 4, kFloat32, true, true, 1e4, 1e-5, gen);
+  check_group_norm({2, 8, 6, 6}, 4, kFloat64, true, false, 1e4, 1e-9, gen);
+}
+
+TEST_CASE("group_norm with one element per group (N = 1, H = W = 1, C = 32, 32 groups)", "[unit]") {
+  Generator gen = generator_for("group_norm with one element per group");
+  // Each group is a single value: variance 0, xhat 0, so y = beta and dx = 0 exactly.
+  Tensor x = random_normal({1, 32, 1, 1}, gen, kFloat32).set_requires_grad();
+  Tensor gamma = random_normal({32}, gen, kFloat32).set_requires_grad();
+  Tensor beta = random_normal({32}, gen, kFloat32).set_requires_grad();
+  const Tensor y = group_norm(x, 32, gamma, beta);
+  REQUIRE(max_abs_difference(y.flatten(), beta) == 0.0);
+  const Tensor direction = random_normal({1, 32, 1, 1}, gen, kFloat32);
+  y.backward(direction);
+  REQUIRE(max_abs_difference(x.grad(), zeros({1, 32, 1, 1})) == 0.0);
+  REQUIRE(max_abs_difference(gamma.grad(), zeros({32})) == 0.0);
+  REQUIRE(max_abs_difference(beta.grad(), direction.flatten()) == 0.0);
+  check_group_norm({1, 32, 1, 1}, 32, kFloat32, true, false, 0.0, 1e-5, gen);
+  check_group_norm({1, 32, 1, 1}, 32, kFloat32, true, true, 0.0, 1e-5, gen);
+  check_group_norm({1, 32, 3, 3}, 32, kFloat32, true, false, 0.0, 1e-5, gen);  // one channel per group
+}
+
+TEST_CASE("group_norm non-contiguous input and gradients reach only what requires them", "[unit]") {
+  Generator gen = generator_for("group_norm non-contiguous input");
+  Tensor base = random_normal({4, 2, 3, 5}, gen).set_requires_grad();
+  const Tensor x = base.permute({1, 0, 2, 3});  // (2, 4, 3, 5), not contiguous
+  const Tensor gamma = random_normal({4}, gen);  // no gradient wanted
+  const Tensor direction = random_normal({2, 4, 3, 5}, gen);
+  const Tensor y = group_norm(x, 2, gamma, Tensor());
+  y.backward(direction);
+  const GroupNormReference expected = group_norm_reference(x.contiguous(), 2, gamma, Tensor(), 1e-5, false, direction);
+  CHECK(error_of(y, expected.y) <= 1e-12);
+  CHECK(error_of(base.grad().permute({1, 0, 2, 3}).contiguous(), expected.dx) <= 1e-12);
+  REQUIRE_FALSE(gamma.grad().defined());
+}
+
+TEST_CASE("group_norm rejects bad input with a clear error", "[unit]") {
+  const Tensor x = ones({2, 6, 4, 4});
+  REQUIRE_THROWS_WITH(group_norm(x, 4), Contains("group_norm") && Contains("4 groups") && Contains("6 channels"));
+  REQUIRE_THROWS_WITH(group_norm(x, 0), Contains("group_norm") && Contains("0 groups"));
+  REQUIRE_THROWS_WITH(group_norm(x, 3, Tensor(), Tensor(), 0.0), Contains("group_norm: eps") && Contains("got 0"));
+  REQUIRE_THROWS_WITH(group_norm(x, 3, Tensor(), Tensor(), -1e-5), Contains("group_norm: eps"));
+  REQUIRE_THROWS_WITH(group_norm(x, 3, ones({5})), Contains("group_norm: gamma has shape [5]") && Contains("[6]"));
+  REQUIRE_THROWS_WITH(group_norm(x, 3, ones({6}), ones({6, 1})), Contains("group_norm: beta has shape [6, 1]"));
+  REQUIRE_THROWS_WITH(group_norm(x, 3, ones({6}, kFloat64)), Contains("group_norm: gamma is float64 but x is float32"));
+  REQUIRE_THROWS_WITH(group_norm(ones({2, 6}, kInt64), 3), Contains("group_norm") && Contains("int64"));
+  REQUIRE_THROWS_WITH(group_norm(ones({6}), 3), Contains("group_norm") && Contains("[6]"));
+  REQUIRE_THROWS_WITH(group_norm(Tensor(), 3), Contains("group_norm") && Contains("undefined"));
+}
+
+// ---- weight_standardization ------------------------------------------------------------------------
+
+TEST_CASE("weight_standardization matches the float64 reference", "[unit]") {
+  Generator gen = generator_for("weight_standardization matches the float64 reference");
+  for (DType dtype : {kFloat32, kFloat64, kBFloat16}) {
+    for (const Shape& shape : {Shape{8, 3, 3, 3}, Shape{5, 7}, Shape{4, 16, 1, 1}}) {
+      for (double eps : {1e-10, 1e-2}) {
+        INFO(dtype_name(dtype) << " " << shape_string(shape) << " eps " << eps);
+        Tensor w = random_normal(shape, gen, dtype).set_requires_grad();
+        const Tensor direction = random_normal(shape, gen, dtype);
+        const Tensor w_hat = weight_standardization(w, eps);
+        REQUIRE(w_hat.shape() == shape);
+        REQUIRE(w_hat.dtype() == dtype);
+        w_hat.backward(direction);
+        const StandardizationReference expected = standardization_reference(w, eps, direction);
+        CHECK(error_of(w_hat, expected.w_hat) <= tolerance_for(dtype));
+        CHECK(error_of(w.grad(), expected.dw) <= tolerance_for(dtype));
+      }
+    }
+  }
+}
+
+TEST_CASE("weight_standardization of weights offset by 1e4", "[unit]") {
+  Generator gen = generator_for("weight_standardization of weights offset by 1e4");
+  Tensor w = add(random_normal({6, 4, 3, 3}, gen), 1e4).to(kFloat32).set_requires_grad();
+  const Tensor direction = random_normal({6, 4, 3, 3}, gen, kFloat32);
+  const Tensor w_hat = weight_standardization(w);
+  w_hat.backward(direction);
+  const StandardizationReference expected = standardization_reference(w, 1e-10, direction);
+  CHECK(error_of(w_hat, expected.w_hat) <= 1e-5);
+  // The mean is saved relative to each row's first value (see the group_norm case).
+  CHECK(error_of(w.grad(), expected.dw) <= 1e-5);
+}
+
+TEST_CASE("weight_standardization over a list: one call, same values and gradients", "[unit]") {
+  Generator gen = generator_for("weight_standardization over a list");
+  const std::vector<Shape> shapes = {{8, 3, 7, 7}, {4, 8, 1, 1}, {4, 4, 3, 3}, {16, 4, 1, 1}, {5, 6}};
+  std::vector<Tensor> weights, directions;
+  for (const Shape& shape : shapes) {
+    weights.push_back(random_normal(shape, gen, kFloat32).set_requires_grad());
+    directions.push_back(random_normal(shape, gen, kFloat32));
+  }
+  const std::vector<Tensor> outputs = weight_standardization(weights, 1e-8);
+  REQUIRE(outputs.size() == shapes.size());
+  // Output 3 is left unused: its weight gets no gradient, the others theirs.
+  Tensor loss = zeros({});
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    REQUIRE(outputs[i].shape() == shapes[i]);
+    if (i != 3) loss = add(loss, sum(mul(outputs[i], directions[i])));
+  }
+  loss.backward();
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    INFO("weight " << i << " " << shape_string(shapes[i]));
+    const StandardizationReference expected = standardization_reference(weights[i], 1e-8, directions[i]);
+    CHECK(error_of(outputs[i], expected.w_hat) <= 1e-5);
+    if (i == 3) {
+      CHECK_FALSE(weights[i].grad().defined());
+    } else {
+      CHECK(error_of(weights[i].grad(), expected.dw) <= 1e-5);
+    }
+  }
+  // A second backward pass over the same graph accumulates the same gradients again.
+  const Tensor first_grad = weights[0].grad().clone();
+  loss.backward();
+  CHECK(max_abs_difference(weights[0].grad(), mul(first_grad, 2.0)) <= 1e-5);
+  // An empty list is an empty result.
+  CHECK(weight_standardization(std::vector<Tensor>{}).empty());
+}
+
+TEST_CASE("weight_standardization rejects bad input with a clear error", "[unit]") {
+  REQUIRE_THROWS_WITH(weight_standardization(ones({4, 3}), 0.0),
+                      Contains("weight_standardization: eps must be positive") && Contains("got 0"));
+  REQUIRE_THROWS_WITH(weight_standardization(ones({4, 3}), -1.0), Contains("weight_standardization: eps"));
+  REQUIRE_THROWS_WITH(weight_standardization(ones({4})), Contains("weight_standardization") && Contains("[4]"));
+  REQUIRE_THROWS_WITH(weight_standardization(ones({4, 3}, kInt32)),
+                      Contains("weight_standardization") && Contains("int32"));
+  REQUIRE_THROWS_WITH(weight_standardization(std::vector<Tensor>{ones({4, 3}), ones({2, 3}, kFloat64)}),
+                      Contains("weight_standardization: all weights must share dtype and device") &&
+                          Contains("weight 1 is float64"));
+  REQUIRE_THROWS_WITH(weight_standardization(std::vector<Tensor>{ones({4, 3}), Tensor()}),
+                      Contains("weight_standardization: weight 1") && Contains("undefined"));
+}
+
+// ---- nn modules --------------------------------------------------------------------------------------
+
+TEST_CASE("nn GroupNorm: parameters, forward and backward", "[unit]") {
+  Generator gen = generator_for("nn GroupNorm");
+  nn::GroupNorm norm(4, 8);
+  REQUIRE(norm.named_parameters().size() == 2);
+  REQUIRE(norm.named_parameters()[0].first == "weight");
+  REQUIRE(norm.named_parameters()[1].first == "bias");
+  REQUIRE(norm.weight.shape() == Shape{8});
+  REQUIRE(norm.weight.requires_grad());
+  REQUIRE(norm.describe() == "GroupNorm(4, 8, eps=1e-05, affine=true)");
+  // Non-trivial parameters, so the module's output is checked against the op with them.
+  {
+    NoGradGuard no_grad;
+    norm.weight.copy_(random_uniform({8}, 0.5, 1.5, gen, kFloat32));
+    norm.bias.copy_(random_normal({8}, gen, kFloat32));
+  }
+  Tensor x = random_normal({2, 8, 3, 3}, gen, kFloat32).set_requires_grad();
+  const Tensor y = norm(x);
+  REQUIRE(max_abs_difference(y, group_norm(x.detach(), 4, norm.weight.detach(), norm.bias.detach())) == 0.0);
+  sum(mul(y, y)).backward();
+  REQUIRE(x.grad().shape() == x.shape());
+  REQUIRE(norm.weight.grad().shape() == Shape{8});
+  REQUIRE(norm.bias.grad().shape() == Shape{8});
+
+  nn::GroupNorm bare(2, 8, {.affine = false, .relu = true});
+  REQUIRE(bare.named_parameters().empty());
+  REQUIRE(bare.describe() == "GroupNorm(2, 8, eps=1e-05, affine=false, relu=true)");
+  REQUIRE(min(bare(x)).item() == 0.0);
+  REQUIRE_THROWS_WITH(bare(ones({2, 6, 3, 3})), Contains("GroupNorm(2, 8)") && Contains("[2, 6, 3, 3]"));
+  REQUIRE_THROWS_WITH(nn::GroupNorm(3, 8), Contains("GroupNorm") && Contains("3 groups"));
+}
+
+TEST_CASE("nn StdConv2d equals conv2d of the standardised weight", "[unit]") {
+  Generator gen = generator_for("nn StdConv2d");
+  nn::StdConv2d conv(3, 6, 3, {.stride = {2, 2}, .padding = {1, 1}, .bias = true, .eps = 1e-8});
+  REQUIRE(conv.named_parameters().size() == 2);
+  REQUIRE(conv.named_parameters()[0].first == "weight");
+  REQUIRE(conv.named_parameters()[1].first == "bias");
+  REQUIRE(conv.weight.shape() == Shape{6, 3, 3, 3});
+  REQUIRE_THAT(conv.describe(), Contains("StdConv2d(3, 6, kernel=(3, 3), stride=(2, 2)") && Contains("eps=1e-08)"));
+
+  Tensor x = random_normal({2, 3, 7, 7}, gen, kFloat32).set_requires_grad();
+  const Tensor y = conv(x);
+  // The reference standardises the weight in float64 loops, then convolves.
+  const StandardizationReference w_hat = standardization_reference(conv.weight, 1e-8, zeros({6, 3, 3, 3}));
+  const Tensor expected = conv2d(x.detach(), from_vector(w_hat.w_hat, {6, 3, 3, 3}).to(kFloat32),
+                                 conv.bias.detach(), conv.options());
+  REQUIRE(y.shape() == Shape{2, 6, 4, 4});
+  CHECK(max_abs_difference(y, expected) <= 1e-5);
+  sum(mul(y, random_normal(y.shape(), gen, kFloat32))).backward();
+  REQUIRE(x.grad().shape() == x.shape());
+  REQUIRE(conv.weight.grad().shape() == conv.weight.shape());
+  REQUIRE(conv.bias.grad().shape() == Shape{6});
+  // w_hat is invariant to adding a constant to a row of w, so each row of dL/dw sums to 0.
+  const double scale = sum(abs(conv.weight.grad())).item();
+  CHECK(max_abs_difference(sum(conv.weight.grad(), {1, 2, 3}), zeros({6})) <= 1e-6 * scale);
+
+  nn::StdConv2d plain(4, 8, 1);  // BiT's default: no bias, eps 1e-10
+  REQUIRE(plain.named_parameters().size() == 1);
+  REQUIRE(plain.eps == 1e-10);
+  REQUIRE_THROWS_WITH(nn::StdConv2d(4, 8, 1, {.eps = 0.0}), Contains("StdConv2d: eps"));
+}
+
+TEST_CASE("nn standardized_weights: one call for several StdConv2d layers", "[unit]") {
+  Generator gen = generator_for("nn standardized_weights");
+  auto first = std::make_shared<nn::StdConv2d>(3, 4, 3, nn::StdConv2dConfig{.padding = {1, 1}});
+  auto second = std::make_shared<nn::StdConv2d>(4, 5, 1);
+  nn::Sequential model{first, second};
+  REQUIRE(model.named_parameters().size() == 2);
+  REQUIRE(model.named_parameters()[0].first == "0.weight");
+  REQUIRE(model.named_parameters()[1].first == "1.weight");
+  REQUIRE_THAT(model.to_string(), Contains("StdConv2d(4, 5, kernel=(1, 1)"));
+
+  const Tensor x = random_normal({2, 3, 5, 5}, gen, kFloat32);
+  const std::vector<Tensor> weights = nn::standardized_weights({first.get(), second.get()});
+  const Tensor together = second->forward(first->forward(x, weights[0]), weights[1]);
+  sum(mul(together, together)).backward();
+  const Tensor grad_first = first->weight.grad().clone(), grad_second = second->weight.grad().clone();
+  model.zero_grad();
+  const Tensor separately = model(x);
+  sum(mul(separately, separately)).backward();
+  CHECK(max_abs_difference(together, separately) == 0.0);
+  CHECK(max_abs_difference(grad_first, first->weight.grad()) <= 1e-6);
+  CHECK(max_abs_difference(grad_second, second->weight.grad()) <= 1e-6);
+}
