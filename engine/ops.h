@@ -3,6 +3,7 @@
 
 #include "engine/autograd.h"
 #include "engine/ops/bit_normalization.h"
+#include "engine/ops/contrastive.h"
 #include "engine/ops/convolution.h"
 #include "engine/ops/elementwise.h"
 #include "engine/ops/indexing.h"

@@ -1,0 +1,129 @@
+// The O(C x D) steps around the tile kernels of the contrastive losses: L2 normalisation of
+// the rows (forward and backward) and the final mean over the anchors. Each reads and
+// writes every row once; next to the O(C^2 D) tile work they are noise.
+// - normalize_rows_kernel: one warp per row: sum of squares (warp shuffles), then
+//   z = h / max(||h||, eps) stored in the operand type (float, double or bf16) and ||h||.
+// - normalize_backward_kernel: one warp per row: dh = (dz - z (z . dz)) / ||h|| (dz / eps
+//   where the norm was clamped), with z recomputed from h in the statistics type.
+// - finalize_loss_kernel: one block sums the per-anchor losses in double in a fixed order
+//   (deterministic) and counts the anchors with positives.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace visrep::kernels::cuda::contrastive_detail {
+
+constexpr int kRowThreads = 256;  // 8 warps, one row each
+constexpr int kRowsPerBlock = kRowThreads / 32;
+
+// The dynamic shared memory of every contrastive kernel (one declaration, sized per launch).
+extern __shared__ __align__(128) unsigned char contrastive_shared_memory[];
+
+__device__ __forceinline__ float widen(float v) { return v; }
+__device__ __forceinline__ double widen(double v) { return v; }
+__device__ __forceinline__ float widen(__nv_bfloat16 v) { return __bfloat162float(v); }
+
+// Statistics type -> storage type; the second argument only picks the overload.
+__device__ __forceinline__ float narrow(float v, float) { return v; }
+__device__ __forceinline__ double narrow(double v, double) { return v; }
+__device__ __forceinline__ __nv_bfloat16 narrow(float v, __nv_bfloat16) { return __float2bfloat16_rn(v); }
+
+template <class S>
+__device__ __forceinline__ S warp_sum(S value) {
+  for (int offset = 16; offset > 0; offset /= 2) value += __shfl_xor_sync(0xffffffffu, value, offset);
+  return value;
+}
+
+__device__ __forceinline__ float square_root(float v) { return sqrtf(v); }
+__device__ __forceinline__ double square_root(double v) { return sqrt(v); }
+
+// Row j < columns of [h; extra] -> z[j], norm[j]; *non_finite = 1 if any sum of squares is
+// not finite (a NaN/Inf input, or an overflow).
+template <class T, class Stat>
+__global__ void __launch_bounds__(kRowThreads)
+    normalize_rows_kernel(const T* h, const T* extra, int64_t rows, int64_t columns, int64_t dim, Stat eps, T* z,
+                          Stat* norm, int32_t* non_finite) {
+  const int lane = threadIdx.x % 32;
+  const int64_t warps = int64_t{gridDim.x} * kRowsPerBlock;
+  // The row index is the same for the 32 lanes of a warp: whole warps enter the loop.
+  for (int64_t j = int64_t{blockIdx.x} * kRowsPerBlock + threadIdx.x / 32; j < columns; j += warps) {
+    const T* source = j < rows ? h + j * dim : extra + (j - rows) * dim;
+    Stat squares = 0;
+    for (int64_t d = lane; d < dim; d += 32) {
+      const Stat v = widen(source[d]);
+      squares += v * v;
+    }
+    squares = warp_sum(squares);
+    if (!isfinite(squares) && lane == 0) *non_finite = 1;
+    const Stat length = square_root(squares);
+    const Stat scale = Stat(1) / (length > eps ? length : eps);
+    for (int64_t d = lane; d < dim; d += 32) z[j * dim + d] = narrow(widen(source[d]) * scale, T{});
+    if (lane == 0) norm[j] = length;
+  }
+}
+
+// grad_z (wanted x dim, the tile kernels' output) -> grad_h (rows x dim) and, when wanted >
+// rows, grad_extra.
+template <class T, class Stat>
+__global__ void __launch_bounds__(kRowThreads)
+    normalize_backward_kernel(const T* h, const T* extra, const Stat* norm, const Stat* grad_z, int64_t rows,
+                              int64_t wanted, int64_t dim, Stat eps, T* grad_h, T* grad_extra) {
+  const int lane = threadIdx.x % 32;
+  const int64_t warps = int64_t{gridDim.x} * kRowsPerBlock;
+  for (int64_t j = int64_t{blockIdx.x} * kRowsPerBlock + threadIdx.x / 32; j < wanted; j += warps) {
+    const T* source = j < rows ? h + j * dim : extra + (j - rows) * dim;
+    T* out = j < rows ? grad_h + j * dim : grad_extra + (j - rows) * dim;
+    const Stat* g = grad_z + j * dim;
+    const Stat length = norm[j];
+    if (length > eps) {
+      const Stat scale = Stat(1) / length;
+      Stat projection = 0;  // z . dz
+      for (int64_t d = lane; d < dim; d += 32) projection += widen(source[d]) * scale * g[d];
+      projection = warp_sum(projection);
+      for (int64_t d = lane; d < dim; d += 32)
+        out[d] = narrow((g[d] - widen(source[d]) * scale * projection) * scale, T{});
+    } else {
+      for (int64_t d = lane; d < dim; d += 32) out[d] = narrow(g[d] / eps, T{});
+    }
+  }
+}
+
+// loss = mean over anchors with positives of -loss_scale (positive_sum / count - lse); 0
+// when there are none. Launched as one block of kRowThreads with kFinalizeSharedBytes.
+constexpr size_t kFinalizeSharedBytes = kRowThreads * (sizeof(double) + sizeof(int64_t));
+
+template <class Stat>
+__global__ void __launch_bounds__(kRowThreads)
+    finalize_loss_kernel(const Stat* log_sum_exp, const Stat* positive_sum, const int32_t* positive_count,
+                         int64_t anchors, double loss_scale, Stat* loss, int32_t* counted_anchors) {
+  double* totals = reinterpret_cast<double*>(contrastive_shared_memory);
+  int64_t* counts = reinterpret_cast<int64_t*>(contrastive_shared_memory + kRowThreads * sizeof(double));
+  double total = 0.0;
+  int64_t count = 0;
+  for (int64_t i = threadIdx.x; i < anchors; i += kRowThreads) {
+    const int32_t positives = positive_count[i];
+    if (positives == 0) continue;
+    total += -loss_scale * (static_cast<double>(positive_sum[i]) / positives - static_cast<double>(log_sum_exp[i]));
+    ++count;
+  }
+  totals[threadIdx.x] = total;
+  counts[threadIdx.x] = count;
+  __syncthreads();
+  for (int stride = kRowThreads / 2; stride > 0; stride /= 2) {
+    if (threadIdx.x < stride) {
+      totals[threadIdx.x] += totals[threadIdx.x + stride];
+      counts[threadIdx.x] += counts[threadIdx.x + stride];
+    }
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) {
+    *loss = static_cast<Stat>(counts[0] > 0 ? totals[0] / static_cast<double>(counts[0]) : 0.0);
+    *counted_anchors = static_cast<int32_t>(counts[0]);
+  }
+}
+
+}  // namespace visrep::kernels::cuda::contrastive_detail
