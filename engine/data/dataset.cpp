@@ -1,13 +1,74 @@
 #include "engine/data/dataset.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include "engine/autograd.h"
 #include "engine/ops/elementwise.h"
 #include "engine/ops/indexing.h"
+#include "engine/random.h"
 
 namespace visrep::data {
 
 ImageDataset subset(const ImageDataset& dataset, const Tensor& indices) {
   return {index_select(dataset.images, 0, indices), index_select(dataset.labels, 0, indices), dataset.class_names};
+}
+
+ImageDataset to_rgb(const ImageDataset& dataset) {
+  VISREP_CHECK(dataset.images.defined() && dataset.images.dim() == 4, "to_rgb: expected (N, H, W, C) images");
+  if (dataset.channels() == 3) return dataset;
+  VISREP_CHECK(dataset.channels() == 1, "to_rgb: expected 1 or 3 channels, got {}", dataset.channels());
+  ImageDataset rgb = dataset;
+  rgb.images = dataset.images.expand({dataset.size(), dataset.height(), dataset.width(), 3}).contiguous();
+  return rgb;
+}
+
+namespace {
+
+// A seeded permutation of the dataset's indices (Philox stream 0 of `seed`).
+std::vector<int64_t> shuffled_indices(int64_t count, uint64_t seed) {
+  Generator generator(seed);
+  return permutation(count, generator).to_vector<int64_t>();
+}
+
+ImageDataset sorted_subset(const ImageDataset& dataset, std::vector<int64_t> indices) {
+  std::sort(indices.begin(), indices.end());
+  return subset(dataset, from_vector(indices));
+}
+
+}  // namespace
+
+DatasetSplit split_train_validation(const ImageDataset& dataset, double validation_fraction, uint64_t seed) {
+  VISREP_CHECK(validation_fraction >= 0 && validation_fraction <= 1,
+               "split_train_validation: validation_fraction must be in [0, 1], got {}", validation_fraction);
+  const std::vector<int64_t> order = shuffled_indices(dataset.size(), seed);
+  const auto validation_count =
+      static_cast<int64_t>(std::llround(validation_fraction * static_cast<double>(dataset.size())));
+  const auto middle = order.begin() + validation_count;
+  return {sorted_subset(dataset, std::vector<int64_t>(middle, order.end())),
+          sorted_subset(dataset, std::vector<int64_t>(order.begin(), middle))};
+}
+
+ImageDataset few_shot_subset(const ImageDataset& dataset, int64_t per_class, uint64_t seed) {
+  VISREP_CHECK(per_class >= 1, "few_shot_subset: per_class must be >= 1, got {}", per_class);
+  const std::vector<int64_t> labels = dataset.labels.to_vector<int64_t>();
+  int64_t classes = dataset.class_count();
+  for (int64_t label : labels) classes = std::max(classes, label + 1);
+  std::vector<int64_t> taken(static_cast<size_t>(classes), 0), chosen;
+  for (int64_t index : shuffled_indices(dataset.size(), seed)) {
+    int64_t& count = taken[static_cast<size_t>(labels[static_cast<size_t>(index)])];
+    if (count < per_class) {
+      ++count;
+      chosen.push_back(index);
+    }
+  }
+  for (int64_t c = 0; c < classes; ++c) {
+    const std::string name = c < dataset.class_count() ? dataset.class_names[static_cast<size_t>(c)] : std::to_string(c);
+    VISREP_CHECK(taken[static_cast<size_t>(c)] == per_class,
+                 "few_shot_subset: class {} ('{}') has {} samples, fewer than the {} asked for", c, name,
+                 taken[static_cast<size_t>(c)], per_class);
+  }
+  return sorted_subset(dataset, chosen);
 }
 
 Tensor to_float_nchw(const Tensor& images_nhwc, const std::vector<float>& mean, const std::vector<float>& std) {

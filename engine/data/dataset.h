@@ -1,6 +1,6 @@
 // An in-memory labelled image dataset: uint8 images in HWC layout and int64 labels, the
-// form every loader in visrep produces (Fashion-MNIST here; CIFAR and image folders join
-// it in the data issue).
+// form every reader in visrep produces (mnist.h, cifar.h, image_folder.h, synthetic.h) and
+// the data loader (loader.h) batches.
 #pragma once
 
 #include <string>
@@ -24,6 +24,23 @@ struct ImageDataset {
 
 // The rows `indices` (int64, 1-D) of a dataset, as a new dataset.
 ImageDataset subset(const ImageDataset& dataset, const Tensor& indices);
+
+// Grayscale (1-channel) images repeated into 3 identical channels, for models and
+// augmentations that expect RGB; a 3-channel dataset is returned as it is.
+ImageDataset to_rgb(const ImageDataset& dataset);
+
+// A seeded random split into two disjoint parts that together hold every sample once:
+// `validation` gets round(validation_fraction * N) samples, `train` the rest, each in the
+// dataset's order. The same seed gives the same split.
+struct DatasetSplit {
+  ImageDataset train;
+  ImageDataset validation;
+};
+DatasetSplit split_train_validation(const ImageDataset& dataset, double validation_fraction, uint64_t seed);
+
+// A seeded few-shot subset: `per_class` samples of every class, in the dataset's order.
+// Throws naming the class when it has fewer samples than that.
+ImageDataset few_shot_subset(const ImageDataset& dataset, int64_t per_class, uint64_t seed);
 
 // Images as float32 (N, C, H, W) scaled to [0, 1], then (x - mean) / std per channel.
 Tensor to_float_nchw(const Tensor& images_nhwc, const std::vector<float>& mean = {},
