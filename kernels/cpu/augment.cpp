@@ -37,7 +37,7 @@ void channel_means(const float* image, int64_t pixels, int64_t channels, float* 
 
 void adjust_contrast(float* image, int64_t pixels, int64_t channels, float factor) {
   if (factor == 1.0f) return;
-  float mean[3];
+  float mean[3] = {0.0f, 0.0f, 0.0f};
   channel_means(image, pixels, channels, mean);
   for (int64_t i = 0; i < pixels; ++i) contrast_pixel(image + i * channels, static_cast<int>(channels), factor, mean);
 }
