@@ -13,6 +13,9 @@ out=${OUT:-$root/build-gpu/check}
 mkdir -p "$out"
 start=$(date +%s)
 status=0
+# Each benchmark gets at most this many seconds, so the whole check fits one device call
+# (10 minutes) with the build; a benchmark cut short keeps the rows it printed.
+bench_limit=${BENCH_LIMIT:-90}
 
 step() { printf '\n== %s (%ss)\n' "$1" "$(( $(date +%s) - start ))"; }
 
@@ -37,26 +40,28 @@ echo "built in $(( $(date +%s) - start ))s"
 
 step "gpu tests (CPU/CUDA parity)"
 rm -f "$out/parity.jsonl"
-VISREP_PARITY_REPORT="$out/parity.jsonl" timeout 600 ctest --test-dir build-gpu -L gpu --output-on-failure \
+VISREP_PARITY_REPORT="$out/parity.jsonl" timeout 300 ctest --test-dir build-gpu -L gpu --output-on-failure \
   > "$out/ctest-gpu.log" 2>&1 || status=1
 grep -E "tests passed|tests failed|Failed|Skipped" "$out/ctest-gpu.log" | tail -30
 
 step "cpu tests"
-timeout 600 ctest --test-dir build-gpu -LE gpu -j "$(nproc)" > "$out/ctest-cpu.log" 2>&1 || status=1
+timeout 300 ctest --test-dir build-gpu -LE gpu -j "$(nproc)" > "$out/ctest-cpu.log" 2>&1 || status=1
 grep -E "tests passed|tests failed|\(Failed\)" "$out/ctest-cpu.log" | tail -10
 
 step "benchmarks"
 for bench in build-gpu/benchmarks/bench_*; do
   [ -x "$bench" ] || continue
   name=$(basename "$bench")
+  # The CPU kernels are measured on the development machine; here they only cost time.
+  [ "$name" = bench_cpu_ops ] && continue
   echo "-- $name"
-  timeout 300 "$bench" --json "$out/$name.jsonl" > "$out/$name.txt" 2>&1 || { echo "$name FAILED"; status=1; }
+  timeout "$bench_limit" "$bench" --json "$out/$name.jsonl" > "$out/$name.txt" 2>&1 || { echo "$name FAILED"; status=1; }
 done
 for script in benchmarks/torch_*.py; do
   [ -f "$script" ] || continue
   name=$(basename "$script" .py)
   echo "-- $name"
-  timeout 300 python3 "$script" --json "$out/$name.jsonl" > "$out/$name.txt" 2>&1 || { echo "$name FAILED"; status=1; }
+  timeout "$bench_limit" python3 "$script" --json "$out/$name.jsonl" > "$out/$name.txt" 2>&1 || { echo "$name FAILED"; status=1; }
 done
 
 step "summary"
