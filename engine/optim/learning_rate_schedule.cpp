@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 
 #include "engine/error.h"
 
@@ -33,6 +34,35 @@ double WarmupCosineSchedule::at(int64_t step) const {
   const double progress =
       static_cast<double>(step - warmup_steps_) / static_cast<double>(std::max<int64_t>(total_steps_ - warmup_steps_, 1));
   return final_ + 0.5 * (base_ - final_) * (1.0 + std::cos(M_PI * progress));
+}
+
+double scale_learning_rate(double base_learning_rate, int64_t batch_size, LearningRateScaling scaling) {
+  VISREP_CHECK(batch_size >= 1, "scale_learning_rate: batch_size must be >= 1, got {}", batch_size);
+  VISREP_CHECK(std::isfinite(base_learning_rate) && base_learning_rate >= 0,
+               "scale_learning_rate: base learning rate must be finite and >= 0, got {}", base_learning_rate);
+  const auto b = static_cast<double>(batch_size);
+  switch (scaling) {
+    case LearningRateScaling::Linear: return base_learning_rate * b / 256.0;
+    case LearningRateScaling::SquareRoot: return base_learning_rate * std::sqrt(b);
+    case LearningRateScaling::None: return base_learning_rate;
+  }
+  VISREP_FAIL("scale_learning_rate: unknown scaling {}", static_cast<int>(scaling));
+}
+
+LearningRateScaling parse_learning_rate_scaling(const std::string& name) {
+  if (name == "linear") return LearningRateScaling::Linear;
+  if (name == "sqrt") return LearningRateScaling::SquareRoot;
+  if (name == "none") return LearningRateScaling::None;
+  VISREP_FAIL("unknown learning-rate scaling '{}' (expected linear, sqrt or none)", name);
+}
+
+std::string learning_rate_scaling_name(LearningRateScaling scaling) {
+  switch (scaling) {
+    case LearningRateScaling::Linear: return "linear";
+    case LearningRateScaling::SquareRoot: return "sqrt";
+    case LearningRateScaling::None: return "none";
+  }
+  VISREP_FAIL("learning_rate_scaling_name: unknown scaling {}", static_cast<int>(scaling));
 }
 
 }  // namespace visrep::optim

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 namespace visrep::optim {
@@ -52,5 +53,17 @@ class WarmupCosineSchedule : public LearningRateSchedule {
   int64_t total_steps_;
   double final_;
 };
+
+// How the base learning rate grows with the batch size, as google-research/simclr
+// (tf2/model.py WarmUpAndCosineDecay, learning_rate_scaling): Linear gives lr * B / 256
+// (the SimCLR paper's default with LARS, lr = 0.3), SquareRoot gives lr * sqrt(B) (the
+// paper's choice for small batches, lr = 0.075; appendix B.1), None leaves lr alone. B counts images, not views: SimCLR's
+// train_batch_size is the number of images, each of which gives two views.
+enum class LearningRateScaling { Linear, SquareRoot, None };
+
+double scale_learning_rate(double base_learning_rate, int64_t batch_size, LearningRateScaling scaling);
+// "linear" or "sqrt" (SimCLR's flag values) or "none"; anything else is an error naming it.
+LearningRateScaling parse_learning_rate_scaling(const std::string& name);
+std::string learning_rate_scaling_name(LearningRateScaling scaling);
 
 }  // namespace visrep::optim

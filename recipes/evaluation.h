@@ -1,0 +1,88 @@
+// Evaluating a representation on frozen, precomputed features: the weighted kNN classifier
+// every self-supervised paper monitors, and the linear probe ("linear evaluation").
+//
+// Features are plain (N, D) float tensors on the CPU or a GPU, computed once by whoever
+// owns the encoder (recipes/simclr, apps/visrep-eval); nothing here knows about images,
+// augmentation or models.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "engine/tensor.h"
+
+namespace visrep::recipes {
+
+// ---- k nearest neighbours ---------------------------------------------------------------------
+//
+// The weighted kNN of Wu et al. 2018, "Unsupervised Feature Learning via Non-Parametric
+// Instance Discrimination" (InstDisc, https://arxiv.org/abs/1805.01978), in the form lightly
+// (lightly/utils/benchmarking knn_predict) and solo-learn (WeightedKNNClassifier) report:
+//   - train and query features are L2-normalised, similarity = cosine = dot product;
+//   - each query takes its k most similar training samples;
+//   - neighbour j votes for its label with weight exp(sim_j / temperature);
+//   - the prediction is the class with the largest summed weight.
+// Defaults k = 200, temperature = 0.1 are InstDisc's and lightly's.
+//
+// Ties, so results are deterministic on every device: among equally similar neighbours at
+// the k-th place the lower training index wins; among classes with equal summed weight the
+// lower class index wins.
+struct KnnOptions {
+  int64_t k = 200;             // more than N training samples: clamped to N (as solo-learn does)
+  double temperature = 0.1;
+  int64_t query_batch_size = 256;  // queries per similarity block: memory O(query_batch_size x N)
+};
+
+// train_features (N, D) float, train_labels (N) int64 in [0, classes), query_features (M, D)
+// float on the same device as train_features. Returns the predicted class of every query,
+// int64 (M) on the CPU.
+//
+// The similarity block is a matmul on the features' device; the top-k selection and the
+// vote run on the host (a size-k heap per query, rows in parallel with OpenMP), so a GPU
+// run copies each (query_batch_size, N) block to the host once. There is no device top-k
+// op in the engine yet; this is the simple correct path, see the note in evaluation.cpp.
+Tensor knn_classify(const Tensor& train_features, const Tensor& train_labels, const Tensor& query_features,
+                    int64_t classes, const KnnOptions& options = {});
+
+// Top-1 accuracy in [0, 1] of knn_classify's predictions against query_labels (M) int64.
+double knn_accuracy(const Tensor& train_features, const Tensor& train_labels, const Tensor& query_features,
+                    const Tensor& query_labels, int64_t classes, const KnnOptions& options = {});
+
+// Raw pixels as features, the baseline an encoder must beat under the same kNN protocol:
+// images of any shape (N, ...) flattened to (N, prod(...)) float32, uint8 scaled to [0, 1].
+Tensor raw_pixel_features(const Tensor& images);
+
+// ---- linear evaluation ------------------------------------------------------------------------
+//
+// A linear classifier (y = x W^T + b) trained with cross-entropy and SGD with momentum on
+// frozen features, with a cosine-decayed learning rate and no warmup: SimCLR's README linear
+// eval (google-research/simclr: --train_mode=finetune --fine_tune_after_block=4
+// --zero_init_logits_layer=True --optimizer=momentum --learning_rate=0.1 --weight_decay=0
+// --warmup_epochs=0, 90-100 epochs). As there, W and b start at zero; the problem is convex,
+// so this costs nothing and the run depends only on the shuffle's seed.
+struct LinearEvalOptions {
+  int64_t epochs = 100;
+  int64_t batch_size = 256;
+  double learning_rate = 0.1;   // peak, decayed with a cosine to 0 over all steps (no warmup)
+  double momentum = 0.9;
+  double weight_decay = 0.0;    // on W only
+  bool standardize = true;      // per-dimension (x - mean) / std with the training set's statistics
+  uint64_t seed = 0;            // the epoch shuffles
+};
+
+struct LinearEvalResult {
+  double train_accuracy = 0.0;  // top-1 in [0, 1], after training, on the whole training set
+  double test_accuracy = 0.0;
+  std::vector<double> epoch_losses;  // mean training loss of every epoch
+  Tensor weight;  // (classes, D) and (classes): the trained classifier, on the features' device,
+  Tensor bias;    // applied to standardized features when standardize is on
+  Tensor feature_mean;  // (D) training-set statistics used for standardizing (undefined when off)
+  Tensor feature_std;
+};
+
+// train_features (N, D) / train_labels (N) int64 and test_features (M, D) / test_labels (M),
+// all on one device. Labels must lie in [0, classes).
+LinearEvalResult linear_eval(const Tensor& train_features, const Tensor& train_labels, const Tensor& test_features,
+                             const Tensor& test_labels, int64_t classes, const LinearEvalOptions& options = {});
+
+}  // namespace visrep::recipes
