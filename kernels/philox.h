@@ -85,21 +85,42 @@ VISREP_HOST_DEVICE inline uint64_t bounded_from_bits(uint32_t bits, uint64_t ran
   return (static_cast<uint64_t>(bits) * range) >> 32;
 }
 
-// Standard normal for element `index` by Box-Muller over the pair of words it shares with
-// its neighbour: words (0,1) give elements 4b and 4b+1 (cosine, sine), words (2,3) give
-// 4b+2 and 4b+3. Computed in double and rounded once, so the CPU and the GPU agree to the
-// last float bit except when their double-precision log/sin/cos differ across a float
-// rounding boundary (probability ~2^-29 per draw).
-VISREP_HOST_DEVICE inline float normal_at(uint64_t seed, uint64_t stream, uint64_t index) {
-  PhiloxBlock block = philox_block(seed, stream, index / 4);
-  int pair = static_cast<int>(index % 4) / 2;
-  double u1 = uniform_open_from_bits(block.words[2 * pair]);
-  double u2 = uniform_from_bits(block.words[2 * pair + 1]);
+// Box-Muller over one pair of words: the cosine and the sine normal (either pointer may be
+// null). Computed in double and rounded once, so the CPU and the GPU agree to the last
+// float bit except when their double-precision log/sin/cos differ across a float rounding
+// boundary (probability ~2^-29 per draw).
+VISREP_HOST_DEVICE inline void normal_pair(uint32_t bits_u1, uint32_t bits_u2, float* cosine, float* sine) {
+  double u1 = uniform_open_from_bits(bits_u1);
+  double u2 = uniform_from_bits(bits_u2);
   // Qualified with :: so that an including file's own log/sqrt (visrep::log on Tensors, say)
   // cannot hide the C math functions from this namespace.
   double radius = ::sqrt(-2.0 * ::log(u1));
   double angle = 6.283185307179586476925286766559 * u2;
-  return static_cast<float>(index % 2 == 0 ? radius * ::cos(angle) : radius * ::sin(angle));
+  if (cosine) *cosine = static_cast<float>(radius * ::cos(angle));
+  if (sine) *sine = static_cast<float>(radius * ::sin(angle));
+}
+
+// Standard normal for element `index`, from the pair of words it shares with its
+// neighbour: words (0,1) give elements 4b and 4b+1 (cosine, sine), words (2,3) give 4b+2
+// and 4b+3.
+VISREP_HOST_DEVICE inline float normal_at(uint64_t seed, uint64_t stream, uint64_t index) {
+  PhiloxBlock block = philox_block(seed, stream, index / 4);
+  int pair = static_cast<int>(index % 4) / 2;
+  float value = 0.0f;
+  if (index % 2 == 0) {
+    normal_pair(block.words[2 * pair], block.words[2 * pair + 1], &value, nullptr);
+  } else {
+    normal_pair(block.words[2 * pair], block.words[2 * pair + 1], nullptr, &value);
+  }
+  return value;
+}
+
+// The four normals of block `block` (elements 4 block .. 4 block + 3), the same values as
+// normal_at gives one by one, for one Philox block and two logarithms instead of four.
+VISREP_HOST_DEVICE inline void normals_of_block(uint64_t seed, uint64_t stream, uint64_t block, float out[4]) {
+  PhiloxBlock words = philox_block(seed, stream, block);
+  normal_pair(words.words[0], words.words[1], &out[0], &out[1]);
+  normal_pair(words.words[2], words.words[3], &out[2], &out[3]);
 }
 
 }  // namespace visrep::kernels

@@ -21,9 +21,18 @@ void random_uniform(uint64_t seed, uint64_t stream, int64_t count, double low, d
 
 template <class T>
 void random_normal(uint64_t seed, uint64_t stream, int64_t count, double mean, double std, T* out) {
+  // Whole Philox blocks at a time (four normals from one block and two logarithms); the
+  // values are normal_at's, element by element.
+  const int64_t blocks = (count + 3) / 4;
 #pragma omp parallel for schedule(static) if (count >= 65536)
-  for (int64_t i = 0; i < count; ++i) {
-    out[i] = static_cast<T>(std::fma(std, static_cast<double>(normal_at(seed, stream, i)), mean));
+  for (int64_t block = 0; block < blocks; ++block) {
+    float normals[4];
+    normals_of_block(seed, stream, static_cast<uint64_t>(block), normals);
+    const int64_t first = 4 * block;
+    const int64_t last = std::min<int64_t>(first + 4, count);
+    for (int64_t i = first; i < last; ++i) {
+      out[i] = static_cast<T>(std::fma(std, static_cast<double>(normals[i - first]), mean));
+    }
   }
 }
 

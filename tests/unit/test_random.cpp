@@ -13,6 +13,7 @@
 
 #include "engine/ops.h"
 #include "kernels/philox.h"
+#include "kernels/cpu/random.h"
 
 using namespace visrep;
 
@@ -255,4 +256,17 @@ TEST_CASE("random factories honour the options", "[unit]") {
   CHECK(m.maximum < 3.0);
   normal_(filled, -1.0, 0.1, gen);
   CHECK(moments_of(filled.to_vector<float>()).mean == Approx(-1.0).margin(0.02));
+}
+
+TEST_CASE("random_normal draws normal_at's values block by block, for any count", "[random]") {
+  // The CPU kernel computes four normals per Philox block; the CUDA twin and normal_at one
+  // per element. They must be the same numbers, including a count that ends mid-block.
+  for (int64_t count : {1, 3, 4, 5, 4099}) {
+    std::vector<float> drawn(static_cast<size_t>(count));
+    kernels::cpu::random_normal<float>(42, 7, count, 0.0, 1.0, drawn.data());
+    for (int64_t i = 0; i < count; ++i) {
+      INFO("count " << count << ", index " << i);
+      REQUIRE(drawn[static_cast<size_t>(i)] == kernels::normal_at(42, 7, static_cast<uint64_t>(i)));
+    }
+  }
 }
