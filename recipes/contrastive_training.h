@@ -1,0 +1,164 @@
+// The training loop SimCLR (recipes/simclr.h) and SupCon's first stage (recipes/supcon.h)
+// share: two augmented views of every image, an encoder f and a head g, a contrastive loss
+// on g(f(x)), warmup + cosine learning rate, LARS or SGD, an online kNN monitor on f's
+// features, metrics, checkpoints, resume and a clean stop. The recipes differ only in the
+// loss (and its labels), the head and their defaults, which they pass in.
+//
+// Reproducibility: nothing in the loop holds random state. The loader's order of epoch e is
+// Philox stream e of the seed and every view's augmentation is keyed by (seed, epoch,
+// sample, view) (engine/data/augment.h). So a checkpoint needs only the model, the
+// optimizer's buffers and the position (epoch, batch, step): resuming from it on the CPU
+// gives bit-identical next losses.
+//
+// Files in run_directory (nothing when it is empty), all written atomically:
+//   metrics.jsonl             one record per step and per epoch (appended to on resume)
+//   checkpoint.safetensors    encoder.*, head.*, optimizer.* and history.* tensors; the
+//                             position in the metadata. Every checkpoint_every epochs, on a
+//                             stop request and at the end.
+//   encoder.safetensors       the trained encoder's state dict alone (PyTorch names), at the end
+//   loss.png, knn.png         the loss per step and the kNN accuracy per epoch
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/data/augment.h"
+#include "engine/data/dataset.h"
+#include "engine/nn/module.h"
+#include "engine/optim/learning_rate_schedule.h"
+#include "recipes/evaluation.h"
+
+namespace visrep::recipes {
+
+// ---- stopping ---------------------------------------------------------------------------------
+//
+// A process-wide request to stop training, for an app's SIGINT handler: request_stop() only
+// stores to a lock-free std::atomic<bool>, which is async-signal-safe. The training loops
+// check it after every step; when set they write a checkpoint, then return with
+// result.stopped = true. The request stays set (so an app's later stages see it too) until
+// clear_stop_request().
+void request_stop() noexcept;
+bool stop_requested() noexcept;
+void clear_stop_request() noexcept;
+
+// ---- configuration -----------------------------------------------------------------------------
+
+enum class ContrastiveOptimizer {
+  Lars,  // google-research/simclr lars_optimizer.py: biases and norms excluded from decay and adaptation
+  Sgd,   // torch.optim.SGD with momentum, weight decay on every parameter (SupContrast main_supcon.py)
+};
+ContrastiveOptimizer parse_contrastive_optimizer(const std::string& name);  // "lars" or "sgd"
+std::string contrastive_optimizer_name(ContrastiveOptimizer optimizer);
+
+// The in-class defaults are SimCLR's (google-research/simclr run.py flags): batch 512,
+// learning_rate 0.3 scaled linearly (x B / 256), 10 warmup epochs, weight decay 1e-6, LARS
+// with momentum 0.9 and trust coefficient 0.001. SupconConfig sets SupContrast's instead.
+struct ContrastiveTrainingConfig {
+  int64_t epochs = 100;
+  int64_t batch_size = 512;  // images per step; each gives two views, so 2 x batch_size rows
+  double base_learning_rate = 0.3;
+  optim::LearningRateScaling learning_rate_scaling = optim::LearningRateScaling::Linear;
+  double warmup_epochs = 10.0;  // linear warmup from 0, then cosine decay to 0 (SimCLR's schedule)
+  double weight_decay = 1e-6;
+  double momentum = 0.9;
+  ContrastiveOptimizer optimizer = ContrastiveOptimizer::Lars;
+  double trust_coefficient = 0.001;  // LARS's eeta
+
+  // The views: `augment` when set, otherwise augment_preset(augment_preset, image_size);
+  // image_size 0 means the dataset's height.
+  std::string augment_preset = "simclr";
+  int64_t image_size = 0;
+  std::optional<data::AugmentConfig> augment;
+
+  uint64_t seed = 0;  // of the data order and the augmentation (the model's init is the caller's)
+  Device device = Device::cpu();
+  int loader_workers = 0;  // 0: one per core
+
+  std::string run_directory;      // empty: write nothing
+  int64_t checkpoint_every = 0;   // epochs between checkpoints; 0: only on a stop request and at the end
+  std::string resume;             // a checkpoint.safetensors to continue from; empty: a fresh run
+
+  // The online kNN monitor: encoder features (evaluation mode, no augmentation) of the
+  // training set as the memory bank, the test set as queries, every knn_every epochs and
+  // after the last one. k = 200, temperature 0.1, cosine (recipes/evaluation.h).
+  bool knn_monitor = true;
+  int64_t knn_every = 1;
+  KnnOptions knn;
+
+  bool show_progress = true;
+  // Called after every step with its global number (0-based) and loss, e.g. to log or to
+  // request a stop from a test.
+  std::function<void(int64_t step, double loss)> on_step;
+};
+
+// Throws visrep::Error naming the first field that is out of range.
+void check_config(const ContrastiveTrainingConfig& config, const data::ImageDataset& train_set,
+                  const std::string& recipe);
+
+// The views' augmentation the config asks for, for a dataset of that height.
+data::AugmentConfig resolve_augment(const ContrastiveTrainingConfig& config, const data::ImageDataset& dataset);
+
+// ---- results -----------------------------------------------------------------------------------
+
+struct ContrastiveEpochSummary {
+  int64_t epoch = 0;  // 1-based
+  double loss = 0.0;  // mean over the epoch's steps (including those before a resume)
+  double learning_rate = 0.0;  // at the epoch's last step
+  double images_per_second = 0.0;
+  std::optional<double> knn_accuracy;  // top-1 in [0, 1], when the monitor ran this epoch
+};
+
+struct ContrastiveTrainingResult {
+  std::vector<double> step_losses;  // the steps this call ran, in order
+  int64_t first_step = 0;           // global number of step_losses[0]: nonzero after a resume
+  std::vector<ContrastiveEpochSummary> epochs;  // the epochs this call finished
+  bool stopped = false;             // a stop request ended the run early
+  std::string checkpoint_path;      // the last checkpoint written; empty when none
+};
+
+// ---- the loop ----------------------------------------------------------------------------------
+
+// The loss of one step: embeddings (2B, D), view-major (rows i and i + B are image i's two
+// views), and the batch's labels (B) int64 on the same device.
+using ContrastiveLossFunction = std::function<Tensor(const Tensor& embeddings, const Tensor& labels)>;
+
+// Trains encoder + head on `train_set` with `loss`; `recipe` ("simclr", "supcon") names the
+// run in messages and checkpoints (a checkpoint of another recipe is refused on resume).
+// test_set feeds the kNN monitor only and may be empty.
+ContrastiveTrainingResult train_contrastive(nn::Module& encoder, nn::Module& head, const data::ImageDataset& train_set,
+                                            const data::ImageDataset& test_set,
+                                            const ContrastiveTrainingConfig& config, const std::string& recipe,
+                                            const ContrastiveLossFunction& loss);
+
+// ---- features ----------------------------------------------------------------------------------
+
+// The augmentation-free transform for evaluation that matches `training`: its size and
+// normalisation, the central crop of the "eval" preset.
+data::AugmentConfig evaluation_transform(const data::AugmentConfig& training);
+
+// The encoder's features of every image of `dataset`, in order: (N, D) float32 on `device`,
+// computed in evaluation mode without a graph; the encoder's mode is restored afterwards.
+Tensor encode_dataset(nn::Module& encoder, const data::ImageDataset& dataset, const data::AugmentConfig& transform,
+                      Device device, int64_t batch_size = 256);
+
+// kNN top-1 accuracy of `encoder`'s features: train_set as the memory bank, test_set as the
+// queries.
+double knn_monitor_accuracy(nn::Module& encoder, const data::ImageDataset& train_set,
+                            const data::ImageDataset& test_set, const data::AugmentConfig& transform, Device device,
+                            const KnnOptions& options = {});
+
+// Linear evaluation of a frozen encoder on precomputed features (recipes/evaluation.h
+// linear_eval): the features of train_set and test_set through `transform`, then a linear
+// classifier trained on them. SupContrast main_linear.py and simclr's linear eval, minus the
+// training augmentation (which would need the encoder in every epoch).
+LinearEvalResult linear_eval_of_encoder(nn::Module& encoder, const data::ImageDataset& train_set,
+                                        const data::ImageDataset& test_set, const data::AugmentConfig& transform,
+                                        Device device, const LinearEvalOptions& options = {});
+
+// The number of classes of a dataset: its class names, or 1 + the largest label when it has none.
+int64_t class_count(const data::ImageDataset& dataset);
+
+}  // namespace visrep::recipes
