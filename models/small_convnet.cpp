@@ -19,9 +19,15 @@ SmallConvNet::SmallConvNet(const SmallConvNetConfig& config) {
     channels = width;
   }
   features->push_back(std::make_shared<nn::GlobalAvgPool2d>());
-  classifier = register_module("classifier", std::make_shared<nn::Linear>(channels, config.classes));
+  feature_dim_ = channels;
+  VISREP_CHECK(config.classes >= 0, "SmallConvNet: classes must be >= 0 (0: an encoder without classifier), got {}",
+               config.classes);
+  if (config.classes > 0) classifier = register_module("classifier", std::make_shared<nn::Linear>(channels, config.classes));
 }
 
-Tensor SmallConvNet::forward(const Tensor& images) { return classifier->forward(features->forward(images)); }
+Tensor SmallConvNet::forward(const Tensor& images) {
+  Tensor pooled = features->forward(images);
+  return classifier ? classifier->forward(pooled) : pooled;
+}
 
 }  // namespace visrep::models

@@ -2,6 +2,8 @@
 // batch norm, relu, pooling, linear, cross-entropy), sized to train on Fashion-MNIST on
 // a laptop CPU in minutes:
 //   [conv3x3 -> BN -> ReLU -> maxpool2] x 3 (widths w, 2w, 4w) -> global average pool -> linear
+// With classes = 0 it is an encoder: no linear layer, the output is the pooled 4w features
+// (the contrastive recipes' CPU-sized encoder).
 #pragma once
 
 #include <memory>
@@ -12,18 +14,23 @@ namespace visrep::models {
 
 struct SmallConvNetConfig {
   int64_t in_channels = 1;
-  int64_t classes = 10;
+  int64_t classes = 10;  // 0: no classifier, the pooled features are the output
   int64_t width = 32;  // channels of the first block; each later block doubles it
 };
 
 class SmallConvNet : public nn::Module {
  public:
   explicit SmallConvNet(const SmallConvNetConfig& config = {});
-  Tensor forward(const Tensor& images) override;  // (N, C, H, W) -> logits (N, classes)
+  // (N, C, H, W) -> logits (N, classes), or the features (N, feature_dim()) without a classifier.
+  Tensor forward(const Tensor& images) override;
   std::string type_name() const override { return "SmallConvNet"; }
+  int64_t feature_dim() const { return feature_dim_; }
 
   std::shared_ptr<nn::Sequential> features;
-  std::shared_ptr<nn::Linear> classifier;
+  std::shared_ptr<nn::Linear> classifier;  // null when classes = 0
+
+ private:
+  int64_t feature_dim_ = 0;
 };
 
 }  // namespace visrep::models

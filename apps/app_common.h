@@ -1,0 +1,109 @@
+// What the recipe binaries share: flag validators with short messages, the --device flag,
+// the encoder choice, and a SIGINT handler that asks the training loop to stop cleanly.
+// Header-only: each app is one main() in one file (DESIGN.md, apps/).
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <csignal>
+#include <cmath>
+#include <cstdlib>
+#include <memory>
+#include <string>
+
+#include "engine/cuda.h"
+#include "engine/device.h"
+#include "engine/error.h"
+#include "engine/nn/module.h"
+#include "models/resnet.h"
+#include "models/small_convnet.h"
+#include "recipes/contrastive_training.h"
+
+namespace visrep::apps {
+
+// CLI11 2.1's PositiveNumber and NonNegativeNumber print their upper bound, DBL_MAX, with
+// all of its 309 digits; these say it in a few words: "--epochs: must be > 0, got 0".
+inline CLI::Validator number_check(bool zero_allowed) {
+  return CLI::Validator(
+      [zero_allowed](std::string& text) -> std::string {
+        char* end = nullptr;
+        const double value = std::strtod(text.c_str(), &end);
+        if (text.empty() || end != text.c_str() + text.size() || std::isnan(value)) {
+          return "'" + text + "' is not a number";
+        }
+        if (zero_allowed ? value < 0 : value <= 0) {
+          return fmt::format("must be {} 0, got {}", zero_allowed ? ">=" : ">", text);
+        }
+        return std::string();
+      },
+      zero_allowed ? "NONNEGATIVE" : "POSITIVE");
+}
+inline CLI::Validator positive_number() { return number_check(false); }
+inline CLI::Validator non_negative_number() { return number_check(true); }
+
+// --device: auto (cuda when a GPU is usable, else cpu), cpu, cuda or cuda:N; refused at
+// parse time with the flag's name.
+inline CLI::Option* add_device_option(CLI::App& app, std::string& device) {
+  return app.add_option("--device", device, "auto (cuda when a GPU is usable, else cpu), cpu, cuda or cuda:N")
+      ->capture_default_str()
+      ->check([](const std::string& text) {
+        try {
+          if (text != "auto") Device::parse(text);
+          return std::string();
+        } catch (const Error& error) {
+          return std::string(error.what());
+        }
+      });
+}
+
+inline Device resolve_device(const std::string& device) {
+  Device chosen = device == "auto" ? (cuda_available() ? Device::cuda() : Device::cpu()) : Device::parse(device);
+  check_device_usable(chosen, "--device");
+  return chosen;
+}
+
+// The encoders the apps build by name: "small" (SmallConvNet without classifier, 4 x width
+// features: trains on a laptop CPU in minutes) or "resnet18|34|50" (ResNet v1, width 1 or 2,
+// the CIFAR stem at 32 px and below). "auto": resnet18 on a GPU, small on the CPU.
+struct Encoder {
+  std::shared_ptr<nn::Module> module;
+  int64_t feature_dim = 0;
+  std::string description;
+};
+
+inline std::string resolve_architecture(const std::string& architecture, const Device& device) {
+  if (architecture != "auto") return architecture;
+  return device.is_cuda() ? "resnet18" : "small";
+}
+
+inline Encoder make_encoder(const std::string& architecture, int64_t width, int64_t in_channels, int64_t image_size) {
+  if (architecture == "small") {
+    auto net = std::make_shared<models::SmallConvNet>(
+        models::SmallConvNetConfig{.in_channels = in_channels, .classes = 0, .width = width});
+    return {net, net->feature_dim(), fmt::format("SmallConvNet width {}", width)};
+  }
+  for (int depth : {18, 34, 50}) {
+    if (architecture == fmt::format("resnet{}", depth)) {
+      models::ResNetConfig config{.depth = depth, .width_multiplier = static_cast<int>(width),
+                                  .stem = models::stem_for_image_size(image_size), .in_channels = in_channels};
+      auto net = std::make_shared<models::ResNet>(config);
+      return {net, models::resnet_feature_dim(config),
+              fmt::format("ResNet-{} {}x, {} stem", depth, width, models::stem_name(config.stem))};
+    }
+  }
+  throw Error(fmt::format("--arch: unknown architecture '{}'; use auto, small, resnet18, resnet34 or resnet50",
+                          architecture));
+}
+
+// Ctrl-C: the first asks the training loop to write a checkpoint and stop after the current
+// step (request_stop only stores to an atomic); a second one ends the process at once.
+inline void install_stop_handler() {
+  static volatile std::sig_atomic_t interrupts = 0;
+  std::signal(SIGINT, [](int) {
+    if (interrupts++ > 0) std::_Exit(130);
+    recipes::request_stop();
+  });
+}
+
+}  // namespace visrep::apps

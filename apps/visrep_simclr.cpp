@@ -1,0 +1,178 @@
+// visrep-simclr: SimCLR pretraining (recipes/simclr.h) followed by the evaluation of the
+// encoder it learned: kNN (k = 200, temperature 0.1, cosine) and a linear classifier on the
+// frozen features, both next to the same protocol on raw pixels. Fashion-MNIST by default;
+// any dataset recipes/datasets.h finds. The run folder gets metrics.jsonl,
+// checkpoint.safetensors, encoder.safetensors, loss.png, knn.png and summary.json.
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <exception>
+#include <filesystem>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "apps/app_common.h"
+#include "engine/data/mnist.h"
+#include "engine/util/atomic_file.h"
+#include "engine/ops.h"
+#include "models/heads.h"
+#include "recipes/datasets.h"
+#include "recipes/evaluation.h"
+#include "recipes/simclr.h"
+
+int main(int argc, char** argv) {
+  using namespace visrep;
+  CLI::App app{"SimCLR: self-supervised pretraining with the NT-Xent loss, then kNN and linear evaluation"};
+  app.set_config("--config", "", "A TOML/INI file of these flags (command-line flags win)");
+
+  std::string data_root = data::kFashionMnistRoot;
+  recipes::DatasetOptions dataset_options;
+  recipes::SimclrConfig config;
+  // CPU-sized defaults: a small encoder, 10 epochs over the training set, SGD-free LARS
+  // with simclr's learning rate (0.3 x B / 256); see the README for what they give.
+  config.epochs = 10;
+  config.batch_size = 256;
+  config.warmup_epochs = 1;
+  config.knn_every = 0;  // only after the last epoch, set below
+  config.run_directory = "runs/simclr";
+  std::string architecture = "auto", optimizer = "lars", scaling = "linear", device = "auto";
+  int64_t width = 0;
+  int64_t projection_layers = 2, projection_dim = 128;
+  double temperature = 0;
+  int64_t knn_every = 0;
+  recipes::LinearEvalOptions linear;
+  linear.epochs = 20;
+  bool raw_pixel_baseline = true;
+
+  app.add_option("--data", data_root, "Dataset folder: MNIST-format files, CIFAR-10/100 binary, or an image folder")
+      ->capture_default_str();
+  app.add_flag("--digits", dataset_options.digits, "MNIST digits' class names for MNIST-format files");
+  app.add_option("--train-limit", dataset_options.train_limit, "Use only the first N training images (0: all)")
+      ->check(apps::non_negative_number());
+  app.add_option("--test-limit", dataset_options.test_limit, "Evaluate on the first N test images (0: all)")
+      ->check(apps::non_negative_number());
+  app.add_option("--epochs", config.epochs, "Passes over the training set")->capture_default_str()->check(CLI::Range(1, 100000));
+  app.add_option("--batch-size", config.batch_size, "Images per step (each gives two views)")
+      ->capture_default_str()
+      ->check(CLI::Range(2, 1 << 16));
+  app.add_option("--lr", config.base_learning_rate, "Base learning rate, scaled by --lr-scaling")
+      ->capture_default_str()
+      ->check(apps::positive_number());
+  app.add_option("--lr-scaling", scaling, "linear (lr x B / 256), sqrt (lr x sqrt(B)) or none")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"linear", "sqrt", "none"}));
+  app.add_option("--warmup-epochs", config.warmup_epochs, "Linear warmup, then cosine decay to 0")
+      ->capture_default_str()
+      ->check(apps::non_negative_number());
+  app.add_option("--weight-decay", config.weight_decay, "Weight decay (not on biases and norms with LARS)")
+      ->capture_default_str()
+      ->check(apps::non_negative_number());
+  app.add_option("--optimizer", optimizer, "lars (simclr) or sgd")->capture_default_str()->check(CLI::IsMember({"lars", "sgd"}));
+  app.add_option("--temperature", temperature, "NT-Xent temperature (0: 0.5 at 32 px and below, else 0.1)")
+      ->check(apps::non_negative_number());
+  app.add_option("--arch", architecture, "auto (resnet18 on a GPU, small on the CPU), small, resnet18, resnet34, resnet50")
+      ->capture_default_str();
+  app.add_option("--width", width, "small: channels of the first block (0: 32); resnet: width multiplier 1 or 2 (0: 1)")
+      ->check(apps::non_negative_number());
+  app.add_option("--proj-layers", projection_layers, "Layers of the projection head")->capture_default_str()->check(CLI::Range(1, 4));
+  app.add_option("--proj-dim", projection_dim, "Output width of the projection head")->capture_default_str()->check(CLI::Range(1, 8192));
+  app.add_option("--augment", config.augment_preset, "Augmentation preset: simclr, supcon, bit or eval")->capture_default_str();
+  app.add_option("--image-size", config.image_size, "Views' size in pixels (0: the dataset's)")->check(apps::non_negative_number());
+  app.add_option("--workers", config.loader_workers, "Augmentation threads on the CPU (0: one per core)")->check(apps::non_negative_number());
+  app.add_option("--knn-every", knn_every, "Run the kNN monitor every N epochs (0: after the last only)")
+      ->check(apps::non_negative_number());
+  app.add_option("--linear-epochs", linear.epochs, "Epochs of the final linear evaluation (0: skip it)")
+      ->capture_default_str()
+      ->check(apps::non_negative_number());
+  app.add_flag("!--no-raw-baseline", raw_pixel_baseline, "Skip the raw-pixel kNN and linear baselines");
+  app.add_option("--seed", config.seed, "Seed of the initialisation, data order and augmentation")->capture_default_str();
+  apps::add_device_option(app, device);
+  app.add_option("--run-dir", config.run_directory, "Run folder (metrics, checkpoints, plots, summary)")->capture_default_str();
+  app.add_option("--checkpoint-every", config.checkpoint_every, "Epochs between checkpoints (0: at the end and on Ctrl-C)")
+      ->check(apps::non_negative_number());
+  app.add_option("--resume", config.resume, "Continue from a checkpoint.safetensors (or the run folder holding one)");
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    config.device = apps::resolve_device(device);
+    config.optimizer = recipes::parse_contrastive_optimizer(optimizer);
+    config.learning_rate_scaling = optim::parse_learning_rate_scaling(scaling);
+    if (temperature > 0) config.temperature = temperature;
+    if (!config.resume.empty() && std::filesystem::is_directory(config.resume)) {
+      config.resume = (std::filesystem::path(config.resume) / "checkpoint.safetensors").string();
+    }
+    dataset_options.seed = config.seed;
+    manual_seed(config.seed);
+
+    const recipes::DatasetPair dataset = recipes::load_dataset(data_root, dataset_options);
+    const int64_t image_size = config.image_size > 0 ? config.image_size : dataset.train.height();
+    architecture = apps::resolve_architecture(architecture, config.device);
+    if (width == 0) width = architecture == "small" ? 32 : 1;
+    apps::Encoder encoder = apps::make_encoder(architecture, width, dataset.train.channels(), image_size);
+    models::ProjectionHead head(encoder.feature_dim, 0, projection_dim, static_cast<int>(projection_layers));
+    encoder.module->to(config.device);
+    head.to(config.device);
+    config.knn_every = knn_every > 0 ? knn_every : config.epochs;
+    config.warmup_epochs = std::min(config.warmup_epochs, static_cast<double>(config.epochs));
+
+    fmt::print(stderr, "data: {}\nencoder: {}, {} features, {} parameters; head: {} layers to {}\ndevice: {}\n",
+               recipes::describe(dataset, data_root), encoder.description, encoder.feature_dim,
+               encoder.module->parameter_count(), projection_layers, projection_dim, config.device.str());
+    apps::install_stop_handler();
+    const auto start = std::chrono::steady_clock::now();
+    recipes::SimclrResult result = recipes::train_simclr(*encoder.module, head, dataset.train, dataset.test, config);
+    if (result.stopped) {
+      fmt::print("stopped; checkpoint: {} (continue with --resume {})\n", result.checkpoint_path, config.run_directory);
+      return 130;
+    }
+    const double train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+    // Evaluation: the encoder's features against raw pixels, under the same protocols.
+    const data::AugmentConfig transform = recipes::evaluation_transform(recipes::resolve_augment(config, dataset.train));
+    const int64_t classes = recipes::class_count(dataset.train);
+    nlohmann::json summary = {{"dataset", dataset.name},    {"encoder", encoder.description},
+                              {"epochs", config.epochs},    {"batch_size", config.batch_size},
+                              {"device", config.device.str()}, {"train_seconds", train_seconds}};
+    fmt::print(stderr, "evaluating: encoder features and raw pixels, kNN (k = 200, T = 0.1) and linear\n");
+    Tensor train_features = recipes::encode_dataset(*encoder.module, dataset.train, transform, config.device);
+    Tensor test_features = recipes::encode_dataset(*encoder.module, dataset.test, transform, config.device);
+    Tensor train_labels = dataset.train.labels, test_labels = dataset.test.labels;
+    summary["knn_accuracy"] = recipes::knn_accuracy(train_features, train_labels, test_features, test_labels, classes);
+    if (linear.epochs > 0) {
+      linear.seed = config.seed;
+      summary["linear_accuracy"] = recipes::linear_eval(train_features, train_labels.to(config.device), test_features,
+                                                        test_labels.to(config.device), classes, linear)
+                                       .test_accuracy;
+    }
+    if (raw_pixel_baseline) {
+      Tensor train_pixels = recipes::raw_pixel_features(dataset.train.images).to(config.device);
+      Tensor test_pixels = recipes::raw_pixel_features(dataset.test.images).to(config.device);
+      summary["raw_pixel_knn_accuracy"] = recipes::knn_accuracy(train_pixels, train_labels, test_pixels, test_labels, classes);
+    }
+
+    fmt::print("SimCLR on {}: {} epoch(s) in {:.0f} s on {}\n", dataset.name, config.epochs, train_seconds,
+               config.device.str());
+    fmt::print("  kNN top-1 (k = 200, T = 0.1): encoder {:.2f}%", 100 * summary["knn_accuracy"].get<double>());
+    if (summary.contains("raw_pixel_knn_accuracy")) {
+      fmt::print(", raw pixels {:.2f}%", 100 * summary["raw_pixel_knn_accuracy"].get<double>());
+    }
+    fmt::print("\n");
+    if (summary.contains("linear_accuracy")) {
+      fmt::print("  linear top-1 ({} epochs on frozen features): {:.2f}%\n", linear.epochs,
+                 100 * summary["linear_accuracy"].get<double>());
+    }
+    if (!config.run_directory.empty()) {
+      util::write_file_atomically((std::filesystem::path(config.run_directory) / "summary.json").string(),
+                                summary.dump(2) + "\n");
+      fmt::print("  run folder: {} (metrics.jsonl, encoder.safetensors, loss.png, knn.png, summary.json)\n",
+                 config.run_directory);
+    }
+    return EXIT_SUCCESS;
+  } catch (const std::exception& error) {
+    fmt::print(stderr, "error: {}\n", error.what());
+    return EXIT_FAILURE;
+  }
+}
