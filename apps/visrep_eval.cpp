@@ -1,0 +1,207 @@
+// visrep-eval: evaluates a trained encoder, or raw pixels, on a labelled dataset with the two
+// protocols of recipes/evaluation.h, both on frozen features computed once:
+//   --knn     the weighted kNN classifier (InstDisc; k = 200, temperature 0.1, cosine), the
+//             training set as memory bank and the test set as queries;
+//   --linear  a linear classifier trained on the training set's features and tested on the
+//             test set's (SupContrast main_linear.py / simclr's linear eval, minus the
+//             training augmentation).
+// Neither flag: both. The encoder comes from a run folder (its encoder.safetensors, else its
+// checkpoint.safetensors), either of those files, or a cross-entropy baseline's
+// model.safetensors; --arch and --width must name the architecture it was trained with.
+// --raw-pixels evaluates the flattened pixels instead: the baseline an encoder must beat.
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <cstdlib>
+#include <exception>
+#include <filesystem>
+#include <map>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "apps/app_common.h"
+#include "engine/data/augment.h"
+#include "engine/data/mnist.h"
+#include "engine/io/safetensors.h"
+#include "engine/ops.h"
+#include "engine/util/atomic_file.h"
+#include "recipes/datasets.h"
+#include "recipes/evaluation.h"
+
+namespace {
+
+using namespace visrep;
+
+// A run folder stands for its encoder.safetensors (written at the end of a run) or, for a
+// run that was stopped, its checkpoint.safetensors.
+std::string resolve_checkpoint(const std::string& path) {
+  if (!std::filesystem::is_directory(path)) {
+    VISREP_CHECK(std::filesystem::is_regular_file(path), "--checkpoint: '{}' does not exist", path);
+    return path;
+  }
+  for (const char* name : {"encoder.safetensors", "checkpoint.safetensors"}) {
+    const std::filesystem::path candidate = std::filesystem::path(path) / name;
+    if (std::filesystem::is_regular_file(candidate)) return candidate.string();
+  }
+  VISREP_FAIL("--checkpoint: the folder '{}' holds neither encoder.safetensors nor checkpoint.safetensors", path);
+}
+
+// The encoder's state dict in a file: encoder.safetensors holds it as is (PyTorch names);
+// a training checkpoint (encoder.*, head.*, optimizer.*) and a baseline's EncoderClassifier
+// (encoder.*, classifier.*) hold it under "encoder.". No encoder key starts with "encoder.",
+// so the prefix tells the two apart.
+io::TensorMap encoder_state(const io::TensorMap& tensors) {
+  io::TensorMap prefixed;
+  for (const auto& [name, tensor] : tensors) {
+    if (name.rfind("encoder.", 0) == 0) prefixed[name.substr(8)] = tensor;
+  }
+  return prefixed.empty() ? tensors : prefixed;
+}
+
+// What the file says it holds, for messages: the "model" or "encoder" metadata entry.
+std::string described_model(const io::SafetensorsContents& contents) {
+  for (const char* key : {"model", "encoder"}) {
+    const auto found = contents.metadata.find(key);
+    if (found != contents.metadata.end()) return found->second;
+  }
+  return "not recorded";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Evaluate an encoder checkpoint (or raw pixels) with kNN and linear classifiers on frozen features"};
+  app.set_config("--config", "", "A TOML/INI file of these flags (command-line flags win)");
+
+  std::string checkpoint, data_root = data::kFashionMnistRoot, architecture = "auto", device = "auto", json_path;
+  recipes::DatasetOptions dataset_options;
+  int64_t width = 0, image_size = 0, encode_batch_size = 256;
+  bool raw_pixels = false, knn = false, linear = false;
+  recipes::KnnOptions knn_options;
+  recipes::LinearEvalOptions linear_options;
+  linear_options.epochs = 20;  // as visrep-simclr's and visrep-supcon's final linear evaluation
+  uint64_t seed = 0;
+
+  auto* checkpoint_option =
+      app.add_option("--checkpoint,checkpoint", checkpoint,
+                     "A run folder, its encoder.safetensors or checkpoint.safetensors, or a baseline's model.safetensors");
+  auto* raw_option = app.add_flag("--raw-pixels", raw_pixels, "Evaluate the flattened raw pixels instead of an encoder");
+  checkpoint_option->excludes(raw_option);
+  app.add_option("--data", data_root, "Dataset folder: MNIST-format files, CIFAR-10/100 binary, or an image folder")
+      ->capture_default_str();
+  app.add_flag("--digits", dataset_options.digits, "MNIST digits' class names for MNIST-format files");
+  app.add_option("--train-limit", dataset_options.train_limit, "Use only the first N training images (0: all)")
+      ->check(apps::non_negative_number());
+  app.add_option("--test-limit", dataset_options.test_limit, "Evaluate on the first N test images (0: all)")
+      ->check(apps::non_negative_number());
+  app.add_option("--arch", architecture, "The checkpoint's architecture: auto (resnet18 on a GPU, small on the CPU), "
+                 "small, resnet18, resnet34, resnet50")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "small", "resnet18", "resnet34", "resnet50"}));
+  app.add_option("--width", width, "small: channels of the first block (0: 32); resnet: width multiplier 1 or 2 (0: 1)")
+      ->check(apps::non_negative_number());
+  app.add_option("--image-size", image_size, "Input size the encoder was trained at (0: the dataset's)")
+      ->check(apps::non_negative_number());
+  app.add_flag("--knn", knn, "Run the kNN evaluation (neither --knn nor --linear: both)");
+  app.add_flag("--linear", linear, "Run the linear evaluation (neither --knn nor --linear: both)");
+  app.add_option("--knn-k", knn_options.k, "Neighbours per query")->capture_default_str()->check(CLI::Range(1, 1 << 20));
+  app.add_option("--knn-temperature", knn_options.temperature, "Temperature of the neighbours' vote weights")
+      ->capture_default_str()
+      ->check(apps::positive_number());
+  app.add_option("--linear-epochs", linear_options.epochs, "Epochs of the linear classifier")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
+  app.add_option("--linear-lr", linear_options.learning_rate, "Peak learning rate of the linear classifier (cosine decay)")
+      ->capture_default_str()
+      ->check(apps::positive_number());
+  app.add_option("--batch-size", encode_batch_size, "Images per forward pass when computing features")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 16));
+  app.add_option("--seed", seed, "Seed of the linear classifier's shuffles")->capture_default_str();
+  apps::add_device_option(app, device);
+  app.add_option("--json", json_path, "Also write the results to this JSON file (atomically)");
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    if (checkpoint.empty() && !raw_pixels) {
+      throw Error("give a checkpoint (--checkpoint PATH: a run folder or a .safetensors file) or --raw-pixels");
+    }
+    if (!knn && !linear) knn = linear = true;
+    const Device chosen_device = apps::resolve_device(device);
+    // The file first: a missing or corrupt checkpoint is reported before the data is read.
+    std::string checkpoint_path;
+    io::SafetensorsContents contents;
+    if (!raw_pixels) {
+      checkpoint_path = resolve_checkpoint(checkpoint);
+      contents = io::load_safetensors(checkpoint_path);
+    }
+    dataset_options.seed = seed;
+    const recipes::DatasetPair dataset = recipes::load_dataset(data_root, dataset_options);
+    const int64_t classes = recipes::class_count(dataset.train);
+    fmt::print(stderr, "data: {}\n", recipes::describe(dataset, data_root));
+
+    Tensor train_features, test_features;
+    nlohmann::json summary = {{"dataset", dataset.name}, {"device", chosen_device.str()}};
+    std::string subject;
+    if (raw_pixels) {
+      subject = "raw pixels";
+      train_features = recipes::raw_pixel_features(dataset.train.images).to(chosen_device);
+      test_features = recipes::raw_pixel_features(dataset.test.images).to(chosen_device);
+    } else {
+      architecture = apps::resolve_architecture(architecture, chosen_device);
+      if (width == 0) width = architecture == "small" ? 32 : 1;
+      if (image_size == 0) image_size = dataset.train.height();
+      apps::Encoder encoder = apps::make_encoder(architecture, width, dataset.train.channels(), image_size);
+      try {
+        encoder.module->load_state_dict(encoder_state(contents.tensors));
+      } catch (const Error& error) {
+        VISREP_FAIL("the checkpoint '{}' does not fit --arch {} --width {} ({}); the file holds: {}.\n  {}\n  Pass the "
+                    "--arch and --width it was trained with.",
+                    checkpoint_path, architecture, width, encoder.description, described_model(contents), error.what());
+      }
+      encoder.module->to(chosen_device);
+      subject = encoder.description;
+      summary["checkpoint"] = checkpoint_path;
+      fmt::print(stderr, "encoder: {} from {}, {} features\n", encoder.description, checkpoint_path,
+                 encoder.feature_dim);
+      // The views the contrastive recipes train on have no mean/std normalisation (the
+      // "simclr" and "supcon" presets), so the matching evaluation transform is the "eval"
+      // preset at the training size: a central crop, scaled to [0, 1].
+      const data::AugmentConfig transform = recipes::evaluation_transform(data::augment_preset("eval", image_size));
+      train_features =
+          recipes::encode_dataset(*encoder.module, dataset.train, transform, chosen_device, encode_batch_size);
+      test_features = recipes::encode_dataset(*encoder.module, dataset.test, transform, chosen_device, encode_batch_size);
+    }
+    summary["features"] = subject;
+    summary["feature_dim"] = train_features.size(1);
+
+    fmt::print("{} on {} ({} train / {} test images, {} features):\n", subject, dataset.name, dataset.train.size(),
+               dataset.test.size(), train_features.size(1));
+    if (knn) {
+      const double accuracy = recipes::knn_accuracy(train_features, dataset.train.labels, test_features,
+                                                    dataset.test.labels, classes, knn_options);
+      summary["knn_accuracy"] = accuracy;
+      summary["knn_k"] = knn_options.k;
+      summary["knn_temperature"] = knn_options.temperature;
+      fmt::print("  kNN top-1 (k = {}, T = {:g}, cosine): {:.2f}%\n", knn_options.k, knn_options.temperature,
+                 100 * accuracy);
+    }
+    if (linear) {
+      linear_options.seed = seed;
+      const recipes::LinearEvalResult result =
+          recipes::linear_eval(train_features, dataset.train.labels.to(chosen_device), test_features,
+                               dataset.test.labels.to(chosen_device), classes, linear_options);
+      summary["linear_accuracy"] = result.test_accuracy;
+      summary["linear_train_accuracy"] = result.train_accuracy;
+      summary["linear_epochs"] = linear_options.epochs;
+      fmt::print("  linear top-1 ({} epochs on frozen features): {:.2f}% (train {:.2f}%)\n", linear_options.epochs,
+                 100 * result.test_accuracy, 100 * result.train_accuracy);
+    }
+    if (!json_path.empty()) util::write_file_atomically(json_path, summary.dump(2) + "\n");
+    return EXIT_SUCCESS;
+  } catch (const std::exception& error) {
+    fmt::print(stderr, "error: {}\n", error.what());
+    return EXIT_FAILURE;
+  }
+}
