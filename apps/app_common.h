@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <atomic>
 #include <csignal>
 #include <cmath>
 #include <cstdlib>
@@ -99,9 +100,11 @@ inline Encoder make_encoder(const std::string& architecture, int64_t width, int6
 // Ctrl-C: the first asks the training loop to write a checkpoint and stop after the current
 // step (request_stop only stores to an atomic); a second one ends the process at once.
 inline void install_stop_handler() {
-  static volatile std::sig_atomic_t interrupts = 0;
+  // A lock-free atomic is async-signal-safe to touch from the handler.
+  static std::atomic<int> interrupts{0};
+  static_assert(std::atomic<int>::is_always_lock_free);
   std::signal(SIGINT, [](int) {
-    if (interrupts++ > 0) std::_Exit(130);
+    if (interrupts.fetch_add(1) > 0) std::_Exit(130);
     recipes::request_stop();
   });
 }
