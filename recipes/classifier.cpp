@@ -28,6 +28,18 @@ Batch make_batch(const data::ImageDataset& dataset, const Tensor& indices, const
   return {images.to(config.device), index_select(dataset.labels, 0, indices).to(config.device)};
 }
 
+// A training batch: one augmented view per image when the config asks for augmentation
+// (drawn from Philox keyed by seed, epoch and sample, so it is reproducible), else as above.
+Batch make_training_batch(const data::ImageDataset& dataset, const Tensor& indices, const ClassifierConfig& config,
+                          int64_t epoch) {
+  if (!config.augment) return make_batch(dataset, indices, config);
+  NoGradGuard no_grad;
+  const std::vector<int64_t> samples = indices.to_vector<int64_t>();
+  Tensor images = index_select(dataset.images, 0, indices).to(config.device);
+  Tensor views = data::augment_batch(images, samples, *config.augment, config.seed, static_cast<uint64_t>(epoch), 1);
+  return {views, index_select(dataset.labels, 0, indices).to(config.device)};
+}
+
 // Weight decay applies to the weights of convolutions and linear layers; biases and
 // normalisation parameters (1-D tensors) are left alone, the usual practice.
 std::vector<optim::SgdParamGroup> parameter_groups(const nn::Module& model, const ClassifierConfig& config) {
@@ -51,6 +63,7 @@ void check_config(const ClassifierConfig& config, const data::ImageDataset& trai
                config.batch_size);
   VISREP_CHECK(config.learning_rate > 0, "train_classifier: learning_rate must be positive, got {}",
                config.learning_rate);
+  if (config.augment) data::check_augment_config(*config.augment);
   VISREP_CHECK(train_set.size() >= config.batch_size,
                "train_classifier: the training set has {} images, fewer than one batch of {}", train_set.size(),
                config.batch_size);
@@ -108,7 +121,8 @@ ClassifierResult train_classifier(nn::Module& model, const data::ImageDataset& t
     double loss_total = 0.0;
     int64_t correct = 0;
     for (int64_t batch_index = 0; batch_index < steps_per_epoch; ++batch_index, ++step) {
-      Batch batch = make_batch(train_set, order.narrow(0, batch_index * config.batch_size, config.batch_size), config);
+      Batch batch = make_training_batch(train_set, order.narrow(0, batch_index * config.batch_size, config.batch_size),
+                                        config, epoch);
       optimizer.set_learning_rate(schedule.at(step));
       Tensor logits = model(batch.images);
       Tensor loss = cross_entropy(logits, batch.labels, {.label_smoothing = config.label_smoothing});

@@ -3,9 +3,11 @@
 // cross-entropy baseline the contrastive recipes are compared with.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "engine/data/augment.h"
 #include "engine/data/dataset.h"
 #include "engine/nn/module.h"
 
@@ -20,8 +22,11 @@ struct ClassifierConfig {
   double label_smoothing = 0.0;
   uint64_t seed = 0;
   Device device = Device::cpu();
-  std::vector<float> mean;      // per-channel input normalisation
+  std::vector<float> mean;      // per-channel input normalisation (of unaugmented batches)
   std::vector<float> std;
+  // Training-time augmentation, one view per image (its own mean/std normalise the view);
+  // none: the plain normalised images. Evaluation never augments.
+  std::optional<data::AugmentConfig> augment;
   std::string run_directory;    // metrics.jsonl, model.safetensors, loss.png; empty: write nothing
   bool show_progress = true;
 };

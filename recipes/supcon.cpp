@@ -60,6 +60,15 @@ ClassifierConfig cross_entropy_baseline_config(const SupconConfig& config, const
   const data::AugmentConfig augment = resolve_augment(config, train_set);
   baseline.mean = augment.mean;
   baseline.std = augment.std;
+  // main_ce.py's training transform: RandomResizedCrop(scale = (0.2, 1)) and a horizontal
+  // flip, no colour jitter; the same crops as SupCon's views, so only the loss differs.
+  data::AugmentConfig crop_and_flip = augment;
+  crop_and_flip.preset = "supcon-ce";
+  crop_and_flip.jitter_probability = 0.0;
+  crop_and_flip.grayscale_probability = 0.0;
+  crop_and_flip.blur_probability = 0.0;
+  crop_and_flip.solarize_probability = 0.0;
+  baseline.augment = crop_and_flip;
   baseline.show_progress = config.show_progress;
   return baseline;
 }

@@ -54,7 +54,8 @@ class EncoderClassifier : public nn::Module {
 // The cross-entropy baseline's settings for a SupCon run, so both get the same budget: the
 // same epochs, batch size, seed, device and input normalisation; SGD with momentum 0.9 and
 // weight decay 1e-4, learning rate 0.2 x B / 256 (main_ce.py's README: 0.8 at batch 1024).
-// No run folder: set one if wanted. (recipes/classifier trains without augmentation.)
+// The training views are main_ce.py's: SupCon's random resized crop and flip, without the
+// colour jitter. No run folder: set one if wanted.
 ClassifierConfig cross_entropy_baseline_config(const SupconConfig& config, const data::ImageDataset& train_set);
 
 // The baseline: train_classifier on the encoder + linear classifier.

@@ -240,10 +240,16 @@ TEST_CASE("supcon: stage 1 learns, stage 2 classifies, and the cross-entropy bas
   recipes::ClassifierConfig baseline_config = recipes::cross_entropy_baseline_config(config, tiny_train_set());
   REQUIRE(baseline_config.epochs == config.epochs);
   REQUIRE(baseline_config.batch_size == config.batch_size);
+  REQUIRE(baseline_config.augment.has_value());  // main_ce.py: SupCon's crops and flips, no jitter
+  REQUIRE(baseline_config.augment->min_area == recipes::resolve_augment(config, tiny_train_set()).min_area);
+  REQUIRE(baseline_config.augment->jitter_probability == 0.0);
+  REQUIRE(baseline_config.augment->flip_probability == 0.5);
   const recipes::ClassifierResult ce =
       recipes::train_cross_entropy_baseline(baseline, tiny_train_set(), tiny_test_set(), baseline_config);
   REQUIRE(ce.step_losses.size() == 24);
-  REQUIRE(loss_fell(ce.step_losses, 0.3));
+  // The baseline trains on flipped crops of noise prototypes: a flipped prototype is a new
+  // pattern, so in 24 steps its loss falls less than the plain run's did (> 0.3).
+  REQUIRE(loss_fell(ce.step_losses, 0.1));
 }
 
 TEST_CASE("contrastive recipes: bad settings and checkpoints are refused by name", "[e2e][simclr][supcon]") {
