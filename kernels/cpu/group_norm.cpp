@@ -9,27 +9,10 @@
 #include <cmath>
 #include <vector>
 
+#include "kernels/cpu/double_accumulation.h"
+
 namespace visrep::kernels::cpu {
 namespace {
-
-template <class T>
-double to_double(T value) {
-  return static_cast<double>(static_cast<float>(value));
-}
-template <>
-double to_double<double>(double value) {
-  return value;
-}
-
-// bfloat16 rounds from float (as on the GPU); float and double convert directly.
-template <class T>
-T from_double(double value) {
-  if constexpr (std::is_same_v<T, bfloat16>) {
-    return bfloat16(static_cast<float>(value));
-  } else {
-    return static_cast<T>(value);
-  }
-}
 
 template <class T>
 double parameter_or(const T* values, int64_t index, double otherwise) {

@@ -5,30 +5,13 @@
 #include "kernels/cpu/weight_standardization.h"
 
 #include <cmath>
-#include <type_traits>
 #include <utility>
 #include <vector>
 
+#include "kernels/cpu/double_accumulation.h"
+
 namespace visrep::kernels::cpu {
 namespace {
-
-template <class T>
-double to_double(T value) {
-  return static_cast<double>(static_cast<float>(value));
-}
-template <>
-double to_double<double>(double value) {
-  return value;
-}
-
-template <class T>
-T from_double(double value) {
-  if constexpr (std::is_same_v<T, bfloat16>) {
-    return bfloat16(static_cast<float>(value));
-  } else {
-    return static_cast<T>(value);
-  }
-}
 
 // (tensor, row) pairs of the whole list, in order, so one parallel loop covers them all.
 template <class Descriptor>
