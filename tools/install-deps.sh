@@ -10,6 +10,7 @@ packages=(
   libstb-dev            # stb_image / stb_image_write
   libopenblas-dev       # CPU GEMM
   zlib1g-dev            # gzip-compressed datasets
+  libzip-dev            # NumPy .npz archives (the official BiT weights)
   nlohmann-json3-dev    # safetensors headers, configs, JSON-lines metrics
   libcli11-dev          # command lines of the apps
   dataset-fashion-mnist # the embedded default dataset

@@ -28,7 +28,9 @@ InputFile::~InputFile() {
   if (descriptor_ >= 0) ::close(descriptor_);
 }
 
-void InputFile::fail(std::string_view message) const { VISREP_FAIL("{}: '{}': {}", reader_, path_, message); }
+void ByteSource::fail(std::string_view message) const { VISREP_FAIL("{}: {}", error_prefix(), message); }
+
+std::string InputFile::error_prefix() const { return fmt::format("{}: '{}'", reader_, path_); }
 
 void InputFile::read_at(uint64_t offset, void* destination, size_t count, std::string_view what) const {
   if (offset > size_ || count > size_ - offset) {
@@ -47,17 +49,25 @@ void InputFile::read_at(uint64_t offset, void* destination, size_t count, std::s
   }
 }
 
-uint64_t checked_byte_count(const Shape& shape, size_t element_size, const InputFile& file, std::string_view what) {
+void MemoryBytes::read_at(uint64_t offset, void* destination, size_t count, std::string_view what) const {
+  if (offset > bytes_.size() || count > bytes_.size() - offset) {
+    fail(fmt::format("the data ends before {}: it needs bytes [{}, {}) but holds {} bytes", what, offset,
+                     offset + count, bytes_.size()));
+  }
+  if (count > 0) std::memcpy(destination, bytes_.data() + offset, count);
+}
+
+uint64_t checked_byte_count(const Shape& shape, size_t element_size, const ByteSource& source, std::string_view what) {
   if (shape.size() > static_cast<size_t>(kernels::kMaxDims)) {
-    file.fail(fmt::format("{} has {} dimensions; visrep supports at most {}", what, shape.size(), kernels::kMaxDims));
+    source.fail(fmt::format("{} has {} dimensions; visrep supports at most {}", what, shape.size(), kernels::kMaxDims));
   }
   constexpr uint64_t kLimit = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
   uint64_t bytes = element_size;
   for (int64_t size : shape) {
-    if (size < 0) file.fail(fmt::format("{} has a negative size in shape {}", what, shape_string(shape)));
+    if (size < 0) source.fail(fmt::format("{} has a negative size in shape {}", what, shape_string(shape)));
     const auto extent = static_cast<uint64_t>(size);
     if (extent != 0 && bytes > kLimit / extent) {
-      file.fail(fmt::format("{} has shape {}, whose byte count overflows", what, shape_string(shape)));
+      source.fail(fmt::format("{} has shape {}, whose byte count overflows", what, shape_string(shape)));
     }
     bytes *= extent;
   }

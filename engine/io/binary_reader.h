@@ -1,6 +1,7 @@
-// What the .npy and safetensors readers share: a read-only file whose every read is
-// bounds-checked, shape arithmetic that cannot overflow, and the float16 -> float32
-// conversion (visrep has no float16 dtype, so float16 arrays are widened on load).
+// What the .npy, .npz and safetensors readers share: read-only bytes (a file, or a buffer
+// such as a member unpacked from an .npz archive) whose every read is bounds-checked,
+// shape arithmetic that cannot overflow, and the float16 -> float32 conversion (visrep has
+// no float16 dtype, so float16 arrays are widened on load).
 //
 // The files come from anywhere, so nothing here trusts a size or an offset it read: every
 // failure throws visrep::Error naming the reader ("load_npy"), the file and the problem.
@@ -11,6 +12,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "engine/shape.h"
 
@@ -20,24 +22,38 @@ namespace visrep::io {
 // memory; a big-endian host would need a byte swap on every path.
 static_assert(std::endian::native == std::endian::little, "visrep's file formats assume a little-endian host");
 
-class InputFile {
+// Bytes a parser reads at offsets it found in the data itself, so every read is checked.
+class ByteSource {
+ public:
+  virtual ~ByteSource() = default;
+  virtual uint64_t size() const = 0;
+  // Reads exactly `count` bytes starting at `offset` into `destination`. `what` names the
+  // part being read ("the header", "tensor 'conv1.weight'") for the error message when the
+  // bytes end early or the read fails.
+  virtual void read_at(uint64_t offset, void* destination, size_t count, std::string_view what) const = 0;
+  // Throws visrep::Error "<error_prefix()>: <message>".
+  [[noreturn]] void fail(std::string_view message) const;
+
+ protected:
+  // What opens every error message: the reader and the source ("load_npy: 'a.npy'").
+  virtual std::string error_prefix() const = 0;
+};
+
+class InputFile : public ByteSource {
  public:
   // Opens a regular file for reading; throws "<reader>: cannot open '<path>': <reason>".
   InputFile(const std::string& path, std::string_view reader);
-  ~InputFile();
+  ~InputFile() override;
   InputFile(const InputFile&) = delete;
   InputFile& operator=(const InputFile&) = delete;
 
-  uint64_t size() const { return size_; }
+  uint64_t size() const override { return size_; }
   const std::string& path() const { return path_; }
 
-  // Reads exactly `count` bytes starting at `offset` into `destination`. `what` names the
-  // part being read ("the header", "tensor 'conv1.weight'") for the error message when the
-  // file ends early or the read fails.
-  void read_at(uint64_t offset, void* destination, size_t count, std::string_view what) const;
+  void read_at(uint64_t offset, void* destination, size_t count, std::string_view what) const override;
 
-  // Throws visrep::Error "<reader>: '<path>': <message>".
-  [[noreturn]] void fail(std::string_view message) const;
+ protected:
+  std::string error_prefix() const override;  // "<reader>: '<path>'"
 
  private:
   std::string path_;
@@ -46,10 +62,28 @@ class InputFile {
   uint64_t size_ = 0;
 };
 
-// numel(shape) * element_size in bytes, or an error (naming the file through `file` and the
-// array through `what`) when a size is negative, the rank exceeds kMaxDims or the product
-// overflows int64: a corrupt header must not turn into a wrapped-around allocation size.
-uint64_t checked_byte_count(const Shape& shape, size_t element_size, const InputFile& file, std::string_view what);
+// Bytes already in memory, e.g. one member of an .npz archive. The bytes are not copied:
+// they must outlive this object.
+class MemoryBytes : public ByteSource {
+ public:
+  // `context` opens every error message, e.g. "load_npz: 'weights.npz': member 'w'".
+  MemoryBytes(std::string_view bytes, std::string context) : bytes_(bytes), context_(std::move(context)) {}
+
+  uint64_t size() const override { return bytes_.size(); }
+  void read_at(uint64_t offset, void* destination, size_t count, std::string_view what) const override;
+
+ protected:
+  std::string error_prefix() const override { return context_; }
+
+ private:
+  std::string_view bytes_;
+  std::string context_;
+};
+
+// numel(shape) * element_size in bytes, or an error (naming the file through `source` and
+// the array through `what`) when a size is negative, the rank exceeds kMaxDims or the
+// product overflows int64: a corrupt header must not turn into a wrapped-around allocation.
+uint64_t checked_byte_count(const Shape& shape, size_t element_size, const ByteSource& source, std::string_view what);
 
 // IEEE 754 binary16 -> binary32, exact for every input: normal and subnormal numbers,
 // signed zeros, infinities, and NaN with its payload and sign kept.

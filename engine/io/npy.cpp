@@ -7,6 +7,7 @@
 #include <limits>
 #include <map>
 #include <ostream>
+#include <sstream>
 #include <vector>
 
 #include "engine/io/binary_reader.h"
@@ -42,7 +43,7 @@ struct PythonLiteral {
 // tuples, Python 2's "3L" integers), and rejects everything else with the position.
 class HeaderParser {
  public:
-  HeaderParser(std::string_view text, const InputFile& file) : text_(text), file_(file) {}
+  HeaderParser(std::string_view text, const ByteSource& file) : text_(text), file_(file) {}
 
   std::map<std::string, PythonLiteral> parse_dict() {
     std::map<std::string, PythonLiteral> entries;
@@ -169,7 +170,7 @@ class HeaderParser {
   }
 
   std::string_view text_;
-  const InputFile& file_;
+  const ByteSource& file_;
   size_t position_ = 0;
 };
 
@@ -184,7 +185,7 @@ struct ElementType {
   Conversion conversion = Conversion::None;
 };
 
-ElementType parse_descr(const std::string& descr, const InputFile& file) {
+ElementType parse_descr(const std::string& descr, const ByteSource& file) {
   // descr = byte order ('<' little, '>' big, '|' not applicable, '=' native) + kind + size.
   std::string_view code = descr;
   bool big_endian = false;
@@ -205,7 +206,7 @@ ElementType parse_descr(const std::string& descr, const InputFile& file) {
                         descr));
 }
 
-std::string_view descr_for(DType dtype, const std::string& path) {
+std::string_view descr_for(DType dtype, std::string_view context) {
   switch (dtype) {
     case DType::Float32: return "<f4";
     case DType::Float64: return "<f8";
@@ -213,11 +214,11 @@ std::string_view descr_for(DType dtype, const std::string& path) {
     case DType::Int64: return "<i8";
     case DType::UInt8: return "|u1";
     case DType::BFloat16:
-      VISREP_FAIL("save_npy: '{}': .npy has no bfloat16 type; convert the tensor with .to(kFloat32) first "
+      VISREP_FAIL("{}: .npy has no bfloat16 type; convert the tensor with .to(kFloat32) first "
                   "(exact: every bfloat16 value is a float32 value)",
-                  path);
+                  context);
   }
-  VISREP_FAIL("save_npy: '{}': unknown dtype {}", path, static_cast<int>(dtype));
+  VISREP_FAIL("{}: unknown dtype {}", context, static_cast<int>(dtype));
 }
 
 // ---- reading --------------------------------------------------------------------------------------
@@ -230,7 +231,7 @@ struct NpyHeader {
 };
 
 const PythonLiteral& required_entry(const std::map<std::string, PythonLiteral>& entries, const std::string& key,
-                                    PythonLiteral::Kind kind, std::string_view kind_name, const InputFile& file) {
+                                    PythonLiteral::Kind kind, std::string_view kind_name, const ByteSource& file) {
   const auto found = entries.find(key);
   if (found == entries.end()) file.fail(fmt::format("the header has no '{}' entry", key));
   if (found->second.kind != kind) {
@@ -242,7 +243,7 @@ const PythonLiteral& required_entry(const std::map<std::string, PythonLiteral>& 
   return found->second;
 }
 
-NpyHeader read_header(const InputFile& file) {
+NpyHeader read_header(const ByteSource& file) {
   if (file.size() < kMagic.size() + 2) {
     file.fail(fmt::format("too short to be a .npy file ({} bytes)", file.size()));
   }
@@ -297,7 +298,7 @@ void reverse_bytes_of_each_element(void* data, size_t count, size_t element_byte
 }
 
 // Reads the data as a row-major tensor of `shape` (the reversed shape for Fortran order).
-Tensor read_elements(const InputFile& file, const NpyHeader& header, const Shape& shape, uint64_t data_bytes) {
+Tensor read_elements(const ByteSource& file, const NpyHeader& header, const Shape& shape, uint64_t data_bytes) {
   const ElementType& element = header.element;
   Tensor result = empty(shape, element.dtype);
   const auto count = static_cast<size_t>(result.numel());
@@ -324,10 +325,8 @@ Tensor read_elements(const InputFile& file, const NpyHeader& header, const Shape
   return result;
 }
 
-}  // namespace
-
-Tensor load_npy(const std::string& path) {
-  InputFile file(path, "load_npy");
+// The array in a whole .npy file, which `file` holds (a file on disk or an .npz member).
+Tensor read_npy(const ByteSource& file) {
   const NpyHeader header = read_header(file);
   const uint64_t data_bytes = checked_byte_count(header.shape, header.element.file_bytes, file, "the array");
   const uint64_t available = file.size() - header.data_offset;
@@ -345,9 +344,10 @@ Tensor load_npy(const std::string& path) {
   return read_elements(file, header, reversed_shape, data_bytes).permute(reversed_order).contiguous();
 }
 
-void save_npy(const std::string& path, const Tensor& tensor) {
-  VISREP_CHECK(tensor.defined(), "save_npy: '{}': the tensor is undefined", path);
-  const std::string_view descr = descr_for(tensor.dtype(), path);
+// Writes `tensor` as a .npy file onto `out`; `context` opens error messages.
+void write_npy(std::ostream& out, const Tensor& tensor, std::string_view context) {
+  VISREP_CHECK(tensor.defined(), "{}: the tensor is undefined", context);
+  const std::string_view descr = descr_for(tensor.dtype(), context);
   const Tensor host = tensor.detach().cpu().contiguous();
 
   std::string shape_text = "(";
@@ -360,17 +360,35 @@ void save_npy(const std::string& path, const Tensor& tensor) {
   const size_t unpadded = preamble_bytes + header.size() + 1;
   header.append((kDataAlignment - unpadded % kDataAlignment) % kDataAlignment, ' ');
   header += '\n';
-  VISREP_CHECK(header.size() <= std::numeric_limits<uint16_t>::max(), "save_npy: '{}': header too long", path);
+  VISREP_CHECK(header.size() <= std::numeric_limits<uint16_t>::max(), "{}: header too long", context);
 
   const auto data_bytes = static_cast<size_t>(host.numel()) * element_size(host.dtype());
-  util::write_file_atomically(path, [&](std::ostream& out) {
-    out.write(kMagic.data(), static_cast<std::streamsize>(kMagic.size()));
-    const std::array<char, 4> version_and_length{1, 0, static_cast<char>(header.size() & 0xff),
-                                                 static_cast<char>(header.size() >> 8)};
-    out.write(version_and_length.data(), version_and_length.size());
-    out.write(header.data(), static_cast<std::streamsize>(header.size()));
-    if (data_bytes > 0) out.write(static_cast<const char*>(host.raw_data()), static_cast<std::streamsize>(data_bytes));
-  });
+  out.write(kMagic.data(), static_cast<std::streamsize>(kMagic.size()));
+  const std::array<char, 4> version_and_length{1, 0, static_cast<char>(header.size() & 0xff),
+                                               static_cast<char>(header.size() >> 8)};
+  out.write(version_and_length.data(), version_and_length.size());
+  out.write(header.data(), static_cast<std::streamsize>(header.size()));
+  if (data_bytes > 0) out.write(static_cast<const char*>(host.raw_data()), static_cast<std::streamsize>(data_bytes));
+}
+
+}  // namespace
+
+Tensor load_npy(const std::string& path) { return read_npy(InputFile(path, "load_npy")); }
+
+Tensor parse_npy(std::string_view bytes, const std::string& context) { return read_npy(MemoryBytes(bytes, context)); }
+
+void save_npy(const std::string& path, const Tensor& tensor) {
+  const std::string context = fmt::format("save_npy: '{}'", path);
+  // Checked before the file is opened, so a bad tensor leaves no file behind.
+  VISREP_CHECK(tensor.defined(), "{}: the tensor is undefined", context);
+  descr_for(tensor.dtype(), context);
+  util::write_file_atomically(path, [&](std::ostream& out) { write_npy(out, tensor, context); });
+}
+
+std::string npy_bytes(const Tensor& tensor, const std::string& context) {
+  std::ostringstream out;
+  write_npy(out, tensor, context);
+  return std::move(out).str();
 }
 
 }  // namespace visrep::io

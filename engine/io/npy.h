@@ -14,6 +14,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include "engine/tensor.h"
 
@@ -28,5 +29,11 @@ void save_npy(const std::string& path, const Tensor& tensor);
 // problem for a missing file, a bad magic string, an unsupported version or descr, a
 // malformed header or truncated data.
 Tensor load_npy(const std::string& path);
+
+// The same two for a .npy file held in memory: the members of an .npz archive
+// (engine/io/npz.h). `context` opens every error message, e.g.
+// "load_npz: 'weights.npz': member 'w'".
+Tensor parse_npy(std::string_view bytes, const std::string& context);
+std::string npy_bytes(const Tensor& tensor, const std::string& context);
 
 }  // namespace visrep::io

@@ -1,0 +1,221 @@
+// Official BiT .npz checkpoints and timm-named safetensors into and out of ResNetV2 (see
+// bit_weights.h); the name mapping is timm's _load_weights in timm/models/resnetv2.py.
+#include "models/bit_weights.h"
+
+#include <charconv>
+#include <map>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "engine/error.h"
+#include "engine/io/npz.h"
+
+namespace visrep::models {
+
+namespace {
+
+constexpr std::string_view kPrefix = "resnet/";
+constexpr std::string_view kConvName = "standardized_conv2d";
+const std::string kRootKernel = "resnet/root_block/standardized_conv2d/kernel";
+const std::string kHeadKernel = "resnet/head/conv2d/kernel";
+const std::string kHeadBias = "resnet/head/conv2d/bias";
+
+bool is_head_name(const std::string& name) { return name == kHeadKernel || name == kHeadBias; }
+
+// The official array as the parameter it becomes: HWIO kernels to OIHW (big_transfer's
+// tf2th, transpose [3, 2, 0, 1]); (1, ..., 1, C) vectors to (C).
+Tensor to_timm_layout(const Tensor& array, bool is_kernel) {
+  if (is_kernel) return array.dim() == 4 ? array.permute({3, 2, 0, 1}).contiguous() : array;
+  if (array.dim() <= 1) return array;
+  for (int64_t d = 0; d + 1 < array.dim(); ++d) {
+    if (array.size(d) != 1) return array;  // left as it is; the shape check reports it
+  }
+  return array.reshape({array.size(array.dim() - 1)});
+}
+
+// The block and unit numbers of "resnet/block{b}/unit{u}/...", or false for other names.
+bool parse_unit_name(const std::string& name, int& block, int& unit) {
+  std::string_view rest = name;
+  const auto expect = [&rest](std::string_view text) {
+    if (!rest.starts_with(text)) return false;
+    rest.remove_prefix(text.size());
+    return true;
+  };
+  const auto number = [&rest](int& value) {
+    const auto [end, error] = std::from_chars(rest.data(), rest.data() + rest.size(), value);
+    if (error != std::errc() || end == rest.data()) return false;
+    rest.remove_prefix(static_cast<size_t>(end - rest.data()));
+    return true;
+  };
+  return expect("resnet/block") && number(block) && expect("/unit") && number(unit) && expect("/");
+}
+
+// What a checkpoint holds, for error messages: its inferred architecture, or why none is.
+std::string describe_checkpoint(const io::TensorMap& npz) {
+  try {
+    const ResNetV2Config config = infer_resnet_v2_config(npz, 1);
+    const std::array<int, 4> units = resnet_v2_units(config);
+    return fmt::format("the file holds ResNetV2-{}x{} (units [{}], stem width {}, {} classes)", resnet_v2_depth(config),
+                       config.width_factor, fmt::join(units, ", "), config.base_width * config.width_factor,
+                       config.classes);
+  } catch (const Error& error) {
+    return fmt::format("the file's layout: {}", error.what());
+  }
+}
+
+}  // namespace
+
+std::vector<BitWeightName> bit_weight_names(const ResNetV2& model, bool include_head) {
+  std::vector<BitWeightName> names;
+  const auto add = [&names](std::string npz_name, std::string timm_name, bool is_kernel) {
+    names.push_back({std::move(npz_name), std::move(timm_name), is_kernel});
+  };
+  add(kRootKernel, "stem.conv.weight", true);
+
+  const std::array<int, 4> units = resnet_v2_units(model.config());
+  size_t unit_index = 0;
+  for (int stage = 0; stage < 4; ++stage) {
+    for (int unit = 0; unit < units[stage]; ++unit) {
+      const PreActBottleneck& block = *model.units().at(unit_index++);
+      const std::string npz = fmt::format("{}block{}/unit{:02d}/", kPrefix, stage + 1, unit + 1);
+      const std::string timm = fmt::format("stages.{}.blocks.{}.", stage, unit);
+      // Sub-layers a, b, c of the official unit are timm's conv1/norm1, conv2/norm2, conv3/norm3.
+      const std::array<char, 3> letters = {'a', 'b', 'c'};
+      for (int layer = 0; layer < 3; ++layer) {
+        const char letter = letters[static_cast<size_t>(layer)];
+        add(fmt::format("{}{}/{}/kernel", npz, letter, kConvName), fmt::format("{}conv{}.weight", timm, layer + 1),
+            true);
+        add(fmt::format("{}{}/group_norm/gamma", npz, letter), fmt::format("{}norm{}.weight", timm, layer + 1), false);
+        add(fmt::format("{}{}/group_norm/beta", npz, letter), fmt::format("{}norm{}.bias", timm, layer + 1), false);
+      }
+      if (block.downsample) {
+        add(fmt::format("{}a/proj/{}/kernel", npz, kConvName), timm + "downsample.conv.weight", true);
+      }
+    }
+  }
+  add("resnet/group_norm/gamma", "norm.weight", false);
+  add("resnet/group_norm/beta", "norm.bias", false);
+  if (include_head && model.head) {
+    add(kHeadKernel, "head.fc.weight", true);
+    add(kHeadBias, "head.fc.bias", false);
+  }
+  return names;
+}
+
+ResNetV2Config infer_resnet_v2_config(const io::TensorMap& npz, int64_t gn_groups) {
+  const auto root = npz.find(kRootKernel);
+  VISREP_CHECK(root != npz.end(), "infer_resnet_v2_config: unknown architecture: no '{}' among the {} arrays",
+               kRootKernel, npz.size());
+  const Shape& root_shape = root->second.shape();
+  VISREP_CHECK(root_shape.size() == 4 && root_shape[0] == 7 && root_shape[1] == 7,
+               "infer_resnet_v2_config: unknown architecture: the root kernel '{}' has shape {}, not (7, 7, in, out)",
+               kRootKernel, shape_string(root_shape));
+
+  // Units present in each block, from the names of their arrays.
+  std::map<int, std::set<int>> units_by_block;
+  for (const auto& [name, array] : npz) {
+    int block = 0, unit = 0;
+    if (parse_unit_name(name, block, unit)) units_by_block[block].insert(unit);
+  }
+  std::vector<int> block_numbers;
+  for (const auto& [block, units] : units_by_block) block_numbers.push_back(block);
+  VISREP_CHECK(block_numbers == std::vector<int>({1, 2, 3, 4}),
+               "infer_resnet_v2_config: unknown architecture: {} blocks (numbered [{}]); ResNetV2 has 4, block1 to "
+               "block4",
+               block_numbers.size(), fmt::join(block_numbers, ", "));
+  std::vector<int> units_per_stage;
+  for (const auto& [block, units] : units_by_block) {
+    const int count = static_cast<int>(units.size());
+    VISREP_CHECK(*units.begin() == 1 && *units.rbegin() == count,
+                 "infer_resnet_v2_config: unknown architecture: block{} has units [{}], not unit01 to unit{:02d}",
+                 block, fmt::join(units, ", "), count);
+    units_per_stage.push_back(count);
+  }
+
+  ResNetV2Config config;
+  config.in_channels = root_shape[2];
+  const int64_t stem_width = root_shape[3];
+  if (stem_width % 64 == 0 && stem_width / 64 >= 1 && stem_width / 64 <= 4) {
+    config.width_factor = static_cast<int>(stem_width / 64);
+    config.base_width = 64;
+  } else {
+    config.width_factor = 1;  // not one of BiT's widths: a network of our own (tests)
+    config.base_width = stem_width;
+  }
+  config.depth = 3 * (units_per_stage[0] + units_per_stage[1] + units_per_stage[2] + units_per_stage[3]) + 2;
+  config.units_per_stage = units_per_stage;
+  for (int depth : {50, 101, 152}) {
+    ResNetV2Config standard;
+    standard.depth = depth;
+    const std::array<int, 4> units = resnet_v2_units(standard);
+    if (std::vector<int>(units.begin(), units.end()) == units_per_stage) config.units_per_stage.clear();
+  }
+  const auto head_bias = npz.find(kHeadBias);
+  config.classes = head_bias == npz.end() ? 0 : head_bias->second.numel();
+  config.gn_groups = gn_groups;
+  validate(config);
+  return config;
+}
+
+bool load_bit_weights(ResNetV2& model, const io::TensorMap& npz, bool load_head, const std::string& source) {
+  // The head comes from the file only when asked for and when it fits the model's classes.
+  const auto file_head = npz.find(kHeadKernel);
+  const bool file_head_fits = file_head != npz.end() && file_head->second.dim() == 4 &&
+                              file_head->second.size(3) == model.classes();
+  const bool take_head = load_head && model.head != nullptr && file_head_fits;
+
+  const std::map<std::string, Tensor> targets = model.state_dict();
+  std::map<std::string, Tensor> state;
+  std::set<std::string> used;
+  for (const BitWeightName& name : bit_weight_names(model, take_head)) {
+    const Tensor& target = targets.at(name.timm_name);
+    const auto found = npz.find(name.npz_name);
+    VISREP_CHECK(found != npz.end(), "load_bit_npz: {}: missing '{}' (timm '{}', shape {}); {}", source, name.npz_name,
+                 name.timm_name, shape_string(target.shape()), describe_checkpoint(npz));
+    const Tensor converted = to_timm_layout(found->second, name.is_kernel);
+    if (converted.shape() != target.shape()) {
+      const std::string layout = name.is_kernel ? fmt::format(" (HWIO, i.e. OIHW {})", shape_string(converted.shape()))
+                                                : std::string(" (a vector is stored as (C) or (1, 1, 1, C))");
+      VISREP_FAIL("load_bit_npz: {}: '{}' (timm '{}') has shape {} in the file{} but the model expects {}; {}", source,
+                  name.npz_name, name.timm_name, shape_string(found->second.shape()), layout,
+                  shape_string(target.shape()), describe_checkpoint(npz));
+    }
+    state.emplace(name.timm_name, converted);
+    used.insert(name.npz_name);
+  }
+  // An array left over means the file holds a larger network (more units, say): loading
+  // part of it would silently give a different model.
+  for (const auto& [name, array] : npz) {
+    if (used.count(name) || is_head_name(name)) continue;
+    VISREP_FAIL("load_bit_npz: {}: the file has an array the model has no place for, '{}' (shape {}); {}, the model "
+                "is {}",
+                source, name, shape_string(array.shape()), describe_checkpoint(npz), model.describe());
+  }
+
+  if (model.head && !take_head) {
+    for (const char* name : {"head.fc.weight", "head.fc.bias"}) state.emplace(name, zeros_like(targets.at(name)));
+  }
+  model.load_state_dict(state, /*strict=*/true);
+  return take_head;
+}
+
+bool load_bit_npz(ResNetV2& model, const std::string& path, bool load_head) {
+  return load_bit_weights(model, io::load_npz(path), load_head, fmt::format("'{}'", path));
+}
+
+void save_resnet_v2_safetensors(const ResNetV2& model, const std::string& path) {
+  const std::map<std::string, Tensor> state = model.state_dict();
+  io::save_safetensors(path, io::TensorMap(state.begin(), state.end()), {{"format", "pt"}});
+}
+
+void load_resnet_v2_safetensors(ResNetV2& model, const std::string& path) {
+  const io::SafetensorsContents contents = io::load_safetensors(path);
+  try {
+    model.load_state_dict(contents.tensors, /*strict=*/true);
+  } catch (const Error& error) {
+    VISREP_FAIL("load_resnet_v2_safetensors: '{}' into {}: {}", path, model.describe(), error.what());
+  }
+}
+
+}  // namespace visrep::models
