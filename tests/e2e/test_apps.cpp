@@ -3,7 +3,6 @@
 // folders, and a tiny real run on an MNIST-format dataset written here, whose run folder
 // must hold readable metrics, a loadable checkpoint and a PNG plot.
 #include <catch2/catch.hpp>
-#include <sys/wait.h>
 
 #include <algorithm>
 #include <cmath>
@@ -17,6 +16,7 @@
 #include "engine/data/synthetic.h"
 #include "engine/io/safetensors.h"
 #include "engine/ops.h"
+#include "tests/support/apps.h"
 #include "tests/support/files.h"
 #include "tests/support/mnist_files.h"
 #include "tests/support/test_data.h"
@@ -31,40 +31,7 @@ using Catch::Contains;
 
 namespace {
 
-struct AppResult {
-  int exit_code = -1;  // the process's exit status; -1 when it was killed by a signal
-  std::string output;  // stdout and stderr, interleaved as they were written
-};
-
-// A shell word for `text`: single quotes, with any single quote spelled '\''.
-std::string quoted(const std::string& text) {
-  std::string word = "'";
-  for (char c : text) word += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return word + "'";
-}
-
-AppResult run_classifier(const std::string& arguments) {
-  // exec makes the app the shell's own process, so a crash shows as a signal rather than
-  // as the shell's 128 + signal exit code.
-  const std::string command = "exec " + quoted(VISREP_CLASSIFIER_BINARY) + " " + arguments + " 2>&1";
-  FILE* pipe = ::popen(command.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  AppResult result;
-  char buffer[4096];
-  for (size_t got; (got = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0;) result.output.append(buffer, got);
-  const int status = ::pclose(pipe);
-  REQUIRE(status != -1);
-  if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
-  return result;
-}
-
-// A failure the app reported itself: a non-zero exit status, not a crash.
-void require_clean_failure(const AppResult& result) {
-  INFO(result.output);
-  REQUIRE(result.exit_code > 0);
-  REQUIRE(result.exit_code < 128);
-  REQUIRE_FALSE(result.output.empty());
-}
+AppResult run_classifier(const std::string& arguments) { return run_app(VISREP_CLASSIFIER_BINARY, arguments); }
 
 // 256 training and 64 test images of 28x28 from one synthetic draw (the same ten class
 // prototypes in both splits), as the four MNIST files under `root`.
@@ -74,18 +41,6 @@ void write_tiny_dataset(const std::string& root, Generator& generator) {
       data::make_synthetic_dataset({.count = 320, .classes = 10, .height = 28, .width = 28, .seed = seed});
   write_mnist_split(root, true, data::subset(all, arange(0.0, 256.0, 1.0, kInt64)));
   write_mnist_split(root, false, data::subset(all, arange(256.0, 320.0, 1.0, kInt64)));
-}
-
-std::vector<nlohmann::json> read_json_lines(const std::string& path) {
-  std::ifstream in(path);
-  REQUIRE(in.good());
-  std::vector<nlohmann::json> records;
-  for (std::string line; std::getline(in, line);) {
-    INFO("line " << records.size() + 1 << ": " << line);
-    REQUIRE_NOTHROW(records.push_back(nlohmann::json::parse(line)));
-    REQUIRE(records.back().is_object());
-  }
-  return records;
 }
 
 }  // namespace

@@ -23,6 +23,7 @@
 #include "engine/data/synthetic.h"
 #include "engine/io/safetensors.h"
 #include "engine/ops.h"
+#include "tests/support/apps.h"
 #include "tests/support/files.h"
 #include "tests/support/mnist_files.h"
 #include "tests/support/test_data.h"
@@ -37,39 +38,6 @@ using Catch::Contains;
 
 namespace {
 
-struct AppResult {
-  int exit_code = -1;  // the process's exit status; -1 when it was killed by a signal
-  std::string output;  // stdout and stderr, interleaved as they were written
-};
-
-std::string quoted(const std::string& text) {
-  std::string word = "'";
-  for (char c : text) word += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return word + "'";
-}
-
-// Runs `binary arguments` through a shell (exec: a crash shows as a signal, not as 128 + n).
-AppResult run_app(const std::string& binary, const std::string& arguments) {
-  const std::string command = "exec " + quoted(binary) + " " + arguments + " 2>&1";
-  FILE* pipe = ::popen(command.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  AppResult result;
-  char buffer[4096];
-  for (size_t got; (got = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0;) result.output.append(buffer, got);
-  const int status = ::pclose(pipe);
-  REQUIRE(status != -1);
-  if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
-  return result;
-}
-
-// A failure the app reported itself: a non-zero exit status, not a crash, and a message.
-void require_clean_failure(const AppResult& result) {
-  INFO(result.output);
-  REQUIRE(result.exit_code > 0);
-  REQUIRE(result.exit_code < 128);
-  REQUIRE_FALSE(result.output.empty());
-}
-
 // 128 training and 64 test images of 16x16 from one synthetic draw of 4 classes.
 void write_tiny_dataset(const std::string& root, Generator& generator) {
   std::filesystem::create_directories(root);
@@ -78,33 +46,6 @@ void write_tiny_dataset(const std::string& root, Generator& generator) {
       data::make_synthetic_dataset({.count = 192, .classes = 4, .height = 16, .width = 16, .seed = seed});
   write_mnist_split(root, true, data::subset(all, arange(0.0, 128.0, 1.0, kInt64)));
   write_mnist_split(root, false, data::subset(all, arange(128.0, 192.0, 1.0, kInt64)));
-}
-
-// Every file under `root`, relative, sorted ("cross_entropy/model.safetensors").
-std::vector<std::string> files_under(const std::string& root) {
-  std::vector<std::string> files;
-  if (!std::filesystem::exists(root)) return files;
-  for (const auto& entry : std::filesystem::recursive_directory_iterator(root)) {
-    if (entry.is_regular_file()) files.push_back(std::filesystem::relative(entry.path(), root).string());
-  }
-  std::sort(files.begin(), files.end());
-  return files;
-}
-
-// No temporaries of util::write_file_atomically ("<name>.tmp-<pid>-<n>") left anywhere.
-void require_no_partial_files(const std::string& root) {
-  for (const std::string& file : files_under(root)) {
-    INFO(file);
-    CHECK(file.find(".tmp") == std::string::npos);
-  }
-}
-
-std::vector<nlohmann::json> read_json_lines(const std::string& path) {
-  std::ifstream in(path);
-  REQUIRE(in.good());
-  std::vector<nlohmann::json> records;
-  for (std::string line; std::getline(in, line);) records.push_back(nlohmann::json::parse(line));
-  return records;
 }
 
 nlohmann::json read_json(const std::string& path) { return nlohmann::json::parse(read_bytes(path)); }
