@@ -1,8 +1,11 @@
 #include "engine/random.h"
 
+#include <cmath>
+
 #include "engine/autograd.h"
 #include "engine/dispatch.h"
 #include "kernels/cpu/random.h"
+#include "kernels/philox.h"
 #if VISREP_WITH_CUDA
 #include "kernels/cuda/random.h"
 #endif
@@ -20,6 +23,55 @@ Tensor finish(Tensor drawn, const TensorOptions& options) {
 }
 
 DType draw_dtype(DType wanted) { return wanted == kFloat64 ? kFloat64 : kFloat32; }
+
+// The words of one Philox stream, read in order, as 53-bit uniforms and normals.
+class SequentialDraws {
+ public:
+  SequentialDraws(uint64_t seed, uint64_t stream) : seed_(seed), stream_(stream) {}
+
+  // Uniform in (0, 1], safe to take the logarithm of: 53 random bits from two words.
+  double uniform_open() {
+    const uint64_t high = next_word(), low = next_word();
+    const uint64_t bits = ((high << 32) | low) >> 11;
+    return (static_cast<double>(bits) + 1.0) * 0x1.0p-53;
+  }
+  // Standard normal: the cosine half of Box-Muller.
+  double normal() {
+    const double radius = std::sqrt(-2.0 * std::log(uniform_open()));
+    return radius * std::cos(6.283185307179586476925286766559 * uniform_open());
+  }
+
+ private:
+  uint64_t next_word() {
+    if (word_ % 4 == 0) block_ = kernels::philox_block(seed_, stream_, word_ / 4);
+    return block_.words[word_++ % 4];
+  }
+
+  uint64_t seed_, stream_;
+  uint64_t word_ = 0;
+  kernels::PhiloxBlock block_{};
+};
+
+// log of a Gamma(shape) draw (Marsaglia & Tsang 2000, section 6 for shape < 1).
+double log_gamma_draw(double shape, SequentialDraws& draws) {
+  const double boosted = shape < 1.0 ? shape + 1.0 : shape;
+  const double d = boosted - 1.0 / 3.0, c = 1.0 / std::sqrt(9.0 * d);
+  double log_value = 0.0;
+  for (;;) {
+    const double x = draws.normal();
+    double v = 1.0 + c * x;
+    if (v <= 0.0) continue;
+    v = v * v * v;
+    const double u = draws.uniform_open();
+    // The squeeze accepts most draws without a logarithm; the exact test takes the rest.
+    if (u < 1.0 - 0.0331 * (x * x) * (x * x) || std::log(u) < 0.5 * x * x + d * (1.0 - v + std::log(v))) {
+      log_value = std::log(d * v);
+      break;
+    }
+  }
+  if (shape < 1.0) log_value += std::log(draws.uniform_open()) / shape;
+  return log_value;
+}
 
 }  // namespace
 
@@ -114,6 +166,22 @@ void uniform_(Tensor& tensor, double low, double high, Generator& generator) {
 void normal_(Tensor& tensor, double mean, double std, Generator& generator) {
   NoGradGuard no_grad;
   tensor.copy_(normal(tensor.shape(), mean, std, TensorOptions(tensor.dtype(), tensor.device()), generator));
+}
+
+double sample_gamma(double shape, Generator& generator) {
+  VISREP_CHECK(std::isfinite(shape) && shape > 0, "sample_gamma: shape must be positive, got {}", shape);
+  SequentialDraws draws(generator.seed(), generator.take_stream());
+  return std::exp(log_gamma_draw(shape, draws));
+}
+
+double sample_beta(double a, double b, Generator& generator) {
+  VISREP_CHECK(std::isfinite(a) && a > 0 && std::isfinite(b) && b > 0,
+               "sample_beta: both shapes must be positive, got a = {}, b = {}", a, b);
+  SequentialDraws draws(generator.seed(), generator.take_stream());
+  const double log_x = log_gamma_draw(a, draws);
+  const double log_y = log_gamma_draw(b, draws);
+  // X / (X + Y) = 1 / (1 + Y / X); exp overflowing to infinity gives the right limit, 0.
+  return 1.0 / (1.0 + std::exp(log_y - log_x));
 }
 
 }  // namespace visrep

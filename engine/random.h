@@ -53,4 +53,19 @@ Tensor permutation(int64_t n, Device device, Generator& generator = default_gene
 void uniform_(Tensor& tensor, double low, double high, Generator& generator = default_generator());
 void normal_(Tensor& tensor, double mean, double std, Generator& generator = default_generator());
 
+// ---- single numbers --------------------------------------------------------------------------
+//
+// One number from a Gamma or Beta distribution, for per-step random choices such as MixUp's
+// mixing weight (recipes/mixup.h). Each call takes the generator's next stream and reads
+// its words in order (a rejection sampler uses as many as it needs), in double precision on
+// the CPU: the same generator state always gives the same number.
+
+// Gamma(shape, scale 1), shape > 0: Marsaglia & Tsang, "A Simple Method for Generating
+// Gamma Variables" (ACM TOMS 2000), with their boost Gamma(a) = Gamma(a + 1) U^(1/a) for
+// shape < 1. Mean and variance are both `shape`.
+double sample_gamma(double shape, Generator& generator = default_generator());
+// Beta(a, b), a, b > 0, as X / (X + Y) with X ~ Gamma(a), Y ~ Gamma(b), formed in log space
+// so that tiny shapes (MixUp's 0.1, whose draws crowd 0 and 1) neither underflow nor give 0/0.
+double sample_beta(double a, double b, Generator& generator = default_generator());
+
 }  // namespace visrep

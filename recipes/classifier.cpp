@@ -2,9 +2,6 @@
 
 #include <fmt/format.h>
 
-#include <filesystem>
-#include <system_error>
-
 #include "engine/io/safetensors.h"
 #include "engine/ops.h"
 #include "engine/optim/learning_rate_schedule.h"
@@ -12,6 +9,7 @@
 #include "engine/util/metrics.h"
 #include "engine/util/plot.h"
 #include "engine/util/progress.h"
+#include "recipes/run_files.h"
 
 namespace visrep::recipes {
 namespace {
@@ -101,13 +99,7 @@ ClassifierResult train_classifier(nn::Module& model, const data::ImageDataset& t
                                              total_steps);
 
   util::MetricsWriter metrics;
-  if (!config.run_directory.empty()) {
-    std::error_code error;
-    std::filesystem::create_directories(config.run_directory, error);
-    VISREP_CHECK(!error, "train_classifier: cannot create the run folder '{}': {}", config.run_directory,
-                 error.message());
-    metrics = util::MetricsWriter(config.run_directory + "/metrics.jsonl", false);
-  }
+  if (!config.run_directory.empty()) metrics = open_run_directory(config.run_directory, false, "train_classifier");
 
   ClassifierResult result;
   Generator shuffle_generator(config.seed);

@@ -2,13 +2,10 @@
 
 #include <fmt/format.h>
 
-#include <atomic>
 #include <cmath>
 #include <filesystem>
 #include <limits>
 #include <memory>
-#include <system_error>
-#include <type_traits>
 
 #include "engine/data/loader.h"
 #include "engine/io/safetensors.h"
@@ -18,19 +15,9 @@
 #include "engine/util/metrics.h"
 #include "engine/util/plot.h"
 #include "engine/util/progress.h"
+#include "recipes/run_files.h"
 
 namespace visrep::recipes {
-
-// ---- stopping ---------------------------------------------------------------------------------
-
-namespace {
-std::atomic<bool> g_stop_requested{false};
-static_assert(std::atomic<bool>::is_always_lock_free, "request_stop() must be async-signal-safe");
-}  // namespace
-
-void request_stop() noexcept { g_stop_requested.store(true); }
-bool stop_requested() noexcept { return g_stop_requested.load(); }
-void clear_stop_request() noexcept { g_stop_requested.store(false); }
 
 // ---- configuration -----------------------------------------------------------------------------
 
@@ -143,8 +130,6 @@ LinearEvalResult linear_eval_of_encoder(nn::Module& encoder, const data::ImageDa
 
 namespace {
 
-constexpr const char* kCheckpointFile = "checkpoint.safetensors";
-
 // Where a run stands: the next step is batch `batch` of epoch `epochs_done + 1`.
 struct Position {
   int64_t epochs_done = 0;
@@ -185,15 +170,13 @@ std::unique_ptr<optim::Optimizer> make_optimizer(const nn::Module& encoder, cons
                                     .weight_decay = config.weight_decay});
 }
 
-std::string exact(double value) { return fmt::format("{:.17g}", value); }
-
 void save_checkpoint(const std::string& path, const nn::Module& encoder, const nn::Module& head,
                      const optim::Optimizer& optimizer, const Position& position, const History& history,
                      const ContrastiveTrainingConfig& config, const std::string& recipe) {
   io::TensorMap tensors;
-  for (auto& [name, tensor] : encoder.state_dict()) tensors["encoder." + name] = tensor;
-  for (auto& [name, tensor] : head.state_dict()) tensors["head." + name] = tensor;
-  for (auto& [name, tensor] : optimizer.state_dict()) tensors["optimizer." + name] = tensor;
+  add_with_prefix(tensors, encoder.state_dict(), "encoder.");
+  add_with_prefix(tensors, head.state_dict(), "head.");
+  add_with_prefix(tensors, optimizer.state_dict(), "optimizer.");
   if (!history.step_losses.empty()) {
     tensors["history.step_losses"] = from_vector(history.step_losses, {static_cast<int64_t>(history.step_losses.size())});
   }
@@ -205,69 +188,34 @@ void save_checkpoint(const std::string& path, const nn::Module& encoder, const n
                        {{"format", "pt"}, {"recipe", recipe}, {"encoder", encoder.describe()},
                         {"head", head.describe()}, {"epochs_done", std::to_string(position.epochs_done)},
                         {"batch", std::to_string(position.batch)}, {"step", std::to_string(position.step)},
-                        {"epoch_loss_sum", exact(position.epoch_loss_sum)}, {"seed", std::to_string(config.seed)},
+                        {"epoch_loss_sum", exact_text(position.epoch_loss_sum)}, {"seed", std::to_string(config.seed)},
                         {"batch_size", std::to_string(config.batch_size)}, {"epochs", std::to_string(config.epochs)}});
-}
-
-// The tensors under `prefix`, with it removed.
-io::TensorMap with_prefix(const io::TensorMap& tensors, const std::string& prefix) {
-  io::TensorMap out;
-  for (auto& [name, tensor] : tensors) {
-    if (name.rfind(prefix, 0) == 0) out[name.substr(prefix.size())] = tensor;
-  }
-  return out;
-}
-
-// A number from the checkpoint's metadata; a missing or malformed entry is an error naming it.
-template <class Number>
-Number metadata_number(const io::SafetensorsContents& contents, const std::string& key, const std::string& path) {
-  const auto found = contents.metadata.find(key);
-  VISREP_CHECK(found != contents.metadata.end(), "resume: the checkpoint '{}' has no '{}' entry in its metadata",
-               path, key);
-  try {
-    size_t used = 0;
-    const Number value = std::is_integral_v<Number> ? static_cast<Number>(std::stoll(found->second, &used))
-                                                    : static_cast<Number>(std::stod(found->second, &used));
-    if (used == found->second.size()) return value;
-  } catch (const std::exception&) {
-  }
-  VISREP_FAIL("resume: the checkpoint '{}' has a malformed '{}' entry: '{}'", path, key, found->second);
-}
-int64_t metadata_integer(const io::SafetensorsContents& contents, const std::string& key, const std::string& path) {
-  return metadata_number<int64_t>(contents, key, path);
 }
 
 Position load_checkpoint(const std::string& path, nn::Module& encoder, nn::Module& head, optim::Optimizer& optimizer,
                          History& history, const ContrastiveTrainingConfig& config, const std::string& recipe,
                          int64_t steps_per_epoch) {
   const io::SafetensorsContents contents = io::load_safetensors(path);
-  const auto recipe_entry = contents.metadata.find("recipe");
-  VISREP_CHECK(recipe_entry != contents.metadata.end() && recipe_entry->second == recipe,
-               "resume: '{}' is not a {} checkpoint (its recipe: '{}')", path, recipe,
-               recipe_entry == contents.metadata.end() ? "none" : recipe_entry->second);
+  require_checkpoint_recipe(contents, recipe, path);
   // The data order and the views are keyed by the seed, and a batch's contents by the
   // batch size: with either changed, the run would not continue the same way.
-  const int64_t batch_size = metadata_integer(contents, "batch_size", path);
-  VISREP_CHECK(batch_size == config.batch_size, "resume: the checkpoint '{}' was trained with batch_size {}, the "
-               "config asks for {}", path, batch_size, config.batch_size);
-  const int64_t seed = metadata_integer(contents, "seed", path);
-  VISREP_CHECK(static_cast<uint64_t>(seed) == config.seed, "resume: the checkpoint '{}' was trained with seed {}, "
-               "the config asks for {}", path, seed, config.seed);
+  require_checkpoint_setting(contents, "batch_size", config.batch_size, path);
+  require_checkpoint_setting(contents, "seed", static_cast<int64_t>(config.seed), path);
 
   Position position;
-  position.epochs_done = metadata_integer(contents, "epochs_done", path);
-  position.batch = metadata_integer(contents, "batch", path);
-  position.step = metadata_integer(contents, "step", path);
-  position.epoch_loss_sum = metadata_number<double>(contents, "epoch_loss_sum", path);
+  position.epochs_done = checkpoint_integer(contents, "epochs_done", path);
+  position.batch = checkpoint_integer(contents, "batch", path);
+  position.step = checkpoint_integer(contents, "step", path);
+  position.epoch_loss_sum = checkpoint_double(contents, "epoch_loss_sum", path);
   VISREP_CHECK(position.batch >= 0 && position.batch < steps_per_epoch &&
                    position.step == position.epochs_done * steps_per_epoch + position.batch,
                "resume: the checkpoint '{}' stands at epoch {} batch {} step {}, which does not fit {} steps per epoch",
                path, position.epochs_done, position.batch, position.step, steps_per_epoch);
 
   try {
-    encoder.load_state_dict(with_prefix(contents.tensors, "encoder."));
-    head.load_state_dict(with_prefix(contents.tensors, "head."));
-    optimizer.load_state_dict(with_prefix(contents.tensors, "optimizer."));
+    encoder.load_state_dict(tensors_with_prefix(contents.tensors, "encoder."));
+    head.load_state_dict(tensors_with_prefix(contents.tensors, "head."));
+    optimizer.load_state_dict(tensors_with_prefix(contents.tensors, "optimizer."));
   } catch (const Error& error) {
     VISREP_FAIL("resume: the checkpoint '{}' does not fit this model ({} + {}; the checkpoint's: {} + {}): {}", path,
                 encoder.describe(), head.describe(),
@@ -331,14 +279,9 @@ ContrastiveTrainingResult train_contrastive(nn::Module& encoder, nn::Module& hea
   }
 
   const bool writing = !config.run_directory.empty();
-  const std::string checkpoint_path = writing ? config.run_directory + "/" + kCheckpointFile : "";
+  const std::string checkpoint_path = writing ? config.run_directory + "/" + kCheckpointFileName : "";
   util::MetricsWriter metrics;
-  if (writing) {
-    std::error_code error;
-    std::filesystem::create_directories(config.run_directory, error);
-    VISREP_CHECK(!error, "{}: cannot create the run folder '{}': {}", recipe, config.run_directory, error.message());
-    metrics = util::MetricsWriter(config.run_directory + "/metrics.jsonl", !config.resume.empty());
-  }
+  if (writing) metrics = open_run_directory(config.run_directory, !config.resume.empty(), recipe);
 
   ContrastiveTrainingResult result;
   result.first_step = position.step;

@@ -30,19 +30,9 @@
 #include "engine/nn/module.h"
 #include "engine/optim/learning_rate_schedule.h"
 #include "recipes/evaluation.h"
+#include "recipes/stop_request.h"  // request_stop(), for an app's SIGINT handler
 
 namespace visrep::recipes {
-
-// ---- stopping ---------------------------------------------------------------------------------
-//
-// A process-wide request to stop training, for an app's SIGINT handler: request_stop() only
-// stores to a lock-free std::atomic<bool>, which is async-signal-safe. The training loops
-// check it after every step; when set they write a checkpoint, then return with
-// result.stopped = true. The request stays set (so an app's later stages see it too) until
-// clear_stop_request().
-void request_stop() noexcept;
-bool stop_requested() noexcept;
-void clear_stop_request() noexcept;
 
 // ---- configuration -----------------------------------------------------------------------------
 
