@@ -1,5 +1,6 @@
 // What the recipe binaries share: flag validators with short messages, the --device flag,
-// the encoder choice, and a SIGINT handler that asks the training loop to stop cleanly.
+// the encoder choice, reading an encoder back from a run folder, and a SIGINT handler that
+// asks the training loop to stop cleanly.
 // Header-only: each app is one main() in one file (DESIGN.md, apps/).
 #pragma once
 
@@ -10,12 +11,14 @@
 #include <csignal>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <memory>
 #include <string>
 
 #include "engine/cuda.h"
 #include "engine/device.h"
 #include "engine/error.h"
+#include "engine/io/safetensors.h"
 #include "engine/nn/module.h"
 #include "models/resnet.h"
 #include "models/small_convnet.h"
@@ -95,6 +98,41 @@ inline Encoder make_encoder(const std::string& architecture, int64_t width, int6
   }
   throw Error(fmt::format("--arch: unknown architecture '{}'; use auto, small, resnet18, resnet34 or resnet50",
                           architecture));
+}
+
+// A run folder stands for its encoder.safetensors (written at the end of a run) or, for a
+// run that was stopped, its checkpoint.safetensors.
+inline std::string resolve_checkpoint(const std::string& path) {
+  if (!std::filesystem::is_directory(path)) {
+    VISREP_CHECK(std::filesystem::is_regular_file(path), "--checkpoint: '{}' does not exist", path);
+    return path;
+  }
+  for (const char* name : {"encoder.safetensors", "checkpoint.safetensors"}) {
+    const std::filesystem::path candidate = std::filesystem::path(path) / name;
+    if (std::filesystem::is_regular_file(candidate)) return candidate.string();
+  }
+  VISREP_FAIL("--checkpoint: the folder '{}' holds neither encoder.safetensors nor checkpoint.safetensors", path);
+}
+
+// The encoder's state dict in a file: encoder.safetensors holds it as is (PyTorch names);
+// a training checkpoint (encoder.*, head.*, optimizer.*) and a baseline's EncoderClassifier
+// (encoder.*, classifier.*) hold it under "encoder.". No encoder key starts with "encoder.",
+// so the prefix tells the two apart.
+inline io::TensorMap encoder_state(const io::TensorMap& tensors) {
+  io::TensorMap prefixed;
+  for (const auto& [name, tensor] : tensors) {
+    if (name.rfind("encoder.", 0) == 0) prefixed[name.substr(8)] = tensor;
+  }
+  return prefixed.empty() ? tensors : prefixed;
+}
+
+// What the file says it holds, for messages: the "model" or "encoder" metadata entry.
+inline std::string described_model(const io::SafetensorsContents& contents) {
+  for (const char* key : {"model", "encoder"}) {
+    const auto found = contents.metadata.find(key);
+    if (found != contents.metadata.end()) return found->second;
+  }
+  return "not recorded";
 }
 
 // Ctrl-C: the first asks the training loop to write a checkpoint and stop after the current

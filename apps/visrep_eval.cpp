@@ -29,46 +29,7 @@
 #include "recipes/datasets.h"
 #include "recipes/evaluation.h"
 
-namespace {
-
 using namespace visrep;
-
-// A run folder stands for its encoder.safetensors (written at the end of a run) or, for a
-// run that was stopped, its checkpoint.safetensors.
-std::string resolve_checkpoint(const std::string& path) {
-  if (!std::filesystem::is_directory(path)) {
-    VISREP_CHECK(std::filesystem::is_regular_file(path), "--checkpoint: '{}' does not exist", path);
-    return path;
-  }
-  for (const char* name : {"encoder.safetensors", "checkpoint.safetensors"}) {
-    const std::filesystem::path candidate = std::filesystem::path(path) / name;
-    if (std::filesystem::is_regular_file(candidate)) return candidate.string();
-  }
-  VISREP_FAIL("--checkpoint: the folder '{}' holds neither encoder.safetensors nor checkpoint.safetensors", path);
-}
-
-// The encoder's state dict in a file: encoder.safetensors holds it as is (PyTorch names);
-// a training checkpoint (encoder.*, head.*, optimizer.*) and a baseline's EncoderClassifier
-// (encoder.*, classifier.*) hold it under "encoder.". No encoder key starts with "encoder.",
-// so the prefix tells the two apart.
-io::TensorMap encoder_state(const io::TensorMap& tensors) {
-  io::TensorMap prefixed;
-  for (const auto& [name, tensor] : tensors) {
-    if (name.rfind("encoder.", 0) == 0) prefixed[name.substr(8)] = tensor;
-  }
-  return prefixed.empty() ? tensors : prefixed;
-}
-
-// What the file says it holds, for messages: the "model" or "encoder" metadata entry.
-std::string described_model(const io::SafetensorsContents& contents) {
-  for (const char* key : {"model", "encoder"}) {
-    const auto found = contents.metadata.find(key);
-    if (found != contents.metadata.end()) return found->second;
-  }
-  return "not recorded";
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"Evaluate an encoder checkpoint (or raw pixels) with kNN and linear classifiers on frozen features"};
@@ -133,7 +94,7 @@ int main(int argc, char** argv) {
     std::string checkpoint_path;
     io::SafetensorsContents contents;
     if (!raw_pixels) {
-      checkpoint_path = resolve_checkpoint(checkpoint);
+      checkpoint_path = apps::resolve_checkpoint(checkpoint);
       contents = io::load_safetensors(checkpoint_path);
     }
     dataset_options.seed = seed;
@@ -154,11 +115,11 @@ int main(int argc, char** argv) {
       if (image_size == 0) image_size = dataset.train.height();
       apps::Encoder encoder = apps::make_encoder(architecture, width, dataset.train.channels(), image_size);
       try {
-        encoder.module->load_state_dict(encoder_state(contents.tensors));
+        encoder.module->load_state_dict(apps::encoder_state(contents.tensors));
       } catch (const Error& error) {
         VISREP_FAIL("the checkpoint '{}' does not fit --arch {} --width {} ({}); the file holds: {}.\n  {}\n  Pass the "
                     "--arch and --width it was trained with.",
-                    checkpoint_path, architecture, width, encoder.description, described_model(contents), error.what());
+                    checkpoint_path, architecture, width, encoder.description, apps::described_model(contents), error.what());
       }
       encoder.module->to(chosen_device);
       subject = encoder.description;

@@ -35,6 +35,23 @@ Tensor to_timm_layout(const Tensor& array, bool is_kernel) {
 }
 
 // The block and unit numbers of "resnet/block{b}/unit{u}/...", or false for other names.
+// timm's "stages.{stage}.blocks.{block}.<rest>": the 0-based stage and block, false for other names.
+bool parse_timm_unit_name(const std::string& name, int& stage, int& block) {
+  std::string_view rest = name;
+  const auto expect = [&rest](std::string_view text) {
+    if (!rest.starts_with(text)) return false;
+    rest.remove_prefix(text.size());
+    return true;
+  };
+  const auto number = [&rest](int& value) {
+    const auto [end, error] = std::from_chars(rest.data(), rest.data() + rest.size(), value);
+    if (error != std::errc() || end == rest.data()) return false;
+    rest.remove_prefix(static_cast<size_t>(end - rest.data()));
+    return true;
+  };
+  return expect("stages.") && number(stage) && expect(".blocks.") && number(block) && expect(".");
+}
+
 bool parse_unit_name(const std::string& name, int& block, int& unit) {
   std::string_view rest = name;
   const auto expect = [&rest](std::string_view text) {
@@ -103,39 +120,29 @@ std::vector<BitWeightName> bit_weight_names(const ResNetV2& model, bool include_
   return names;
 }
 
-ResNetV2Config infer_resnet_v2_config(const io::TensorMap& npz, int64_t gn_groups) {
-  const auto root = npz.find(kRootKernel);
-  VISREP_CHECK(root != npz.end(), "infer_resnet_v2_config: unknown architecture: no '{}' among the {} arrays",
-               kRootKernel, npz.size());
-  const Shape& root_shape = root->second.shape();
-  VISREP_CHECK(root_shape.size() == 4 && root_shape[0] == 7 && root_shape[1] == 7,
-               "infer_resnet_v2_config: unknown architecture: the root kernel '{}' has shape {}, not (7, 7, in, out)",
-               kRootKernel, shape_string(root_shape));
+namespace {
 
-  // Units present in each block, from the names of their arrays.
-  std::map<int, std::set<int>> units_by_block;
-  for (const auto& [name, array] : npz) {
-    int block = 0, unit = 0;
-    if (parse_unit_name(name, block, unit)) units_by_block[block].insert(unit);
-  }
+// The config of a network with these units per block (block numbers 1-based, each a set of
+// 1-based unit numbers), stem channels, input channels and classes; `source` names the
+// function and the kind of names in messages.
+ResNetV2Config config_from_layout(const std::map<int, std::set<int>>& units_by_block, int64_t in_channels,
+                                  int64_t stem_width, int64_t classes, int64_t gn_groups, const std::string& source) {
   std::vector<int> block_numbers;
   for (const auto& [block, units] : units_by_block) block_numbers.push_back(block);
   VISREP_CHECK(block_numbers == std::vector<int>({1, 2, 3, 4}),
-               "infer_resnet_v2_config: unknown architecture: {} blocks (numbered [{}]); ResNetV2 has 4, block1 to "
-               "block4",
+               "{}: unknown architecture: {} blocks (numbered [{}]); ResNetV2 has 4, block1 to block4", source,
                block_numbers.size(), fmt::join(block_numbers, ", "));
   std::vector<int> units_per_stage;
   for (const auto& [block, units] : units_by_block) {
     const int count = static_cast<int>(units.size());
     VISREP_CHECK(*units.begin() == 1 && *units.rbegin() == count,
-                 "infer_resnet_v2_config: unknown architecture: block{} has units [{}], not unit01 to unit{:02d}",
-                 block, fmt::join(units, ", "), count);
+                 "{}: unknown architecture: block{} has units [{}], not unit01 to unit{:02d}", source, block,
+                 fmt::join(units, ", "), count);
     units_per_stage.push_back(count);
   }
 
   ResNetV2Config config;
-  config.in_channels = root_shape[2];
-  const int64_t stem_width = root_shape[3];
+  config.in_channels = in_channels;
   if (stem_width % 64 == 0 && stem_width / 64 >= 1 && stem_width / 64 <= 4) {
     config.width_factor = static_cast<int>(stem_width / 64);
     config.base_width = 64;
@@ -151,11 +158,55 @@ ResNetV2Config infer_resnet_v2_config(const io::TensorMap& npz, int64_t gn_group
     const std::array<int, 4> units = resnet_v2_units(standard);
     if (std::vector<int>(units.begin(), units.end()) == units_per_stage) config.units_per_stage.clear();
   }
-  const auto head_bias = npz.find(kHeadBias);
-  config.classes = head_bias == npz.end() ? 0 : head_bias->second.numel();
+  config.classes = classes;
   config.gn_groups = gn_groups;
   validate(config);
   return config;
+}
+
+}  // namespace
+
+ResNetV2Config infer_resnet_v2_config(const io::TensorMap& npz, int64_t gn_groups) {
+  const auto root = npz.find(kRootKernel);
+  VISREP_CHECK(root != npz.end(), "infer_resnet_v2_config: unknown architecture: no '{}' among the {} arrays",
+               kRootKernel, npz.size());
+  const Shape& root_shape = root->second.shape();
+  VISREP_CHECK(root_shape.size() == 4 && root_shape[0] == 7 && root_shape[1] == 7,
+               "infer_resnet_v2_config: unknown architecture: the root kernel '{}' has shape {}, not (7, 7, in, out)",
+               kRootKernel, shape_string(root_shape));
+  // Units present in each block, from the names of their arrays.
+  std::map<int, std::set<int>> units_by_block;
+  for (const auto& [name, array] : npz) {
+    int block = 0, unit = 0;
+    if (parse_unit_name(name, block, unit)) units_by_block[block].insert(unit);
+  }
+  const auto head_bias = npz.find(kHeadBias);
+  return config_from_layout(units_by_block, root_shape[2], root_shape[3],
+                            head_bias == npz.end() ? 0 : head_bias->second.numel(), gn_groups,
+                            "infer_resnet_v2_config");
+}
+
+ResNetV2Config infer_resnet_v2_config_from_state(const io::TensorMap& state, int64_t gn_groups) {
+  const auto stem = state.find("stem.conv.weight");
+  VISREP_CHECK(stem != state.end(),
+               "infer_resnet_v2_config_from_state: unknown architecture: no 'stem.conv.weight' among the {} tensors "
+               "(not a ResNetV2 with timm's names)",
+               state.size());
+  const Shape& stem_shape = stem->second.shape();
+  VISREP_CHECK(stem_shape.size() == 4 && stem_shape[2] == 7 && stem_shape[3] == 7,
+               "infer_resnet_v2_config_from_state: unknown architecture: 'stem.conv.weight' has shape {}, not (out, "
+               "in, 7, 7)",
+               shape_string(stem_shape));
+  // timm counts from 0; the layout check counts as the official names do, from 1.
+  std::map<int, std::set<int>> units_by_block;
+  for (const auto& [name, tensor] : state) {
+    int stage = 0, block = 0;
+    if (parse_timm_unit_name(name, stage, block)) units_by_block[stage + 1].insert(block + 1);
+  }
+  const auto head_bias = state.find("head.fc.bias");
+  return config_from_layout(units_by_block, stem_shape[1], stem_shape[0],
+                            head_bias == state.end() ? 0 : head_bias->second.numel(), gn_groups,
+                            "infer_resnet_v2_config_from_state");
 }
 
 bool load_bit_weights(ResNetV2& model, const io::TensorMap& npz, bool load_head, const std::string& source) {

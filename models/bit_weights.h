@@ -43,6 +43,11 @@ std::vector<BitWeightName> bit_weight_names(const ResNetV2& model, bool include_
 // was found for a layout it does not know ("unknown architecture: 5 blocks ...").
 ResNetV2Config infer_resnet_v2_config(const io::TensorMap& npz, int64_t gn_groups = 32);
 
+// The same for a state dict with timm's names (a safetensors file of
+// save_resnet_v2_safetensors, or timm's): units from the stages.{i}.blocks.{j} keys, widths
+// from stem.conv.weight (out, in, 7, 7), classes from head.fc.bias. Errors as above.
+ResNetV2Config infer_resnet_v2_config_from_state(const io::TensorMap& state, int64_t gn_groups = 32);
+
 // Copies an official checkpoint (io::load_npz) into `model`, converting dtypes to the
 // model's. The head is loaded when load_head is set and the file's head has the model's
 // class count; otherwise it is set to zero (BiT's zero_head: fine-tuning starts a new head

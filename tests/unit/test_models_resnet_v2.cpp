@@ -190,6 +190,39 @@ TEST_CASE("resnet_v2 architecture inference from official checkpoints", "[unit][
   }
 }
 
+TEST_CASE("resnet_v2 architecture inference from a state dict with timm's names", "[unit][resnet_v2]") {
+  manual_seed(5);
+  ResNetV2 model({.depth = 0, .width_factor = 1, .classes = 3, .in_channels = 1, .gn_groups = 4, .base_width = 8,
+                  .units_per_stage = {1, 2, 1, 1}});
+  const std::map<std::string, Tensor> dict = model.state_dict();
+  const io::TensorMap state(dict.begin(), dict.end());
+  const ResNetV2Config config = models::infer_resnet_v2_config_from_state(state, 4);
+  REQUIRE(config.units_per_stage == std::vector<int>{1, 2, 1, 1});
+  REQUIRE(config.base_width == 8);
+  REQUIRE(config.in_channels == 1);
+  REQUIRE(config.classes == 3);
+  ResNetV2 rebuilt(config);  // loads strictly: the inferred network has every tensor's shape
+  REQUIRE_NOTHROW(rebuilt.load_state_dict(dict));
+
+  ResNetV2 features_only({.depth = 50, .width_factor = 2, .classes = 0});
+  const std::map<std::string, Tensor> r50x2 = features_only.state_dict();
+  const ResNetV2Config inferred = models::infer_resnet_v2_config_from_state(io::TensorMap(r50x2.begin(), r50x2.end()));
+  REQUIRE(inferred.depth == 50);
+  REQUIRE(inferred.units_per_stage.empty());
+  REQUIRE(inferred.width_factor == 2);
+  REQUIRE(inferred.classes == 0);
+
+  // A ResNet v1 state dict is not a ResNetV2; a missing stage is named.
+  REQUIRE_THROWS_WITH(models::infer_resnet_v2_config_from_state({{"conv1.weight", zeros({64, 3, 7, 7})}}),
+                      Contains("unknown architecture") && Contains("stem.conv.weight"));
+  io::TensorMap three_stages;
+  for (const auto& [name, tensor] : state) {
+    if (name.rfind("stages.3.", 0) != 0) three_stages[name] = tensor;
+  }
+  REQUIRE_THROWS_WITH(models::infer_resnet_v2_config_from_state(three_stages, 4),
+                      Contains("unknown architecture: 3 blocks"));
+}
+
 TEST_CASE("resnet_v2 R50x1: timm's parameter count, names and output shapes", "[unit][resnet_v2]") {
   manual_seed(5);
   Generator generator = testing::generator_for("resnet_v2 R50x1");
