@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include <atomic>
+#include <charconv>
 #include <csignal>
 #include <cmath>
 #include <cstdlib>
@@ -21,6 +22,7 @@
 #include "engine/io/safetensors.h"
 #include "engine/nn/module.h"
 #include "models/resnet.h"
+#include "models/resnet_v2.h"
 #include "models/small_convnet.h"
 #include "recipes/contrastive_training.h"
 
@@ -67,14 +69,72 @@ inline Device resolve_device(const std::string& device) {
   return chosen;
 }
 
+// "bit-r50x1" -> depth 50, width 1; "bit-tiny": one unit per stage, a quarter of BiT's
+// widths and 8 GroupNorm groups (7x faster on the CPU than base width 32 with 32 groups).
+inline models::ResNetV2Config resnet_v2_architecture(const std::string& name, int64_t in_channels, int64_t classes) {
+  models::ResNetV2Config config;
+  config.in_channels = in_channels;
+  config.classes = classes;
+  if (name == "bit-tiny") {
+    config.depth = 0;
+    config.units_per_stage = {1, 1, 1, 1};
+    config.base_width = 16;
+    config.gn_groups = 8;  // 2 channels per group in the narrowest norm
+    return config;
+  }
+  int depth = 0, width = 0;
+  const char* text = name.c_str();
+  const char* end = text + name.size();
+  bool parsed = name.rfind("bit-r", 0) == 0;
+  if (parsed) {
+    auto [after_depth, depth_error] = std::from_chars(text + 5, end, depth);
+    parsed = depth_error == std::errc() && after_depth < end && *after_depth == 'x';
+    if (parsed) {
+      auto [after_width, width_error] = std::from_chars(after_depth + 1, end, width);
+      parsed = width_error == std::errc() && after_width == end;
+    }
+  }
+  VISREP_CHECK(parsed, "--arch: unknown architecture '{}'; use bit-tiny, bit-r50x1 ... bit-r152x4, small, resnet18, "
+               "resnet34 or resnet50", name);
+  config.depth = depth;
+  config.width_factor = width;
+  models::validate(config);
+  return config;
+}
+
+// BiT's networks are named "bit-...".
+inline bool is_resnet_v2_architecture(const std::string& name) { return name.rfind("bit-", 0) == 0; }
+
 // The encoders the apps build by name: "small" (SmallConvNet without classifier, 4 x width
-// features: trains on a laptop CPU in minutes) or "resnet18|34|50" (ResNet v1, width 1 or 2,
-// the CIFAR stem at 32 px and below). "auto": resnet18 on a GPU, small on the CPU.
+// features: trains on a laptop CPU in minutes), "resnet18|34|50" (ResNet v1, width 1 or 2,
+// the CIFAR stem at 32 px and below) or BiT's ResNetV2 ("bit-tiny", "bit-r50x1" ...: GroupNorm
+// and Weight Standardization, no batch statistics). "auto": resnet18 on a GPU, small on the CPU.
 struct Encoder {
   std::shared_ptr<nn::Module> module;
   int64_t feature_dim = 0;
   std::string description;
 };
+
+// --arch's check at parse time: auto, small, resnet18|34|50 or a ResNetV2 name.
+inline CLI::Validator architecture_check() {
+  return CLI::Validator(
+      [](std::string& name) -> std::string {
+        if (name == "auto" || name == "small" || name == "resnet18" || name == "resnet34" || name == "resnet50") {
+          return std::string();
+        }
+        try {
+          if (is_resnet_v2_architecture(name)) {
+            resnet_v2_architecture(name, 3, 0);
+            return std::string();
+          }
+        } catch (const Error& error) {
+          return error.what();
+        }
+        return "unknown architecture '" + name + "'; use auto, small, resnet18, resnet34, resnet50, bit-tiny or " +
+               "bit-r50x1 ... bit-r152x4";
+      },
+      "ARCH");
+}
 
 inline std::string resolve_architecture(const std::string& architecture, const Device& device) {
   if (architecture != "auto") return architecture;
@@ -87,6 +147,10 @@ inline Encoder make_encoder(const std::string& architecture, int64_t width, int6
         models::SmallConvNetConfig{.in_channels = in_channels, .classes = 0, .width = width});
     return {net, net->feature_dim(), fmt::format("SmallConvNet width {}", width)};
   }
+  if (is_resnet_v2_architecture(architecture)) {
+    auto net = std::make_shared<models::ResNetV2>(resnet_v2_architecture(architecture, in_channels, 0));
+    return {net, net->feature_dim(), net->describe()};
+  }
   for (int depth : {18, 34, 50}) {
     if (architecture == fmt::format("resnet{}", depth)) {
       models::ResNetConfig config{.depth = depth, .width_multiplier = static_cast<int>(width),
@@ -96,7 +160,8 @@ inline Encoder make_encoder(const std::string& architecture, int64_t width, int6
               fmt::format("ResNet-{} {}x, {} stem", depth, width, models::stem_name(config.stem))};
     }
   }
-  throw Error(fmt::format("--arch: unknown architecture '{}'; use auto, small, resnet18, resnet34 or resnet50",
+  throw Error(fmt::format("--arch: unknown architecture '{}'; use auto, small, resnet18, resnet34, resnet50, bit-tiny "
+                          "or bit-r50x1 ... bit-r152x4",
                           architecture));
 }
 

@@ -56,41 +56,6 @@ struct FineTuneModel {
   int64_t in_channels = 3;  // what the network takes
 };
 
-// "bit-r50x1" -> depth 50, width 1; "bit-tiny": one unit per stage, a quarter of BiT's
-// widths and 8 GroupNorm groups (7x faster on the CPU than base width 32 with 32 groups).
-models::ResNetV2Config bit_architecture(const std::string& name, int64_t in_channels, int64_t classes) {
-  models::ResNetV2Config config;
-  config.in_channels = in_channels;
-  config.classes = classes;
-  if (name == "bit-tiny") {
-    config.depth = 0;
-    config.units_per_stage = {1, 1, 1, 1};
-    config.base_width = 16;
-    config.gn_groups = 8;  // 2 channels per group in the narrowest norm
-    return config;
-  }
-  int depth = 0, width = 0;
-  const char* text = name.c_str();
-  const char* end = text + name.size();
-  bool parsed = name.rfind("bit-r", 0) == 0;
-  if (parsed) {
-    auto [after_depth, depth_error] = std::from_chars(text + 5, end, depth);
-    parsed = depth_error == std::errc() && after_depth < end && *after_depth == 'x';
-    if (parsed) {
-      auto [after_width, width_error] = std::from_chars(after_depth + 1, end, width);
-      parsed = width_error == std::errc() && after_width == end;
-    }
-  }
-  VISREP_CHECK(parsed, "--arch: unknown architecture '{}'; use bit-tiny, bit-r50x1 ... bit-r152x4, small, resnet18, "
-               "resnet34 or resnet50", name);
-  config.depth = depth;
-  config.width_factor = width;
-  models::validate(config);
-  return config;
-}
-
-bool is_bit_architecture(const std::string& name) { return name.rfind("bit-", 0) == 0; }
-
 // A zero-initialised classifier on an encoder's pooled features (BiT's zero_head).
 FineTuneModel encoder_with_zero_head(apps::Encoder encoder, int64_t classes) {
   auto model = std::make_shared<recipes::EncoderClassifier>(encoder.module, encoder.feature_dim, classes);
@@ -155,7 +120,7 @@ FineTuneModel load_pretrained(const std::string& checkpoint, const std::string& 
   }
 
   // A SimCLR / SupCon encoder: ResNet v1 or SmallConvNet, as --arch and --width say.
-  VISREP_CHECK(!is_bit_architecture(architecture),
+  VISREP_CHECK(!apps::is_resnet_v2_architecture(architecture),
                "--checkpoint '{}' holds no ResNetV2 (no stem.conv.weight); for a SimCLR or SupCon encoder pass its "
                "--arch (small, resnet18, resnet34, resnet50) and --width",
                path);
@@ -175,8 +140,8 @@ FineTuneModel load_pretrained(const std::string& checkpoint, const std::string& 
 
 FineTuneModel from_scratch(const std::string& architecture, int64_t width, int64_t data_channels, int64_t image_size,
                            int64_t classes) {
-  if (is_bit_architecture(architecture)) {
-    auto model = std::make_shared<models::ResNetV2>(bit_architecture(architecture, data_channels, classes));
+  if (apps::is_resnet_v2_architecture(architecture)) {
+    auto model = std::make_shared<models::ResNetV2>(apps::resnet_v2_architecture(architecture, data_channels, classes));
     return {model, model->describe(), "from scratch", data_channels};
   }
   FineTuneModel model = encoder_with_zero_head(apps::make_encoder(architecture, width, data_channels, image_size), classes);

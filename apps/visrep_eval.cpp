@@ -57,9 +57,9 @@ int main(int argc, char** argv) {
   app.add_option("--test-limit", dataset_options.test_limit, "Evaluate on the first N test images (0: all)")
       ->check(apps::non_negative_number());
   app.add_option("--arch", architecture, "The checkpoint's architecture: auto (resnet18 on a GPU, small on the CPU), "
-                 "small, resnet18, resnet34, resnet50")
+                 "small, resnet18, resnet34, resnet50, bit-tiny, bit-r50x1 ...")
       ->capture_default_str()
-      ->check(CLI::IsMember({"auto", "small", "resnet18", "resnet34", "resnet50"}));
+      ->check(apps::architecture_check());
   app.add_option("--width", width, "small: channels of the first block (0: 32); resnet: width multiplier 1 or 2 (0: 1)")
       ->check(apps::non_negative_number());
   app.add_option("--image-size", image_size, "Input size the encoder was trained at (0: the dataset's)")

@@ -76,9 +76,9 @@ int main(int argc, char** argv) {
   app.add_option("--temperature", temperature, "NT-Xent temperature (0: 0.1 with the small encoder, which "
                  "learns faster with it in a few epochs; else simclr's 0.5 at 32 px and below, 0.1 above)")
       ->check(apps::non_negative_number());
-  app.add_option("--arch", architecture, "auto (resnet18 on a GPU, small on the CPU), small, resnet18, resnet34, resnet50")
+  app.add_option("--arch", architecture, "auto (resnet18 on a GPU, small on the CPU), small, resnet18, resnet34, resnet50, bit-tiny, bit-r50x1 ...")
       ->capture_default_str()
-      ->check(CLI::IsMember({"auto", "small", "resnet18", "resnet34", "resnet50"}));
+      ->check(apps::architecture_check());
   app.add_option("--width", width, "small: channels of the first block (0: 16); resnet: width multiplier 1 or 2 (0: 1)")
       ->check(apps::non_negative_number());
   app.add_option("--proj-layers", projection_layers, "Layers of the projection head")->capture_default_str()->check(CLI::Range(1, 4));

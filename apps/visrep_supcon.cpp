@@ -93,9 +93,9 @@ int main(int argc, char** argv) {
   app.add_option("--temperature", config.temperature, "SupCon temperature tau")
       ->capture_default_str()
       ->check(apps::positive_number());
-  app.add_option("--arch", architecture, "auto (resnet18 on a GPU, small on the CPU), small, resnet18, resnet34, resnet50")
+  app.add_option("--arch", architecture, "auto (resnet18 on a GPU, small on the CPU), small, resnet18, resnet34, resnet50, bit-tiny, bit-r50x1 ...")
       ->capture_default_str()
-      ->check(CLI::IsMember({"auto", "small", "resnet18", "resnet34", "resnet50"}));
+      ->check(apps::architecture_check());
   app.add_option("--width", width, "small: channels of the first block (0: 32); resnet: width multiplier 1 or 2 (0: 1)")
       ->check(apps::non_negative_number());
   app.add_option("--head-dim", head_dim, "Output width of the SupCon head")->capture_default_str()->check(CLI::Range(1, 8192));

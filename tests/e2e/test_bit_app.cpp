@@ -124,7 +124,7 @@ TEST_CASE("visrep-bit: from scratch, from an official .npz, from its own model a
   CHECK_THAT(again.output, Contains("model.safetensors"));
 }
 
-TEST_CASE("visrep-bit: fine-tunes a SimCLR run's encoder", "[e2e][bit]") {
+TEST_CASE("visrep-bit: fine-tunes SimCLR runs' encoders (SmallConvNet, ResNetV2)", "[e2e][bit]") {
   TemporaryDirectory directory;
   const std::string data_root = directory.file("data"), simclr_dir = directory.file("simclr");
   write_tiny_dataset(data_root);
@@ -148,6 +148,21 @@ TEST_CASE("visrep-bit: fine-tunes a SimCLR run's encoder", "[e2e][bit]") {
   require_clean_failure(refused);
   CHECK_THAT(refused.output, Contains("--arch"));
   CHECK_FALSE(std::filesystem::exists(refused_dir));
+
+  // SimCLR pretrains a ResNetV2 too; its encoder.safetensors has timm's names, so visrep-bit
+  // reads the architecture from it (the 8 GroupNorm groups of bit-tiny are given).
+  const std::string simclr_v2_dir = directory.file("simclr-v2");
+  const AppResult pretrain_v2 =
+      run_app(VISREP_SIMCLR_BINARY, "--data " + quoted(data_root) + " --arch bit-tiny --batch-size 32 --device cpu "
+                                    "--workers 1 --epochs 1 --linear-epochs 0 --no-raw-baseline --run-dir " +
+                                        quoted(simclr_v2_dir));
+  INFO(pretrain_v2.output);
+  REQUIRE(pretrain_v2.exit_code == 0);
+  const std::string v2_run_dir = directory.file("bit-v2");
+  const AppResult tuned_v2 = run_app(VISREP_BIT_BINARY, tiny_flags(data_root, v2_run_dir) + "--gn-groups 8 "
+                                                        "--checkpoint " + quoted(simclr_v2_dir));
+  require_finished_run(tuned_v2, v2_run_dir);
+  CHECK_THAT(tuned_v2.output, Contains("ResNetV2") && Contains("base width 16") && Contains("encoder.safetensors"));
 }
 
 TEST_CASE("visrep-bit: bad flags and bad checkpoints are named, nothing is written", "[e2e][bit]") {
