@@ -23,8 +23,6 @@
 //
 // Without a usable CUDA device it says so and exits 0 (tools/gpu-check.sh runs every
 // benchmark unconditionally).
-#include <cuda_runtime_api.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -39,7 +37,6 @@
 #include "benchmarks/common/harness.h"
 #include "engine/cuda.h"
 #include "engine/ops.h"
-#include "kernels/cuda/runtime.h"
 
 namespace {
 
@@ -57,12 +54,6 @@ struct Settings {
 };
 
 enum class Loss { NtXent, SupCon };
-
-std::string device_name() {
-  cudaDeviceProp properties{};
-  if (cudaGetDeviceProperties(&properties, 0) != cudaSuccess) return "cuda";
-  return properties.name;
-}
 
 // One problem's inputs, on the GPU.
 struct Problem {
@@ -128,39 +119,30 @@ struct Sampled {
   double forward_ms = 0, step_ms = 0;
 };
 
-// Medians of forward and forward+backward, the contenders interleaved.
-std::vector<std::optional<Sampled>> time_contenders(std::vector<Contender>& contenders, const Tensor& h,
-                                                    int iterations, const Settings& settings) {
-  kernels::cuda::Event start(0), stop(0);
-  const auto sample = [&](const Contender& c, bool backward) {
-    start.record();
-    for (int i = 0; i < iterations; ++i) {
-      if (backward) {
-        c.loss(h).backward();
-        h.set_grad(Tensor());  // the next step starts without an accumulated gradient
-      } else {
-        const NoGradGuard no_grad;
-        c.loss(h);
-      }
-    }
-    stop.record();
-    stop.synchronize();
-    return static_cast<double>(stop.elapsed_ms_since(start)) / iterations;
-  };
-  std::vector<std::vector<double>> forward(contenders.size()), step(contenders.size());
-  for (int r = -settings.common.warmup; r < settings.common.repeats; ++r) {
-    for (size_t c = 0; c < contenders.size(); ++c) {
-      if (contenders[c].out_of_memory) continue;
-      const double f = sample(contenders[c], false), s = sample(contenders[c], true);
-      if (r < 0) continue;  // warm-up
-      forward[c].push_back(f);
-      step[c].push_back(s);
-    }
+// Medians of forward and forward+backward, the contenders interleaved: each round samples
+// every contender's forward, then its forward+backward, then the next contender's.
+std::vector<std::optional<Sampled>> time_contenders(const std::vector<Contender>& contenders, const Tensor& h,
+                                                    int iterations, const bench::CommonFlags& flags) {
+  std::vector<std::function<void()>> runs;
+  std::vector<size_t> first_run(contenders.size());  // index of each contender's forward in `runs`
+  for (size_t c = 0; c < contenders.size(); ++c) {
+    if (contenders[c].out_of_memory) continue;
+    const Contender& contender = contenders[c];
+    first_run[c] = runs.size();
+    runs.push_back([&contender, &h] {
+      const NoGradGuard no_grad;
+      contender.loss(h);
+    });
+    runs.push_back([&contender, &h] {
+      contender.loss(h).backward();
+      h.set_grad(Tensor());  // the next step starts without an accumulated gradient
+    });
   }
+  const std::vector<bench::Timing> timings = bench::measure_interleaved_on_device(runs, flags, iterations);
   std::vector<std::optional<Sampled>> result;
   for (size_t c = 0; c < contenders.size(); ++c) {
     if (contenders[c].out_of_memory) result.emplace_back();
-    else result.push_back(Sampled{bench::median_of(forward[c]), bench::median_of(step[c])});
+    else result.push_back(Sampled{timings[first_run[c]].median_ms, timings[first_run[c] + 1].median_ms});
   }
   return result;
 }
@@ -170,7 +152,7 @@ std::string megabytes(size_t bytes) { return fixed(static_cast<double>(bytes) / 
 int run(const Settings& settings) {
   const Device gpu = Device::cuda();
   cuda::set_tf32_enabled(!settings.exact);
-  const std::string device = device_name();
+  const std::string device = bench::device_name(gpu);
   bench::JsonLinesWriter json(settings.common.json_path);
   bench::Table table({"loss", "2N", "D", "fused fwd ms", "fused f+b ms", "fused MB", "fused TFLOP/s", "unfused fwd ms",
                       "unfused f+b ms", "unfused MB", "unfused TFLOP/s", "f+b speed-up"});
@@ -201,12 +183,12 @@ int run(const Settings& settings) {
         const int iterations = static_cast<int>(std::clamp(std::round(4e9 / work), 1.0, 50.0));
         // Steps of over a second (2N = 131072 if the kernels are slow) get fewer samples, so the
         // whole run stays inside tools/gpu-check.sh's five minutes.
-        Settings case_settings = settings;
+        bench::CommonFlags flags = settings.common;
         if (std::max(contenders[0].first_step_seconds, contenders[1].first_step_seconds) > 1.0) {
-          case_settings.common.warmup = 0;
-          case_settings.common.repeats = std::min(settings.common.repeats, 3);
+          flags.warmup = 0;
+          flags.repeats = std::min(settings.common.repeats, 3);
         }
-        const std::vector<std::optional<Sampled>> timings = time_contenders(contenders, p.h, iterations, case_settings);
+        const std::vector<std::optional<Sampled>> timings = time_contenders(contenders, p.h, iterations, flags);
 
         const double forward_flops = 2.0 * work, step_flops = 6.0 * work;
         const std::string shape = std::to_string(rows) + "x" + std::to_string(dim);
@@ -274,15 +256,6 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  if (!cuda_available()) {
-    std::printf("bench_contrastive: no CUDA device: skipped (%s)\n",
-                cuda_built() ? kernels::cuda::unavailable_reason() : "built without the CUDA backend");
-    return 0;
-  }
-  try {
-    return run(settings);
-  } catch (const std::exception& error) {
-    std::cerr << "bench_contrastive: " << error.what() << '\n';
-    return 1;
-  }
+  if (bench::skipped_without_cuda("bench_contrastive")) return 0;
+  return bench::run_reporting_errors("bench_contrastive", [&] { return run(settings); });
 }

@@ -19,8 +19,6 @@
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
-#include <cstdio>
-#include <functional>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -40,39 +38,6 @@ struct Settings {
   int64_t mebibytes = 256;  // size of one float32 operand
   int iterations = 10;      // launches per timed sample
 };
-
-struct Case {
-  std::string name;
-  std::string shape;
-  double bytes;  // read + written by one run
-  std::function<void()> run;
-};
-
-std::string device_name() {
-  cudaDeviceProp properties{};
-  if (cudaGetDeviceProperties(&properties, 0) != cudaSuccess) return "cuda";
-  return properties.name;
-}
-
-// Median milliseconds per run of each case, timed interleaved.
-std::vector<double> measure(const std::vector<Case>& cases, const Settings& settings) {
-  kernels::cuda::Event start(0), stop(0);
-  auto sample = [&](const Case& c) {
-    start.record();
-    for (int i = 0; i < settings.iterations; ++i) c.run();
-    stop.record();
-    stop.synchronize();
-    return static_cast<double>(stop.elapsed_ms_since(start)) / settings.iterations;
-  };
-  for (int w = 0; w < settings.common.warmup; ++w)
-    for (const Case& c : cases) sample(c);
-  std::vector<std::vector<double>> samples(cases.size());
-  for (int r = 0; r < settings.common.repeats; ++r)
-    for (size_t i = 0; i < cases.size(); ++i) samples[i].push_back(sample(cases[i]));
-  std::vector<double> medians;
-  for (const auto& s : samples) medians.push_back(bench::median_of(s));
-  return medians;
-}
 
 int run(const Settings& settings) {
   const int64_t n = settings.mebibytes * 1024 * 1024 / 4;  // float32 elements per operand
@@ -94,7 +59,7 @@ int run(const Settings& settings) {
   const double f = 4.0 * static_cast<double>(n);  // bytes of one float32 operand
   const double m = static_cast<double>(n);        // bytes of the uint8 mask
   const std::string shape = std::to_string(rows) + "x" + std::to_string(columns);
-  const std::vector<Case> cases = {
+  const std::vector<bench::Case> cases = {
       {"device-to-device copy (baseline)", shape, 2 * f,
        [&] {
          VISREP_CUDA_CHECK(cudaMemcpyAsync(copy_destination.raw_data(), x.raw_data(), static_cast<size_t>(f),
@@ -116,10 +81,10 @@ int run(const Settings& settings) {
       {"row max (max over dim 1)", shape, f, [&] { max(x, {1}); }},
   };
 
-  const std::vector<double> ms = measure(cases, settings);
+  const std::vector<double> ms = bench::median_ms_on_device(cases, settings.common, settings.iterations);
   cuda::synchronize();
   const double copy_gbps = cases[0].bytes / (ms[0] * 1e6);
-  const std::string device = device_name();
+  const std::string device = bench::device_name(gpu);
 
   bench::JsonLinesWriter json(settings.common.json_path);
   bench::Table table({"case (float32)", "shape", "ms", "GB/s", "% of copy"});
@@ -154,15 +119,6 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
-  if (!cuda_available()) {
-    std::printf("bench_elementwise: no CUDA device: skipped (%s)\n",
-                cuda_built() ? kernels::cuda::unavailable_reason() : "built without the CUDA backend");
-    return 0;
-  }
-  try {
-    return run(settings);
-  } catch (const std::exception& error) {
-    std::cerr << "bench_elementwise: " << error.what() << '\n';
-    return 1;
-  }
+  if (bench::skipped_without_cuda("bench_elementwise")) return 0;
+  return bench::run_reporting_errors("bench_elementwise", [&] { return run(settings); });
 }

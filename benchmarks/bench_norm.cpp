@@ -23,10 +23,8 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <cstdio>
-#include <memory>
-#include <functional>
 #include <iostream>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -46,43 +44,10 @@ struct Settings {
   int64_t batch = 64;
 };
 
-struct Case {
-  std::string name;
-  std::string shape;
-  double bytes;  // at least read + written by one run
-  std::function<void()> run;
-};
-
-std::string device_name() {
-  cudaDeviceProp properties{};
-  if (cudaGetDeviceProperties(&properties, 0) != cudaSuccess) return "cuda";
-  return properties.name;
-}
-
 int64_t l2_bytes() {
   int bytes = 0;
   if (cudaDeviceGetAttribute(&bytes, cudaDevAttrL2CacheSize, 0) != cudaSuccess) return 50 << 20;
   return bytes;
-}
-
-// Median milliseconds per run of each case, timed interleaved.
-std::vector<double> measure(const std::vector<Case>& cases, const Settings& settings) {
-  kernels::cuda::Event start(0), stop(0);
-  auto sample = [&](const Case& c) {
-    start.record();
-    for (int i = 0; i < settings.iterations; ++i) c.run();
-    stop.record();
-    stop.synchronize();
-    return static_cast<double>(stop.elapsed_ms_since(start)) / settings.iterations;
-  };
-  for (int w = 0; w < settings.common.warmup; ++w)
-    for (const Case& c : cases) sample(c);
-  std::vector<std::vector<double>> samples(cases.size());
-  for (int r = 0; r < settings.common.repeats; ++r)
-    for (size_t i = 0; i < cases.size(); ++i) samples[i].push_back(sample(cases[i]));
-  std::vector<double> medians;
-  for (const auto& s : samples) medians.push_back(bench::median_of(s));
-  return medians;
 }
 
 // `count` tensors of `shape`, so that consecutive runs read different memory.
@@ -130,7 +95,7 @@ struct Row {
   bool rule = false;         // a separator line
 };
 
-void add_rows(std::vector<Row>& rows, const std::vector<Case>& cases, const std::vector<double>& ms) {
+void add_rows(std::vector<Row>& rows, const std::vector<bench::Case>& cases, const std::vector<double>& ms) {
   const double baseline_gbps = cases[0].bytes / (ms[0] * 1e6);  // cases[0] is the copy
   for (size_t i = 0; i < cases.size(); ++i) {
     rows.push_back({cases[i].name, cases[i].shape, cases[i].bytes, ms[i], baseline_gbps});
@@ -159,7 +124,7 @@ int run(const Settings& settings) {
       const Tensor beta = randn({channels}, options, generator).set_requires_grad();
       const Tensor copy_destination = empty(shape, options);
       const std::string shape_text = shape_string(shape) + " " + std::string(dtype_name(dtype));
-      const std::vector<Case> cases = {
+      const std::vector<bench::Case> cases = {
           {"device-to-device copy (baseline)", shape_text, 2 * tensor_bytes,
            [=]() {
              VISREP_CUDA_CHECK(cudaMemcpyAsync(copy_destination.raw_data(), xs->take().raw_data(),
@@ -184,7 +149,7 @@ int run(const Settings& settings) {
              y.grad_fn()->apply(dys->take());
            }},
       };
-      const std::vector<double> ms = measure(cases, settings);
+      const std::vector<double> ms = bench::median_ms_on_device(cases, settings.common, settings.iterations);
       add_rows(rows, cases, ms);
       rows.push_back({.rule = true});
     }
@@ -203,7 +168,7 @@ int run(const Settings& settings) {
   const Tensor flat_source = randn({values}, TensorOptions(kFloat32, gpu), generator);
   const Tensor flat_destination = empty({values}, TensorOptions(kFloat32, gpu));
   const std::string ws_shape = std::to_string(shapes.size()) + " weights, " + fixed(values / 1e6, 1) + " M values";
-  const std::vector<Case> ws_cases = {
+  const std::vector<bench::Case> ws_cases = {
       {"device-to-device copy of all weights (baseline)", ws_shape, 2 * weight_bytes,
        [&] {
          VISREP_CUDA_CHECK(cudaMemcpyAsync(flat_destination.raw_data(), flat_source.raw_data(),
@@ -234,11 +199,11 @@ int run(const Settings& settings) {
          }
        }},
   };
-  const std::vector<double> ws_ms = measure(ws_cases, settings);
+  const std::vector<double> ws_ms = bench::median_ms_on_device(ws_cases, settings.common, settings.iterations);
   add_rows(rows, ws_cases, ws_ms);
   cuda::synchronize();
 
-  const std::string device = device_name();
+  const std::string device = bench::device_name(gpu);
   bench::JsonLinesWriter json(settings.common.json_path);
   bench::Table table({"case", "shape", "us", "GB/s", "copy GB/s", "% of copy"});
   for (const Row& row : rows) {
@@ -277,15 +242,6 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(int64_t{1}, int64_t{512}))
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
-  if (!cuda_available()) {
-    std::printf("bench_norm: no CUDA device: skipped (%s)\n",
-                cuda_built() ? kernels::cuda::unavailable_reason() : "built without the CUDA backend");
-    return 0;
-  }
-  try {
-    return run(settings);
-  } catch (const std::exception& error) {
-    std::cerr << "bench_norm: " << error.what() << '\n';
-    return 1;
-  }
+  if (bench::skipped_without_cuda("bench_norm")) return 0;
+  return bench::run_reporting_errors("bench_norm", [&] { return run(settings); });
 }

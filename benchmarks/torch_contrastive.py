@@ -15,10 +15,9 @@ bench_contrastive does; "OOM" where the step does not fit.
 Without PyTorch or a GPU it says so and exits 0.
 """
 import argparse
-import json
-import os
-import statistics
 import sys
+
+import torch_common
 
 
 def parse_arguments():
@@ -27,10 +26,8 @@ def parse_arguments():
     parser.add_argument("--dims", type=int, nargs="+", default=[128, 256])
     parser.add_argument("--temperature", type=float, default=0.1)
     parser.add_argument("--classes", type=int, default=100, help="SupCon label classes")
-    parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=5)
+    torch_common.add_common_arguments(parser, warmup=1, repeats=5)
     parser.add_argument("--exact", action="store_true", help="exact FP32 matmuls instead of TF32")
-    parser.add_argument("--json", default="", help="write one JSON record per result (JSON lines)")
     return parser.parse_args()
 
 
@@ -88,24 +85,17 @@ def run_case(torch, loss_fn, h, warmup, repeats):
         h.grad = None
         torch.cuda.synchronize()
         peak = torch.cuda.max_memory_allocated() - before
-        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        forward, step = [], []
-        for repeat in range(-warmup, repeats):
-            start.record()
+
+        def forward():
             with torch.no_grad():
                 loss_fn(h)
-            stop.record()
-            stop.synchronize()
-            forward_ms = start.elapsed_time(stop)
-            start.record()
+
+        def step():
             loss_fn(h).backward()
             h.grad = None
-            stop.record()
-            stop.synchronize()
-            if repeat >= 0:
-                forward.append(forward_ms)
-                step.append(start.elapsed_time(stop))
-        return statistics.median(forward), statistics.median(step), peak
+
+        forward_ms, step_ms = torch_common.median_ms_interleaved(torch, [forward, step], warmup, repeats)
+        return forward_ms, step_ms, peak
     except RuntimeError as error:  # torch.cuda.OutOfMemoryError is a RuntimeError
         if not is_out_of_memory(error):
             raise
@@ -116,13 +106,8 @@ def run_case(torch, loss_fn, h, warmup, repeats):
 
 def main():
     arguments = parse_arguments()
-    try:
-        import torch
-    except ImportError:
-        print("torch_contrastive: PyTorch is not installed: skipped")
-        return 0
-    if not torch.cuda.is_available():
-        print("torch_contrastive: no CUDA device: skipped")
+    torch = torch_common.import_torch_or_skip("torch_contrastive")
+    if torch is None:
         return 0
     torch.backends.cuda.matmul.allow_tf32 = not arguments.exact
     torch.backends.cudnn.allow_tf32 = not arguments.exact
@@ -162,12 +147,7 @@ def main():
                 del h, labels
                 torch.cuda.empty_cache()
                 sys.stdout.flush()
-    if arguments.json:
-        temporary = arguments.json + ".tmp"
-        with open(temporary, "w") as out:
-            for record in records:
-                out.write(json.dumps(record) + "\n")
-        os.replace(temporary, arguments.json)
+    torch_common.write_json_lines(arguments.json, records)
     return 0
 
 

@@ -15,19 +15,16 @@ Exits 0 with "skipped" when PyTorch or a CUDA device is missing.
 """
 
 import argparse
-import json
-import os
-import statistics
 import sys
+
+import torch_common
 
 
 def parse_arguments():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--iterations", type=int, default=10)
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--json", default="", help="write JSON lines to this file")
+    torch_common.add_common_arguments(parser, warmup=2, repeats=20)
+    parser.add_argument("--iterations", type=int, default=10, help="back-to-back runs per timed sample")
+    parser.add_argument("--batch", type=int, default=64, help="batch size of the GroupNorm activations")
     return parser.parse_args()
 
 
@@ -51,15 +48,10 @@ def bit_r50x1_weight_shapes():
 
 def main():
     arguments = parse_arguments()
-    try:
-        import torch
-        import torch.nn.functional as functional
-    except ImportError:
-        print("torch_norm: PyTorch is not installed: skipped")
+    torch = torch_common.import_torch_or_skip("torch_norm")
+    if torch is None:
         return 0
-    if not torch.cuda.is_available():
-        print("torch_norm: no CUDA device: skipped")
-        return 0
+    functional = torch.nn.functional
 
     device = torch.device("cuda")
     properties = torch.cuda.get_device_properties(device)
@@ -69,25 +61,8 @@ def main():
 
     def measure(cases):
         """Median milliseconds per run of each (name, shape, bytes, run) case, interleaved."""
-        start = torch.cuda.Event(enable_timing=True)
-        stop = torch.cuda.Event(enable_timing=True)
-
-        def sample(run):
-            start.record()
-            for _ in range(arguments.iterations):
-                run()
-            stop.record()
-            stop.synchronize()
-            return start.elapsed_time(stop) / arguments.iterations
-
-        for _ in range(arguments.warmup):
-            for case in cases:
-                sample(case[3])
-        samples = [[] for _ in cases]
-        for _ in range(arguments.repeats):
-            for index, case in enumerate(cases):
-                samples[index].append(sample(case[3]))
-        return [statistics.median(s) for s in samples]
+        return torch_common.median_ms_interleaved(torch, [case[3] for case in cases], arguments.warmup,
+                                                  arguments.repeats, arguments.iterations)
 
     def rotation(shape, dtype, copies):
         tensors = [torch.randn(shape, device=device, dtype=dtype) for _ in range(copies)]
@@ -186,25 +161,10 @@ def main():
         records.append({"name": name, "shape": shape, "ms": ms, "peak_bytes": None, "device": properties.name,
                         "gb_per_s": gbps, "bytes": bytes_moved, "copy_gb_per_s": copy_gbps,
                         "fraction_of_copy": gbps / copy_gbps})
-    widths = [max(len(headers[c]), *(len(r[c]) for r in table if r)) for c in range(len(headers))]
-    rule = "-" * (sum(widths) + 2 * (len(widths) - 1))
-
-    def line(cells):
-        return "  ".join(cell.ljust(widths[0]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(cells))
-
     print(f"torch_norm on {properties.name} (PyTorch {torch.__version__}): median of {arguments.repeats} samples "
           f"of {arguments.iterations} runs; inputs rotated over {rotation_bytes >> 20} MiB")
-    print(line(headers))
-    print(rule)
-    for row in table:
-        print(rule if row is None else line(row))
-
-    if arguments.json:
-        temporary = arguments.json + ".tmp"
-        with open(temporary, "w") as out:
-            for record in records:
-                out.write(json.dumps(record) + "\n")
-        os.replace(temporary, arguments.json)
+    torch_common.print_table(headers, table)
+    torch_common.write_json_lines(arguments.json, records)
     return 0
 
 

@@ -5,6 +5,11 @@
 // Contenders that are compared with each other (a kernel and its baseline) are timed
 // interleaved, one repeat of each in turn, so a burst of load from another process on the
 // machine slows both rather than flattering one side of the ratio.
+//
+// The CUDA part (built with the CUDA backend only): CUDA events around a number of
+// back-to-back runs make one sample, so the host queues ahead and the GPU never waits for
+// it; the device's name for the records; and the "skipped" exit every GPU benchmark takes
+// where there is no usable device, so tools/gpu-check.sh can run them all unconditionally.
 #pragma once
 
 #include <algorithm>
@@ -22,6 +27,14 @@
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
+
+#include "engine/device.h"
+
+#if VISREP_WITH_CUDA
+#include <cuda_runtime_api.h>
+
+#include "kernels/cuda/runtime.h"
+#endif
 
 namespace visrep::bench {
 
@@ -79,8 +92,90 @@ inline Timing measure(const std::function<void()>& run, const CommonFlags& flags
   return measure_interleaved({run}, flags).front();
 }
 
+#if VISREP_WITH_CUDA
+// Like measure_interleaved, on the GPU: one sample is CUDA events around `iterations`
+// back-to-back runs of a contender on device 0's stream (the stream every op is queued on),
+// and its time is the sample's milliseconds per run. Warm-up rounds are interleaved too.
+inline std::vector<Timing> measure_interleaved_on_device(const std::vector<std::function<void()>>& contenders,
+                                                         const CommonFlags& flags, int iterations = 1) {
+  kernels::cuda::Event start(0), stop(0);
+  const auto sample = [&](const std::function<void()>& run) {
+    start.record();
+    for (int i = 0; i < iterations; ++i) run();
+    stop.record();
+    stop.synchronize();
+    return static_cast<double>(stop.elapsed_ms_since(start)) / iterations;
+  };
+  for (int w = 0; w < flags.warmup; ++w)
+    for (const auto& run : contenders) sample(run);
+  std::vector<std::vector<double>> samples(contenders.size());
+  for (int r = 0; r < flags.repeats; ++r)
+    for (size_t c = 0; c < contenders.size(); ++c) samples[c].push_back(sample(contenders[c]));
+  std::vector<Timing> timings;
+  for (const auto& s : samples) timings.push_back({median_of(s), *std::min_element(s.begin(), s.end()), flags.repeats});
+  return timings;
+}
+
+// A bandwidth case: a row of the table, the bytes one run must read plus write at the least
+// (for GB/s), and the run itself.
+struct Case {
+  std::string name;
+  std::string shape;
+  double bytes = 0;
+  std::function<void()> run;
+};
+
+// The median milliseconds per run of each case, timed interleaved on the GPU.
+inline std::vector<double> median_ms_on_device(const std::vector<Case>& cases, const CommonFlags& flags,
+                                               int iterations) {
+  std::vector<std::function<void()>> runs;
+  for (const Case& c : cases) runs.push_back(c.run);
+  std::vector<double> medians;
+  for (const Timing& timing : measure_interleaved_on_device(runs, flags, iterations)) medians.push_back(timing.median_ms);
+  return medians;
+}
+#endif
+
 // Billions of floating-point operations per second for `flops` done in `ms` milliseconds.
 inline double gflops_per_second(double flops, double ms) { return ms > 0 ? flops / (ms * 1e6) : 0.0; }
+
+// ---- the device ------------------------------------------------------------------------------
+
+// The GPU's name ("NVIDIA H100 80GB HBM3") for a CUDA device, else the device as text ("cpu").
+inline std::string device_name(Device device) {
+#if VISREP_WITH_CUDA
+  if (device.is_cuda()) {
+    cudaDeviceProp properties{};
+    if (cudaGetDeviceProperties(&properties, device.index) == cudaSuccess) return properties.name;
+  }
+#endif
+  return device.str();
+}
+
+// Without a usable CUDA device: prints "<program>: no CUDA device: skipped (<why>)" and
+// returns true; the caller then exits 0.
+inline bool skipped_without_cuda(const std::string& program) {
+  if (cuda_available()) return false;
+#if VISREP_WITH_CUDA
+  const std::string why = kernels::cuda::unavailable_reason();
+#else
+  const std::string why = "built without the CUDA backend";
+#endif
+  std::cout << program << ": no CUDA device: skipped (" << why << ")\n";
+  return true;
+}
+
+// main()'s body: returns what `body` returns, or prints "<program>: <what>" on stderr and
+// returns 1 when it throws.
+template <class Body>
+int run_reporting_errors(const std::string& program, Body&& body) {
+  try {
+    return body();
+  } catch (const std::exception& error) {
+    std::cerr << program << ": " << error.what() << '\n';
+    return 1;
+  }
+}
 
 // ---- text table --------------------------------------------------------------------------------
 inline std::string fixed(double value, int decimals) {

@@ -1,0 +1,94 @@
+"""What the PyTorch reference benchmarks (benchmarks/torch_*.py) share: the arguments every
+one takes, the "skipped" exit without PyTorch or a GPU, CUDA-event timing with the
+contenders interleaved, an aligned text table and atomically written JSON lines, the same
+conventions as benchmarks/common/harness.h on the C++ side.
+
+The scripts run as `python3 benchmarks/torch_<name>.py`, which puts this folder first on
+sys.path, so they import this module as `torch_common`. It does not import torch itself:
+a script must still be able to say "skipped" where PyTorch is missing.
+"""
+import json
+import os
+import statistics
+
+
+def add_common_arguments(parser, warmup, repeats=None, repeats_help="timed samples per case; the median is reported"):
+    """--warmup, --repeats (unless repeats is None) and --json."""
+    parser.add_argument("--warmup", type=int, default=warmup, help="untimed runs before timing each case")
+    if repeats is not None:
+        parser.add_argument("--repeats", type=int, default=repeats, help=repeats_help)
+    parser.add_argument("--json", default="", help="write one JSON record per result to this file (JSON lines)")
+
+
+def import_torch_or_skip(program):
+    """The torch module, or None after printing why the benchmark is skipped (no PyTorch, or
+    no CUDA device); the caller then exits 0."""
+    try:
+        import torch
+    except ImportError:
+        print(f"{program}: PyTorch is not installed: skipped")
+        return None
+    if not torch.cuda.is_available():
+        print(f"{program}: no CUDA device: skipped")
+        return None
+    return torch
+
+
+def median_ms_interleaved(torch, runs, warmup, repeats, iterations=1):
+    """The median milliseconds per call of each function in `runs`: one sample is CUDA events
+    around `iterations` back-to-back calls; `warmup` untimed rounds, then `repeats` rounds,
+    one sample of each function in turn, so drift affects all of them alike."""
+    start = torch.cuda.Event(enable_timing=True)
+    stop = torch.cuda.Event(enable_timing=True)
+
+    def sample(run):
+        start.record()
+        for _ in range(iterations):
+            run()
+        stop.record()
+        stop.synchronize()
+        return start.elapsed_time(stop) / iterations
+
+    for _ in range(warmup):
+        for run in runs:
+            sample(run)
+    samples = [[] for _ in runs]
+    for _ in range(repeats):
+        for index, run in enumerate(runs):
+            samples[index].append(sample(run))
+    return [statistics.median(s) for s in samples]
+
+
+def format_table(headers, rows):
+    """Lines of an aligned table: the first column left-aligned (names), the others right-
+    aligned (numbers), each as wide as its widest cell; a row of None is a rule."""
+    widths = [max([len(headers[c])] + [len(row[c]) for row in rows if row is not None]) for c in range(len(headers))]
+    rule = "-" * (sum(widths) + 2 * (len(widths) - 1))
+
+    def line(cells):
+        return "  ".join(cell.ljust(widths[0]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(cells))
+
+    return [line(headers), rule] + [rule if row is None else line(row) for row in rows]
+
+
+def print_table(headers, rows):
+    for text in format_table(headers, rows):
+        print(text)
+
+
+def write_json_lines(path, records):
+    """One JSON record per line, written to a temporary name and renamed, so an interrupted run
+    never leaves a half-written file; nothing when path is empty."""
+    if not path:
+        return
+    temporary = path + ".tmp"
+    with open(temporary, "w") as out:
+        for record in records:
+            out.write(json.dumps(record) + "\n")
+    os.replace(temporary, path)
+
+
+def read_json_lines(path):
+    """The records of a JSON-lines file (a C++ benchmark's --json output)."""
+    with open(path) as lines:
+        return [json.loads(line) for line in lines if line.strip()]
