@@ -293,6 +293,8 @@ int main(int argc, char** argv) {
     } else if (on_cpu && dataset.train.height() * dataset.train.width() < 96 * 96) {
       // The HyperRule's 160 -> 128 costs (128 / 28)^2 = 21x the pixels of Fashion-MNIST.
       config.resolution = recipes::BitResolution{.resize = 32, .crop = 28};
+      fmt::print(stderr, "resolution: 32 -> 28 px on the CPU instead of the HyperRule's 160 -> 128 "
+                         "(--resolution 160,128 for the rule)\n");
     }
     model.module->to(config.device);
 

@@ -1,15 +1,20 @@
 // End-to-end: visrep-bit as a user runs it, on a tiny MNIST-format dataset written here
 // (16x16 grey images, 128 train / 64 test, 4 classes): from scratch; from an official-layout
 // .npz (the tiny fixture of make_bit_fixture.py, RGB, so the grey images are expanded); from
-// the timm-named model.safetensors of the previous run; from a SimCLR run's encoder; --resume
-// of a finished run; and bad flags, a missing or corrupt checkpoint and a checkpoint without
+// the timm-named model.safetensors of the previous run; from SimCLR runs' encoders; --resume
+// of a finished run; Ctrl-C and --resume with the same losses; and bad flags, a missing or corrupt checkpoint and a checkpoint without
 // the architecture it needs fail with a message naming the culprit and no files written.
 #include <catch2/catch.hpp>
 
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <chrono>
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "engine/data/synthetic.h"
@@ -163,6 +168,48 @@ TEST_CASE("visrep-bit: fine-tunes SimCLR runs' encoders (SmallConvNet, ResNetV2)
                                                         "--checkpoint " + quoted(simclr_v2_dir));
   require_finished_run(tuned_v2, v2_run_dir);
   CHECK_THAT(tuned_v2.output, Contains("ResNetV2") && Contains("base width 16") && Contains("encoder.safetensors"));
+}
+
+TEST_CASE("visrep-bit: Ctrl-C writes a checkpoint and --resume continues with the same losses", "[e2e][bit]") {
+  TemporaryDirectory directory;
+  const std::string data_root = directory.file("data");
+  write_tiny_dataset(data_root);
+  const std::string flags = "--device cpu --examples-per-class 0 --batch-size 8 --schedule 20,40 --resolution 16,16 "
+                            "--arch bit-tiny --seed 5 --data " + quoted(data_root) + " ";
+
+  const std::string reference_dir = directory.file("reference");
+  const AppResult reference = run_app(VISREP_BIT_BINARY, flags + "--run-dir " + quoted(reference_dir));
+  INFO(reference.output);
+  REQUIRE(reference.exit_code == 0);
+  const std::vector<double> expected = step_losses(reference_dir);
+  REQUIRE(expected.size() == 40);
+
+  // Ctrl-C once two steps are logged: the app finishes the step, writes a checkpoint, exits 130.
+  const std::string run_dir = directory.file("interrupted"), log = directory.file("interrupted.log");
+  const pid_t pid = spawn_app(VISREP_BIT_BINARY, flags + "--run-dir " + quoted(run_dir), log);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (std::filesystem::exists(run_dir + "/metrics.jsonl") && step_losses(run_dir).size() >= 2) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  REQUIRE(::kill(pid, SIGINT) == 0);
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  INFO(read_bytes(log));
+  REQUIRE(WIFEXITED(status));
+  REQUIRE(WEXITSTATUS(status) == 130);
+  REQUIRE(std::filesystem::exists(run_dir + "/checkpoint.safetensors"));
+  require_no_partial_files(run_dir);
+  const size_t done = step_losses(run_dir).size();
+  REQUIRE(done < expected.size());
+
+  // --resume: the remaining steps, bit-identical to the uninterrupted run's.
+  const AppResult resumed = run_app(VISREP_BIT_BINARY, flags + "--run-dir " + quoted(run_dir) + " --resume " +
+                                                           quoted(run_dir));
+  INFO(resumed.output);
+  REQUIRE(resumed.exit_code == 0);
+  CHECK(step_losses(run_dir) == expected);
+  CHECK(read_summary(run_dir)["test_top1"] == read_summary(reference_dir)["test_top1"]);
 }
 
 TEST_CASE("visrep-bit: bad flags and bad checkpoints are named, nothing is written", "[e2e][bit]") {

@@ -66,19 +66,6 @@ std::string tiny_flags(const std::string& data_root, const std::string& arch = "
          " --workers 1 ";
 }
 
-// Starts `binary arguments` in the background through a shell (exec: the pid is the app's),
-// its output going to `log`, and returns the pid.
-pid_t spawn_app(const std::string& binary, const std::string& arguments, const std::string& log) {
-  const std::string command = "exec " + quoted(binary) + " " + arguments + " >" + quoted(log) + " 2>&1";
-  const pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    ::execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-  return pid;
-}
-
 }  // namespace
 
 TEST_CASE("recipe apps: help lists the flags", "[e2e]") {

@@ -1,6 +1,7 @@
 #include "tests/support/apps.h"
 
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -26,6 +27,17 @@ AppResult run_app(const std::string& binary, const std::string& arguments) {
   REQUIRE(status != -1);
   if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
   return result;
+}
+
+pid_t spawn_app(const std::string& binary, const std::string& arguments, const std::string& log) {
+  const std::string command = "exec " + quoted(binary) + " " + arguments + " >" + quoted(log) + " 2>&1";
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  return pid;
 }
 
 void require_clean_failure(const AppResult& result) {

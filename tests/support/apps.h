@@ -4,6 +4,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <sys/types.h>
+
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -21,6 +23,10 @@ std::string quoted(const std::string& text);
 // Runs `binary arguments` through a shell and waits for it. exec makes the app the shell's
 // own process, so a crash shows as a signal (exit_code -1), not as the shell's 128 + n.
 AppResult run_app(const std::string& binary, const std::string& arguments);
+
+// Starts `binary arguments` in the background through a shell (exec: the pid is the app's),
+// its output going to the file `log`, and returns the pid (for kill and waitpid).
+pid_t spawn_app(const std::string& binary, const std::string& arguments, const std::string& log);
 
 // A failure the app reported itself: a non-zero exit status, not a crash, and a message.
 void require_clean_failure(const AppResult& result);
