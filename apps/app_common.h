@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <atomic>
 #include <charconv>
 #include <csignal>
@@ -69,6 +70,14 @@ inline Device resolve_device(const std::string& device) {
   return chosen;
 }
 
+// The GroupNorm groups of the apps' ResNetV2 networks: BiT's 32 for BiT's widths (stem of 64
+// channels or more), half the stem's channels for narrower ones (2 channels per group in the
+// narrowest norm, as bit-tiny). The groups leave no trace in the weights, so reading a
+// checkpoint relies on this rule unless --gn-groups says otherwise.
+inline int64_t default_gn_groups(int64_t stem_channels) {
+  return stem_channels >= 64 ? 32 : std::max<int64_t>(stem_channels / 2, 1);
+}
+
 // "bit-r50x1" -> depth 50, width 1; "bit-tiny": one unit per stage, a quarter of BiT's
 // widths and 8 GroupNorm groups (7x faster on the CPU than base width 32 with 32 groups).
 inline models::ResNetV2Config resnet_v2_architecture(const std::string& name, int64_t in_channels, int64_t classes) {
@@ -79,7 +88,7 @@ inline models::ResNetV2Config resnet_v2_architecture(const std::string& name, in
     config.depth = 0;
     config.units_per_stage = {1, 1, 1, 1};
     config.base_width = 16;
-    config.gn_groups = 8;  // 2 channels per group in the narrowest norm
+    config.gn_groups = default_gn_groups(config.base_width);  // 8
     return config;
   }
   int depth = 0, width = 0;

@@ -71,11 +71,16 @@ std::string checkpoint_file(const std::string& path) {
   return apps::resolve_checkpoint(path);
 }
 
-// The ResNetV2 a checkpoint holds, by `infer`; its errors name the file and the fix for groups.
+// The ResNetV2 a checkpoint holds, by `infer` (called with a group count); its errors name
+// the file. gn_groups 0: apps::default_gn_groups of the network's stem width.
 template <class Infer>
-models::ResNetV2Config architecture_of(const std::string& path, Infer infer) {
+models::ResNetV2Config architecture_of(const std::string& path, int64_t gn_groups, Infer infer) {
   try {
-    return infer();
+    if (gn_groups > 0) return infer(gn_groups);
+    models::ResNetV2Config config = infer(1);  // one group divides every width
+    config.gn_groups = apps::default_gn_groups(config.base_width * config.width_factor);
+    models::validate(config);
+    return config;
   } catch (const Error& error) {
     const std::string message = error.what();
     VISREP_FAIL("--checkpoint '{}': {}{}", path, message,
@@ -89,7 +94,7 @@ FineTuneModel load_pretrained(const std::string& checkpoint, const std::string& 
   const std::string& path = checkpoint;
   if (std::filesystem::path(path).extension() == ".npz") {
     const io::TensorMap npz = io::load_npz(path);
-    models::ResNetV2Config config = architecture_of(path, [&] { return models::infer_resnet_v2_config(npz, gn_groups); });
+    models::ResNetV2Config config = architecture_of(path, gn_groups, [&](int64_t groups) { return models::infer_resnet_v2_config(npz, groups); });
     config.classes = classes;
     auto model = std::make_shared<models::ResNetV2>(config);
     models::load_bit_weights(*model, npz, /*load_head=*/false, fmt::format("'{}'", path));
@@ -101,7 +106,7 @@ FineTuneModel load_pretrained(const std::string& checkpoint, const std::string& 
   if (state.count("stem.conv.weight") > 0) {
     // A ResNetV2 with timm's names: every tensor but the head, which starts at zero.
     models::ResNetV2Config config =
-        architecture_of(path, [&] { return models::infer_resnet_v2_config_from_state(state, gn_groups); });
+        architecture_of(path, gn_groups, [&](int64_t groups) { return models::infer_resnet_v2_config_from_state(state, groups); });
     config.classes = classes;
     auto model = std::make_shared<models::ResNetV2>(config);
     std::map<std::string, Tensor> backbone;
@@ -195,7 +200,7 @@ int main(int argc, char** argv) {
   recipes::DatasetOptions dataset_options;
   recipes::BitConfig config;
   config.run_directory = "runs/bit";
-  int64_t width = 0, gn_groups = 32, image_size = 0;
+  int64_t width = 0, gn_groups = 0, image_size = 0;
   int64_t batch_size = 0, examples_per_class = -1;
   double mixup_alpha = -1;
   bool no_lr_scaling = false;
@@ -219,9 +224,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--width", width, "small: channels of the first block (0: 32); resnet: width multiplier 1 or 2 (0: 1)")
       ->check(apps::non_negative_number());
-  app.add_option("--gn-groups", gn_groups, "GroupNorm groups of a ResNetV2 read from a checkpoint (BiT: 32; bit-tiny: 8)")
+  app.add_option("--gn-groups", gn_groups, "GroupNorm groups of a ResNetV2 read from a checkpoint (0: BiT's 32, or "
+                 "half the stem's channels below 64 as bit-tiny)")
       ->capture_default_str()
-      ->check(CLI::Range(1, 4096));
+      ->check(CLI::Range(0, 4096));
   app.add_option("--examples-per-class", examples_per_class,
                  "Few-shot: train on N images per class (0: all; default 10 on the CPU, all on a GPU)")
       ->check(apps::non_negative_number());

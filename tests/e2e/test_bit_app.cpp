@@ -110,9 +110,10 @@ TEST_CASE("visrep-bit: from scratch, from an official .npz, from its own model a
   REQUIRE(resumed.exit_code == 0);
   CHECK(step_losses(scratch_dir) == losses);
 
-  // From the official-layout fixture (3 channels, 2 GroupNorm groups): grey -> RGB, new zero head.
+  // From the official-layout fixture (3 channels, a 4-channel stem and so, by the apps' rule
+  // for narrow networks, 2 GroupNorm groups): grey -> RGB, new zero head.
   const std::string npz_dir = directory.file("from-npz");
-  const AppResult from_npz = run_app(VISREP_BIT_BINARY, tiny_flags(data_root, npz_dir) + "--gn-groups 2 --checkpoint " +
+  const AppResult from_npz = run_app(VISREP_BIT_BINARY, tiny_flags(data_root, npz_dir) + "--checkpoint " +
                                                             quoted(fixture("bit_tiny.npz")));
   require_finished_run(from_npz, npz_dir);
   CHECK_THAT(from_npz.output, Contains("weights from") && Contains("bit_tiny.npz") && Contains("10 classes"));
@@ -124,7 +125,7 @@ TEST_CASE("visrep-bit: from scratch, from an official .npz, from its own model a
   // From that run's model.safetensors (timm names): the architecture is read from the shapes.
   const std::string again_dir = directory.file("from-safetensors");
   const AppResult again = run_app(VISREP_BIT_BINARY, tiny_flags(data_root, again_dir) + "--gn-groups 2 --checkpoint " +
-                                                         quoted(npz_dir));
+                                                         quoted(npz_dir));  // the same groups, given explicitly
   require_finished_run(again, again_dir);
   CHECK_THAT(again.output, Contains("model.safetensors"));
 }
@@ -155,7 +156,7 @@ TEST_CASE("visrep-bit: fine-tunes SimCLR runs' encoders (SmallConvNet, ResNetV2)
   CHECK_FALSE(std::filesystem::exists(refused_dir));
 
   // SimCLR pretrains a ResNetV2 too; its encoder.safetensors has timm's names, so visrep-bit
-  // reads the architecture from it (the 8 GroupNorm groups of bit-tiny are given).
+  // reads the architecture from it (bit-tiny's 8 GroupNorm groups follow from its width).
   const std::string simclr_v2_dir = directory.file("simclr-v2");
   const AppResult pretrain_v2 =
       run_app(VISREP_SIMCLR_BINARY, "--data " + quoted(data_root) + " --arch bit-tiny --batch-size 32 --device cpu "
@@ -164,8 +165,8 @@ TEST_CASE("visrep-bit: fine-tunes SimCLR runs' encoders (SmallConvNet, ResNetV2)
   INFO(pretrain_v2.output);
   REQUIRE(pretrain_v2.exit_code == 0);
   const std::string v2_run_dir = directory.file("bit-v2");
-  const AppResult tuned_v2 = run_app(VISREP_BIT_BINARY, tiny_flags(data_root, v2_run_dir) + "--gn-groups 8 "
-                                                        "--checkpoint " + quoted(simclr_v2_dir));
+  const AppResult tuned_v2 =
+      run_app(VISREP_BIT_BINARY, tiny_flags(data_root, v2_run_dir) + "--checkpoint " + quoted(simclr_v2_dir));
   require_finished_run(tuned_v2, v2_run_dir);
   CHECK_THAT(tuned_v2.output, Contains("ResNetV2") && Contains("base width 16") && Contains("encoder.safetensors"));
 }
@@ -238,7 +239,7 @@ TEST_CASE("visrep-bit: bad flags and bad checkpoints are named, nothing is writt
       {flags + "--checkpoint " + quoted(missing), {"--checkpoint", missing}},
       {flags + "--checkpoint " + quoted(corrupt), {corrupt}},
       {flags + "--checkpoint " + quoted(wrong_layout), {wrong_layout, "unknown architecture"}},
-      {flags + "--checkpoint " + quoted(fixture("bit_tiny.npz")), {"32 GroupNorm groups"}},  // it has 2
+      {flags + "--gn-groups 3 --checkpoint " + quoted(fixture("bit_tiny.npz")), {"3 GroupNorm groups", "--gn-groups"}},
       {"--data " + quoted(directory.file("no-data")) + " --run-dir " + quoted(run_dir), {"--data", "no-data"}},
   };
   for (const Case& c : cases) {
