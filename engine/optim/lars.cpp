@@ -1,7 +1,5 @@
 #include "engine/optim/lars.h"
 
-#include <fmt/format.h>
-
 #include <cmath>
 
 #include "engine/autograd.h"
@@ -10,8 +8,6 @@
 
 namespace visrep::optim {
 namespace {
-
-std::string state_key(size_t group, size_t parameter) { return fmt::format("group{}.param{}.momentum", group, parameter); }
 
 // ||x||_2 over every element, as a 0-dim tensor on x's device.
 Tensor l2_norm(const Tensor& x) { return sqrt(sum(mul(x, x))); }
@@ -61,30 +57,17 @@ std::vector<LarsParamGroup> lars_parameter_groups(const nn::NamedTensors& named_
   return groups;
 }
 
-Lars::Lars(std::vector<LarsParamGroup> groups) : groups_(std::move(groups)) {
-  VISREP_CHECK(!groups_.empty(), "Lars: no parameter groups given");
-  for (const LarsParamGroup& group : groups_) {
-    check_options(group);
-    for (const Tensor& parameter : group.parameters) {
-      VISREP_CHECK(parameter.defined(), "Lars: group '{}' holds an undefined tensor", group.name);
-      VISREP_CHECK(parameter.requires_grad() && parameter.is_leaf(),
-                   "Lars: group '{}' holds a tensor that is not a trainable leaf ({})", group.name,
-                   parameter.description());
-    }
-    momentum_buffers_.emplace_back(group.parameters.size());
-  }
-  base_learning_rate_ = groups_.front().options.learning_rate / groups_.front().options.lr_scale;
-}
+Lars::Lars(std::vector<LarsParamGroup> groups) : MomentumOptimizer("Lars", std::move(groups), check_options) {}
 
 Lars::Lars(const std::vector<Tensor>& parameters, const LarsOptions& options)
     : Lars(std::vector<LarsParamGroup>{{"all", parameters, options}}) {}
 
 void Lars::step() {
   NoGradGuard no_grad;
-  for (size_t g = 0; g < groups_.size(); ++g) {
-    const LarsOptions& o = groups_[g].options;
-    for (size_t i = 0; i < groups_[g].parameters.size(); ++i) {
-      Tensor parameter = groups_[g].parameters[i];
+  for (size_t g = 0; g < groups().size(); ++g) {
+    const LarsOptions& o = groups()[g].options;
+    for (size_t i = 0; i < groups()[g].parameters.size(); ++i) {
+      Tensor parameter = groups()[g].parameters[i];
       Tensor grad = parameter.grad();
       if (!grad.defined()) continue;
       // Weight decay joins the gradient before the trust ratio sees it (lars_optimizer.py).
@@ -93,7 +76,7 @@ void Lars::step() {
       Tensor scaled_grad = o.layer_adaptation
                                ? mul(grad, mul(trust_ratio(parameter, grad, o.trust_coefficient), o.learning_rate))
                                : mul(grad, o.learning_rate);
-      Tensor& buffer = momentum_buffers_[g][i];
+      Tensor& buffer = momentum_buffer(g, i);
       if (!buffer.defined()) buffer = zeros_like(parameter);  // SimCLR's zeros_initializer
       buffer.mul_(o.momentum).add_(scaled_grad);
       if (o.nesterov) {
@@ -108,46 +91,7 @@ void Lars::step() {
 void Lars::set_learning_rate(double learning_rate) {
   VISREP_CHECK(std::isfinite(learning_rate) && learning_rate >= 0,
                "Lars.set_learning_rate: invalid learning rate {} (must be finite and >= 0)", learning_rate);
-  base_learning_rate_ = learning_rate;
-  for (LarsParamGroup& group : groups_) group.options.learning_rate = learning_rate * group.options.lr_scale;
-}
-
-double Lars::learning_rate() const { return base_learning_rate_; }
-
-std::vector<Tensor> Lars::all_parameters() const {
-  std::vector<Tensor> parameters;
-  for (const LarsParamGroup& group : groups_) {
-    parameters.insert(parameters.end(), group.parameters.begin(), group.parameters.end());
-  }
-  return parameters;
-}
-
-std::map<std::string, Tensor> Lars::state_dict() const {
-  std::map<std::string, Tensor> state;
-  for (size_t g = 0; g < groups_.size(); ++g) {
-    for (size_t i = 0; i < groups_[g].parameters.size(); ++i) {
-      if (momentum_buffers_[g][i].defined()) state[state_key(g, i)] = momentum_buffers_[g][i];
-    }
-  }
-  return state;
-}
-
-void Lars::load_state_dict(const std::map<std::string, Tensor>& state) {
-  for (const auto& [key, tensor] : state) {
-    bool known = false;
-    for (size_t g = 0; g < groups_.size() && !known; ++g) {
-      for (size_t i = 0; i < groups_[g].parameters.size() && !known; ++i) {
-        if (key != state_key(g, i)) continue;
-        const Tensor& parameter = groups_[g].parameters[i];
-        VISREP_CHECK(tensor.shape() == parameter.shape(),
-                     "Lars.load_state_dict: '{}' has shape {} but its parameter has {}", key,
-                     shape_string(tensor.shape()), shape_string(parameter.shape()));
-        momentum_buffers_[g][i] = tensor.to(parameter.dtype()).to(parameter.device()).clone();
-        known = true;
-      }
-    }
-    VISREP_CHECK(known, "Lars.load_state_dict: unknown key '{}' (the optimizer has {} group(s))", key, groups_.size());
-  }
+  MomentumOptimizer::set_learning_rate(learning_rate);
 }
 
 }  // namespace visrep::optim

@@ -41,11 +41,7 @@ struct LarsOptions {
   double lr_scale = 1.0;             // this group's learning rate relative to the schedule's value
 };
 
-struct LarsParamGroup {
-  std::string name;  // for messages, e.g. "weights" or "biases_and_norms"
-  std::vector<Tensor> parameters;
-  LarsOptions options;
-};
+using LarsParamGroup = ParamGroup<LarsOptions>;
 
 // SimCLR's exclusion rule made explicit: biases and normalisation parameters (dim <= 1) get
 // neither weight decay nor the trust ratio.
@@ -60,28 +56,17 @@ std::vector<LarsParamGroup> lars_parameter_groups(const nn::NamedTensors& named_
                                                   const LarsOptions& options,
                                                   const ParameterPredicate& excluded = is_bias_or_norm_parameter);
 
-class Lars : public Optimizer {
+// Groups, learning rate and the momentum buffers' state dict ("group<g>.param<i>.momentum",
+// as Sgd's) come from MomentumOptimizer.
+class Lars : public MomentumOptimizer<LarsOptions> {
  public:
   explicit Lars(std::vector<LarsParamGroup> groups);
   // One group, every parameter adapted and decayed (use lars_parameter_groups for SimCLR's rule).
   Lars(const std::vector<Tensor>& parameters, const LarsOptions& options);
 
   void step() override;
+  // As MomentumOptimizer's, after rejecting a learning rate that is negative or not finite.
   void set_learning_rate(double learning_rate) override;
-  double learning_rate() const override;
-  // Momentum buffers keyed "group<g>.param<i>.momentum", as Sgd's.
-  std::map<std::string, Tensor> state_dict() const override;
-  void load_state_dict(const std::map<std::string, Tensor>& state) override;
-
-  const std::vector<LarsParamGroup>& groups() const { return groups_; }
-
- protected:
-  std::vector<Tensor> all_parameters() const override;
-
- private:
-  std::vector<LarsParamGroup> groups_;
-  std::vector<std::vector<Tensor>> momentum_buffers_;  // [group][param], undefined until the first step
-  double base_learning_rate_;
 };
 
 }  // namespace visrep::optim

@@ -6,7 +6,6 @@
 //   p = p - lr * g
 #pragma once
 
-#include <string>
 #include <vector>
 
 #include "engine/optim/optimizer.h"
@@ -22,32 +21,15 @@ struct SgdOptions {
   double lr_scale = 1.0;  // this group's learning rate relative to the schedule's value
 };
 
-struct SgdParamGroup {
-  std::string name;  // for messages and logs, e.g. "weights" or "norms_and_biases"
-  std::vector<Tensor> parameters;
-  SgdOptions options;
-};
+using SgdParamGroup = ParamGroup<SgdOptions>;
 
-class Sgd : public Optimizer {
+// Groups, learning rate and the momentum buffers' state dict come from MomentumOptimizer.
+class Sgd : public MomentumOptimizer<SgdOptions> {
  public:
   explicit Sgd(std::vector<SgdParamGroup> groups);
   Sgd(const std::vector<Tensor>& parameters, const SgdOptions& options);
 
   void step() override;
-  void set_learning_rate(double learning_rate) override;
-  double learning_rate() const override;
-  std::map<std::string, Tensor> state_dict() const override;
-  void load_state_dict(const std::map<std::string, Tensor>& state) override;
-
-  const std::vector<SgdParamGroup>& groups() const { return groups_; }
-
- protected:
-  std::vector<Tensor> all_parameters() const override;
-
- private:
-  std::vector<SgdParamGroup> groups_;
-  std::vector<std::vector<Tensor>> momentum_buffers_;  // [group][param], undefined until the first step
-  double base_learning_rate_;
 };
 
 }  // namespace visrep::optim

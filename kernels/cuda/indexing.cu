@@ -31,6 +31,7 @@
 
 #include "kernels/bfloat16.h"
 #include "kernels/cuda/device_buffer.h"
+#include "kernels/cuda/per_element_launch.cuh"
 #include "kernels/cuda/runtime.h"
 
 namespace visrep::kernels::cuda {
@@ -144,9 +145,8 @@ int64_t first_out_of_range(const int64_t* indices, int64_t count, int64_t size, 
   DeviceBuffer first_bad(sizeof(long long), current_device(), stream);
   set_to_no_bad_index_kernel<<<1, 1, 0, stream>>>(first_bad.get<long long>());
   VISREP_CUDA_CHECK_LAUNCH("set_to_no_bad_index_kernel");
-  first_out_of_range_kernel<<<grid_size_for(count), kThreadsPerBlock, 0, stream>>>(indices, count, size,
-                                                                                   first_bad.get<long long>());
-  VISREP_CUDA_CHECK_LAUNCH("first_out_of_range_kernel");
+  launch_per_element(first_out_of_range_kernel, "first_out_of_range_kernel", count, stream, indices, count, size,
+                     first_bad.get<long long>());
   long long result = kNoBadIndex;
   VISREP_CUDA_CHECK(
       cudaMemcpyAsync(&result, first_bad.get<long long>(), sizeof(result), cudaMemcpyDeviceToHost, stream));
@@ -157,48 +157,34 @@ int64_t first_out_of_range(const int64_t* indices, int64_t count, int64_t size, 
 template <class T>
 void index_select(const T* x, int64_t outer, int64_t size, int64_t inner, const int64_t* indices, int64_t count,
                   T* out, cudaStream_t stream) {
-  const int64_t total = outer * count * inner;
-  if (total <= 0) return;
-  index_select_kernel<T><<<grid_size_for(total), kThreadsPerBlock, 0, stream>>>(x, outer, size, inner, indices, count,
-                                                                                out);
-  VISREP_CUDA_CHECK_LAUNCH("index_select_kernel");
+  launch_per_element(index_select_kernel<T>, "index_select_kernel", outer * count * inner, stream, x, outer, size,
+                     inner, indices, count, out);
 }
 
 template <class T>
 void index_add(const T* src, int64_t outer, int64_t count, int64_t inner, const int64_t* indices, int64_t size, T* dst,
                cudaStream_t stream) {
-  const int64_t total = outer * count * inner;
-  if (total <= 0) return;
-  index_add_kernel<T><<<grid_size_for(total), kThreadsPerBlock, 0, stream>>>(src, outer, count, inner, indices, size,
-                                                                             dst);
-  VISREP_CUDA_CHECK_LAUNCH("index_add_kernel");
+  launch_per_element(index_add_kernel<T>, "index_add_kernel", outer * count * inner, stream, src, outer, count, inner,
+                     indices, size, dst);
 }
 
 template <class T>
 void gather(const T* x, int64_t outer, int64_t size, int64_t inner, const int64_t* indices, int64_t count, T* out,
             cudaStream_t stream) {
-  const int64_t total = outer * count * inner;
-  if (total <= 0) return;
-  gather_kernel<T><<<grid_size_for(total), kThreadsPerBlock, 0, stream>>>(x, outer, size, inner, indices, count, out);
-  VISREP_CUDA_CHECK_LAUNCH("gather_kernel");
+  launch_per_element(gather_kernel<T>, "gather_kernel", outer * count * inner, stream, x, outer, size, inner, indices,
+                     count, out);
 }
 
 template <class T>
 void scatter_add(const T* src, int64_t outer, int64_t count, int64_t inner, const int64_t* indices, int64_t size,
                  T* dst, cudaStream_t stream) {
-  const int64_t total = outer * count * inner;
-  if (total <= 0) return;
-  scatter_add_kernel<T><<<grid_size_for(total), kThreadsPerBlock, 0, stream>>>(src, outer, count, inner, indices, size,
-                                                                               dst);
-  VISREP_CUDA_CHECK_LAUNCH("scatter_add_kernel");
+  launch_per_element(scatter_add_kernel<T>, "scatter_add_kernel", outer * count * inner, stream, src, outer, count,
+                     inner, indices, size, dst);
 }
 
 template <class T>
 void one_hot(const int64_t* labels, int64_t count, int64_t classes, T* out, cudaStream_t stream) {
-  const int64_t total = count * classes;
-  if (total <= 0) return;
-  one_hot_kernel<T><<<grid_size_for(total), kThreadsPerBlock, 0, stream>>>(labels, count, classes, out);
-  VISREP_CUDA_CHECK_LAUNCH("one_hot_kernel");
+  launch_per_element(one_hot_kernel<T>, "one_hot_kernel", count * classes, stream, labels, count, classes, out);
 }
 
 #define VISREP_INSTANTIATE_INDEXING(T)                                                                            \

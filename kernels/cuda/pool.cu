@@ -19,7 +19,7 @@
 
 #include <cstdint>
 
-#include "kernels/cuda/runtime.h"
+#include "kernels/cuda/per_element_launch.cuh"
 
 namespace visrep::kernels::cuda {
 namespace {
@@ -252,62 +252,50 @@ template <class T>
 void max_pool2d_forward(const Pool2dGeometry& geometry, const T* input, T* output, int64_t* argmax,
                         cudaStream_t stream) {
   const int64_t out_height = geometry.out_height(), out_width = geometry.out_width();
-  const int64_t total = geometry.planes * out_height * out_width;
-  if (total <= 0) return;
-  max_pool2d_forward_kernel<T><<<grid_size_for(total), kThreadsPerBlock, 0, stream>>>(geometry, out_height, out_width,
-                                                                                      input, output, argmax);
-  VISREP_CUDA_CHECK_LAUNCH("max_pool2d_forward_kernel");
+  launch_per_element(max_pool2d_forward_kernel<T>, "max_pool2d_forward_kernel",
+                     geometry.planes * out_height * out_width, stream, geometry, out_height, out_width, input, output,
+                     argmax);
 }
 
 template <class T>
 void max_pool2d_backward(const Pool2dGeometry& geometry, const T* grad_output, const int64_t* argmax, T* grad_input,
                          cudaStream_t stream) {
-  const int64_t total = geometry.planes * geometry.in_height * geometry.in_width;
-  if (total <= 0) return;
-  max_pool2d_backward_kernel<T><<<grid_size_for(total), kThreadsPerBlock, 0, stream>>>(
-      geometry, geometry.out_height(), geometry.out_width(), grad_output, argmax, grad_input);
-  VISREP_CUDA_CHECK_LAUNCH("max_pool2d_backward_kernel");
+  launch_per_element(max_pool2d_backward_kernel<T>, "max_pool2d_backward_kernel",
+                     geometry.planes * geometry.in_height * geometry.in_width, stream, geometry, geometry.out_height(),
+                     geometry.out_width(), grad_output, argmax, grad_input);
 }
 
 template <class T>
 void avg_pool2d_forward(const Pool2dGeometry& geometry, bool count_include_pad, const T* input, T* output,
                         cudaStream_t stream) {
   const int64_t out_height = geometry.out_height(), out_width = geometry.out_width();
-  const int64_t total = geometry.planes * out_height * out_width;
-  if (total <= 0) return;
-  avg_pool2d_forward_kernel<T><<<grid_size_for(total), kThreadsPerBlock, 0, stream>>>(
-      geometry, out_height, out_width, count_include_pad, input, output);
-  VISREP_CUDA_CHECK_LAUNCH("avg_pool2d_forward_kernel");
+  launch_per_element(avg_pool2d_forward_kernel<T>, "avg_pool2d_forward_kernel",
+                     geometry.planes * out_height * out_width, stream, geometry, out_height, out_width,
+                     count_include_pad, input, output);
 }
 
 template <class T>
 void avg_pool2d_backward(const Pool2dGeometry& geometry, bool count_include_pad, const T* grad_output, T* grad_input,
                          cudaStream_t stream) {
-  const int64_t total = geometry.planes * geometry.in_height * geometry.in_width;
-  if (total <= 0) return;
-  avg_pool2d_backward_kernel<T><<<grid_size_for(total), kThreadsPerBlock, 0, stream>>>(
-      geometry, geometry.out_height(), geometry.out_width(), count_include_pad, grad_output, grad_input);
-  VISREP_CUDA_CHECK_LAUNCH("avg_pool2d_backward_kernel");
+  launch_per_element(avg_pool2d_backward_kernel<T>, "avg_pool2d_backward_kernel",
+                     geometry.planes * geometry.in_height * geometry.in_width, stream, geometry, geometry.out_height(),
+                     geometry.out_width(), count_include_pad, grad_output, grad_input);
 }
 
 template <class T>
 void adaptive_avg_pool2d_forward(int64_t planes, int64_t in_height, int64_t in_width, int64_t out_height,
                                  int64_t out_width, const T* input, T* output, cudaStream_t stream) {
-  const int64_t total = planes * out_height * out_width;
-  if (total <= 0) return;
-  adaptive_avg_pool2d_forward_kernel<T><<<grid_size_for(total), kThreadsPerBlock, 0, stream>>>(
-      planes, in_height, in_width, out_height, out_width, input, output);
-  VISREP_CUDA_CHECK_LAUNCH("adaptive_avg_pool2d_forward_kernel");
+  launch_per_element(adaptive_avg_pool2d_forward_kernel<T>, "adaptive_avg_pool2d_forward_kernel",
+                     planes * out_height * out_width, stream, planes, in_height, in_width, out_height, out_width, input,
+                     output);
 }
 
 template <class T>
 void adaptive_avg_pool2d_backward(int64_t planes, int64_t in_height, int64_t in_width, int64_t out_height,
                                   int64_t out_width, const T* grad_output, T* grad_input, cudaStream_t stream) {
-  const int64_t total = planes * in_height * in_width;
-  if (total <= 0) return;
-  adaptive_avg_pool2d_backward_kernel<T><<<grid_size_for(total), kThreadsPerBlock, 0, stream>>>(
-      planes, in_height, in_width, out_height, out_width, grad_output, grad_input);
-  VISREP_CUDA_CHECK_LAUNCH("adaptive_avg_pool2d_backward_kernel");
+  launch_per_element(adaptive_avg_pool2d_backward_kernel<T>, "adaptive_avg_pool2d_backward_kernel",
+                     planes * in_height * in_width, stream, planes, in_height, in_width, out_height, out_width,
+                     grad_output, grad_input);
 }
 
 #define VISREP_INSTANTIATE_POOL(T)                                                                               \
