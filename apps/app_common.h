@@ -26,6 +26,7 @@
 #include "models/resnet_v2.h"
 #include "models/small_convnet.h"
 #include "recipes/contrastive_training.h"
+#include "recipes/run_files.h"
 
 namespace visrep::apps {
 
@@ -207,6 +208,12 @@ inline std::string described_model(const io::SafetensorsContents& contents) {
     if (found != contents.metadata.end()) return found->second;
   }
   return "not recorded";
+}
+
+// --resume accepts a run folder for the checkpoint.safetensors it holds.
+inline std::string resolve_resume(const std::string& path) {
+  if (path.empty() || !std::filesystem::is_directory(path)) return path;
+  return (std::filesystem::path(path) / recipes::kCheckpointFileName).string();
 }
 
 // Ctrl-C: the first asks the training loop to write a checkpoint and stop after the current

@@ -41,8 +41,7 @@
 #include "models/resnet_v2.h"
 #include "recipes/bit.h"
 #include "recipes/datasets.h"
-#include "recipes/run_files.h"  // kCheckpointFileName
-#include "recipes/supcon.h"     // EncoderClassifier
+#include "recipes/supcon.h"  // EncoderClassifier
 
 namespace {
 
@@ -269,9 +268,7 @@ int main(int argc, char** argv) {
     config.examples_per_class = examples_per_class >= 0 ? examples_per_class : (on_cpu ? 10 : 0);
     if (!schedule_text.empty()) config.schedule = parse_schedule(schedule_text);
     if (mixup_alpha >= 0) config.mixup_alpha = mixup_alpha;
-    if (!config.resume.empty() && std::filesystem::is_directory(config.resume)) {
-      config.resume = (std::filesystem::path(config.resume) / recipes::kCheckpointFileName).string();
-    }
+    config.resume = apps::resolve_resume(config.resume);
     if (architecture == "auto") architecture = on_cpu ? "bit-tiny" : "bit-r50x1";
     if (width == 0) width = architecture == "small" ? 32 : 1;
     dataset_options.seed = config.seed;

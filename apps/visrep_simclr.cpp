@@ -108,9 +108,7 @@ int main(int argc, char** argv) {
     config.device = apps::resolve_device(device);
     config.optimizer = recipes::parse_contrastive_optimizer(optimizer);
     config.learning_rate_scaling = optim::parse_learning_rate_scaling(scaling);
-    if (!config.resume.empty() && std::filesystem::is_directory(config.resume)) {
-      config.resume = (std::filesystem::path(config.resume) / "checkpoint.safetensors").string();
-    }
+    config.resume = apps::resolve_resume(config.resume);
     dataset_options.seed = config.seed;
     manual_seed(config.seed);
 
@@ -157,20 +155,16 @@ int main(int argc, char** argv) {
                               {"epochs", config.epochs},    {"batch_size", config.batch_size},
                               {"device", config.device.str()}, {"train_seconds", train_seconds}};
     fmt::print(stderr, "evaluating: encoder features and raw pixels, kNN (k = 200, T = 0.1) and linear\n");
-    Tensor train_features = recipes::encode_dataset(*encoder.module, dataset.train, transform, config.device);
-    Tensor test_features = recipes::encode_dataset(*encoder.module, dataset.test, transform, config.device);
-    Tensor train_labels = dataset.train.labels, test_labels = dataset.test.labels;
-    summary["knn_accuracy"] = recipes::knn_accuracy(train_features, train_labels, test_features, test_labels, classes);
-    if (linear.epochs > 0) {
-      linear.seed = config.seed;
-      summary["linear_accuracy"] = recipes::linear_eval(train_features, train_labels.to(config.device), test_features,
-                                                        test_labels.to(config.device), classes, linear)
-                                       .test_accuracy;
-    }
+    linear.seed = config.seed;
+    const recipes::FrozenEncoderEvaluation frozen =
+        recipes::evaluate_frozen_encoder(*encoder.module, dataset.train, dataset.test, transform, config.device, linear);
+    summary["knn_accuracy"] = frozen.knn_accuracy;
+    if (frozen.linear_accuracy) summary["linear_accuracy"] = *frozen.linear_accuracy;
     if (raw_pixel_baseline) {
       Tensor train_pixels = recipes::raw_pixel_features(dataset.train.images).to(config.device);
       Tensor test_pixels = recipes::raw_pixel_features(dataset.test.images).to(config.device);
-      summary["raw_pixel_knn_accuracy"] = recipes::knn_accuracy(train_pixels, train_labels, test_pixels, test_labels, classes);
+      summary["raw_pixel_knn_accuracy"] =
+          recipes::knn_accuracy(train_pixels, dataset.train.labels, test_pixels, dataset.test.labels, classes);
     }
 
     fmt::print("SimCLR on {}: {} epoch(s) in {:.0f} s on {}\n", dataset.name, config.epochs, train_seconds,

@@ -127,9 +127,7 @@ int main(int argc, char** argv) {
                                                      : 0.0;
     config.knn_monitor = knn_every > 0;
     config.knn_every = knn_every > 0 ? knn_every : config.epochs;
-    if (!config.resume.empty() && std::filesystem::is_directory(config.resume)) {
-      config.resume = (std::filesystem::path(config.resume) / "checkpoint.safetensors").string();
-    }
+    config.resume = apps::resolve_resume(config.resume);
     dataset_options.seed = config.seed;
 
     const recipes::DatasetPair dataset = recipes::load_dataset(data_root, dataset_options);
@@ -169,19 +167,11 @@ int main(int argc, char** argv) {
     if (!supcon.epochs.empty()) supcon_summary["final_epoch_loss"] = supcon.epochs.back().loss;
     fmt::print(stderr, "stage 2: kNN (k = 200, T = 0.1) and a linear classifier ({} epochs) on frozen features\n",
                linear.epochs);
-    {
-      const Tensor train_features = recipes::encode_dataset(*encoder.module, dataset.train, transform, config.device);
-      const Tensor test_features = recipes::encode_dataset(*encoder.module, dataset.test, transform, config.device);
-      supcon_summary["knn_accuracy"] =
-          recipes::knn_accuracy(train_features, dataset.train.labels, test_features, dataset.test.labels, classes);
-      if (linear.epochs > 0) {
-        linear.seed = config.seed;
-        supcon_summary["linear_accuracy"] =
-            recipes::linear_eval(train_features, dataset.train.labels.to(config.device), test_features,
-                                 dataset.test.labels.to(config.device), classes, linear)
-                .test_accuracy;
-      }
-    }
+    linear.seed = config.seed;
+    const recipes::FrozenEncoderEvaluation frozen =
+        recipes::evaluate_frozen_encoder(*encoder.module, dataset.train, dataset.test, transform, config.device, linear);
+    supcon_summary["knn_accuracy"] = frozen.knn_accuracy;
+    if (frozen.linear_accuracy) supcon_summary["linear_accuracy"] = *frozen.linear_accuracy;
     summary["supcon"] = supcon_summary;
 
     // ---- the cross-entropy baseline (main_ce.py) ---------------------------------------------

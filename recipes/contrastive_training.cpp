@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <limits>
@@ -124,6 +125,23 @@ LinearEvalResult linear_eval_of_encoder(nn::Module& encoder, const data::ImageDa
   const Tensor test_features = encode_dataset(encoder, test_set, transform, device);
   return linear_eval(train_features, train_set.labels.to(device), test_features, test_set.labels.to(device),
                      std::max(class_count(train_set), class_count(test_set)), options);
+}
+
+FrozenEncoderEvaluation evaluate_frozen_encoder(nn::Module& encoder, const data::ImageDataset& train_set,
+                                                const data::ImageDataset& test_set,
+                                                const data::AugmentConfig& transform, Device device,
+                                                const LinearEvalOptions& linear) {
+  const Tensor train_features = encode_dataset(encoder, train_set, transform, device);
+  const Tensor test_features = encode_dataset(encoder, test_set, transform, device);
+  const int64_t classes = std::max(class_count(train_set), class_count(test_set));
+  FrozenEncoderEvaluation evaluation;
+  evaluation.knn_accuracy = knn_accuracy(train_features, train_set.labels, test_features, test_set.labels, classes);
+  if (linear.epochs > 0) {
+    evaluation.linear_accuracy = linear_eval(train_features, train_set.labels.to(device), test_features,
+                                             test_set.labels.to(device), classes, linear)
+                                     .test_accuracy;
+  }
+  return evaluation;
 }
 
 // ---- the loop ----------------------------------------------------------------------------------

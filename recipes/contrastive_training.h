@@ -148,6 +148,18 @@ LinearEvalResult linear_eval_of_encoder(nn::Module& encoder, const data::ImageDa
                                         const data::ImageDataset& test_set, const data::AugmentConfig& transform,
                                         Device device, const LinearEvalOptions& options = {});
 
+// What the recipe binaries report at the end: the encoder's frozen features of each split,
+// computed once through `transform`, under both protocols of recipes/evaluation.h: weighted
+// kNN (k = 200, T = 0.1, cosine) and, when linear.epochs > 0, a linear classifier.
+struct FrozenEncoderEvaluation {
+  double knn_accuracy = 0.0;
+  std::optional<double> linear_accuracy;
+};
+FrozenEncoderEvaluation evaluate_frozen_encoder(nn::Module& encoder, const data::ImageDataset& train_set,
+                                                const data::ImageDataset& test_set,
+                                                const data::AugmentConfig& transform, Device device,
+                                                const LinearEvalOptions& linear);
+
 // The number of classes of a dataset: its class names, or 1 + the largest label when it has none.
 int64_t class_count(const data::ImageDataset& dataset);
 
