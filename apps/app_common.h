@@ -17,11 +17,14 @@
 #include <memory>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "engine/cuda.h"
 #include "engine/device.h"
 #include "engine/error.h"
 #include "engine/io/safetensors.h"
 #include "engine/nn/module.h"
+#include "engine/util/atomic_file.h"
 #include "models/resnet.h"
 #include "models/resnet_v2.h"
 #include "models/small_convnet.h"
@@ -214,6 +217,11 @@ inline std::string described_model(const io::SafetensorsContents& contents) {
 inline std::string resolve_resume(const std::string& path) {
   if (path.empty() || !std::filesystem::is_directory(path)) return path;
   return (std::filesystem::path(path) / recipes::kCheckpointFileName).string();
+}
+
+// The run's results as <run_directory>/summary.json, written atomically.
+inline void write_summary(const std::string& run_directory, const nlohmann::json& summary) {
+  util::write_file_atomically((std::filesystem::path(run_directory) / "summary.json").string(), summary.dump(2) + "\n");
 }
 
 // Ctrl-C: the first asks the training loop to write a checkpoint and stop after the current

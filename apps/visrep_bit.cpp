@@ -36,7 +36,6 @@
 #include "engine/data/mnist.h"
 #include "engine/io/npz.h"
 #include "engine/nn/init.h"
-#include "engine/util/atomic_file.h"
 #include "models/bit_weights.h"
 #include "models/resnet_v2.h"
 #include "recipes/bit.h"
@@ -339,8 +338,7 @@ int main(int argc, char** argv) {
     fmt::print("  test top-1: {:.2f}% ({} images), test loss {:.4f}\n", 100 * final_evaluation.top1,
                dataset.test.size(), final_evaluation.loss);
     if (!config.run_directory.empty()) {
-      util::write_file_atomically((std::filesystem::path(config.run_directory) / "summary.json").string(),
-                                  summary.dump(2) + "\n");
+      apps::write_summary(config.run_directory, summary);
       fmt::print("  run folder: {} (metrics.jsonl, model.safetensors, loss.png, summary.json)\n",
                  config.run_directory);
     }

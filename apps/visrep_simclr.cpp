@@ -16,7 +16,6 @@
 
 #include "apps/app_common.h"
 #include "engine/data/mnist.h"
-#include "engine/util/atomic_file.h"
 #include "engine/ops.h"
 #include "models/heads.h"
 #include "recipes/datasets.h"
@@ -179,8 +178,7 @@ int main(int argc, char** argv) {
                  100 * summary["linear_accuracy"].get<double>());
     }
     if (!config.run_directory.empty()) {
-      util::write_file_atomically((std::filesystem::path(config.run_directory) / "summary.json").string(),
-                                summary.dump(2) + "\n");
+      apps::write_summary(config.run_directory, summary);
       fmt::print("  run folder: {} (metrics.jsonl, encoder.safetensors, loss.png, knn.png, summary.json)\n",
                  config.run_directory);
     }

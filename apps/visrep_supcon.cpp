@@ -24,7 +24,6 @@
 #include "apps/app_common.h"
 #include "engine/data/mnist.h"
 #include "engine/ops.h"
-#include "engine/util/atomic_file.h"
 #include "models/heads.h"
 #include "recipes/datasets.h"
 #include "recipes/evaluation.h"
@@ -215,8 +214,7 @@ int main(int argc, char** argv) {
     }
     fmt::print("  SupCon kNN top-1 (k = 200, T = 0.1): {}\n", percent(supcon_summary["knn_accuracy"]));
     if (!config.run_directory.empty()) {
-      util::write_file_atomically((std::filesystem::path(config.run_directory) / "summary.json").string(),
-                                  summary.dump(2) + "\n");
+      apps::write_summary(config.run_directory, summary);
       fmt::print("  run folder: {} (metrics.jsonl, encoder.safetensors, loss.png, {}summary.json)\n",
                  config.run_directory, summary.contains("cross_entropy") ? "cross_entropy/, " : "");
     }

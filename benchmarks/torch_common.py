@@ -92,3 +92,17 @@ def read_json_lines(path):
     """The records of a JSON-lines file (a C++ benchmark's --json output)."""
     with open(path) as lines:
         return [json.loads(line) for line in lines if line.strip()]
+
+
+def nt_xent(torch, h, temperature):
+    """simclr objective.py: logits against every other row, the self term masked, cross-entropy
+    against the other view, the mean over the 2N rows (rows i and i + N are one image's views,
+    as in SupContrast's unsupervised case)."""
+    functional = torch.nn.functional
+    z = functional.normalize(h, dim=1)
+    rows = z.shape[0]
+    logits = z @ z.T / temperature
+    self_mask = torch.eye(rows, dtype=torch.bool, device=h.device)
+    logits = logits.masked_fill(self_mask, -1e9)
+    targets = (torch.arange(rows, device=h.device) + rows // 2) % rows
+    return functional.cross_entropy(logits, targets)

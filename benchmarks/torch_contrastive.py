@@ -31,19 +31,6 @@ def parse_arguments():
     return parser.parse_args()
 
 
-def nt_xent(torch, h, temperature):
-    """simclr objective.py: logits against every other row, the self term masked, cross-entropy
-    against the other view (the mean over 2N rows, as SupContrast's unsupervised case)."""
-    functional = torch.nn.functional
-    z = functional.normalize(h, dim=1)
-    rows = z.shape[0]
-    logits = z @ z.T / temperature
-    self_mask = torch.eye(rows, dtype=torch.bool, device=h.device)
-    logits = logits.masked_fill(self_mask, -1e9)
-    targets = (torch.arange(rows, device=h.device) + rows // 2) % rows
-    return functional.cross_entropy(logits, targets)
-
-
 def supcon(torch, h, labels, temperature, base_temperature):
     """HobbitLong/SupContrast losses.py SupConLoss.forward, contrast_mode 'all'."""
     rows, dim = h.shape
@@ -126,7 +113,7 @@ def main():
                 h = torch.randn(rows, dim, device=device, generator=generator).requires_grad_()
                 labels = torch.randint(0, arguments.classes, (rows // 2,), device=device, generator=generator)
                 if loss_name == "nt_xent":
-                    loss_fn = lambda x: nt_xent(torch, x, arguments.temperature)  # noqa: E731
+                    loss_fn = lambda x: torch_common.nt_xent(torch, x, arguments.temperature)  # noqa: E731
                 else:
                     loss_fn = lambda x: supcon(torch, x, labels, arguments.temperature, arguments.temperature)  # noqa: E731
                 result = run_case(torch, loss_fn, h, arguments.warmup, arguments.repeats)

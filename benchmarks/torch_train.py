@@ -162,32 +162,6 @@ def build_modules(torch):
     return ResNet18Cifar, projection_head
 
 
-def nt_xent(torch, h, temperature):
-    """simclr objective.py: logits against every other row, the self term masked, cross-entropy
-    against the other view, the mean over the 2B rows (rows i and i + B are one image's views)."""
-    functional = torch.nn.functional
-    z = functional.normalize(h, dim=1)
-    rows = z.shape[0]
-    logits = z @ z.T / temperature
-    self_mask = torch.eye(rows, dtype=torch.bool, device=h.device)
-    logits = logits.masked_fill(self_mask, -1e9)
-    targets = (torch.arange(rows, device=h.device) + rows // 2) % rows
-    return functional.cross_entropy(logits, targets)
-
-
-def nt_xent(torch, h, temperature):
-    """simclr objective.py: logits against every other row, the self term masked, cross-entropy
-    against the other view, the mean over the 2B rows (rows i and i + B are one image's views)."""
-    functional = torch.nn.functional
-    z = functional.normalize(h, dim=1)
-    rows = z.shape[0]
-    logits = z @ z.T / temperature
-    self_mask = torch.eye(rows, dtype=torch.bool, device=h.device)
-    logits = logits.masked_fill(self_mask, -1e9)
-    targets = (torch.arange(rows, device=h.device) + rows // 2) % rows
-    return functional.cross_entropy(logits, targets)
-
-
 def simclr_step(torch, modules, batch, side, device, generator, autocast):
     resnet, projection_head = modules
     encoder = resnet().to(device).train()
@@ -201,7 +175,7 @@ def simclr_step(torch, modules, batch, side, device, generator, autocast):
     def run():
         optimizer.zero_grad(set_to_none=True)
         with autocast():
-            loss = nt_xent(torch, head(encoder(views)), TEMPERATURE)
+            loss = torch_common.nt_xent(torch, head(encoder(views)), TEMPERATURE)
         loss.backward()
         optimizer.step()
         state["loss"] = loss

@@ -5,6 +5,7 @@
 #include <charconv>
 #include <map>
 #include <set>
+#include <string_view>
 
 #include <fmt/format.h>
 
@@ -34,38 +35,32 @@ Tensor to_timm_layout(const Tensor& array, bool is_kernel) {
   return array.reshape({array.size(array.dim() - 1)});
 }
 
-// The block and unit numbers of "resnet/block{b}/unit{u}/...", or false for other names.
-// timm's "stages.{stage}.blocks.{block}.<rest>": the 0-based stage and block, false for other names.
-bool parse_timm_unit_name(const std::string& name, int& stage, int& block) {
-  std::string_view rest = name;
-  const auto expect = [&rest](std::string_view text) {
-    if (!rest.starts_with(text)) return false;
-    rest.remove_prefix(text.size());
+// `name` as prefix, a number, middle, a number, suffix (then anything): the two numbers, or
+// false when the name has another form.
+bool parse_numbered_name(std::string_view name, std::string_view prefix, std::string_view middle,
+                         std::string_view suffix, int& first, int& second) {
+  const auto expect = [&name](std::string_view text) {
+    if (!name.starts_with(text)) return false;
+    name.remove_prefix(text.size());
     return true;
   };
-  const auto number = [&rest](int& value) {
-    const auto [end, error] = std::from_chars(rest.data(), rest.data() + rest.size(), value);
-    if (error != std::errc() || end == rest.data()) return false;
-    rest.remove_prefix(static_cast<size_t>(end - rest.data()));
+  const auto number = [&name](int& value) {
+    const auto [end, error] = std::from_chars(name.data(), name.data() + name.size(), value);
+    if (error != std::errc() || end == name.data()) return false;
+    name.remove_prefix(static_cast<size_t>(end - name.data()));
     return true;
   };
-  return expect("stages.") && number(stage) && expect(".blocks.") && number(block) && expect(".");
+  return expect(prefix) && number(first) && expect(middle) && number(second) && expect(suffix);
 }
 
+// The official "resnet/block{b}/unit{u}/...": the 1-based block and unit.
 bool parse_unit_name(const std::string& name, int& block, int& unit) {
-  std::string_view rest = name;
-  const auto expect = [&rest](std::string_view text) {
-    if (!rest.starts_with(text)) return false;
-    rest.remove_prefix(text.size());
-    return true;
-  };
-  const auto number = [&rest](int& value) {
-    const auto [end, error] = std::from_chars(rest.data(), rest.data() + rest.size(), value);
-    if (error != std::errc() || end == rest.data()) return false;
-    rest.remove_prefix(static_cast<size_t>(end - rest.data()));
-    return true;
-  };
-  return expect("resnet/block") && number(block) && expect("/unit") && number(unit) && expect("/");
+  return parse_numbered_name(name, "resnet/block", "/unit", "/", block, unit);
+}
+
+// timm's "stages.{stage}.blocks.{block}.<rest>": the 0-based stage and block.
+bool parse_timm_unit_name(const std::string& name, int& stage, int& block) {
+  return parse_numbered_name(name, "stages.", ".blocks.", ".", stage, block);
 }
 
 // What a checkpoint holds, for error messages: its inferred architecture, or why none is.

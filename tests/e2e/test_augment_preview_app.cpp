@@ -4,14 +4,13 @@
 #include <catch2/catch.hpp>
 #include <stb/stb_image.h>
 #include <stb/stb_image_write.h>
-#include <sys/wait.h>
 
-#include <cstdio>
 #include <filesystem>
 #include <string>
 #include <vector>
 
 #include "engine/ops.h"
+#include "tests/support/apps.h"
 #include "tests/support/files.h"
 #include "tests/support/test_data.h"
 
@@ -25,24 +24,9 @@ using Catch::Contains;
 
 namespace {
 
-struct PreviewResult {
-  int exit_code = -1;  // -1: killed by a signal
-  std::string output;  // stdout and stderr together
-};
-
 // Runs the app with `arguments` (shell words) in `folder` (empty: the test's own).
-PreviewResult run_preview(const std::string& arguments, const std::string& folder = "") {
-  const std::string change = folder.empty() ? "" : "cd '" + folder + "' && ";
-  const std::string command = change + "exec '" + VISREP_AUGMENT_PREVIEW_BINARY + "' " + arguments + " 2>&1";
-  FILE* pipe = ::popen(command.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  PreviewResult result;
-  char buffer[4096];
-  for (size_t got; (got = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0;) result.output.append(buffer, got);
-  const int status = ::pclose(pipe);
-  REQUIRE(status != -1);
-  if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
-  return result;
+AppResult run_preview(const std::string& arguments, const std::string& folder = "") {
+  return run_app(VISREP_AUGMENT_PREVIEW_BINARY, arguments, folder);
 }
 
 // root/<class>/<i>.png: `per_class` random 40x30 RGB images in each of two classes.
@@ -66,7 +50,7 @@ TEST_CASE("augment preview app: a grid from an image folder", "[e2e]") {
   write_image_folder(root, 3);
   const std::string output = directory.file("grid.png");
   const std::string flags = "--data '" + root.string() + "' --load-size 32 --size 24 --images 2 --views 3 --seed 5 ";
-  const PreviewResult run = run_preview(flags + "-o '" + output + "'");
+  const AppResult run = run_preview(flags + "-o '" + output + "'");
   INFO(run.output);
   REQUIRE(run.exit_code == 0);
   REQUIRE_THAT(run.output, Contains("wrote") && Contains("2 images x 3 views") && Contains("simclr 24x24"));
@@ -85,7 +69,7 @@ TEST_CASE("augment preview app: a grid from an image folder", "[e2e]") {
                     "'").exit_code == 0);
   CHECK(read_bytes(again) != read_bytes(output));
   // The default file name carries the dataset, preset, size, views and seed.
-  const PreviewResult named =
+  const AppResult named =
       run_preview("--data '" + root.string() + "' --load-size 32 --preset eval --views 1", directory.path().string());
   REQUIRE_THAT(named.output, Contains("wrote augment-photos-eval-32px-1views-seed0.png"));
   CHECK(std::filesystem::exists(directory.file("augment-photos-eval-32px-1views-seed0.png")));
@@ -97,7 +81,7 @@ TEST_CASE("augment preview app: bad flags and bad data", "[e2e]") {
   write_image_folder(root, 1);
   const std::string data = "--data '" + root.string() + "' -o '" + directory.file("out.png") + "' ";
 
-  PreviewResult run = run_preview(data + "--preset byol");
+  AppResult run = run_preview(data + "--preset byol");
   CHECK(run.exit_code != 0);
   CHECK_THAT(run.output, Contains("--preset") && Contains("byol"));
   run = run_preview(data + "--views 0");

@@ -6,15 +6,10 @@
 // the architecture it needs fail with a message naming the culprit and no files written.
 #include <catch2/catch.hpp>
 
-#include <signal.h>
-#include <sys/wait.h>
-
-#include <chrono>
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "engine/data/synthetic.h"
@@ -62,6 +57,16 @@ std::vector<double> step_losses(const std::string& run_dir) {
     if (record["kind"] == "step") losses.push_back(record["loss"].get<double>());
   }
   return losses;
+}
+
+// A one-epoch SimCLR run of `arch_flags` on the tiny dataset, into run_dir.
+void pretrain_simclr(const std::string& data_root, const std::string& arch_flags, const std::string& run_dir) {
+  const AppResult pretrain =
+      run_app(VISREP_SIMCLR_BINARY, "--data " + quoted(data_root) + " " + arch_flags + " --batch-size 32 --device cpu "
+                                    "--workers 1 --epochs 1 --linear-epochs 0 --no-raw-baseline --run-dir " +
+                                        quoted(run_dir));
+  INFO(pretrain.output);
+  REQUIRE(pretrain.exit_code == 0);
 }
 
 void require_finished_run(const AppResult& result, const std::string& run_dir) {
@@ -134,12 +139,7 @@ TEST_CASE("visrep-bit: fine-tunes SimCLR runs' encoders (SmallConvNet, ResNetV2)
   TemporaryDirectory directory;
   const std::string data_root = directory.file("data"), simclr_dir = directory.file("simclr");
   write_tiny_dataset(data_root);
-  const AppResult pretrain =
-      run_app(VISREP_SIMCLR_BINARY, "--data " + quoted(data_root) + " --arch small --width 4 --batch-size 32 "
-                                    "--device cpu --workers 1 --epochs 1 --linear-epochs 0 --no-raw-baseline --run-dir " +
-                                        quoted(simclr_dir));
-  INFO(pretrain.output);
-  REQUIRE(pretrain.exit_code == 0);
+  pretrain_simclr(data_root, "--arch small --width 4", simclr_dir);
 
   const std::string run_dir = directory.file("bit");
   const AppResult tuned = run_app(VISREP_BIT_BINARY, tiny_flags(data_root, run_dir) + "--arch small --width 4 "
@@ -158,12 +158,7 @@ TEST_CASE("visrep-bit: fine-tunes SimCLR runs' encoders (SmallConvNet, ResNetV2)
   // SimCLR pretrains a ResNetV2 too; its encoder.safetensors has timm's names, so visrep-bit
   // reads the architecture from it (bit-tiny's 8 GroupNorm groups follow from its width).
   const std::string simclr_v2_dir = directory.file("simclr-v2");
-  const AppResult pretrain_v2 =
-      run_app(VISREP_SIMCLR_BINARY, "--data " + quoted(data_root) + " --arch bit-tiny --batch-size 32 --device cpu "
-                                    "--workers 1 --epochs 1 --linear-epochs 0 --no-raw-baseline --run-dir " +
-                                        quoted(simclr_v2_dir));
-  INFO(pretrain_v2.output);
-  REQUIRE(pretrain_v2.exit_code == 0);
+  pretrain_simclr(data_root, "--arch bit-tiny", simclr_v2_dir);
   const std::string v2_run_dir = directory.file("bit-v2");
   const AppResult tuned_v2 =
       run_app(VISREP_BIT_BINARY, tiny_flags(data_root, v2_run_dir) + "--checkpoint " + quoted(simclr_v2_dir));
@@ -187,18 +182,11 @@ TEST_CASE("visrep-bit: Ctrl-C writes a checkpoint and --resume continues with th
 
   // Ctrl-C once two steps are logged: the app finishes the step, writes a checkpoint, exits 130.
   const std::string run_dir = directory.file("interrupted"), log = directory.file("interrupted.log");
-  const pid_t pid = spawn_app(VISREP_BIT_BINARY, flags + "--run-dir " + quoted(run_dir), log);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (std::filesystem::exists(run_dir + "/metrics.jsonl") && step_losses(run_dir).size() >= 2) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  REQUIRE(::kill(pid, SIGINT) == 0);
-  int status = 0;
-  REQUIRE(::waitpid(pid, &status, 0) == pid);
-  INFO(read_bytes(log));
-  REQUIRE(WIFEXITED(status));
-  REQUIRE(WEXITSTATUS(status) == 130);
+  const AppResult stopped = interrupt_app(VISREP_BIT_BINARY, flags + "--run-dir " + quoted(run_dir), log, [&] {
+    return std::filesystem::exists(run_dir + "/metrics.jsonl") && step_losses(run_dir).size() >= 2;
+  });
+  INFO(stopped.output);
+  REQUIRE(stopped.exit_code == 130);  // exited (not killed by the signal), after writing its checkpoint
   REQUIRE(std::filesystem::exists(run_dir + "/checkpoint.safetensors"));
   require_no_partial_files(run_dir);
   const size_t done = step_losses(run_dir).size();

@@ -7,7 +7,6 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
-#include <numeric>
 
 #include "engine/data/synthetic.h"
 #include "engine/io/safetensors.h"
@@ -16,8 +15,10 @@
 #include "models/small_convnet.h"
 #include "recipes/bit.h"
 #include "tests/support/files.h"
+#include "tests/support/test_data.h"
 
 using namespace visrep;
+using visrep::testing::mean_of;
 using Catch::Contains;
 
 namespace {
@@ -59,12 +60,6 @@ recipes::BitConfig tiny_config() {
   config.seed = 3;
   config.show_progress = false;
   return config;
-}
-
-double mean_of(const std::vector<double>& values, size_t begin, size_t count) {
-  return std::accumulate(values.begin() + static_cast<std::ptrdiff_t>(begin),
-                         values.begin() + static_cast<std::ptrdiff_t>(begin + count), 0.0) /
-         static_cast<double>(count);
 }
 
 int64_t lines_in(const std::string& path) {

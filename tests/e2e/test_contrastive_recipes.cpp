@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <numeric>
 
 #include "engine/data/synthetic.h"
 #include "engine/io/safetensors.h"
@@ -16,8 +15,10 @@
 #include "recipes/simclr.h"
 #include "recipes/supcon.h"
 #include "tests/support/files.h"
+#include "tests/support/test_data.h"
 
 using namespace visrep;
+using visrep::testing::mean_of;
 using Catch::Contains;
 
 namespace {
@@ -75,12 +76,6 @@ recipes::SimclrConfig tiny_simclr_config() {
   config.knn_monitor = false;
   config.show_progress = false;
   return config;
-}
-
-double mean_of(const std::vector<double>& values, size_t begin, size_t count) {
-  return std::accumulate(values.begin() + static_cast<std::ptrdiff_t>(begin),
-                         values.begin() + static_cast<std::ptrdiff_t>(begin + count), 0.0) /
-         static_cast<double>(count);
 }
 
 // The loss fell: the mean of the last epoch's 4 steps is below the first epoch's by `margin`.

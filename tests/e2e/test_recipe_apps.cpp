@@ -6,18 +6,14 @@
 // dataset and a checkpoint of another architecture fail with a non-zero exit, a message
 // naming the culprit and no partial files.
 #include <catch2/catch.hpp>
-#include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "engine/data/synthetic.h"
@@ -172,19 +168,13 @@ TEST_CASE("visrep-simclr: a tiny run, Ctrl-C, and --resume", "[e2e]") {
 
   // Ctrl-C after two steps: the app stops after the current step with a checkpoint.
   const std::string run_dir = directory.file("interrupted"), log = directory.file("interrupted.log");
-  const pid_t pid = spawn_app(VISREP_SIMCLR_BINARY, flags + "--run-dir " + quoted(run_dir), log);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (std::filesystem::exists(run_dir + "/metrics.jsonl") && step_losses(run_dir).size() >= 2) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  REQUIRE(::kill(pid, SIGINT) == 0);
-  int status = 0;
-  REQUIRE(::waitpid(pid, &status, 0) == pid);
-  const std::string output = read_bytes(log);
+  const AppResult stopped = interrupt_app(VISREP_SIMCLR_BINARY, flags + "--run-dir " + quoted(run_dir), log, [&] {
+    return std::filesystem::exists(run_dir + "/metrics.jsonl") && step_losses(run_dir).size() >= 2;
+  });
+  const std::string& output = stopped.output;
   INFO(output);
-  REQUIRE(WIFEXITED(status));
-  REQUIRE(WEXITSTATUS(status) == 130);  // stopped, not finished: the run takes far longer than the signal
+  // Exited (not killed), stopped, not finished: the run takes far longer than the signal.
+  REQUIRE(stopped.exit_code == 130);
   CHECK_THAT(output, Contains("stopped") && Contains("--resume"));
   CHECK_FALSE(std::filesystem::exists(run_dir + "/encoder.safetensors"));  // written at the end only
   CHECK_FALSE(std::filesystem::exists(run_dir + "/summary.json"));

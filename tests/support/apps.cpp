@@ -1,12 +1,16 @@
 #include "tests/support/apps.h"
 
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <thread>
 
 namespace visrep::testing {
 
@@ -16,8 +20,9 @@ std::string quoted(const std::string& text) {
   return word + "'";
 }
 
-AppResult run_app(const std::string& binary, const std::string& arguments) {
-  const std::string command = "exec " + quoted(binary) + " " + arguments + " 2>&1";
+AppResult run_app(const std::string& binary, const std::string& arguments, const std::string& working_directory) {
+  const std::string change = working_directory.empty() ? "" : "cd " + quoted(working_directory) + " && ";
+  const std::string command = change + "exec " + quoted(binary) + " " + arguments + " 2>&1";
   FILE* pipe = ::popen(command.c_str(), "r");
   REQUIRE(pipe != nullptr);
   AppResult result;
@@ -38,6 +43,23 @@ pid_t spawn_app(const std::string& binary, const std::string& arguments, const s
     ::_exit(127);
   }
   return pid;
+}
+
+AppResult interrupt_app(const std::string& binary, const std::string& arguments, const std::string& log,
+                        const std::function<bool()>& ready) {
+  const pid_t pid = spawn_app(binary, arguments, log);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < deadline && !ready()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  REQUIRE(::kill(pid, SIGINT) == 0);
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  AppResult result;
+  if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
+  std::ifstream in(log, std::ios::binary);
+  result.output.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  return result;
 }
 
 void require_clean_failure(const AppResult& result) {

@@ -6,6 +6,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -20,13 +21,20 @@ struct AppResult {
 // A shell word for `text`: single quotes, with any single quote spelled '\''.
 std::string quoted(const std::string& text);
 
-// Runs `binary arguments` through a shell and waits for it. exec makes the app the shell's
-// own process, so a crash shows as a signal (exit_code -1), not as the shell's 128 + n.
-AppResult run_app(const std::string& binary, const std::string& arguments);
+// Runs `binary arguments` through a shell and waits for it, in `working_directory` when one
+// is given. exec makes the app the shell's own process, so a crash shows as a signal
+// (exit_code -1), not as the shell's 128 + n.
+AppResult run_app(const std::string& binary, const std::string& arguments, const std::string& working_directory = "");
 
 // Starts `binary arguments` in the background through a shell (exec: the pid is the app's),
 // its output going to the file `log`, and returns the pid (for kill and waitpid).
 pid_t spawn_app(const std::string& binary, const std::string& arguments, const std::string& log);
+
+// Ctrl-C mid-run: starts `binary arguments` (output to the file `log`), waits (up to 30 s)
+// until `ready()` holds, sends SIGINT and waits for the app to end. The result holds the
+// exit status (-1 when a signal ended it) and the log.
+AppResult interrupt_app(const std::string& binary, const std::string& arguments, const std::string& log,
+                        const std::function<bool()>& ready);
 
 // A failure the app reported itself: a non-zero exit status, not a crash, and a message.
 void require_clean_failure(const AppResult& result);

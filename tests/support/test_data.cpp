@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <functional>
+#include <numeric>
 #include <string>
 
 namespace visrep::testing {
@@ -51,6 +52,12 @@ double max_abs_difference(const Tensor& a, const Tensor& b) {
   if (a.shape() != b.shape()) return INFINITY;
   Tensor difference = abs(sub(a.detach().cpu().to(kFloat64), b.detach().cpu().to(kFloat64)));
   return difference.numel() == 0 ? 0.0 : max(difference).item();
+}
+
+double mean_of(const std::vector<double>& values, size_t begin, size_t count) {
+  return std::accumulate(values.begin() + static_cast<std::ptrdiff_t>(begin),
+                         values.begin() + static_cast<std::ptrdiff_t>(begin + count), 0.0) /
+         static_cast<double>(count);
 }
 
 }  // namespace visrep::testing

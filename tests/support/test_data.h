@@ -2,6 +2,7 @@
 // points where an op is not differentiable, so a finite difference does not straddle a kink.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -27,6 +28,9 @@ Tensor random_distinct(const Shape& shape, double gap, Generator& generator, DTy
 // (e.g. clamp's bounds), so a finite difference never straddles a kink there.
 Tensor random_away_from_points(const Shape& shape, double low, double high, const std::vector<double>& points,
                                double margin, Generator& generator, DType dtype = kFloat64);
+
+// The mean of values[begin, begin + count): a stretch of a loss curve.
+double mean_of(const std::vector<double>& values, size_t begin, size_t count);
 
 // Largest |a - b| over all elements (both converted to float64 on the CPU).
 double max_abs_difference(const Tensor& a, const Tensor& b);
