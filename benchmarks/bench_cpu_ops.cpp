@@ -30,7 +30,7 @@
 #include "benchmarks/common/harness.h"
 #include "engine/ops.h"
 #include "kernels/cpu/conv2d.h"
-#include "kernels/cpu/gemm.h"
+#include "kernels/cpu/linear_algebra.h"
 
 namespace {
 

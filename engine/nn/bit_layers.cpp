@@ -2,7 +2,7 @@
 
 #include <fmt/format.h>
 
-#include "engine/ops/bit_normalization.h"
+#include "engine/ops/group_norm.h"
 
 namespace visrep::nn {
 

@@ -1,7 +1,7 @@
 // The layers of BiT's ResNetV2 (Kolesnikov et al. 2020, sec. 2.1 and 4.3) that the standard
 // set lacks: GroupNorm and StdConv2d, a convolution whose weight is standardised on every
 // forward pass (big_transfer's bit_pytorch/models.py). Both run on the CPU and CUDA, in
-// float32, bfloat16 and float64 (engine/ops/bit_normalization.h).
+// float32, bfloat16 and float64 (engine/ops/group_norm.h).
 #pragma once
 
 #include <vector>

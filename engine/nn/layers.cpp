@@ -8,7 +8,7 @@
 #include "engine/nn/init.h"
 #include "engine/ops/elementwise.h"
 #include "engine/ops/linear_algebra.h"
-#include "engine/ops/normalization.h"
+#include "engine/ops/batch_norm.h"
 
 namespace visrep::nn {
 namespace {

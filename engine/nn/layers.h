@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "engine/nn/module.h"
-#include "engine/ops/convolution.h"
+#include "engine/ops/conv2d.h"
 
 namespace visrep::nn {
 

@@ -7,9 +7,9 @@
 #include "engine/dispatch.h"
 #include "engine/ops/elementwise.h"
 #include "engine/ops/reduction.h"
-#include "kernels/cpu/gemm.h"
+#include "kernels/cpu/linear_algebra.h"
 #if VISREP_WITH_CUDA
-#include "kernels/cuda/gemm.h"
+#include "kernels/cuda/linear_algebra.h"
 #endif
 
 namespace visrep {

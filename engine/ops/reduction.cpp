@@ -6,9 +6,9 @@
 #include "engine/autograd.h"
 #include "engine/dispatch.h"
 #include "engine/ops/elementwise.h"
-#include "kernels/cpu/reduce.h"
+#include "kernels/cpu/reduction.h"
 #if VISREP_WITH_CUDA
-#include "kernels/cuda/reduce.h"
+#include "kernels/cuda/reduction.h"
 #endif
 
 namespace visrep {

@@ -45,7 +45,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "kernels/cpu/gemm.h"
+#include "kernels/cpu/linear_algebra.h"
 
 namespace visrep::kernels::cpu {
 namespace {

@@ -1,4 +1,4 @@
-// Parity cases of matmul and linear (kernels/cuda/gemm.cu on cuBLAS).
+// Parity cases of matmul and linear (kernels/cuda/linear_algebra.cu on cuBLAS).
 //
 // Tolerances: float32 with TF32 off computes fp32 products on both devices, but OpenBLAS
 // and cuBLAS add them in different orders (blocking, split-K), so results differ by a few

@@ -1,10 +1,10 @@
-// CUDA twins of kernels/cpu/gemm.h on cuBLAS: row-major C = alpha op(A) op(B) + beta C.
+// CUDA twins of kernels/cpu/linear_algebra.h on cuBLAS: row-major C = alpha op(A) op(B) + beta C.
 // float32 uses TF32 tensor cores only when runtime.h's tf32_enabled() is set.
 #pragma once
 
 #include <cuda_runtime_api.h>
 
-#include "kernels/cpu/gemm.h"
+#include "kernels/cpu/linear_algebra.h"
 
 namespace visrep::kernels::cuda {
 

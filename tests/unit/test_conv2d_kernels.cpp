@@ -21,7 +21,7 @@
 
 
 #include "kernels/cpu/conv2d.h"
-#include "kernels/cpu/gemm.h"
+#include "kernels/cpu/linear_algebra.h"
 #include "tests/support/test_data.h"
 
 using namespace visrep;

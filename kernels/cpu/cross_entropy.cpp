@@ -1,4 +1,4 @@
-#include "kernels/cpu/softmax.h"
+#include "kernels/cpu/cross_entropy.h"
 
 #include <cmath>
 #include <limits>

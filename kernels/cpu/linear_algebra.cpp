@@ -1,4 +1,4 @@
-#include "kernels/cpu/gemm.h"
+#include "kernels/cpu/linear_algebra.h"
 
 #include <cblas.h>
 

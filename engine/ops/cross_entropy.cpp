@@ -1,4 +1,4 @@
-#include "engine/ops/loss.h"
+#include "engine/ops/cross_entropy.h"
 
 #include <vector>
 
@@ -6,9 +6,9 @@
 #include "engine/dispatch.h"
 #include "engine/ops/elementwise.h"
 #include "engine/ops/reduction.h"
-#include "kernels/cpu/softmax.h"
+#include "kernels/cpu/cross_entropy.h"
 #if VISREP_WITH_CUDA
-#include "kernels/cuda/softmax.h"
+#include "kernels/cuda/cross_entropy.h"
 #endif
 
 namespace visrep {

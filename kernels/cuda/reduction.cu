@@ -1,4 +1,4 @@
-// CUDA twins of kernels/cpu/reduce.cpp: sum, mean, max, min, integer sum, variance and
+// CUDA twins of kernels/cpu/reduction.cpp: sum, mean, max, min, integer sum, variance and
 // arg-max/min over the middle axis of a contiguous (outer, reduced, inner) block.
 //
 // Every reduction here is one pattern: load each element as an accumulator (double for
@@ -23,7 +23,7 @@
 // first NaN win, exactly the CPU's first-maximum rule. Sums differ from the CPU's serial
 // order only by double rounding (far below float precision). Variance is exact two-pass
 // in double like the CPU: a pass for the means, then one for the squared deviations.
-#include "kernels/cuda/reduce.h"
+#include "kernels/cuda/reduction.h"
 
 #include <cuda_runtime.h>
 

@@ -1,9 +1,9 @@
-// CUDA twins of kernels/cpu/reduce.h (which specifies what they compute).
+// CUDA twins of kernels/cpu/reduction.h (which specifies what they compute).
 #pragma once
 
 #include <cuda_runtime_api.h>
 
-#include "kernels/cpu/reduce.h"
+#include "kernels/cpu/reduction.h"
 
 namespace visrep::kernels::cuda {
 

@@ -1,5 +1,5 @@
 // Parity cases of the softmax family and the classification losses
-// (kernels/cuda/softmax.cu, plus the elementwise and reduction ops cross_entropy is built from).
+// (kernels/cuda/cross_entropy.cu, plus the elementwise and reduction ops cross_entropy is built from).
 // log_softmax accumulates in float on the GPU for float32 and in double on the CPU, so
 // float32 cases agree to a few ulps per element (~1e-7 relative, NMSE ~1e-13): tolerance
 // 1e-10. float64 cases differ only in the order of the row sums: tolerance 1e-24.

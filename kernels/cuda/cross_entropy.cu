@@ -1,6 +1,6 @@
 // log_softmax along one axis of an (outer, classes, inner) view, its backward pass, and the
 // negative log-likelihood loss with ignore_index and label smoothing; the CUDA twins of
-// kernels/cpu/softmax.cpp.
+// kernels/cpu/cross_entropy.cpp.
 //
 // Shape of the work:
 // - inner == 1 (softmax over the last axis: logits (N, C), the common case): one warp per
@@ -19,7 +19,7 @@
 //   the CPU's order (bit-identical); the label-smoothing sum walks the row serially, which is
 //   fine for a loss over a few thousand rows. nll_loss backward: one thread per element of
 //   (batch, classes), again the CPU's expression.
-#include "kernels/cuda/softmax.h"
+#include "kernels/cuda/cross_entropy.h"
 
 #include <cuda_runtime.h>
 

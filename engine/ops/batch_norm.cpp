@@ -1,4 +1,4 @@
-#include "engine/ops/normalization.h"
+#include "engine/ops/batch_norm.h"
 
 #include "engine/autograd.h"
 #include "engine/dispatch.h"

@@ -1,4 +1,4 @@
-// group_norm and weight_standardization (engine/ops/bit_normalization.h) on the CPU against
+// group_norm and weight_standardization (engine/ops/group_norm.h) on the CPU against
 // float64 references written here as plain loops (Wu & He 2018 eq. 1-3 and 6-7; Qiao et
 // al. 2019 eq. 5; the gradients by the chain rule through the mean and 1 / sqrt(var + eps)),
 // plus the fused ReLU, large offsets, degenerate groups, bad input, and the nn modules

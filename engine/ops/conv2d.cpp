@@ -1,4 +1,4 @@
-#include "engine/ops/convolution.h"
+#include "engine/ops/conv2d.h"
 
 #include "engine/autograd.h"
 #include "engine/dispatch.h"

@@ -1,4 +1,4 @@
-// Gradient checks of group_norm and weight_standardization (engine/ops/bit_normalization.h),
+// Gradient checks of group_norm and weight_standardization (engine/ops/group_norm.h),
 // the CPU kernels in float64: kernels/cpu/group_norm.cpp and weight_standardization.cpp.
 #include <catch2/catch.hpp>
 

@@ -1,4 +1,4 @@
-// Matrix products on cuBLAS, the CUDA twins of kernels/cpu/gemm.h: row-major
+// Matrix products on cuBLAS, the CUDA twins of kernels/cpu/linear_algebra.h: row-major
 // C = alpha op(A) op(B) + beta C, one product or a strided batch of them.
 //
 // cuBLAS is column-major. A row-major matrix read column-major is its transpose, so the
@@ -15,7 +15,7 @@
 //
 // k == 0 is a product of empty matrices: C = beta C, done by a small kernel (writing zeros
 // when beta is 0, so NaN left in C does not survive as 0 * NaN).
-#include "kernels/cuda/gemm.h"
+#include "kernels/cuda/linear_algebra.h"
 
 #include <algorithm>
 #include <climits>

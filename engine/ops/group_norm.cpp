@@ -1,6 +1,6 @@
 // Group normalisation and weight standardisation: checks, autograd wiring and dispatch to
 // kernels/{cpu,cuda}/group_norm and kernels/{cpu,cuda}/weight_standardization.
-#include "engine/ops/bit_normalization.h"
+#include "engine/ops/group_norm.h"
 
 #include <cmath>
 #include <memory>

@@ -1,9 +1,9 @@
-// CUDA twins of kernels/cpu/softmax.h (which specifies what they compute).
+// CUDA twins of kernels/cpu/cross_entropy.h (which specifies what they compute).
 #pragma once
 
 #include <cuda_runtime_api.h>
 
-#include "kernels/cpu/softmax.h"
+#include "kernels/cpu/cross_entropy.h"
 
 namespace visrep::kernels::cuda {
 
