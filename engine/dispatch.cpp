@@ -1,5 +1,7 @@
 #include "engine/dispatch.h"
 
+#include <cmath>
+
 #if VISREP_WITH_CUDA
 #include "kernels/cuda/runtime.h"
 #endif
@@ -20,16 +22,32 @@ void check_same_dtype(std::string_view op, const Tensor& a, const Tensor& b) {
                dtype_name(b.dtype()));
 }
 
-void check_cpu(std::string_view op, const Tensor& tensor) {
-  VISREP_CHECK(tensor.device().is_cpu(), "{}: runs on the cpu only; the tensor is on {} (copy it with .cpu())", op,
-               tensor.device().str());
+void check_floating_or_bfloat16(std::string_view op, const Tensor& tensor, std::string_view argument) {
+  VISREP_CHECK(tensor.dtype() == kFloat32 || tensor.dtype() == kFloat64 || tensor.dtype() == kBFloat16,
+               "{}: {} must be float32, bfloat16 or float64, got {}", op, argument, tensor.description());
+}
+
+void check_nchw(std::string_view op, const Tensor& x) {
+  check_defined(op, x, "x");
+  VISREP_CHECK(x.dim() == 4, "{}: expected an (N, C, H, W) input, got shape {}", op, shape_string(x.shape()));
+}
+
+void check_pair_at_least(std::string_view op, std::string_view what, Pair value, int64_t minimum) {
+  VISREP_CHECK(value[0] >= minimum && value[1] >= minimum, "{}: {} must be >= {}, got ({}, {})", op, what, minimum,
+               value[0], value[1]);
+}
+
+void check_eps(std::string_view op, double eps) {
+  VISREP_CHECK(eps > 0 && std::isfinite(eps), "{}: eps must be positive and finite, got {}", op, eps);
+}
+
+TensorOptions accumulate_options(const Tensor& like) {
+  return TensorOptions(like.dtype() == kFloat64 ? kFloat64 : kFloat32, like.device());
 }
 
 #if VISREP_WITH_CUDA
-cudaStream_t cuda_stream(const Tensor& tensor) {
-  cudaStream_t result = nullptr;
-  run_on_cuda("cuda_stream", [&] { result = kernels::cuda::stream(tensor.device().index); });
-  return result;
+cudaStream_t cuda_stream(const Device& device) {
+  return run_on_cuda("cuda_stream", [&] { return kernels::cuda::stream(device.index); });
 }
 #endif
 

@@ -1,6 +1,6 @@
 // How the elements of one operand sit in memory: sizes and strides (in elements) of up
 // to kMaxDims dimensions. Kernels take this plain struct instead of a Tensor so that they
-// know nothing of the engine (DESIGN.md: kernels/ depends on nothing above it), and a CUDA
+// know nothing of the engine (dependencies point one way: engine -> kernels), and a CUDA
 // kernel can receive it by value.
 #pragma once
 
@@ -32,17 +32,6 @@ struct StridedLayout {
       expected *= sizes[d];
     }
     return true;
-  }
-
-  // Memory offset (in elements) of the element with row-major linear index `linear`.
-  VISREP_HOST_DEVICE int64_t offset_of(int64_t linear) const {
-    int64_t offset = 0;
-    for (int d = ndim - 1; d >= 0; --d) {
-      int64_t index = linear % sizes[d];
-      linear /= sizes[d];
-      offset += index * strides[d];
-    }
-    return offset;
   }
 };
 

@@ -1,13 +1,11 @@
+// batch_norm: checks, the kernel calls and their backward (kernels/cpu/batch_norm.h lists
+// the family's files).
 #include "engine/ops/batch_norm.h"
 
 #include "engine/autograd.h"
 #include "engine/dispatch.h"
-#include "engine/ops/elementwise.h"
-#include "engine/ops/reduction.h"
 #include "kernels/cpu/batch_norm.h"
-#if VISREP_WITH_CUDA
 #include "kernels/cuda/batch_norm.h"
-#endif
 
 namespace visrep {
 namespace {
@@ -16,13 +14,6 @@ void check_channel_vector(const Tensor& t, int64_t channels, std::string_view na
   if (!t.defined()) return;
   VISREP_CHECK(t.dim() == 1 && t.size(0) == channels, "batch_norm: {} has shape {}, expected [{}]", name,
                shape_string(t.shape()), channels);
-}
-
-// The first element of a tensor on either device, or null for an undefined tensor (an
-// optional argument). The caller has checked the dtype.
-template <class T>
-T* pointer_or_null(const Tensor& t) {
-  return t.defined() ? static_cast<T*>(t.raw_data()) : nullptr;
 }
 
 }  // namespace
@@ -61,46 +52,43 @@ Tensor batch_norm(const Tensor& x_in, const Tensor& running_mean, const Tensor& 
   Tensor mean = empty({channels}, TensorOptions(x.dtype(), x.device()));
   Tensor invstd = empty({channels}, TensorOptions(x.dtype(), x.device()));
 
-  const bool on_cuda = x.device().is_cuda();
   visit_floating(x.dtype(), "batch_norm", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    const T* x_data = pointer_or_null<const T>(x);
-    const T* gamma = pointer_or_null<const T>(weight);
-    const T* beta = pointer_or_null<const T>(bias);
-    T* y_data = pointer_or_null<T>(y);
-    T* mean_data = pointer_or_null<T>(mean);
-    T* invstd_data = pointer_or_null<T>(invstd);
     if (options.training) {
       VISREP_CHECK(!running_mean.defined() || (running_mean.is_contiguous() && running_var.is_contiguous()),
                    "batch_norm: running statistics must be contiguous");
-      T* rm = pointer_or_null<T>(running_mean);
-      T* rv = pointer_or_null<T>(running_var);
-      if (on_cuda) {
-        VISREP_ON_CUDA("batch_norm",
-                       kernels::cuda::batch_norm_forward_training<T>(shape, x_data, gamma, beta, options.eps,
-                                                                     options.momentum, rm, rv, y_data, mean_data,
-                                                                     invstd_data, cuda_stream(x)));
-      } else {
-        kernels::cpu::batch_norm_forward_training<T>(shape, x_data, gamma, beta, options.eps, options.momentum, rm, rv,
-                                                     y_data, mean_data, invstd_data);
-      }
+      VISREP_RUN_KERNEL("batch_norm", x.device(), batch_norm_forward_training,
+                        kernels::BatchNormForwardTraining<T>{.shape = shape,
+                                                             .x = data_or_null<const T>(x),
+                                                             .gamma = data_or_null<const T>(weight),
+                                                             .beta = data_or_null<const T>(bias),
+                                                             .eps = options.eps,
+                                                             .momentum = options.momentum,
+                                                             .running_mean = data_or_null<T>(running_mean),
+                                                             .running_var = data_or_null<T>(running_var),
+                                                             .y = data_or_null<T>(y),
+                                                             .saved_mean = data_or_null<T>(mean),
+                                                             .saved_invstd = data_or_null<T>(invstd)});
     } else {
       // The backward pass of evaluation mode treats the running statistics as constants:
       // mean and invstd are computed from them once, here.
-      const Tensor rm_tensor = running_mean.contiguous(), rv_tensor = running_var.contiguous();
-      const T* rm = pointer_or_null<const T>(rm_tensor);
-      const T* rv = pointer_or_null<const T>(rv_tensor);
-      if (on_cuda) {
-        VISREP_ON_CUDA("batch_norm", {
-          kernels::cuda::batch_norm_forward_inference<T>(shape, x_data, gamma, beta, rm, rv, options.eps, y_data,
-                                                         cuda_stream(x));
-          kernels::cuda::batch_norm_inference_statistics<T>(channels, rm, rv, options.eps, mean_data, invstd_data,
-                                                            cuda_stream(x));
-        });
-      } else {
-        kernels::cpu::batch_norm_forward_inference<T>(shape, x_data, gamma, beta, rm, rv, options.eps, y_data);
-        kernels::cpu::batch_norm_inference_statistics<T>(channels, rm, rv, options.eps, mean_data, invstd_data);
-      }
+      const Tensor rm = running_mean.contiguous(), rv = running_var.contiguous();
+      VISREP_RUN_KERNEL("batch_norm", x.device(), batch_norm_forward_inference,
+                        kernels::BatchNormForwardInference<T>{.shape = shape,
+                                                              .x = data_or_null<const T>(x),
+                                                              .gamma = data_or_null<const T>(weight),
+                                                              .beta = data_or_null<const T>(bias),
+                                                              .running_mean = data_or_null<const T>(rm),
+                                                              .running_var = data_or_null<const T>(rv),
+                                                              .eps = options.eps,
+                                                              .y = data_or_null<T>(y)});
+      VISREP_RUN_KERNEL("batch_norm", x.device(), batch_norm_inference_statistics,
+                        kernels::BatchNormInferenceStatistics<T>{.channels = channels,
+                                                                 .running_mean = data_or_null<const T>(rm),
+                                                                 .running_var = data_or_null<const T>(rv),
+                                                                 .eps = options.eps,
+                                                                 .mean = data_or_null<T>(mean),
+                                                                 .invstd = data_or_null<T>(invstd)});
     }
   });
   if (running_mean.defined() && options.training) {
@@ -124,35 +112,20 @@ Tensor batch_norm(const Tensor& x_in, const Tensor& running_mean, const Tensor& 
     Tensor db = grad_b ? empty({channels}, TensorOptions(input.dtype(), input.device())) : Tensor();
     visit_floating(grad.dtype(), "batch_norm", [&](auto tag) {
       using T = typename decltype(tag)::type;
-      const T* dy = pointer_or_null<const T>(grad);
-      const T* x_data = pointer_or_null<const T>(input);
-      const T* gamma = pointer_or_null<const T>(w);
-      const T* mean_data = pointer_or_null<const T>(mean);
-      const T* invstd_data = pointer_or_null<const T>(invstd);
-      T* dx_data = pointer_or_null<T>(dx);
-      T* dw_data = pointer_or_null<T>(dw);
-      T* db_data = pointer_or_null<T>(db);
-      if (grad.device().is_cuda()) {
-        VISREP_ON_CUDA("batch_norm",
-                       kernels::cuda::batch_norm_backward<T>(shape, training, dy, x_data, gamma, mean_data, invstd_data,
-                                                             dx_data, dw_data, db_data, cuda_stream(grad)));
-      } else {
-        kernels::cpu::batch_norm_backward<T>(shape, training, dy, x_data, gamma, mean_data, invstd_data, dx_data,
-                                             dw_data, db_data);
-      }
+      VISREP_RUN_KERNEL("batch_norm", grad.device(), batch_norm_backward,
+                        kernels::BatchNormBackward<T>{.shape = shape,
+                                                      .training = training,
+                                                      .grad_y = data_or_null<const T>(grad),
+                                                      .x = data_or_null<const T>(input),
+                                                      .gamma = data_or_null<const T>(w),
+                                                      .mean = data_or_null<const T>(mean),
+                                                      .invstd = data_or_null<const T>(invstd),
+                                                      .grad_x = data_or_null<T>(dx),
+                                                      .grad_gamma = data_or_null<T>(dw),
+                                                      .grad_beta = data_or_null<T>(db)});
     });
     return {dx, dw, db};
   });
-}
-
-Tensor normalize(const Tensor& x, int64_t dim, double eps) {
-  check_defined("normalize", x, "x");
-  VISREP_CHECK(eps > 0, "normalize: eps must be positive, got {}", eps);
-  dim = wrap_dim(dim, x.dim(), "normalize");
-  // max(||x||, eps) written as sqrt(max(||x||^2, eps^2)): the same value, and the clamp
-  // stops the gradient before it reaches sqrt at 0 (where sqrt's derivative is infinite).
-  Tensor norm = sqrt(clamp_min(sum(mul(x, x), {dim}, true), eps * eps));
-  return div(x, norm);
 }
 
 }  // namespace visrep

@@ -1,4 +1,5 @@
-// Normalisation ops: batch normalisation and L2 normalisation of vectors.
+// Batch normalisation (kernels/cpu/batch_norm.h specifies the kernels and lists the
+// family's files).
 #pragma once
 
 #include "engine/tensor.h"
@@ -17,8 +18,5 @@ struct BatchNormOptions {
 // undefined (no affine transform).
 Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var, const Tensor& weight,
                   const Tensor& bias, const BatchNormOptions& options = {});
-
-// x / max(||x||_2, eps) along `dim` (torch.nn.functional.normalize).
-Tensor normalize(const Tensor& x, int64_t dim = -1, double eps = 1e-12);
 
 }  // namespace visrep

@@ -72,16 +72,6 @@ kernels::ContrastiveProblem make_problem(const ContrastiveArguments& a, const Te
   return problem;
 }
 
-template <class T>
-const T* data_or_null(const Tensor& tensor) {
-  return tensor.defined() ? static_cast<const T*>(tensor.raw_data()) : nullptr;
-}
-
-template <class T>
-T* mutable_data_or_null(const Tensor& tensor) {
-  return tensor.defined() ? static_cast<T*>(tensor.raw_data()) : nullptr;
-}
-
 // ---- CPU: the double-precision reference ---------------------------------------------------
 
 Tensor contrastive_on_cpu(const ContrastiveArguments& a) {
@@ -107,7 +97,7 @@ Tensor contrastive_on_cpu(const ContrastiveArguments& a) {
   const kernels::cpu::ContrastiveSavedCpu saved = state.pointers();
   const kernels::cpu::ContrastiveForwardResult result = visit_floating(compute, a.op, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    return kernels::cpu::contrastive_forward<T>(data_or_null<T>(h), data_or_null<T>(extra), problem, saved);
+    return kernels::cpu::contrastive_forward<T>(data_or_null<const T>(h), data_or_null<const T>(extra), problem, saved);
   });
   if (result.first_non_finite_row >= 0) {
     const bool in_h = result.first_non_finite_row < problem.rows;
@@ -131,7 +121,7 @@ Tensor contrastive_on_cpu(const ContrastiveArguments& a) {
                   visit_floating(compute, "contrastive backward", [&](auto tag) {
                     using T = typename decltype(tag)::type;
                     kernels::cpu::contrastive_backward<T>(grad_loss, p, state.pointers(), counted,
-                                                          grad_h.data<T>(), mutable_data_or_null<T>(grad_extra));
+                                                          grad_h.data<T>(), data_or_null<T>(grad_extra));
                   });
                   if (input_dtype != compute) {
                     grad_h = grad_h.to(input_dtype);
@@ -183,7 +173,7 @@ Tensor contrastive_on_cuda(const ContrastiveArguments& a) {
                                                        static_cast<Stat*>(log_sum_exp.raw_data()),
                                                        static_cast<int32_t*>(positive_count.raw_data())};
     VISREP_ON_CUDA(a.op, kernels::cuda::contrastive_forward<T>(
-                             data_or_null<T>(h), data_or_null<T>(extra), problem, tensor_cores, saved,
+                             data_or_null<const T>(h), data_or_null<const T>(extra), problem, tensor_cores, saved,
                              static_cast<Stat*>(loss.raw_data()), static_cast<int32_t*>(counted.raw_data()),
                              static_cast<int32_t*>(non_finite.raw_data()), stream));
   });
@@ -213,10 +203,10 @@ Tensor contrastive_on_cuda(const ContrastiveArguments& a) {
           static_cast<Stat*>(log_sum_exp.raw_data()), static_cast<int32_t*>(positive_count.raw_data())};
       VISREP_ON_CUDA("contrastive backward",
                      kernels::cuda::contrastive_backward<T>(
-                         static_cast<const Stat*>(grad.raw_data()), data_or_null<T>(h_saved),
-                         data_or_null<T>(extra_saved), p, tensor_cores, saved,
+                         static_cast<const Stat*>(grad.raw_data()), data_or_null<const T>(h_saved),
+                         data_or_null<const T>(extra_saved), p, tensor_cores, saved,
                          static_cast<const int32_t*>(counted.raw_data()), static_cast<T*>(grad_h.raw_data()),
-                         mutable_data_or_null<T>(grad_extra), cuda_stream(grad)));
+                         data_or_null<T>(grad_extra), cuda_stream(grad)));
     });
     return {grad_h, grad_extra};
   });

@@ -1,3 +1,5 @@
+// log_softmax, nll_loss and cross_entropy: checks, the kernel calls and their backward
+// (kernels/cpu/cross_entropy.h lists the family's files).
 #include "engine/ops/cross_entropy.h"
 
 #include <vector>
@@ -7,9 +9,7 @@
 #include "engine/ops/elementwise.h"
 #include "engine/ops/reduction.h"
 #include "kernels/cpu/cross_entropy.h"
-#if VISREP_WITH_CUDA
 #include "kernels/cuda/cross_entropy.h"
-#endif
 
 namespace visrep {
 namespace {
@@ -38,14 +38,12 @@ Tensor log_softmax(const Tensor& x_in, int64_t dim) {
   Tensor y = empty_like(x);
   visit_floating(x.dtype(), "log_softmax", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    const T* input = static_cast<const T*>(x.raw_data());
-    T* output = static_cast<T*>(y.raw_data());
-    if (x.device().is_cuda()) {
-      VISREP_ON_CUDA("log_softmax",
-                     kernels::cuda::log_softmax_forward<T>(input, outer, classes, inner, output, cuda_stream(x)));
-    } else {
-      kernels::cpu::log_softmax_forward<T>(input, outer, classes, inner, output);
-    }
+    VISREP_RUN_KERNEL("log_softmax", x.device(), log_softmax_forward,
+                      kernels::LogSoftmaxForward<T>{.x = data_or_null<const T>(x),
+                                                    .outer = outer,
+                                                    .classes = classes,
+                                                    .inner = inner,
+                                                    .y = data_or_null<T>(y)});
   });
   const SavedTensor saved_y = needs_grad({x_in}) ? SavedTensor(y) : SavedTensor();
   return record("log_softmax", y, {x_in}, [=](const Tensor& g_out) -> TensorList {
@@ -54,15 +52,13 @@ Tensor log_softmax(const Tensor& x_in, int64_t dim) {
     Tensor dx = empty_like(out);
     visit_floating(grad.dtype(), "log_softmax", [&](auto tag) {
       using T = typename decltype(tag)::type;
-      const T* dy = static_cast<const T*>(grad.raw_data());
-      const T* y_data = static_cast<const T*>(out.raw_data());
-      T* dx_data = static_cast<T*>(dx.raw_data());
-      if (grad.device().is_cuda()) {
-        VISREP_ON_CUDA("log_softmax", kernels::cuda::log_softmax_backward<T>(dy, y_data, outer, classes, inner, dx_data,
-                                                                             cuda_stream(grad)));
-      } else {
-        kernels::cpu::log_softmax_backward<T>(dy, y_data, outer, classes, inner, dx_data);
-      }
+      VISREP_RUN_KERNEL("log_softmax", grad.device(), log_softmax_backward,
+                        kernels::LogSoftmaxBackward<T>{.grad_y = data_or_null<const T>(grad),
+                                                       .y = data_or_null<const T>(out),
+                                                       .outer = outer,
+                                                       .classes = classes,
+                                                       .inner = inner,
+                                                       .grad_x = data_or_null<T>(dx)});
     });
     return {dx};
   });
@@ -103,34 +99,28 @@ Tensor nll_loss(const Tensor& log_probs_in, const Tensor& targets_in, const Cros
   Tensor losses = empty({batch}, TensorOptions(log_probs.dtype(), log_probs.device()));
   visit_floating(log_probs.dtype(), "nll_loss", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    const T* input = static_cast<const T*>(log_probs.raw_data());
-    const int64_t* target_data = static_cast<const int64_t*>(targets.raw_data());
-    T* output = static_cast<T*>(losses.raw_data());
-    if (log_probs.device().is_cuda()) {
-      VISREP_ON_CUDA("nll_loss",
-                     kernels::cuda::nll_loss_forward<T>(input, target_data, batch, classes, options.ignore_index,
-                                                        options.label_smoothing, output, cuda_stream(log_probs)));
-    } else {
-      kernels::cpu::nll_loss_forward<T>(input, target_data, batch, classes, options.ignore_index,
-                                        options.label_smoothing, output);
-    }
+    VISREP_RUN_KERNEL("nll_loss", log_probs.device(), nll_loss_forward,
+                      kernels::NllLossForward<T>{.log_probs = data_or_null<const T>(log_probs),
+                                                 .targets = data_or_null<const int64_t>(targets),
+                                                 .batch = batch,
+                                                 .classes = classes,
+                                                 .ignore_index = options.ignore_index,
+                                                 .label_smoothing = options.label_smoothing,
+                                                 .losses = data_or_null<T>(losses)});
   });
   losses = record("nll_loss", losses, {log_probs_in}, [=](const Tensor& g_out) -> TensorList {
     const Tensor grad = g_out.contiguous();
     Tensor dlog_probs = empty({batch, classes}, TensorOptions(grad.dtype(), grad.device()));
     visit_floating(grad.dtype(), "nll_loss", [&](auto tag) {
       using T = typename decltype(tag)::type;
-      const T* dy = static_cast<const T*>(grad.raw_data());
-      const int64_t* target_data = static_cast<const int64_t*>(targets.raw_data());
-      T* dx_data = static_cast<T*>(dlog_probs.raw_data());
-      if (grad.device().is_cuda()) {
-        VISREP_ON_CUDA("nll_loss",
-                       kernels::cuda::nll_loss_backward<T>(dy, target_data, batch, classes, options.ignore_index,
-                                                           options.label_smoothing, dx_data, cuda_stream(grad)));
-      } else {
-        kernels::cpu::nll_loss_backward<T>(dy, target_data, batch, classes, options.ignore_index,
-                                           options.label_smoothing, dx_data);
-      }
+      VISREP_RUN_KERNEL("nll_loss", grad.device(), nll_loss_backward,
+                        kernels::NllLossBackward<T>{.grad_losses = data_or_null<const T>(grad),
+                                                    .targets = data_or_null<const int64_t>(targets),
+                                                    .batch = batch,
+                                                    .classes = classes,
+                                                    .ignore_index = options.ignore_index,
+                                                    .label_smoothing = options.label_smoothing,
+                                                    .grad_log_probs = data_or_null<T>(dlog_probs)});
     });
     return {dlog_probs};
   });

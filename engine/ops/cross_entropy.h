@@ -1,4 +1,6 @@
-// Softmax family and the classification losses.
+// Softmax and the classification losses: log_softmax, nll_loss and their composition
+// cross_entropy (kernels/cpu/cross_entropy.h specifies the kernels and lists the family's
+// files).
 #pragma once
 
 #include "engine/tensor.h"

@@ -22,9 +22,10 @@
 //   -(temperature / base_temperature). Without labels its mask is the identity over images:
 //   the positive is the other view, and the loss equals NT-Xent when base_tau = tau.
 //   One deliberate difference: SupContrast gives an anchor without positives a loss of 0
-//   and still counts it in the mean; here (as the issue specifies) it is left out of the
-//   mean. With two views and per-image labels every anchor has a positive, so the two
-//   agree; they differ only for per-row labels with singleton rows.
+//   and still counts it in the mean; here it is left out of the mean (a loss over the
+//   anchors that have something to pull toward). With two views and per-image labels every
+//   anchor has a positive, so the two agree; they differ only for per-row labels with
+//   singleton rows.
 //
 // Gradient (with G_ij = dL/ds_ij = (scale / K) (p_ij - [j in P(i)] / |P(i)|) for counted
 // anchors i, p_ij = exp(s_ij - lse_i), K the number of counted anchors, scale = tau/base_tau):
@@ -32,6 +33,16 @@
 //   dL/dh_k = (dz_k - z_k (z_k . dz_k)) / ||h_k||           (||h_k|| > eps; dz_k / eps below)
 // so nothing of size R x C is ever needed: the row terms and the column terms are two
 // passes over the same (recomputed) similarities.
+//
+// Where to look, the contrastive losses:
+//   op               engine/ops/contrastive.{h,cpp}   nt_xent_loss, supcon_loss
+//   CPU reference    kernels/cpu/contrastive.{h,cpp}  this header and its double loops
+//   CUDA twin        kernels/cuda/contrastive.{h,cu}  (tiles: contrastive_tiles.cuh, contrastive_tensor_core.{cuh,cu};
+//                    row normalisation: contrastive_rows.cuh; launches: contrastive_launch.cuh)
+//   unit tests       tests/unit/test_contrastive.cpp
+//   gradient check   tests/gradcheck/test_contrastive_gradcheck.cpp
+//   parity cases     tests/parity/test_parity_contrastive.cpp
+//   benchmark        benchmarks/bench_contrastive.cpp (PyTorch eager: benchmarks/torch_contrastive.py)
 #pragma once
 
 #include <cstdint>

@@ -6,7 +6,12 @@
 namespace visrep::kernels::cpu {
 
 template <class T>
-void log_softmax_forward(const T* x, int64_t outer, int64_t classes, int64_t inner, T* y) {
+void log_softmax_forward(const LogSoftmaxForward<T>& arguments) {
+  const T* x = arguments.x;
+  const int64_t outer = arguments.outer;
+  const int64_t classes = arguments.classes;
+  const int64_t inner = arguments.inner;
+  T* y = arguments.y;
 #pragma omp parallel for collapse(2) schedule(static) if (outer * classes * inner >= 32768)
   for (int64_t o = 0; o < outer; ++o) {
     for (int64_t i = 0; i < inner; ++i) {
@@ -25,7 +30,13 @@ void log_softmax_forward(const T* x, int64_t outer, int64_t classes, int64_t inn
 }
 
 template <class T>
-void log_softmax_backward(const T* grad_y, const T* y, int64_t outer, int64_t classes, int64_t inner, T* grad_x) {
+void log_softmax_backward(const LogSoftmaxBackward<T>& arguments) {
+  const T* grad_y = arguments.grad_y;
+  const T* y = arguments.y;
+  const int64_t outer = arguments.outer;
+  const int64_t classes = arguments.classes;
+  const int64_t inner = arguments.inner;
+  T* grad_x = arguments.grad_x;
 #pragma omp parallel for collapse(2) schedule(static) if (outer * classes * inner >= 32768)
   for (int64_t o = 0; o < outer; ++o) {
     for (int64_t i = 0; i < inner; ++i) {
@@ -41,8 +52,14 @@ void log_softmax_backward(const T* grad_y, const T* y, int64_t outer, int64_t cl
 }
 
 template <class T>
-void nll_loss_forward(const T* log_probs, const int64_t* targets, int64_t batch, int64_t classes,
-                      int64_t ignore_index, double label_smoothing, T* losses) {
+void nll_loss_forward(const NllLossForward<T>& arguments) {
+  const T* log_probs = arguments.log_probs;
+  const int64_t* targets = arguments.targets;
+  const int64_t batch = arguments.batch;
+  const int64_t classes = arguments.classes;
+  const int64_t ignore_index = arguments.ignore_index;
+  const double label_smoothing = arguments.label_smoothing;
+  T* losses = arguments.losses;
   for (int64_t i = 0; i < batch; ++i) {
     if (targets[i] == ignore_index) {
       losses[i] = T(0);
@@ -60,8 +77,14 @@ void nll_loss_forward(const T* log_probs, const int64_t* targets, int64_t batch,
 }
 
 template <class T>
-void nll_loss_backward(const T* grad_losses, const int64_t* targets, int64_t batch, int64_t classes,
-                       int64_t ignore_index, double label_smoothing, T* grad_log_probs) {
+void nll_loss_backward(const NllLossBackward<T>& arguments) {
+  const T* grad_losses = arguments.grad_losses;
+  const int64_t* targets = arguments.targets;
+  const int64_t batch = arguments.batch;
+  const int64_t classes = arguments.classes;
+  const int64_t ignore_index = arguments.ignore_index;
+  const double label_smoothing = arguments.label_smoothing;
+  T* grad_log_probs = arguments.grad_log_probs;
   for (int64_t i = 0; i < batch; ++i) {
     T* row = grad_log_probs + i * classes;
     const bool ignored = targets[i] == ignore_index;
@@ -72,14 +95,14 @@ void nll_loss_backward(const T* grad_losses, const int64_t* targets, int64_t bat
   }
 }
 
-#define VISREP_INSTANTIATE_SOFTMAX(T)                                                                          \
-  template void log_softmax_forward<T>(const T*, int64_t, int64_t, int64_t, T*);                               \
-  template void log_softmax_backward<T>(const T*, const T*, int64_t, int64_t, int64_t, T*);                    \
-  template void nll_loss_forward<T>(const T*, const int64_t*, int64_t, int64_t, int64_t, double, T*);          \
-  template void nll_loss_backward<T>(const T*, const int64_t*, int64_t, int64_t, int64_t, double, T*);
+#define VISREP_INSTANTIATE_CROSS_ENTROPY(T)                            \
+  template void log_softmax_forward<T>(const LogSoftmaxForward<T>&);   \
+  template void log_softmax_backward<T>(const LogSoftmaxBackward<T>&); \
+  template void nll_loss_forward<T>(const NllLossForward<T>&);         \
+  template void nll_loss_backward<T>(const NllLossBackward<T>&);
 
-VISREP_INSTANTIATE_SOFTMAX(float)
-VISREP_INSTANTIATE_SOFTMAX(double)
-#undef VISREP_INSTANTIATE_SOFTMAX
+VISREP_INSTANTIATE_CROSS_ENTROPY(float)
+VISREP_INSTANTIATE_CROSS_ENTROPY(double)
+#undef VISREP_INSTANTIATE_CROSS_ENTROPY
 
 }  // namespace visrep::kernels::cpu

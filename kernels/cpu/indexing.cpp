@@ -1,3 +1,5 @@
+// The indexing kernels on the CPU, the reference of kernels/cuda/indexing.cu
+// (kernels/cpu/indexing.h specifies them and lists the family's files).
 #include "kernels/cpu/indexing.h"
 
 #include <algorithm>

@@ -1,6 +1,16 @@
 // Indexing kernels over (outer, size, inner) views of contiguous tensors, the axis being
 // indexed in the middle. Indices are int64 and must be in [0, size): the engine checks them
-// with first_out_of_range before calling, so these loops stay branch-free.
+// with first_out_of_range before calling, so these loops stay branch-free. This header is
+// the specification; kernels/cpu/indexing.cpp computes it with plain loops.
+//
+// Where to look, indexing:
+//   op               engine/ops/indexing.{h,cpp}   index_select, gather, one_hot, concat, stack, split, pad
+//   CPU reference    kernels/cpu/indexing.{h,cpp}  this header and its loops
+//   CUDA twin        kernels/cuda/indexing.{h,cu}
+//   unit tests       tests/unit/test_indexing.cpp
+//   gradient check   tests/gradcheck/test_indexing_gradcheck.cpp
+//   parity cases     tests/parity/test_parity_indexing.cpp
+//   benchmark        none
 #pragma once
 
 #include <cstdint>

@@ -38,9 +38,20 @@ void gemm(const GemmShape& shape, T alpha, const T* a, int64_t lda, const T* b, 
 }
 
 template <class T>
-void gemm_batched(const GemmShape& shape, int64_t batch, T alpha, const T* a, int64_t lda, int64_t batch_stride_a,
-                  const T* b, int64_t ldb, int64_t batch_stride_b, T beta, T* c, int64_t ldc,
-                  int64_t batch_stride_c) {
+void gemm_batched(const GemmBatched<T>& arguments) {
+  const GemmShape& shape = arguments.shape;
+  const int64_t batch = arguments.batch;
+  const T alpha = arguments.alpha;
+  const T* a = arguments.a;
+  const int64_t lda = arguments.lda;
+  const int64_t batch_stride_a = arguments.batch_stride_a;
+  const T* b = arguments.b;
+  const int64_t ldb = arguments.ldb;
+  const int64_t batch_stride_b = arguments.batch_stride_b;
+  const T beta = arguments.beta;
+  T* c = arguments.c;
+  const int64_t ldc = arguments.ldc;
+  const int64_t batch_stride_c = arguments.batch_stride_c;
   for (int64_t i = 0; i < batch; ++i) {
     gemm(shape, alpha, a + i * batch_stride_a, lda, b + i * batch_stride_b, ldb, beta, c + i * batch_stride_c, ldc);
   }
@@ -53,9 +64,7 @@ template void gemm<float>(const GemmShape&, float, const float*, int64_t, const 
                           int64_t);
 template void gemm<double>(const GemmShape&, double, const double*, int64_t, const double*, int64_t, double,
                            double*, int64_t);
-template void gemm_batched<float>(const GemmShape&, int64_t, float, const float*, int64_t, int64_t, const float*,
-                                  int64_t, int64_t, float, float*, int64_t, int64_t);
-template void gemm_batched<double>(const GemmShape&, int64_t, double, const double*, int64_t, int64_t, const double*,
-                                   int64_t, int64_t, double, double*, int64_t, int64_t);
+template void gemm_batched<float>(const GemmBatched<float>&);
+template void gemm_batched<double>(const GemmBatched<double>&);
 
 }  // namespace visrep::kernels::cpu

@@ -34,7 +34,13 @@ double sum_along(const T* x, int64_t reduced, int64_t inner) {
 }  // namespace
 
 template <class T>
-void reduce(ReduceOp op, const T* x, int64_t outer, int64_t reduced, int64_t inner, T* out) {
+void reduce(const Reduce<T>& arguments) {
+  const ReduceOp op = arguments.op;
+  const T* x = arguments.x;
+  const int64_t outer = arguments.outer;
+  const int64_t reduced = arguments.reduced;
+  const int64_t inner = arguments.inner;
+  T* out = arguments.out;
   for_each_output(outer, inner, reduced, [&](int64_t o, int64_t i) {
     const T* row = x + o * reduced * inner + i;
     T& result = out[o * inner + i];
@@ -61,7 +67,12 @@ void reduce(ReduceOp op, const T* x, int64_t outer, int64_t reduced, int64_t inn
 }
 
 template <class T>
-void sum_integer(const T* x, int64_t outer, int64_t reduced, int64_t inner, int64_t* out) {
+void sum_integer(const SumInteger<T>& arguments) {
+  const T* x = arguments.x;
+  const int64_t outer = arguments.outer;
+  const int64_t reduced = arguments.reduced;
+  const int64_t inner = arguments.inner;
+  int64_t* out = arguments.out;
   for_each_output(outer, inner, reduced, [&](int64_t o, int64_t i) {
     const T* row = x + o * reduced * inner + i;
     int64_t total = 0;
@@ -71,7 +82,13 @@ void sum_integer(const T* x, int64_t outer, int64_t reduced, int64_t inner, int6
 }
 
 template <class T>
-void variance(const T* x, int64_t outer, int64_t reduced, int64_t inner, int64_t correction, T* out) {
+void variance(const Variance<T>& arguments) {
+  const T* x = arguments.x;
+  const int64_t outer = arguments.outer;
+  const int64_t reduced = arguments.reduced;
+  const int64_t inner = arguments.inner;
+  const int64_t correction = arguments.correction;
+  T* out = arguments.out;
   // reduced <= correction divides by zero: NaN (or inf), as in PyTorch.
   const double divisor = std::max(0.0, static_cast<double>(reduced - correction));
   for_each_output(outer, inner, reduced, [&](int64_t o, int64_t i) {
@@ -87,7 +104,13 @@ void variance(const T* x, int64_t outer, int64_t reduced, int64_t inner, int64_t
 }
 
 template <class T>
-void arg_extremum(bool maximum, const T* x, int64_t outer, int64_t reduced, int64_t inner, int64_t* out) {
+void arg_extremum(const ArgExtremum<T>& arguments) {
+  const bool maximum = arguments.maximum;
+  const T* x = arguments.x;
+  const int64_t outer = arguments.outer;
+  const int64_t reduced = arguments.reduced;
+  const int64_t inner = arguments.inner;
+  int64_t* out = arguments.out;
   for_each_output(outer, inner, reduced, [&](int64_t o, int64_t i) {
     const T* row = x + o * reduced * inner + i;
     int64_t best_index = 0;
@@ -103,14 +126,14 @@ void arg_extremum(bool maximum, const T* x, int64_t outer, int64_t reduced, int6
   });
 }
 
-template void reduce<float>(ReduceOp, const float*, int64_t, int64_t, int64_t, float*);
-template void reduce<double>(ReduceOp, const double*, int64_t, int64_t, int64_t, double*);
-template void variance<float>(const float*, int64_t, int64_t, int64_t, int64_t, float*);
-template void variance<double>(const double*, int64_t, int64_t, int64_t, int64_t, double*);
-template void arg_extremum<float>(bool, const float*, int64_t, int64_t, int64_t, int64_t*);
-template void arg_extremum<double>(bool, const double*, int64_t, int64_t, int64_t, int64_t*);
-template void sum_integer<int32_t>(const int32_t*, int64_t, int64_t, int64_t, int64_t*);
-template void sum_integer<int64_t>(const int64_t*, int64_t, int64_t, int64_t, int64_t*);
-template void sum_integer<uint8_t>(const uint8_t*, int64_t, int64_t, int64_t, int64_t*);
+template void reduce<float>(const Reduce<float>&);
+template void reduce<double>(const Reduce<double>&);
+template void variance<float>(const Variance<float>&);
+template void variance<double>(const Variance<double>&);
+template void arg_extremum<float>(const ArgExtremum<float>&);
+template void arg_extremum<double>(const ArgExtremum<double>&);
+template void sum_integer<int32_t>(const SumInteger<int32_t>&);
+template void sum_integer<int64_t>(const SumInteger<int64_t>&);
+template void sum_integer<uint8_t>(const SumInteger<uint8_t>&);
 
 }  // namespace visrep::kernels::cpu

@@ -31,7 +31,7 @@ constexpr int64_t kParallelThreshold = 32768;  // elements
 
 template <class T>
 void weight_standardization_forward(const WeightStandardizationForward<T>* tensors, int64_t count, double eps) {
-  using Statistic = NormalizationStatistic<T>;
+  using Statistic = AccumulateType<T>;
   int64_t elements = 0;
   const auto rows = all_rows(tensors, count, elements);
   const int64_t total_rows = static_cast<int64_t>(rows.size());

@@ -272,9 +272,18 @@ void normalize(const BatchNormShape& s, const T* x, const double* scale, const d
 }  // namespace
 
 template <class T>
-void batch_norm_forward_training(const BatchNormShape& s, const T* x, const T* gamma, const T* beta, double eps,
-                                 double momentum, T* running_mean, T* running_var, T* y, T* saved_mean,
-                                 T* saved_invstd, cudaStream_t stream) {
+void batch_norm_forward_training(const BatchNormForwardTraining<T>& arguments, cudaStream_t stream) {
+  const BatchNormShape& s = arguments.shape;
+  const T* x = arguments.x;
+  const T* gamma = arguments.gamma;
+  const T* beta = arguments.beta;
+  const double eps = arguments.eps;
+  const double momentum = arguments.momentum;
+  T* running_mean = arguments.running_mean;
+  T* running_var = arguments.running_var;
+  T* y = arguments.y;
+  T* saved_mean = arguments.saved_mean;
+  T* saved_invstd = arguments.saved_invstd;
   check_shape(s);
   if (s.channels == 0) return;
   const int device = current_device();
@@ -301,8 +310,15 @@ void batch_norm_forward_training(const BatchNormShape& s, const T* x, const T* g
 }
 
 template <class T>
-void batch_norm_forward_inference(const BatchNormShape& s, const T* x, const T* gamma, const T* beta,
-                                  const T* running_mean, const T* running_var, double eps, T* y, cudaStream_t stream) {
+void batch_norm_forward_inference(const BatchNormForwardInference<T>& arguments, cudaStream_t stream) {
+  const BatchNormShape& s = arguments.shape;
+  const T* x = arguments.x;
+  const T* gamma = arguments.gamma;
+  const T* beta = arguments.beta;
+  const T* running_mean = arguments.running_mean;
+  const T* running_var = arguments.running_var;
+  const double eps = arguments.eps;
+  T* y = arguments.y;
   check_shape(s);
   if (s.channels == 0) return;
   DeviceBuffer coefficients(sizeof(double) * 2 * s.channels, current_device(), stream);  // scale, shift
@@ -315,8 +331,13 @@ void batch_norm_forward_inference(const BatchNormShape& s, const T* x, const T* 
 }
 
 template <class T>
-void batch_norm_inference_statistics(int64_t channels, const T* running_mean, const T* running_var, double eps,
-                                     T* mean, T* invstd, cudaStream_t stream) {
+void batch_norm_inference_statistics(const BatchNormInferenceStatistics<T>& arguments, cudaStream_t stream) {
+  const int64_t channels = arguments.channels;
+  const T* running_mean = arguments.running_mean;
+  const T* running_var = arguments.running_var;
+  const double eps = arguments.eps;
+  T* mean = arguments.mean;
+  T* invstd = arguments.invstd;
   if (channels <= 0) return;
   inference_statistics_kernel<T><<<grid_size_for(channels), kThreadsPerBlock, 0, stream>>>(
       channels, running_mean, running_var, eps, mean, invstd);
@@ -324,8 +345,17 @@ void batch_norm_inference_statistics(int64_t channels, const T* running_mean, co
 }
 
 template <class T>
-void batch_norm_backward(const BatchNormShape& s, bool training, const T* grad_y, const T* x, const T* gamma,
-                         const T* mean, const T* invstd, T* grad_x, T* grad_gamma, T* grad_beta, cudaStream_t stream) {
+void batch_norm_backward(const BatchNormBackward<T>& arguments, cudaStream_t stream) {
+  const BatchNormShape& s = arguments.shape;
+  const bool training = arguments.training;
+  const T* grad_y = arguments.grad_y;
+  const T* x = arguments.x;
+  const T* gamma = arguments.gamma;
+  const T* mean = arguments.mean;
+  const T* invstd = arguments.invstd;
+  T* grad_x = arguments.grad_x;
+  T* grad_gamma = arguments.grad_gamma;
+  T* grad_beta = arguments.grad_beta;
   check_shape(s);
   if (s.channels == 0 || (grad_x == nullptr && grad_gamma == nullptr && grad_beta == nullptr)) return;
   const int device = current_device();
@@ -349,14 +379,11 @@ void batch_norm_backward(const BatchNormShape& s, bool training, const T* grad_y
   VISREP_CUDA_CHECK_LAUNCH("grad_input_kernel");
 }
 
-#define VISREP_INSTANTIATE_BATCH_NORM(T)                                                                            \
-  template void batch_norm_forward_training<T>(const BatchNormShape&, const T*, const T*, const T*, double, double,  \
-                                               T*, T*, T*, T*, T*, cudaStream_t);                                   \
-  template void batch_norm_forward_inference<T>(const BatchNormShape&, const T*, const T*, const T*, const T*,       \
-                                                const T*, double, T*, cudaStream_t);                                \
-  template void batch_norm_inference_statistics<T>(int64_t, const T*, const T*, double, T*, T*, cudaStream_t);      \
-  template void batch_norm_backward<T>(const BatchNormShape&, bool, const T*, const T*, const T*, const T*,          \
-                                       const T*, T*, T*, T*, cudaStream_t);
+#define VISREP_INSTANTIATE_BATCH_NORM(T)                                                                  \
+  template void batch_norm_forward_training<T>(const BatchNormForwardTraining<T>&, cudaStream_t);         \
+  template void batch_norm_forward_inference<T>(const BatchNormForwardInference<T>&, cudaStream_t);       \
+  template void batch_norm_inference_statistics<T>(const BatchNormInferenceStatistics<T>&, cudaStream_t); \
+  template void batch_norm_backward<T>(const BatchNormBackward<T>&, cudaStream_t);
 
 VISREP_INSTANTIATE_BATCH_NORM(float)
 VISREP_INSTANTIATE_BATCH_NORM(double)

@@ -19,7 +19,7 @@
 #include <type_traits>
 
 #include "kernels/bfloat16.h"
-#include "kernels/cuda/elementwise.h"
+#include "kernels/cuda/copy.h"
 #include "kernels/cuda/elementwise_launch.cuh"
 
 namespace visrep::kernels::cuda {
@@ -57,8 +57,11 @@ struct ConstantFunction {
 }  // namespace
 
 template <class Source, class Destination>
-void copy(const Source* src, const StridedLayout& src_layout, Destination* dst, const StridedLayout& dst_layout,
-          cudaStream_t stream) {
+void copy(const Copy<Source, Destination>& arguments, cudaStream_t stream) {
+  const Source* src = arguments.src;
+  const StridedLayout& src_layout = arguments.src_layout;
+  Destination* dst = arguments.dst;
+  const StridedLayout& dst_layout = arguments.dst_layout;
   const auto plan = make_plan<2>({&dst_layout, &src_layout});
   if constexpr (std::is_same_v<Source, Destination>) {
     if (plan.count > 0 && plan.contiguous && !plan.broadcast[1]) {
@@ -73,23 +76,22 @@ void copy(const Source* src, const StridedLayout& src_layout, Destination* dst, 
 }
 
 template <class T>
-void fill(T* dst, const StridedLayout& dst_layout, T value, cudaStream_t stream) {
+void fill(const Fill<T>& arguments, cudaStream_t stream) {
+  T* dst = arguments.dst;
+  const StridedLayout& dst_layout = arguments.dst_layout;
+  const T value = arguments.value;
   const auto plan = make_plan<1>({&dst_layout});
   launch(elementwise_detail::Map0<T, ConstantFunction<T>>{ConstantFunction<T>{value}, dst}, plan, stream);
 }
 
-#define VISREP_INSTANTIATE_COPY_FROM(S)                                                                     \
-  template void copy<S, float>(const S*, const StridedLayout&, float*, const StridedLayout&, cudaStream_t);   \
-  template void copy<S, double>(const S*, const StridedLayout&, double*, const StridedLayout&, cudaStream_t); \
-  template void copy<S, bfloat16>(const S*, const StridedLayout&, bfloat16*, const StridedLayout&,            \
-                                  cudaStream_t);                                                            \
-  template void copy<S, int32_t>(const S*, const StridedLayout&, int32_t*, const StridedLayout&,              \
-                                 cudaStream_t);                                                             \
-  template void copy<S, int64_t>(const S*, const StridedLayout&, int64_t*, const StridedLayout&,              \
-                                 cudaStream_t);                                                             \
-  template void copy<S, uint8_t>(const S*, const StridedLayout&, uint8_t*, const StridedLayout&,              \
-                                 cudaStream_t);                                                             \
-  template void fill<S>(S*, const StridedLayout&, S, cudaStream_t);
+#define VISREP_INSTANTIATE_COPY_FROM(S)                                    \
+  template void copy<S, float>(const Copy<S, float>&, cudaStream_t);       \
+  template void copy<S, double>(const Copy<S, double>&, cudaStream_t);     \
+  template void copy<S, bfloat16>(const Copy<S, bfloat16>&, cudaStream_t); \
+  template void copy<S, int32_t>(const Copy<S, int32_t>&, cudaStream_t);   \
+  template void copy<S, int64_t>(const Copy<S, int64_t>&, cudaStream_t);   \
+  template void copy<S, uint8_t>(const Copy<S, uint8_t>&, cudaStream_t);   \
+  template void fill<S>(const Fill<S>&, cudaStream_t);
 
 VISREP_INSTANTIATE_COPY_FROM(float)
 VISREP_INSTANTIATE_COPY_FROM(double)

@@ -1,6 +1,6 @@
 // log_softmax along one axis of an (outer, classes, inner) view, its backward pass, and the
 // negative log-likelihood loss with ignore_index and label smoothing; the CUDA twins of
-// kernels/cpu/cross_entropy.cpp.
+// kernels/cpu/cross_entropy.h (which specifies them and lists the family's files).
 //
 // Shape of the work:
 // - inner == 1 (softmax over the last axis: logits (N, C), the common case): one warp per
@@ -25,14 +25,13 @@
 
 #include <cstdint>
 
+#include "kernels/cuda/device_utils.cuh"
 #include "kernels/cuda/runtime.h"
 
 namespace visrep::kernels::cuda {
 namespace {
 
-constexpr int kWarpSize = 32;
 constexpr int kRowsPerBlock = kThreadsPerBlock / kWarpSize;  // one warp per row
-constexpr unsigned kFullMask = 0xffffffffu;
 
 __device__ __forceinline__ float maximum_of(float a, float b) { return fmaxf(a, b); }
 __device__ __forceinline__ double maximum_of(double a, double b) { return fmax(a, b); }
@@ -41,18 +40,10 @@ __device__ __forceinline__ double exponential(double v) { return exp(v); }
 __device__ __forceinline__ float logarithm(float v) { return logf(v); }
 __device__ __forceinline__ double logarithm(double v) { return log(v); }
 
-// After these, every lane holds the warp's result. fmax ignores NaN, like the CPU's std::fmax.
+// Every lane holds the warp's maximum. fmax ignores NaN, like the CPU's std::fmax.
 template <class T>
 __device__ T warp_max(T value) {
-  for (int offset = kWarpSize / 2; offset > 0; offset /= 2)
-    value = maximum_of(value, __shfl_xor_sync(kFullMask, value, offset));
-  return value;
-}
-
-template <class T>
-__device__ T warp_sum(T value) {
-  for (int offset = kWarpSize / 2; offset > 0; offset /= 2) value += __shfl_xor_sync(kFullMask, value, offset);
-  return value;
+  return warp_all_reduce(value, [](T a, T b) { return maximum_of(a, b); });
 }
 
 // ---- log_softmax, inner == 1: a warp per row ----------------------------------------------
@@ -179,7 +170,12 @@ unsigned int grid_for_rows(int64_t rows) { return grid_size_for(rows * kWarpSize
 }  // namespace
 
 template <class T>
-void log_softmax_forward(const T* x, int64_t outer, int64_t classes, int64_t inner, T* y, cudaStream_t stream) {
+void log_softmax_forward(const LogSoftmaxForward<T>& arguments, cudaStream_t stream) {
+  const T* x = arguments.x;
+  const int64_t outer = arguments.outer;
+  const int64_t classes = arguments.classes;
+  const int64_t inner = arguments.inner;
+  T* y = arguments.y;
   if (outer * classes * inner <= 0) return;
   if (inner == 1) {
     log_softmax_forward_rows_kernel<T><<<grid_for_rows(outer), kThreadsPerBlock, 0, stream>>>(x, outer, classes, y);
@@ -192,8 +188,13 @@ void log_softmax_forward(const T* x, int64_t outer, int64_t classes, int64_t inn
 }
 
 template <class T>
-void log_softmax_backward(const T* grad_y, const T* y, int64_t outer, int64_t classes, int64_t inner, T* grad_x,
-                          cudaStream_t stream) {
+void log_softmax_backward(const LogSoftmaxBackward<T>& arguments, cudaStream_t stream) {
+  const T* grad_y = arguments.grad_y;
+  const T* y = arguments.y;
+  const int64_t outer = arguments.outer;
+  const int64_t classes = arguments.classes;
+  const int64_t inner = arguments.inner;
+  T* grad_x = arguments.grad_x;
   if (outer * classes * inner <= 0) return;
   if (inner == 1) {
     log_softmax_backward_rows_kernel<T><<<grid_for_rows(outer), kThreadsPerBlock, 0, stream>>>(grad_y, y, outer,
@@ -207,8 +208,14 @@ void log_softmax_backward(const T* grad_y, const T* y, int64_t outer, int64_t cl
 }
 
 template <class T>
-void nll_loss_forward(const T* log_probs, const int64_t* targets, int64_t batch, int64_t classes,
-                      int64_t ignore_index, double label_smoothing, T* losses, cudaStream_t stream) {
+void nll_loss_forward(const NllLossForward<T>& arguments, cudaStream_t stream) {
+  const T* log_probs = arguments.log_probs;
+  const int64_t* targets = arguments.targets;
+  const int64_t batch = arguments.batch;
+  const int64_t classes = arguments.classes;
+  const int64_t ignore_index = arguments.ignore_index;
+  const double label_smoothing = arguments.label_smoothing;
+  T* losses = arguments.losses;
   if (batch <= 0) return;
   nll_loss_forward_kernel<T><<<grid_size_for(batch), kThreadsPerBlock, 0, stream>>>(
       log_probs, targets, batch, classes, ignore_index, label_smoothing, losses);
@@ -216,22 +223,28 @@ void nll_loss_forward(const T* log_probs, const int64_t* targets, int64_t batch,
 }
 
 template <class T>
-void nll_loss_backward(const T* grad_losses, const int64_t* targets, int64_t batch, int64_t classes,
-                       int64_t ignore_index, double label_smoothing, T* grad_log_probs, cudaStream_t stream) {
+void nll_loss_backward(const NllLossBackward<T>& arguments, cudaStream_t stream) {
+  const T* grad_losses = arguments.grad_losses;
+  const int64_t* targets = arguments.targets;
+  const int64_t batch = arguments.batch;
+  const int64_t classes = arguments.classes;
+  const int64_t ignore_index = arguments.ignore_index;
+  const double label_smoothing = arguments.label_smoothing;
+  T* grad_log_probs = arguments.grad_log_probs;
   if (batch * classes <= 0) return;
   nll_loss_backward_kernel<T><<<grid_size_for(batch * classes), kThreadsPerBlock, 0, stream>>>(
       grad_losses, targets, batch, classes, ignore_index, label_smoothing, grad_log_probs);
   VISREP_CUDA_CHECK_LAUNCH("nll_loss_backward_kernel");
 }
 
-#define VISREP_INSTANTIATE_SOFTMAX(T)                                                                              \
-  template void log_softmax_forward<T>(const T*, int64_t, int64_t, int64_t, T*, cudaStream_t);                     \
-  template void log_softmax_backward<T>(const T*, const T*, int64_t, int64_t, int64_t, T*, cudaStream_t);          \
-  template void nll_loss_forward<T>(const T*, const int64_t*, int64_t, int64_t, int64_t, double, T*, cudaStream_t); \
-  template void nll_loss_backward<T>(const T*, const int64_t*, int64_t, int64_t, int64_t, double, T*, cudaStream_t);
+#define VISREP_INSTANTIATE_CROSS_ENTROPY(T)                                          \
+  template void log_softmax_forward<T>(const LogSoftmaxForward<T>&, cudaStream_t);   \
+  template void log_softmax_backward<T>(const LogSoftmaxBackward<T>&, cudaStream_t); \
+  template void nll_loss_forward<T>(const NllLossForward<T>&, cudaStream_t);         \
+  template void nll_loss_backward<T>(const NllLossBackward<T>&, cudaStream_t);
 
-VISREP_INSTANTIATE_SOFTMAX(float)
-VISREP_INSTANTIATE_SOFTMAX(double)
-#undef VISREP_INSTANTIATE_SOFTMAX
+VISREP_INSTANTIATE_CROSS_ENTROPY(float)
+VISREP_INSTANTIATE_CROSS_ENTROPY(double)
+#undef VISREP_INSTANTIATE_CROSS_ENTROPY
 
 }  // namespace visrep::kernels::cuda

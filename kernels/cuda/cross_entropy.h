@@ -1,25 +1,19 @@
-// CUDA twins of kernels/cpu/cross_entropy.h (which specifies what they compute).
+// CUDA twins of kernels/cpu/cross_entropy.h (which specifies what they compute and lists
+// the family's files). Pointers are device pointers.
 #pragma once
 
-#include <cuda_runtime_api.h>
-
 #include "kernels/cpu/cross_entropy.h"
+#include "kernels/cuda/stream.h"
 
 namespace visrep::kernels::cuda {
 
 template <class T>
-void log_softmax_forward(const T* x, int64_t outer, int64_t classes, int64_t inner, T* y, cudaStream_t stream);
-
+void log_softmax_forward(const LogSoftmaxForward<T>& arguments, cudaStream_t stream);
 template <class T>
-void log_softmax_backward(const T* grad_y, const T* y, int64_t outer, int64_t classes, int64_t inner, T* grad_x,
-                          cudaStream_t stream);
-
+void log_softmax_backward(const LogSoftmaxBackward<T>& arguments, cudaStream_t stream);
 template <class T>
-void nll_loss_forward(const T* log_probs, const int64_t* targets, int64_t batch, int64_t classes,
-                      int64_t ignore_index, double label_smoothing, T* losses, cudaStream_t stream);
-
+void nll_loss_forward(const NllLossForward<T>& arguments, cudaStream_t stream);
 template <class T>
-void nll_loss_backward(const T* grad_losses, const int64_t* targets, int64_t batch, int64_t classes,
-                       int64_t ignore_index, double label_smoothing, T* grad_log_probs, cudaStream_t stream);
+void nll_loss_backward(const NllLossBackward<T>& arguments, cudaStream_t stream);
 
 }  // namespace visrep::kernels::cuda

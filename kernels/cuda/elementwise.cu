@@ -115,8 +115,13 @@ void run_binary(Function f, const T* a, const StridedLayout& a_layout, const T* 
 }  // namespace
 
 template <class T>
-void unary(UnaryOp op, UnaryParameters parameters, const T* x, const StridedLayout& x_layout, T* out,
-           const StridedLayout& out_layout, cudaStream_t stream) {
+void unary(const Unary<T>& arguments, cudaStream_t stream) {
+  const UnaryOp op = arguments.op;
+  const UnaryParameters parameters = arguments.parameters;
+  const T* x = arguments.x;
+  const StridedLayout& x_layout = arguments.x_layout;
+  T* out = arguments.out;
+  const StridedLayout& out_layout = arguments.out_layout;
   static_assert(std::is_floating_point_v<T>);
   const auto plan = make_plan<2>({&out_layout, &x_layout});
   const T first = static_cast<T>(parameters.first);
@@ -140,8 +145,14 @@ void unary(UnaryOp op, UnaryParameters parameters, const T* x, const StridedLayo
 }
 
 template <class T>
-void binary(BinaryOp op, const T* a, const StridedLayout& a_layout, const T* b, const StridedLayout& b_layout,
-            T* out, const StridedLayout& out_layout, cudaStream_t stream) {
+void binary(const Binary<T>& arguments, cudaStream_t stream) {
+  const BinaryOp op = arguments.op;
+  const T* a = arguments.a;
+  const StridedLayout& a_layout = arguments.a_layout;
+  const T* b = arguments.b;
+  const StridedLayout& b_layout = arguments.b_layout;
+  T* out = arguments.out;
+  const StridedLayout& out_layout = arguments.out_layout;
   auto run = [&](auto f) { run_binary<T>(f, a, a_layout, b, b_layout, out, out_layout, stream); };
   switch (op) {
     case BinaryOp::Add: return run(BinaryFunction<T, BinaryOp::Add>{});
@@ -156,8 +167,14 @@ void binary(BinaryOp op, const T* a, const StridedLayout& a_layout, const T* b, 
 }
 
 template <class T>
-void compare(CompareOp op, const T* a, const StridedLayout& a_layout, const T* b, const StridedLayout& b_layout,
-             uint8_t* out, const StridedLayout& out_layout, cudaStream_t stream) {
+void compare(const Compare<T>& arguments, cudaStream_t stream) {
+  const CompareOp op = arguments.op;
+  const T* a = arguments.a;
+  const StridedLayout& a_layout = arguments.a_layout;
+  const T* b = arguments.b;
+  const StridedLayout& b_layout = arguments.b_layout;
+  uint8_t* out = arguments.out;
+  const StridedLayout& out_layout = arguments.out_layout;
   auto run = [&](auto f) { run_binary<uint8_t>(f, a, a_layout, b, b_layout, out, out_layout, stream); };
   switch (op) {
     case CompareOp::Equal: return run(CompareFunction<T, CompareOp::Equal>{});
@@ -171,21 +188,25 @@ void compare(CompareOp op, const T* a, const StridedLayout& a_layout, const T* b
 }
 
 template <class T>
-void where(const uint8_t* condition, const StridedLayout& condition_layout, const T* a, const StridedLayout& a_layout,
-           const T* b, const StridedLayout& b_layout, T* out, const StridedLayout& out_layout, cudaStream_t stream) {
+void where(const Where<T>& arguments, cudaStream_t stream) {
+  const uint8_t* condition = arguments.condition;
+  const StridedLayout& condition_layout = arguments.condition_layout;
+  const T* a = arguments.a;
+  const StridedLayout& a_layout = arguments.a_layout;
+  const T* b = arguments.b;
+  const StridedLayout& b_layout = arguments.b_layout;
+  T* out = arguments.out;
+  const StridedLayout& out_layout = arguments.out_layout;
   const auto plan = make_plan<4>({&out_layout, &condition_layout, &a_layout, &b_layout});
   launch(Map3<T, uint8_t, T, T, SelectFunction<T>>{SelectFunction<T>{}, out, condition, a, b, plan.broadcast[1],
                                                    plan.broadcast[2], plan.broadcast[3]},
          plan, stream);
 }
 
-#define VISREP_INSTANTIATE_ARITHMETIC(T)                                                                         \
-  template void binary<T>(BinaryOp, const T*, const StridedLayout&, const T*, const StridedLayout&, T*,        \
-                          const StridedLayout&, cudaStream_t);                                                 \
-  template void compare<T>(CompareOp, const T*, const StridedLayout&, const T*, const StridedLayout&, uint8_t*, \
-                           const StridedLayout&, cudaStream_t);                                                \
-  template void where<T>(const uint8_t*, const StridedLayout&, const T*, const StridedLayout&, const T*,       \
-                         const StridedLayout&, T*, const StridedLayout&, cudaStream_t);
+#define VISREP_INSTANTIATE_ARITHMETIC(T)                     \
+  template void binary<T>(const Binary<T>&, cudaStream_t);   \
+  template void compare<T>(const Compare<T>&, cudaStream_t); \
+  template void where<T>(const Where<T>&, cudaStream_t);
 
 VISREP_INSTANTIATE_ARITHMETIC(float)
 VISREP_INSTANTIATE_ARITHMETIC(double)
@@ -194,9 +215,7 @@ VISREP_INSTANTIATE_ARITHMETIC(int64_t)
 VISREP_INSTANTIATE_ARITHMETIC(uint8_t)
 #undef VISREP_INSTANTIATE_ARITHMETIC
 
-template void unary<float>(UnaryOp, UnaryParameters, const float*, const StridedLayout&, float*, const StridedLayout&,
-                           cudaStream_t);
-template void unary<double>(UnaryOp, UnaryParameters, const double*, const StridedLayout&, double*,
-                            const StridedLayout&, cudaStream_t);
+template void unary<float>(const Unary<float>&, cudaStream_t);
+template void unary<double>(const Unary<double>&, cudaStream_t);
 
 }  // namespace visrep::kernels::cuda

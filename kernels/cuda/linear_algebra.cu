@@ -72,9 +72,20 @@ constexpr int64_t kMaxBatchPerCall = INT_MAX;
 }  // namespace
 
 template <class T>
-void gemm_batched(const cpu::GemmShape& shape, int64_t batch, T alpha, const T* a, int64_t lda, int64_t batch_stride_a,
-                  const T* b, int64_t ldb, int64_t batch_stride_b, T beta, T* c, int64_t ldc, int64_t batch_stride_c,
-                  cudaStream_t stream) {
+void gemm_batched(const GemmBatched<T>& arguments, cudaStream_t stream) {
+  const GemmShape& shape = arguments.shape;
+  const int64_t batch = arguments.batch;
+  const T alpha = arguments.alpha;
+  const T* a = arguments.a;
+  const int64_t lda = arguments.lda;
+  const int64_t batch_stride_a = arguments.batch_stride_a;
+  const T* b = arguments.b;
+  const int64_t ldb = arguments.ldb;
+  const int64_t batch_stride_b = arguments.batch_stride_b;
+  const T beta = arguments.beta;
+  T* c = arguments.c;
+  const int64_t ldc = arguments.ldc;
+  const int64_t batch_stride_c = arguments.batch_stride_c;
   if (shape.m < 0 || shape.n < 0 || shape.k < 0 || batch < 0) {
     throw std::runtime_error("gemm: negative size (m " + std::to_string(shape.m) + ", n " + std::to_string(shape.n) +
                              ", k " + std::to_string(shape.k) + ", batch " + std::to_string(batch) + ")");
@@ -112,19 +123,7 @@ void gemm_batched(const cpu::GemmShape& shape, int64_t batch, T alpha, const T* 
   }
 }
 
-template <class T>
-void gemm(const cpu::GemmShape& shape, T alpha, const T* a, int64_t lda, const T* b, int64_t ldb, T beta, T* c,
-          int64_t ldc, cudaStream_t stream) {
-  gemm_batched<T>(shape, 1, alpha, a, lda, 0, b, ldb, 0, beta, c, ldc, 0, stream);
-}
-
-template void gemm<float>(const cpu::GemmShape&, float, const float*, int64_t, const float*, int64_t, float, float*,
-                          int64_t, cudaStream_t);
-template void gemm<double>(const cpu::GemmShape&, double, const double*, int64_t, const double*, int64_t, double,
-                           double*, int64_t, cudaStream_t);
-template void gemm_batched<float>(const cpu::GemmShape&, int64_t, float, const float*, int64_t, int64_t, const float*,
-                                  int64_t, int64_t, float, float*, int64_t, int64_t, cudaStream_t);
-template void gemm_batched<double>(const cpu::GemmShape&, int64_t, double, const double*, int64_t, int64_t,
-                                   const double*, int64_t, int64_t, double, double*, int64_t, int64_t, cudaStream_t);
+template void gemm_batched<float>(const GemmBatched<float>&, cudaStream_t);
+template void gemm_batched<double>(const GemmBatched<double>&, cudaStream_t);
 
 }  // namespace visrep::kernels::cuda

@@ -249,8 +249,11 @@ __global__ void adaptive_avg_pool2d_backward_kernel(int64_t planes, int64_t in_h
 }  // namespace
 
 template <class T>
-void max_pool2d_forward(const Pool2dGeometry& geometry, const T* input, T* output, int64_t* argmax,
-                        cudaStream_t stream) {
+void max_pool2d_forward(const MaxPool2dForward<T>& arguments, cudaStream_t stream) {
+  const Pool2dGeometry& geometry = arguments.geometry;
+  const T* input = arguments.input;
+  T* output = arguments.output;
+  int64_t* argmax = arguments.argmax;
   const int64_t out_height = geometry.out_height(), out_width = geometry.out_width();
   launch_per_element(max_pool2d_forward_kernel<T>, "max_pool2d_forward_kernel",
                      geometry.planes * out_height * out_width, stream, geometry, out_height, out_width, input, output,
@@ -258,16 +261,22 @@ void max_pool2d_forward(const Pool2dGeometry& geometry, const T* input, T* outpu
 }
 
 template <class T>
-void max_pool2d_backward(const Pool2dGeometry& geometry, const T* grad_output, const int64_t* argmax, T* grad_input,
-                         cudaStream_t stream) {
+void max_pool2d_backward(const MaxPool2dBackward<T>& arguments, cudaStream_t stream) {
+  const Pool2dGeometry& geometry = arguments.geometry;
+  const T* grad_output = arguments.grad_output;
+  const int64_t* argmax = arguments.argmax;
+  T* grad_input = arguments.grad_input;
   launch_per_element(max_pool2d_backward_kernel<T>, "max_pool2d_backward_kernel",
                      geometry.planes * geometry.in_height * geometry.in_width, stream, geometry, geometry.out_height(),
                      geometry.out_width(), grad_output, argmax, grad_input);
 }
 
 template <class T>
-void avg_pool2d_forward(const Pool2dGeometry& geometry, bool count_include_pad, const T* input, T* output,
-                        cudaStream_t stream) {
+void avg_pool2d_forward(const AvgPool2dForward<T>& arguments, cudaStream_t stream) {
+  const Pool2dGeometry& geometry = arguments.geometry;
+  const bool count_include_pad = arguments.count_include_pad;
+  const T* input = arguments.input;
+  T* output = arguments.output;
   const int64_t out_height = geometry.out_height(), out_width = geometry.out_width();
   launch_per_element(avg_pool2d_forward_kernel<T>, "avg_pool2d_forward_kernel",
                      geometry.planes * out_height * out_width, stream, geometry, out_height, out_width,
@@ -275,38 +284,51 @@ void avg_pool2d_forward(const Pool2dGeometry& geometry, bool count_include_pad, 
 }
 
 template <class T>
-void avg_pool2d_backward(const Pool2dGeometry& geometry, bool count_include_pad, const T* grad_output, T* grad_input,
-                         cudaStream_t stream) {
+void avg_pool2d_backward(const AvgPool2dBackward<T>& arguments, cudaStream_t stream) {
+  const Pool2dGeometry& geometry = arguments.geometry;
+  const bool count_include_pad = arguments.count_include_pad;
+  const T* grad_output = arguments.grad_output;
+  T* grad_input = arguments.grad_input;
   launch_per_element(avg_pool2d_backward_kernel<T>, "avg_pool2d_backward_kernel",
                      geometry.planes * geometry.in_height * geometry.in_width, stream, geometry, geometry.out_height(),
                      geometry.out_width(), count_include_pad, grad_output, grad_input);
 }
 
 template <class T>
-void adaptive_avg_pool2d_forward(int64_t planes, int64_t in_height, int64_t in_width, int64_t out_height,
-                                 int64_t out_width, const T* input, T* output, cudaStream_t stream) {
+void adaptive_avg_pool2d_forward(const AdaptiveAvgPool2dForward<T>& arguments, cudaStream_t stream) {
+  const int64_t planes = arguments.planes;
+  const int64_t in_height = arguments.in_height;
+  const int64_t in_width = arguments.in_width;
+  const int64_t out_height = arguments.out_height;
+  const int64_t out_width = arguments.out_width;
+  const T* input = arguments.input;
+  T* output = arguments.output;
   launch_per_element(adaptive_avg_pool2d_forward_kernel<T>, "adaptive_avg_pool2d_forward_kernel",
                      planes * out_height * out_width, stream, planes, in_height, in_width, out_height, out_width, input,
                      output);
 }
 
 template <class T>
-void adaptive_avg_pool2d_backward(int64_t planes, int64_t in_height, int64_t in_width, int64_t out_height,
-                                  int64_t out_width, const T* grad_output, T* grad_input, cudaStream_t stream) {
+void adaptive_avg_pool2d_backward(const AdaptiveAvgPool2dBackward<T>& arguments, cudaStream_t stream) {
+  const int64_t planes = arguments.planes;
+  const int64_t in_height = arguments.in_height;
+  const int64_t in_width = arguments.in_width;
+  const int64_t out_height = arguments.out_height;
+  const int64_t out_width = arguments.out_width;
+  const T* grad_output = arguments.grad_output;
+  T* grad_input = arguments.grad_input;
   launch_per_element(adaptive_avg_pool2d_backward_kernel<T>, "adaptive_avg_pool2d_backward_kernel",
                      planes * in_height * in_width, stream, planes, in_height, in_width, out_height, out_width,
                      grad_output, grad_input);
 }
 
-#define VISREP_INSTANTIATE_POOL(T)                                                                               \
-  template void max_pool2d_forward<T>(const Pool2dGeometry&, const T*, T*, int64_t*, cudaStream_t);              \
-  template void max_pool2d_backward<T>(const Pool2dGeometry&, const T*, const int64_t*, T*, cudaStream_t);       \
-  template void avg_pool2d_forward<T>(const Pool2dGeometry&, bool, const T*, T*, cudaStream_t);                  \
-  template void avg_pool2d_backward<T>(const Pool2dGeometry&, bool, const T*, T*, cudaStream_t);                 \
-  template void adaptive_avg_pool2d_forward<T>(int64_t, int64_t, int64_t, int64_t, int64_t, const T*, T*,       \
-                                               cudaStream_t);                                                    \
-  template void adaptive_avg_pool2d_backward<T>(int64_t, int64_t, int64_t, int64_t, int64_t, const T*, T*,      \
-                                                cudaStream_t);
+#define VISREP_INSTANTIATE_POOL(T)                                                                   \
+  template void max_pool2d_forward<T>(const MaxPool2dForward<T>&, cudaStream_t);                     \
+  template void max_pool2d_backward<T>(const MaxPool2dBackward<T>&, cudaStream_t);                   \
+  template void avg_pool2d_forward<T>(const AvgPool2dForward<T>&, cudaStream_t);                     \
+  template void avg_pool2d_backward<T>(const AvgPool2dBackward<T>&, cudaStream_t);                   \
+  template void adaptive_avg_pool2d_forward<T>(const AdaptiveAvgPool2dForward<T>&, cudaStream_t);    \
+  template void adaptive_avg_pool2d_backward<T>(const AdaptiveAvgPool2dBackward<T>&, cudaStream_t);
 
 VISREP_INSTANTIATE_POOL(float)
 VISREP_INSTANTIATE_POOL(double)

@@ -77,8 +77,13 @@ __global__ void permutation_indices_kernel(const uint64_t* sorted_keys, int64_t 
 }  // namespace
 
 template <class T>
-void random_uniform(uint64_t seed, uint64_t philox_stream, int64_t count, double low, double high, T* out,
-                    cudaStream_t stream) {
+void random_uniform(const RandomUniform<T>& arguments, cudaStream_t stream) {
+  const uint64_t seed = arguments.seed;
+  const uint64_t philox_stream = arguments.stream;
+  const int64_t count = arguments.count;
+  const double low = arguments.low;
+  const double high = arguments.high;
+  T* out = arguments.out;
   if (count <= 0) return;
   uniform_kernel<T><<<grid_size_for(count), kThreadsPerBlock, 0, stream>>>(seed, philox_stream, count, low,
                                                                            high - low, out);
@@ -86,22 +91,36 @@ void random_uniform(uint64_t seed, uint64_t philox_stream, int64_t count, double
 }
 
 template <class T>
-void random_normal(uint64_t seed, uint64_t philox_stream, int64_t count, double mean, double std, T* out,
-                   cudaStream_t stream) {
+void random_normal(const RandomNormal<T>& arguments, cudaStream_t stream) {
+  const uint64_t seed = arguments.seed;
+  const uint64_t philox_stream = arguments.stream;
+  const int64_t count = arguments.count;
+  const double mean = arguments.mean;
+  const double std = arguments.std;
+  T* out = arguments.out;
   if (count <= 0) return;
   normal_kernel<T><<<grid_size_for(count), kThreadsPerBlock, 0, stream>>>(seed, philox_stream, count, mean, std, out);
   VISREP_CUDA_CHECK_LAUNCH("normal_kernel");
 }
 
-void random_integers(uint64_t seed, uint64_t philox_stream, int64_t count, int64_t low, int64_t high, int64_t* out,
-                     cudaStream_t stream) {
+void random_integers(const RandomIntegers& arguments, cudaStream_t stream) {
+  const uint64_t seed = arguments.seed;
+  const uint64_t philox_stream = arguments.stream;
+  const int64_t count = arguments.count;
+  const int64_t low = arguments.low;
+  const int64_t high = arguments.high;
+  int64_t* out = arguments.out;
   if (count <= 0) return;
   const uint64_t range = static_cast<uint64_t>(high - low);
   integers_kernel<<<grid_size_for(count), kThreadsPerBlock, 0, stream>>>(seed, philox_stream, count, low, range, out);
   VISREP_CUDA_CHECK_LAUNCH("integers_kernel");
 }
 
-void random_permutation(uint64_t seed, uint64_t philox_stream, int64_t count, int64_t* out, cudaStream_t stream) {
+void random_permutation(const RandomPermutation& arguments, cudaStream_t stream) {
+  const uint64_t seed = arguments.seed;
+  const uint64_t philox_stream = arguments.stream;
+  const int64_t count = arguments.count;
+  int64_t* out = arguments.out;
   if (count <= 0) return;
   if (count > (int64_t{1} << 32)) {
     throw std::runtime_error("random_permutation: " + std::to_string(count) +
@@ -127,9 +146,9 @@ void random_permutation(uint64_t seed, uint64_t philox_stream, int64_t count, in
   VISREP_CUDA_CHECK_LAUNCH("permutation_indices_kernel");
 }
 
-template void random_uniform<float>(uint64_t, uint64_t, int64_t, double, double, float*, cudaStream_t);
-template void random_uniform<double>(uint64_t, uint64_t, int64_t, double, double, double*, cudaStream_t);
-template void random_normal<float>(uint64_t, uint64_t, int64_t, double, double, float*, cudaStream_t);
-template void random_normal<double>(uint64_t, uint64_t, int64_t, double, double, double*, cudaStream_t);
+template void random_uniform<float>(const RandomUniform<float>&, cudaStream_t);
+template void random_uniform<double>(const RandomUniform<double>&, cudaStream_t);
+template void random_normal<float>(const RandomNormal<float>&, cudaStream_t);
+template void random_normal<double>(const RandomNormal<double>&, cudaStream_t);
 
 }  // namespace visrep::kernels::cuda

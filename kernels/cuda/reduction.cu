@@ -1,5 +1,6 @@
-// CUDA twins of kernels/cpu/reduction.cpp: sum, mean, max, min, integer sum, variance and
-// arg-max/min over the middle axis of a contiguous (outer, reduced, inner) block.
+// CUDA twins of kernels/cpu/reduction.h (which specifies them and lists the family's
+// files): sum, mean, max, min, integer sum, variance and arg-max/min over the middle axis of
+// a contiguous (outer, reduced, inner) block.
 //
 // Every reduction here is one pattern: load each element as an accumulator (double for
 // float sums, as on the CPU; int64 for integer sums; the value itself for max/min; value
@@ -33,12 +34,12 @@
 #include <type_traits>
 
 #include "kernels/cuda/device_buffer.h"
+#include "kernels/cuda/device_utils.cuh"
 #include "kernels/cuda/runtime.h"
 
 namespace visrep::kernels::cuda {
 namespace {
 
-constexpr int kWarpSize = 32;
 constexpr int kColumnWarps = 8;  // blockDim.y of the column kernel
 // An H100 keeps 64 warps on each of its 132 SMs: that many warps, each with a few loads in
 // flight, are what it takes to cover the memory latency at full bandwidth.
@@ -52,11 +53,6 @@ __device__ __forceinline__ bool is_nan(T value) {
   return value != value;
 }
 
-template <class T, std::enable_if_t<std::is_arithmetic_v<T>, int> = 0>
-__device__ __forceinline__ T shuffle_down(T value, int offset) {
-  return __shfl_down_sync(0xffffffffu, value, offset);
-}
-
 // The extremum so far and where it was (argmax/argmin).
 template <class T>
 struct Extremum {
@@ -66,6 +62,7 @@ struct Extremum {
 
 template <class T>
 __device__ __forceinline__ Extremum<T> shuffle_down(Extremum<T> item, int offset) {
+  using cuda::shuffle_down;  // device_utils.cuh's, for the members (this overload hides it)
   return {shuffle_down(item.value, offset), shuffle_down(item.index, offset)};
 }
 
@@ -101,13 +98,6 @@ struct PickExtremeIndex {
     return a;
   }
 };
-
-template <class Acc, class Combine>
-__device__ __forceinline__ Acc warp_combine(Acc value, Combine combine) {
-#pragma unroll
-  for (int offset = kWarpSize / 2; offset > 0; offset /= 2) value = combine(value, shuffle_down(value, offset));
-  return value;  // the total is in lane 0
-}
 
 // ---- what to load and how to finish ----------------------------------------------------------
 // A Load turns element `element` (flat index into x) of output `out_index`, at position r
@@ -212,7 +202,7 @@ __global__ void reduce_rows_kernel(Load load, Combine combine, Acc identity, Out
     Acc total = identity;
 #pragma unroll 4
     for (int64_t r = begin + lane; r < end; r += kWarpSize) total = combine(total, load(row * reduced + r, row, r));
-    total = warp_combine(total, combine);
+    total = warp_reduce_to_lane_zero(total, combine);
     if (lane == 0) output(row, split, total);
   }
 }
@@ -314,7 +304,13 @@ void run_reduction(Load load, Combine combine, Acc identity, Finish finish, int6
 }  // namespace
 
 template <class T>
-void reduce(ReduceOp op, const T* x, int64_t outer, int64_t reduced, int64_t inner, T* out, cudaStream_t stream) {
+void reduce(const Reduce<T>& arguments, cudaStream_t stream) {
+  const ReduceOp op = arguments.op;
+  const T* x = arguments.x;
+  const int64_t outer = arguments.outer;
+  const int64_t reduced = arguments.reduced;
+  const int64_t inner = arguments.inner;
+  T* out = arguments.out;
   constexpr T kInfinity = std::numeric_limits<T>::infinity();
   switch (op) {
     case ReduceOp::Sum:
@@ -334,14 +330,24 @@ void reduce(ReduceOp op, const T* x, int64_t outer, int64_t reduced, int64_t inn
 }
 
 template <class T>
-void sum_integer(const T* x, int64_t outer, int64_t reduced, int64_t inner, int64_t* out, cudaStream_t stream) {
+void sum_integer(const SumInteger<T>& arguments, cudaStream_t stream) {
+  const T* x = arguments.x;
+  const int64_t outer = arguments.outer;
+  const int64_t reduced = arguments.reduced;
+  const int64_t inner = arguments.inner;
+  int64_t* out = arguments.out;
   run_reduction(LoadAsInt64<T>{x}, Plus<int64_t>{}, int64_t{0}, StoreScaled<int64_t, int64_t>{out, 1.0}, outer,
                 reduced, inner, stream);
 }
 
 template <class T>
-void variance(const T* x, int64_t outer, int64_t reduced, int64_t inner, int64_t correction, T* out,
-              cudaStream_t stream) {
+void variance(const Variance<T>& arguments, cudaStream_t stream) {
+  const T* x = arguments.x;
+  const int64_t outer = arguments.outer;
+  const int64_t reduced = arguments.reduced;
+  const int64_t inner = arguments.inner;
+  const int64_t correction = arguments.correction;
+  T* out = arguments.out;
   const int64_t outputs = outer * inner;
   if (outputs == 0) return;
   // reduced <= correction divides by zero: NaN (or inf), as on the CPU.
@@ -355,8 +361,13 @@ void variance(const T* x, int64_t outer, int64_t reduced, int64_t inner, int64_t
 }
 
 template <class T>
-void arg_extremum(bool maximum, const T* x, int64_t outer, int64_t reduced, int64_t inner, int64_t* out,
-                  cudaStream_t stream) {
+void arg_extremum(const ArgExtremum<T>& arguments, cudaStream_t stream) {
+  const bool maximum = arguments.maximum;
+  const T* x = arguments.x;
+  const int64_t outer = arguments.outer;
+  const int64_t reduced = arguments.reduced;
+  const int64_t inner = arguments.inner;
+  int64_t* out = arguments.out;
   constexpr T kInfinity = std::numeric_limits<T>::infinity();
   // The identity loses to every real element: a worse value, or an equal one (+-inf) with
   // a larger index.
@@ -370,14 +381,14 @@ void arg_extremum(bool maximum, const T* x, int64_t outer, int64_t reduced, int6
   }
 }
 
-template void reduce<float>(ReduceOp, const float*, int64_t, int64_t, int64_t, float*, cudaStream_t);
-template void reduce<double>(ReduceOp, const double*, int64_t, int64_t, int64_t, double*, cudaStream_t);
-template void variance<float>(const float*, int64_t, int64_t, int64_t, int64_t, float*, cudaStream_t);
-template void variance<double>(const double*, int64_t, int64_t, int64_t, int64_t, double*, cudaStream_t);
-template void arg_extremum<float>(bool, const float*, int64_t, int64_t, int64_t, int64_t*, cudaStream_t);
-template void arg_extremum<double>(bool, const double*, int64_t, int64_t, int64_t, int64_t*, cudaStream_t);
-template void sum_integer<int32_t>(const int32_t*, int64_t, int64_t, int64_t, int64_t*, cudaStream_t);
-template void sum_integer<int64_t>(const int64_t*, int64_t, int64_t, int64_t, int64_t*, cudaStream_t);
-template void sum_integer<uint8_t>(const uint8_t*, int64_t, int64_t, int64_t, int64_t*, cudaStream_t);
+template void reduce<float>(const Reduce<float>&, cudaStream_t);
+template void reduce<double>(const Reduce<double>&, cudaStream_t);
+template void variance<float>(const Variance<float>&, cudaStream_t);
+template void variance<double>(const Variance<double>&, cudaStream_t);
+template void arg_extremum<float>(const ArgExtremum<float>&, cudaStream_t);
+template void arg_extremum<double>(const ArgExtremum<double>&, cudaStream_t);
+template void sum_integer<int32_t>(const SumInteger<int32_t>&, cudaStream_t);
+template void sum_integer<int64_t>(const SumInteger<int64_t>&, cudaStream_t);
+template void sum_integer<uint8_t>(const SumInteger<uint8_t>&, cudaStream_t);
 
 }  // namespace visrep::kernels::cuda

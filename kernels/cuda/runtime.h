@@ -43,7 +43,8 @@ void* pinned_allocate(size_t bytes);
 void pinned_free(void* pointer);
 
 // TF32 tensor-core math for float32 matmul and convolution: faster, with a 10-bit
-// mantissa on the products. Off by default (DESIGN.md: never silent).
+// mantissa on the products. Off by default: a loss of precision is never silent, the user
+// asks for it.
 void set_tf32_enabled(bool enabled);
 bool tf32_enabled();
 

@@ -171,26 +171,51 @@ void check_against_direct(const Case& c, double tolerance) {
   const auto xt = converted<T>(x), wt = converted<T>(w), bt = converted<T>(b), dyt = converted<T>(dy);
 
   auto output = poisoned<T>(out_numel);
-  kernels::cpu::conv2d_forward<T>(g, xt.data(), wt.data(), bt.data(), output.data());
+  kernels::cpu::conv2d_forward<T>({.geometry = g,
+                                   .input = xt.data(),
+                                   .weight = wt.data(),
+                                   .bias = bt.data(),
+                                   .output = output.data()});
   CHECK(max_error(output, expected.output) <= tolerance);
-  kernels::cpu::conv2d_forward<T>(g, xt.data(), wt.data(), nullptr, output.data());
+  kernels::cpu::conv2d_forward<T>({.geometry = g,
+                                   .input = xt.data(),
+                                   .weight = wt.data(),
+                                   .bias = nullptr,
+                                   .output = output.data()});
   std::vector<double> without_bias = expected.output;
   for (int64_t i = 0; i < out_numel; ++i) without_bias[i] -= b[(i / (g.out_height() * g.out_width())) % g.out_channels];
   CHECK(max_error(output, without_bias) <= tolerance);
 
   auto grad_input = poisoned<T>(x.size()), grad_weight = poisoned<T>(w.size()), grad_bias = poisoned<T>(b.size());
-  kernels::cpu::conv2d_backward<T>(g, dyt.data(), xt.data(), wt.data(), grad_input.data(), grad_weight.data(),
-                                   grad_bias.data());
+  kernels::cpu::conv2d_backward<T>({.geometry = g,
+                                    .grad_output = dyt.data(),
+                                    .input = xt.data(),
+                                    .weight = wt.data(),
+                                    .grad_input = grad_input.data(),
+                                    .grad_weight = grad_weight.data(),
+                                    .grad_bias = grad_bias.data()});
   CHECK(max_error(grad_input, expected.grad_input) <= tolerance);
   CHECK(max_error(grad_weight, expected.grad_weight) <= tolerance);
   CHECK(max_error(grad_bias, expected.grad_bias) <= tolerance);
 
   // One gradient at a time, the other pointers null: each must come out the same alone.
   grad_input = poisoned<T>(x.size());
-  kernels::cpu::conv2d_backward<T>(g, dyt.data(), xt.data(), wt.data(), grad_input.data(), nullptr, nullptr);
+  kernels::cpu::conv2d_backward<T>({.geometry = g,
+                                    .grad_output = dyt.data(),
+                                    .input = xt.data(),
+                                    .weight = wt.data(),
+                                    .grad_input = grad_input.data(),
+                                    .grad_weight = nullptr,
+                                    .grad_bias = nullptr});
   CHECK(max_error(grad_input, expected.grad_input) <= tolerance);
   grad_weight = poisoned<T>(w.size());
-  kernels::cpu::conv2d_backward<T>(g, dyt.data(), xt.data(), wt.data(), nullptr, grad_weight.data(), nullptr);
+  kernels::cpu::conv2d_backward<T>({.geometry = g,
+                                    .grad_output = dyt.data(),
+                                    .input = xt.data(),
+                                    .weight = wt.data(),
+                                    .grad_input = nullptr,
+                                    .grad_weight = grad_weight.data(),
+                                    .grad_bias = nullptr});
   CHECK(max_error(grad_weight, expected.grad_weight) <= tolerance);
 }
 
@@ -215,7 +240,13 @@ TEST_CASE("conv2d: an empty batch writes zero weight and bias gradients", "[unit
   const Conv2dGeometry g = make_geometry(0, 3, 5, 5, 4, {3, 3}, {1, 1}, {1, 1});
   const std::vector<double> w(static_cast<size_t>(weight_numel(g)), 1.0);
   auto grad_weight = poisoned<double>(w.size()), grad_bias = poisoned<double>(4);
-  kernels::cpu::conv2d_backward<double>(g, nullptr, nullptr, w.data(), nullptr, grad_weight.data(), grad_bias.data());
+  kernels::cpu::conv2d_backward<double>({.geometry = g,
+                                         .grad_output = nullptr,
+                                         .input = nullptr,
+                                         .weight = w.data(),
+                                         .grad_input = nullptr,
+                                         .grad_weight = grad_weight.data(),
+                                         .grad_bias = grad_bias.data()});
   CHECK(max_error(grad_weight, std::vector<double>(w.size(), 0.0)) == 0.0);
   CHECK(max_error(grad_bias, std::vector<double>(4, 0.0)) == 0.0);
 }
@@ -226,9 +257,19 @@ TEST_CASE("conv2d: a kernel that does not fit the padded input is refused, not r
   REQUIRE(g.out_height() == 1);
   const std::vector<double> x(4, 1.0), w(25, 1.0), dy(1, 1.0);
   std::vector<double> y(1), dx(4), dw(25);
-  CHECK_THROWS_AS(kernels::cpu::conv2d_forward<double>(g, x.data(), w.data(), nullptr, y.data()),
+  CHECK_THROWS_AS(kernels::cpu::conv2d_forward<double>({.geometry = g,
+                                                        .input = x.data(),
+                                                        .weight = w.data(),
+                                                        .bias = nullptr,
+                                                        .output = y.data()}),
                   std::invalid_argument);
-  CHECK_THROWS_AS(kernels::cpu::conv2d_backward<double>(g, dy.data(), x.data(), w.data(), dx.data(), dw.data(), nullptr),
+  CHECK_THROWS_AS(kernels::cpu::conv2d_backward<double>({.geometry = g,
+                                                         .grad_output = dy.data(),
+                                                         .input = x.data(),
+                                                         .weight = w.data(),
+                                                         .grad_input = dx.data(),
+                                                         .grad_weight = dw.data(),
+                                                         .grad_bias = nullptr}),
                   std::invalid_argument);
 }
 
@@ -253,8 +294,18 @@ TEST_CASE("conv2d: concurrent calls agree with direct loops and leave OpenBLAS's
         const Reference expected = direct_convolution(g, x, w, b, dy);
         auto output = poisoned<double>(out_numel);
         auto grad_weight = poisoned<double>(w.size());
-        kernels::cpu::conv2d_forward<double>(g, x.data(), w.data(), b.data(), output.data());
-        kernels::cpu::conv2d_backward<double>(g, dy.data(), x.data(), w.data(), nullptr, grad_weight.data(), nullptr);
+        kernels::cpu::conv2d_forward<double>({.geometry = g,
+                                              .input = x.data(),
+                                              .weight = w.data(),
+                                              .bias = b.data(),
+                                              .output = output.data()});
+        kernels::cpu::conv2d_backward<double>({.geometry = g,
+                                               .grad_output = dy.data(),
+                                               .input = x.data(),
+                                               .weight = w.data(),
+                                               .grad_input = nullptr,
+                                               .grad_weight = grad_weight.data(),
+                                               .grad_bias = nullptr});
         // Catch's assertions are not thread-safe: count failures here, check them after.
         if (!(max_error(output, expected.output) <= 1e-11)) ++failures[i];
         if (!(max_error(grad_weight, expected.grad_weight) <= 1e-11)) ++failures[i];
