@@ -1,5 +1,6 @@
 // Gradient checks of conv2d (stride, padding, dilation, groups, bias or not, 1x1, odd and
-// non-square sizes, one image and several) and of the pooling ops.
+// non-square sizes, one image and several; engine/ops/conv2d.h) on the CPU kernel in float64
+// (kernels/cpu/conv2d.h lists the family's files).
 #include <catch2/catch.hpp>
 
 #include "engine/ops.h"
@@ -14,11 +15,6 @@ namespace {
 // conv2d is bilinear in (x, weight) and linear in bias; each output sums <= 36 products of
 // O(1) values and L sums ~100 outputs, so |L| ~ 50 and rounding ~1e-16 * 50 / eps ~ 5e-9.
 constexpr GradcheckTolerance kConvolution{.eps = 1e-6, .atol = 1e-7, .rtol = 1e-5};
-// Average pools are linear: exact up to rounding.
-constexpr GradcheckTolerance kLinear{.eps = 1e-6, .atol = 1e-7, .rtol = 1e-5};
-// max_pool2d is piecewise linear; random_distinct inputs keep every window's winner >= 0.08
-// ahead, so no element may sit on a kink.
-constexpr GradcheckTolerance kPiecewise{.eps = 1e-6, .atol = 1e-7, .rtol = 1e-5, .max_skipped_fraction = 0.0};
 
 struct ConvCase {
   const char* name;
@@ -71,61 +67,4 @@ TEST_CASE("conv2d non-contiguous input", "[gradcheck]") {
       kConvolution,
       [](const TensorList& in) { return conv2d(in[0].permute({0, 3, 2, 1}), in[1], Tensor(), {.padding = {1, 1}}); },
       x, w);
-}
-
-TEST_CASE("max_pool2d", "[gradcheck]") {
-  Generator gen = generator_for("max_pool2d");
-  SECTION("2x2 stride 2") {
-    Tensor x = leaf(random_distinct({2, 2, 4, 6}, 0.1, gen));
-    VISREP_CHECK_GRADIENTS(kPiecewise, [](const TensorList& in) { return max_pool2d(in[0], {.kernel = {2, 2}}); }, x);
-  }
-  SECTION("3x3 stride 2 padding 1 odd size") {
-    Tensor x = leaf(random_distinct({1, 2, 5, 7}, 0.1, gen));
-    VISREP_CHECK_GRADIENTS(
-        kPiecewise,
-        [](const TensorList& in) { return max_pool2d(in[0], {.kernel = {3, 3}, .stride = {2, 2}, .padding = {1, 1}}); },
-        x);
-  }
-  SECTION("overlapping windows stride 1") {
-    // One input element can win several windows: its gradient is the sum of theirs.
-    Tensor x = leaf(random_distinct({1, 1, 4, 5}, 0.1, gen));
-    VISREP_CHECK_GRADIENTS(kPiecewise,
-                    [](const TensorList& in) { return max_pool2d(in[0], {.kernel = {2, 3}, .stride = {1, 1}}); }, x);
-  }
-}
-
-TEST_CASE("avg_pool2d", "[gradcheck]") {
-  Generator gen = generator_for("avg_pool2d");
-  Tensor x = leaf(random_normal({2, 2, 5, 6}, gen));
-  for (bool count_include_pad : {true, false}) {
-    INFO("count_include_pad " << count_include_pad);
-    VISREP_CHECK_GRADIENTS(
-        kLinear,
-        [count_include_pad](const TensorList& in) {
-          return avg_pool2d(in[0], {.kernel = {3, 3}, .stride = {2, 2}, .padding = {1, 1}}, count_include_pad);
-        },
-        x);
-    VISREP_CHECK_GRADIENTS(
-        kLinear,
-        [count_include_pad](const TensorList& in) {
-          return avg_pool2d(in[0], {.kernel = {2, 3}, .stride = {1, 2}, .padding = {1, 0}}, count_include_pad);
-        },
-        x);
-  }
-  VISREP_CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return avg_pool2d(in[0], {.kernel = {2, 2}}); }, x);
-}
-
-TEST_CASE("adaptive_avg_pool2d", "[gradcheck]") {
-  Generator gen = generator_for("adaptive_avg_pool2d");
-  Tensor x = leaf(random_normal({2, 2, 5, 7}, gen));
-  for (Pair size : {Pair{3, 4}, Pair{2, 2}, Pair{1, 1}, Pair{5, 7}, Pair{6, 9}}) {
-    INFO("output size " << size[0] << "x" << size[1]);
-    VISREP_CHECK_GRADIENTS(kLinear, [size](const TensorList& in) { return adaptive_avg_pool2d(in[0], size); }, x);
-  }
-}
-
-TEST_CASE("global_avg_pool2d", "[gradcheck]") {
-  Generator gen = generator_for("global_avg_pool2d");
-  Tensor x = leaf(random_normal({2, 3, 4, 5}, gen));
-  VISREP_CHECK_GRADIENTS(kLinear, [](const TensorList& in) { return global_avg_pool2d(in[0]); }, x);
 }

@@ -2,7 +2,7 @@
 // reference (kernels/cpu/contrastive.cpp, double accumulation): the loss and the gradient of
 // h (and of the extra negatives) for NT-Xent and SupCon, at row counts that are and are not
 // multiples of the 64-row tiles (2N = 2, 6, 130, 4098), D = 3, 100, 128 (and 2048, the
-// largest D the issue asks for: 16 value blocks in the backward grid), tau = 0.05 and 1.0.
+// largest projection width the SimCLR and SupCon heads use: 16 value blocks in the backward grid), tau = 0.05 and 1.0.
 //
 // Tolerances (NMSE, parity.h). They were sized with a CPU emulation of each path's rounding
 // (z and the backward weights rounded as the kernels round them, float accumulation) against
@@ -123,7 +123,7 @@ void check_contrastive(const ContrastiveCase& c) {
                 .tolerance = tolerance_for(c)});
 }
 
-// The sizes of the issue: tile remainders in rows (2, 6, 130 = 2 x 64 + 2) and in D (3, 100).
+// Tile remainders in rows (2, 6, 130 = 2 x 64 + 2) and in D (3, 100).
 struct Size {
   int64_t rows, dim;
 };

@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/nn/bit_layers.h"
+#include "engine/nn/layers.h"
 #include "kernels/cuda/group_norm.h"
 #include "tests/parity/parity.h"
 #include "tests/support/test_data.h"

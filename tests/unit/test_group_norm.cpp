@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/nn/bit_layers.h"
+#include "engine/nn/layers.h"
 #include "engine/ops.h"
 #include "tests/support/reference.h"
 #include "tests/support/test_data.h"

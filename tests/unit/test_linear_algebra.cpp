@@ -1,4 +1,5 @@
-// Forward values of matmul and linear.
+// Forward values of matmul, linear and normalize (engine/ops/linear_algebra.h);
+// kernels/cpu/linear_algebra.h lists the family's files.
 // Expected values are hand-computed or come from the double-precision loops in
 // tests/support/reference.h, never from the engine's own output.
 #include <catch2/catch.hpp>
@@ -98,4 +99,24 @@ TEST_CASE("linear against loops", "[unit]") {
   Array single({5}, 0.0);
   for (int64_t o = 0; o < 5; ++o) single.values[o] = expected.values[o];
   require_close(linear(x.select(0, 0).select(0, 0), w, b), single, 1e-5);
+}
+
+TEST_CASE("normalize gives unit rows", "[unit]") {
+  Generator gen = generator_for("normalize gives unit rows");
+  Tensor x = random_normal({5, 8}, gen, kFloat32);
+  Tensor y = normalize(x);
+  const Array xv(x), yv(y);
+  for (int64_t i = 0; i < 5; ++i) {
+    double norm = 0;
+    for (int64_t j = 0; j < 8; ++j) norm += xv({i, j}) * xv({i, j});
+    norm = std::sqrt(norm);
+    for (int64_t j = 0; j < 8; ++j) CHECK(yv({i, j}) == Approx(xv({i, j}) / norm).epsilon(1e-6));
+  }
+  // A zero row stays zero (divided by eps, not by 0).
+  Tensor zero_row = normalize(zeros({2, 3}));
+  CHECK(zero_row.to_vector<float>() == std::vector<float>(6, 0.0f));
+  CHECK(normalize(from_vector<double>({3, 4, 0, 5}, {2, 2}), 1).to_vector<double>() ==
+        std::vector<double>{0.6, 0.8, 0.0, 1.0});
+  CHECK(normalize(from_vector<double>({3, 0, 4, 5}, {2, 2}), 0).to_vector<double>() ==
+        std::vector<double>{0.6, 0.0, 0.8, 1.0});
 }
