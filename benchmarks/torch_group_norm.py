@@ -1,12 +1,9 @@
 #!/usr/bin/env python3
-"""PyTorch eager reference for benchmarks/bench_norm: the same cases, the same bytes.
+"""PyTorch eager reference for benchmarks/bench_group_norm: the same cases, the same bytes.
 
 GroupNorm(32) forward and forward + backward (torch.nn.functional.group_norm) on the
 activations of BiT-R50x1's four stages (batch 64, 224 px) in float32 and bfloat16, next to
-a device-to-device copy of the same tensor; and big_transfer's StdConv2d weight formula
-(bit_pytorch/models.py: var_mean over dims [1, 2, 3], unbiased=False; (w - m) /
-sqrt(v + 1e-10)) over all 53 convolution weights of BiT-R50x1, forward and forward +
-backward, one weight at a time as StdConv2d does it.
+a device-to-device copy of the same tensor.
 
 Timing: CUDA events around --iterations back-to-back runs after warm-up, median of
 --repeats samples; inputs rotate over copies spanning 4x the L2 cache. Prints a table and,
@@ -24,31 +21,13 @@ def parse_arguments():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     torch_common.add_common_arguments(parser, warmup=2, repeats=20)
     parser.add_argument("--iterations", type=int, default=10, help="back-to-back runs per timed sample")
-    parser.add_argument("--batch", type=int, default=64, help="batch size of the GroupNorm activations")
+    parser.add_argument("--batch", type=int, default=64, help="batch size of the activations")
     return parser.parse_args()
-
-
-def bit_r50x1_weight_shapes():
-    """The 7x7 root, then per unit conv1 1x1, conv2 3x3, conv3 1x1, and a 1x1 projection
-    in each block's first unit: 53 weights."""
-    shapes = [(64, 3, 7, 7)]
-    channels_in = 64
-    for block, units in enumerate((3, 4, 6, 3)):
-        mid = 64 << block
-        out = 4 * mid
-        for unit in range(units):
-            if unit == 0:
-                shapes.append((out, channels_in, 1, 1))
-            shapes.append((mid, channels_in, 1, 1))
-            shapes.append((mid, mid, 3, 3))
-            shapes.append((out, mid, 1, 1))
-            channels_in = out
-    return shapes
 
 
 def main():
     arguments = parse_arguments()
-    torch = torch_common.import_torch_or_skip("torch_norm")
+    torch = torch_common.import_torch_or_skip("torch_group_norm")
     if torch is None:
         return 0
     functional = torch.nn.functional
@@ -109,62 +88,16 @@ def main():
                 ("torch group_norm forward + relu_", text, 2 * tensor_bytes, forward_relu),
                 ("torch group_norm forward + backward", text, 5 * tensor_bytes, forward_backward),
             ]
-            milliseconds = measure(cases)
-            copy_gbps = cases[0][2] / (milliseconds[0] * 1e6)
-            rows.extend((c[0], c[1], c[2], ms, copy_gbps) for c, ms in zip(cases, milliseconds))
+            torch_common.add_bandwidth_rows(rows, cases, measure(cases))
             rows.append(None)
             del take_x, take_dy, destination
             torch.cuda.empty_cache()
+    rows.pop()
 
-    # big_transfer's StdConv2d.forward, on the weight alone.
-    def standardize(w, eps=1e-10):
-        v, m = torch.var_mean(w, dim=[1, 2, 3], keepdim=True, unbiased=False)
-        return (w - m) / torch.sqrt(v + eps)
-
-    shapes = bit_r50x1_weight_shapes()
-    weights = [torch.randn(s, device=device, requires_grad=True) for s in shapes]
-    grads = [torch.randn(s, device=device) for s in shapes]
-    values = sum(w.numel() for w in weights)
-    weight_bytes = 4 * values
-    source = torch.randn(values, device=device)
-    destination = torch.empty(values, device=device)
-    text = f"{len(shapes)} weights, {values / 1e6:.1f} M values"
-
-    def ws_forward():
-        with torch.no_grad():
-            for w in weights:
-                standardize(w)
-
-    def ws_forward_backward():
-        outputs = [standardize(w) for w in weights]
-        torch.autograd.backward(outputs, grads)
-
-    cases = [
-        ("device-to-device copy of all weights (baseline)", text, 2 * weight_bytes, lambda: destination.copy_(source)),
-        ("torch StdConv2d formula forward (per weight)", text, 2 * weight_bytes, ws_forward),
-        ("torch StdConv2d formula forward + backward", text, 5 * weight_bytes, ws_forward_backward),
-    ]
-    milliseconds = measure(cases)
-    copy_gbps = cases[0][2] / (milliseconds[0] * 1e6)
-    rows.extend((c[0], c[1], c[2], ms, copy_gbps) for c, ms in zip(cases, milliseconds))
-
-    headers = ("case", "shape", "us", "GB/s", "copy GB/s", "% of copy")
-    table = []
-    records = []
-    for row in rows:
-        if row is None:
-            table.append(None)
-            continue
-        name, shape, bytes_moved, ms, copy_gbps = row
-        gbps = bytes_moved / (ms * 1e6)
-        table.append((name, shape, f"{ms * 1e3:.1f}", f"{gbps:.0f}", f"{copy_gbps:.0f}", f"{100 * gbps / copy_gbps:.1f}"))
-        records.append({"name": name, "shape": shape, "ms": ms, "peak_bytes": None, "device": properties.name,
-                        "gb_per_s": gbps, "bytes": bytes_moved, "copy_gb_per_s": copy_gbps,
-                        "fraction_of_copy": gbps / copy_gbps})
-    print(f"torch_norm on {properties.name} (PyTorch {torch.__version__}): median of {arguments.repeats} samples "
-          f"of {arguments.iterations} runs; inputs rotated over {rotation_bytes >> 20} MiB")
-    torch_common.print_table(headers, table)
-    torch_common.write_json_lines(arguments.json, records)
+    torch_common.report_bandwidth(
+        rows, properties.name, arguments.json,
+        f"torch_group_norm on {properties.name} (PyTorch {torch.__version__}): median of {arguments.repeats} samples "
+        f"of {arguments.iterations} runs; inputs rotated over {rotation_bytes >> 20} MiB")
     return 0
 
 
