@@ -80,10 +80,22 @@ void copy_device_to_device(void* destination, int destination_device, const void
     VISREP_CUDA_CHECK(cudaMemcpyAsync(destination, source, bytes, cudaMemcpyDeviceToDevice, s));
     VISREP_CUDA_CHECK(cudaStreamSynchronize(s));
   } else {
-    // Both streams must be idle first: the source may still be being written.
-    synchronize(source_device);
-    synchronize(destination_device);
-    VISREP_CUDA_CHECK(cudaMemcpyPeer(destination, destination_device, source, source_device, bytes));
+    // Every op runs on its device's own non-blocking stream, which does not order itself
+    // with the legacy default stream that cudaMemcpyPeer would run on. So the copy goes on
+    // the destination's stream, after the work already queued on the source's stream (which
+    // may still be writing the source), through an event; then, as the same-device copy
+    // does, it is waited for, so neither buffer can be reused or freed while it runs.
+    cudaStream_t destination_stream = stream(destination_device);
+    cudaStream_t source_stream = stream(source_device);  // makes the source current: the event is its device's
+    cudaEvent_t source_ready = nullptr;
+    VISREP_CUDA_CHECK(cudaEventCreateWithFlags(&source_ready, cudaEventDisableTiming));
+    cudaError_t status = cudaEventRecord(source_ready, source_stream);
+    if (status == cudaSuccess) status = cudaStreamWaitEvent(destination_stream, source_ready, 0);
+    cudaEventDestroy(source_ready);  // safe at once: the wait is already queued
+    VISREP_CUDA_CHECK(status);
+    VISREP_CUDA_CHECK(cudaMemcpyPeerAsync(destination, destination_device, source, source_device, bytes,
+                                          destination_stream));
+    VISREP_CUDA_CHECK(cudaStreamSynchronize(destination_stream));
   }
 }
 
