@@ -1,5 +1,6 @@
 #include "kernels/cuda/runtime.h"
 
+#include "kernels/cuda/deferred_errors.h"
 #include "kernels/cuda/device_buffer.h"
 
 #include <cuda_runtime.h>
@@ -59,7 +60,12 @@ cudaStream_t stream(int device) {
   return streams[device];
 }
 
-void synchronize(int device) { VISREP_CUDA_CHECK(cudaStreamSynchronize(stream(device))); }
+// The two places where the host waits for the device and reads what its kernels flagged
+// (deferred_errors.h): here and after every device-to-host copy.
+void synchronize(int device) {
+  VISREP_CUDA_CHECK(cudaStreamSynchronize(stream(device)));
+  raise_deferred_errors(device);
+}
 
 void copy_host_to_device(void* destination, const void* source, size_t bytes, int device) {
   cudaStream_t s = stream(device);
@@ -71,6 +77,7 @@ void copy_device_to_host(void* destination, const void* source, size_t bytes, in
   cudaStream_t s = stream(device);
   VISREP_CUDA_CHECK(cudaMemcpyAsync(destination, source, bytes, cudaMemcpyDeviceToHost, s));
   VISREP_CUDA_CHECK(cudaStreamSynchronize(s));
+  raise_deferred_errors(device);
 }
 
 void copy_device_to_device(void* destination, int destination_device, const void* source, int source_device,
