@@ -179,12 +179,13 @@ Tensor contrastive_on_cuda(const ContrastiveArguments& a) {
   // forward pass. So the kernel marks a deferred check (engine/dispatch.h), reported at the
   // next synchronisation, typically the loss's item() for logging in the same step.
   const int64_t h_rows = problem.rows;
-  long long* first_non_finite_row = defer_cuda_check(a.op, h, [op = std::string(a.op), h_rows](long long row, long long) {
+  const auto message = [op = std::string(a.op), h_rows](long long row, long long) {
     const bool in_h = row < h_rows;
     return fmt::format("{}: {} row {} holds a NaN or Inf (or values so large that their squares overflow float32); "
                        "the loss of non-finite embeddings is undefined",
                        op, in_h ? "h" : "extra_negatives", in_h ? row : row - h_rows);
-  });
+  };
+  long long* first_non_finite_row = defer_cuda_check(a.op, h, message);
 
   visit_contrastive_cuda(dtype, [&](auto tag) {
     using T = typename decltype(tag)::type;
