@@ -32,9 +32,9 @@
 #include <optional>
 
 #include "kernels/bfloat16.h"
-#include "kernels/deferred_error_list.h"
 #include "kernels/cuda/per_element_launch.cuh"
 #include "kernels/cuda/runtime.h"
+#include "kernels/deferred_error_list.h"
 
 namespace visrep::kernels::cuda {
 namespace {
