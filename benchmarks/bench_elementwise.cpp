@@ -16,6 +16,8 @@
 //
 // Without a usable CUDA device it says so and exits 0, so the GPU check script can run
 // every benchmark unconditionally.
+// Where to look for the rest of each family: kernels/cpu/elementwise.h, kernels/cpu/reduction.h
+// and kernels/cpu/copy.h.
 #include <cuda_runtime_api.h>
 
 #include <cstdint>

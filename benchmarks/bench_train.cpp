@@ -13,8 +13,7 @@
 //               resnetv2_50x1_bit (WS eps 1e-8, the head initialised as timm does, not zeroed)
 //               -> cross-entropy on random labels -> backward -> SGD as the BiT-HyperRule
 //               has it (momentum 0.9, no weight decay, lr 0.003).
-// The default runs simclr and supervised (the pair the SimCLR target compares); "all" runs
-// the three.
+// The default runs simclr and supervised (the SimCLR target's pair); "all" runs the three.
 //
 // Reported per step: ms, images/s (views/s for SimCLR: each view is a full forward and
 // backward pass through the encoder), the ratio SimCLR views/s / supervised img/s when both
@@ -376,7 +375,7 @@ int main(int argc, char** argv) {
   CLI::App app{"Training steps: SimCLR vs supervised (ResNet-18, CIFAR stem) and BiT-R50x1 fine-tuning"};
   app.add_option("--case", settings.cases,
                  "steps to measure: simclr, supervised, bit, or all (several may be given); the default is "
-                 "the SimCLR target's pair (simclr, supervised)")
+                 "the SimCLR target's pair, simclr and supervised")
       ->check(CLI::IsMember({"simclr", "supervised", "bit", "all"}))
       ->capture_default_str();
   app.add_option("--batch", settings.batch,

@@ -9,6 +9,8 @@ Timing: CUDA events around --iterations back-to-back runs after warm-up, median 
 --repeats samples; inputs rotate over copies spanning 4x the L2 cache. Prints a table and,
 with --json, writes JSON lines (name, shape, ms, gb_per_s, device) like the C++ benchmarks.
 Exits 0 with "skipped" when PyTorch or a CUDA device is missing.
+
+Where to look for the rest of the family: kernels/cpu/group_norm.h.
 """
 
 import argparse

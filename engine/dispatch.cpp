@@ -1,8 +1,12 @@
 #include "engine/dispatch.h"
 
 #include <cmath>
+#include <utility>
 
+#include "kernels/cpu/indexing.h"
+#include "kernels/cuda/indexing.h"
 #if VISREP_WITH_CUDA
+#include "kernels/cuda/deferred_errors.h"
 #include "kernels/cuda/runtime.h"
 #endif
 
@@ -50,5 +54,37 @@ cudaStream_t cuda_stream(const Device& device) {
   return run_on_cuda("cuda_stream", [&] { return kernels::cuda::stream(device.index); });
 }
 #endif
+
+InputCheck::InputCheck(std::string_view op, const Device& device, kernels::DeferredMessage message)
+    : on_cpu_(device.is_cpu()) {
+  if (on_cpu_) {
+    message_ = std::move(message);
+    return;
+  }
+#if VISREP_WITH_CUDA
+  slot_ = run_on_cuda(op, [&] { return kernels::cuda::defer_check(device.index, cuda_stream(device), std::move(message)); });
+#else
+  VISREP_FAIL("{}: visrep was built without the CUDA backend", op);
+#endif
+}
+
+void InputCheck::report() const {
+  if (on_cpu_ && host_slot_[0] != kernels::kNoError) VISREP_FAIL("{}", message_(host_slot_[0], host_slot_[1]));
+}
+
+void check_indices_in_range(std::string_view op, const Tensor& index, int64_t size, std::optional<int64_t> ignored,
+                            const std::function<std::string(int64_t value, int64_t position)>& message) {
+  const InputCheck check(op, index.device(), [message](long long position, long long value) {
+    return message(value, position);
+  });
+  VISREP_RUN_KERNEL(op, index.device(), mark_first_out_of_range,
+                    kernels::MarkFirstOutOfRange{.indices = data_or_null<const int64_t>(index),
+                                                 .count = index.numel(),
+                                                 .size = size,
+                                                 .has_ignored = ignored.has_value(),
+                                                 .ignored = ignored.value_or(0),
+                                                 .slot = check.slot()});
+  check.report();
+}
 
 }  // namespace visrep

@@ -4,12 +4,17 @@
 // or its CUDA twin (VISREP_RUN_KERNEL, below).
 #pragma once
 
+#include <cstdint>
+#include <functional>
+#include <optional>
 #include <stdexcept>
+#include <string>
 #include <string_view>
 #include <type_traits>
 
 #include "engine/tensor.h"
 #include "kernels/cuda/stream.h"
+#include "kernels/deferred_error_list.h"
 
 namespace visrep {
 
@@ -149,5 +154,39 @@ decltype(auto) run_kernel(std::string_view op, const Device& device, OnCpu&& on_
 #else
 #define VISREP_ON_CUDA(op, ...) VISREP_FAIL("{}: visrep was built without the CUDA backend", op)
 #endif
+
+// ---- bad input that the kernel finds ---------------------------------------------------------
+// Some input errors are found by the kernel itself (an index out of range, a NaN embedding).
+// The kernel marks a slot, two int64 (kernels/deferred_error_list.h): the position of the
+// first bad element and a detail (the bad value), kNoError until marked. On the CPU the slot
+// is here and report() throws message(position, detail) as soon as the kernel has run. On
+// CUDA it is a deferred check's (kernels/cuda/deferred_errors.h): reading it at once would
+// make the host wait in the middle of every training step, so the next synchronisation
+// (item(), a copy to the host, cuda::synchronize()) throws the message instead, and
+// report() does nothing. `message` may run later, so it must use only what it captured.
+class InputCheck {
+ public:
+  InputCheck(std::string_view op, const Device& device, kernels::DeferredMessage message);
+  InputCheck(const InputCheck&) = delete;
+  InputCheck& operator=(const InputCheck&) = delete;
+
+  // Where the kernel marks (the argument structs' `slot` / `first_non_finite_row`).
+  long long* slot() const { return slot_; }
+  // On the CPU: throws the message if the kernel marked the slot.
+  void report() const;
+
+ private:
+  kernels::DeferredMessage message_;
+  long long host_slot_[2] = {kernels::kNoError, 0};
+  long long* slot_ = host_slot_;
+  bool on_cpu_ = true;
+};
+
+// The range check of a contiguous int64 index tensor, by the mark_first_out_of_range
+// kernels: every value in [0, size) (or equal to `ignored`), else message(value, position)
+// for the first other one, thrown as InputCheck says (at once on the CPU, at the next
+// synchronisation on CUDA).
+void check_indices_in_range(std::string_view op, const Tensor& index, int64_t size, std::optional<int64_t> ignored,
+                            const std::function<std::string(int64_t value, int64_t position)>& message);
 
 }  // namespace visrep

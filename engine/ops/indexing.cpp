@@ -1,13 +1,14 @@
+// index_select, gather, one_hot, concat, stack, split and pad: checks, the kernel calls and
+// their backward (kernels/cpu/indexing.h lists the family's files).
 #include "engine/ops/indexing.h"
 
 #include <algorithm>
+#include <string>
 
 #include "engine/autograd.h"
 #include "engine/dispatch.h"
 #include "kernels/cpu/indexing.h"
-#if VISREP_WITH_CUDA
 #include "kernels/cuda/indexing.h"
-#endif
 
 namespace visrep {
 namespace {
@@ -31,37 +32,15 @@ void check_index_tensor(std::string_view op, const Tensor& x, const Tensor& inde
   check_same_device(op, x, index);
 }
 
-template <class T>
-const T* input_pointer(const Tensor& t) {
-  return static_cast<const T*>(t.raw_data());
-}
-template <class T>
-T* output_pointer(const Tensor& t) {
-  return static_cast<T*>(t.raw_data());
-}
-
-// Position of the first value outside [0, size) in a contiguous int64 tensor on either
-// device, or -1. On the GPU this waits for the stream: the answer decides whether the op runs.
-int64_t first_out_of_range(std::string_view op, const Tensor& index, int64_t size) {
-  const int64_t* values = input_pointer<int64_t>(index);
-  if (index.device().is_cuda()) {
-    int64_t bad = -1;
-    VISREP_ON_CUDA(op, bad = kernels::cuda::first_out_of_range(values, index.numel(), size, cuda_stream(index)));
-    return bad;
-  }
-  return kernels::cpu::first_out_of_range(values, index.numel(), size);
-}
-
-// The value at flat position `position` of a contiguous tensor: for the error message, so
-// only that one element is copied back from a GPU.
-int64_t value_at(const Tensor& index, int64_t position) {
-  return index.reshape({-1}).narrow(0, position, 1).to_vector<int64_t>().front();
-}
-
+// Every index in [0, size) of dimension `dim` of x (shape): at once on the CPU (its kernels
+// would read outside the tensor), at the next synchronisation on CUDA (engine/dispatch.h).
 void check_in_range(std::string_view op, const Tensor& index, int64_t size, int64_t dim, const Shape& shape) {
-  const int64_t bad = first_out_of_range(op, index, size);
-  VISREP_CHECK(bad < 0, "{}: index {} (at position {}) is out of range for dimension {} of size {} in shape {}", op,
-               bad < 0 ? 0 : value_at(index, bad), bad, dim, size, shape_string(shape));
+  check_indices_in_range(op, index, size, std::nullopt,
+                         [op = std::string(op), size, dim, shape](int64_t value, int64_t position) {
+                           return fmt::format(
+                               "{}: index {} (at position {}) is out of range for dimension {} of size {} in shape {}",
+                               op, value, position, dim, size, shape_string(shape));
+                         });
 }
 
 }  // namespace
@@ -165,15 +144,14 @@ Tensor index_select(const Tensor& x_in, int64_t dim, const Tensor& index_in) {
   Tensor out = empty(out_shape, TensorOptions(x.dtype(), x.device()));
   visit_dtype(x.dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;
-    const T* input = input_pointer<T>(x);
-    const int64_t* indices = input_pointer<int64_t>(index);
-    T* output = output_pointer<T>(out);
-    if (x.device().is_cuda()) {
-      VISREP_ON_CUDA("index_select", kernels::cuda::index_select<T>(input, view.outer, view.size, view.inner, indices,
-                                                                    index.numel(), output, cuda_stream(x)));
-    } else {
-      kernels::cpu::index_select<T>(input, view.outer, view.size, view.inner, indices, index.numel(), output);
-    }
+    VISREP_RUN_KERNEL("index_select", x.device(), index_select,
+                      kernels::IndexSelect<T>{.x = data_or_null<const T>(x),
+                                              .outer = view.outer,
+                                              .size = view.size,
+                                              .inner = view.inner,
+                                              .indices = data_or_null<const int64_t>(index),
+                                              .count = index.numel(),
+                                              .out = data_or_null<T>(out)});
   });
   const Shape input_shape = x.shape();
   return record("index_select", out, {x_in}, [=](const Tensor& g_out) -> TensorList {
@@ -181,15 +159,14 @@ Tensor index_select(const Tensor& x_in, int64_t dim, const Tensor& index_in) {
     Tensor dx = zeros(input_shape, TensorOptions(grad.dtype(), grad.device()));
     visit_floating(grad.dtype(), "index_select", [&](auto tag) {
       using T = typename decltype(tag)::type;
-      const T* dy = input_pointer<T>(grad);
-      const int64_t* indices = input_pointer<int64_t>(index);
-      T* dx_data = output_pointer<T>(dx);
-      if (grad.device().is_cuda()) {
-        VISREP_ON_CUDA("index_select", kernels::cuda::index_add<T>(dy, view.outer, index.numel(), view.inner, indices,
-                                                                   view.size, dx_data, cuda_stream(grad)));
-      } else {
-        kernels::cpu::index_add<T>(dy, view.outer, index.numel(), view.inner, indices, view.size, dx_data);
-      }
+      VISREP_RUN_KERNEL("index_select", grad.device(), index_add,
+                        kernels::IndexAdd<T>{.src = data_or_null<const T>(grad),
+                                             .outer = view.outer,
+                                             .count = index.numel(),
+                                             .inner = view.inner,
+                                             .indices = data_or_null<const int64_t>(index),
+                                             .size = view.size,
+                                             .dst = data_or_null<T>(dx)});
     });
     return {dx};
   });
@@ -213,15 +190,14 @@ Tensor gather(const Tensor& x_in, int64_t dim, const Tensor& index_in) {
   Tensor out = empty(index.shape(), TensorOptions(x.dtype(), x.device()));
   visit_dtype(x.dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;
-    const T* input = input_pointer<T>(x);
-    const int64_t* indices = input_pointer<int64_t>(index);
-    T* output = output_pointer<T>(out);
-    if (x.device().is_cuda()) {
-      VISREP_ON_CUDA("gather", kernels::cuda::gather<T>(input, view.outer, view.size, view.inner, indices, count,
-                                                        output, cuda_stream(x)));
-    } else {
-      kernels::cpu::gather<T>(input, view.outer, view.size, view.inner, indices, count, output);
-    }
+    VISREP_RUN_KERNEL("gather", x.device(), gather,
+                      kernels::Gather<T>{.x = data_or_null<const T>(x),
+                                         .outer = view.outer,
+                                         .size = view.size,
+                                         .inner = view.inner,
+                                         .indices = data_or_null<const int64_t>(index),
+                                         .count = count,
+                                         .out = data_or_null<T>(out)});
   });
   const Shape input_shape = x.shape();
   return record("gather", out, {x_in}, [=](const Tensor& g_out) -> TensorList {
@@ -229,15 +205,14 @@ Tensor gather(const Tensor& x_in, int64_t dim, const Tensor& index_in) {
     Tensor dx = zeros(input_shape, TensorOptions(grad.dtype(), grad.device()));
     visit_floating(grad.dtype(), "gather", [&](auto tag) {
       using T = typename decltype(tag)::type;
-      const T* dy = input_pointer<T>(grad);
-      const int64_t* indices = input_pointer<int64_t>(index);
-      T* dx_data = output_pointer<T>(dx);
-      if (grad.device().is_cuda()) {
-        VISREP_ON_CUDA("gather", kernels::cuda::scatter_add<T>(dy, view.outer, count, view.inner, indices, view.size,
-                                                               dx_data, cuda_stream(grad)));
-      } else {
-        kernels::cpu::scatter_add<T>(dy, view.outer, count, view.inner, indices, view.size, dx_data);
-      }
+      VISREP_RUN_KERNEL("gather", grad.device(), scatter_add,
+                        kernels::ScatterAdd<T>{.src = data_or_null<const T>(grad),
+                                               .outer = view.outer,
+                                               .count = count,
+                                               .inner = view.inner,
+                                               .indices = data_or_null<const int64_t>(index),
+                                               .size = view.size,
+                                               .dst = data_or_null<T>(dx)});
     });
     return {dx};
   });
@@ -248,22 +223,19 @@ Tensor one_hot(const Tensor& labels_in, int64_t classes, DType dtype) {
   VISREP_CHECK(labels_in.dtype() == kInt64, "one_hot: labels must be int64, got {}", dtype_name(labels_in.dtype()));
   VISREP_CHECK(classes > 0, "one_hot: the number of classes must be positive, got {}", classes);
   const Tensor labels = labels_in.contiguous();
-  const int64_t bad = first_out_of_range("one_hot", labels, classes);
-  VISREP_CHECK(bad < 0, "one_hot: label {} (at position {}) is out of range for {} classes",
-               bad < 0 ? 0 : value_at(labels, bad), bad, classes);
+  check_indices_in_range("one_hot", labels, classes, std::nullopt, [classes](int64_t value, int64_t position) {
+    return fmt::format("one_hot: label {} (at position {}) is out of range for {} classes", value, position, classes);
+  });
   Shape out_shape = labels.shape();
   out_shape.push_back(classes);
   Tensor out = empty(out_shape, TensorOptions(dtype, labels.device()));
   visit_arithmetic(dtype, "one_hot", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    const int64_t* label_data = input_pointer<int64_t>(labels);
-    T* output = output_pointer<T>(out);
-    if (labels.device().is_cuda()) {
-      VISREP_ON_CUDA("one_hot",
-                     kernels::cuda::one_hot<T>(label_data, labels.numel(), classes, output, cuda_stream(labels)));
-    } else {
-      kernels::cpu::one_hot<T>(label_data, labels.numel(), classes, output);
-    }
+    VISREP_RUN_KERNEL("one_hot", labels.device(), one_hot,
+                      kernels::OneHot<T>{.labels = data_or_null<const int64_t>(labels),
+                                         .count = labels.numel(),
+                                         .classes = classes,
+                                         .out = data_or_null<T>(out)});
   });
   return out;
 }

@@ -21,7 +21,8 @@
 namespace visrep::kernels {
 
 // dst[i] = convert(src[i]) for every element, both sides strided with the same sizes.
-// Float to integer truncates toward zero; float to bfloat16 rounds to nearest even.
+// Float to integer truncates toward zero (NaN -> 0, out of range saturates); float to
+// bfloat16 rounds to nearest even: kernels/convert.h, shared with the CUDA twin.
 // Types: float, double, bfloat16, int32_t, int64_t, uint8_t in any pair.
 template <class Source, class Destination>
 struct Copy {

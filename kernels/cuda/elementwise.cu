@@ -11,6 +11,7 @@
 // propagation (relu, clamp, maximum, minimum) and integer division by zero (= 0) agree.
 // Transcendentals (exp, log, pow) come from CUDA's math library: within a few ulp of
 // glibc's, not bit-identical; sqrt and division are correctly rounded on both.
+// Where to look for the rest of the family: kernels/cpu/elementwise.h.
 #include "kernels/cuda/elementwise.h"
 
 #include <cuda_runtime.h>

@@ -13,6 +13,7 @@
 // cache) and writes the output (+ the int64 argmax); backward reads grad_output (and argmax)
 // about (kernel / stride)^2 times and writes grad_input once. The average forwards
 // accumulate in double, as the CPU does, so they match it exactly as well.
+// Where to look for the rest of the family: kernels/cpu/pool.h.
 #include "kernels/cuda/pool.h"
 
 #include <cuda_runtime.h>

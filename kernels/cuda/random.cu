@@ -13,6 +13,7 @@
 // and keeps the low 32 bits: the keys are distinct, so the order is exactly std::sort's on
 // the CPU. Traffic: the keys are written once, sorted (CUB's passes, 8 bytes per key each),
 // and read once.
+// Where to look for the rest of the family: kernels/cpu/random.h.
 #include "kernels/cuda/random.h"
 
 #include <cuda_runtime.h>

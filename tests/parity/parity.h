@@ -15,6 +15,14 @@
 //     check_parity({.make_inputs = [](Generator& g) { ... }, .function = [](auto& in) { ... },
 //                   .tolerance = 1e-12});
 //   }
+//
+// The report: when the environment variable VISREP_PARITY_REPORT names a file, every check
+// appends one JSON line to it (kind "check": test, case, metric, forward and backward error,
+// tolerance, passed, and what went wrong), whether it passed, failed or threw, and every
+// TEST_CASE appends a "start" line when it begins and a "test" line when it ends (passed,
+// failed assertions, seconds, the first failure), so tools/gpu-check.sh can run the whole
+// suite in one process and still say which case failed, which one a crash happened in and
+// which ones never ran (tools/gpu_check_summary.py reads the file).
 #pragma once
 
 #include <functional>
@@ -40,11 +48,41 @@ struct ParityResult {
   double backward_error = 0.0;  // worst over the inputs
 };
 
-// Runs the case and REQUIREs parity; also prints one line with the errors and, when the
-// environment variable VISREP_PARITY_REPORT names a file, appends it there as JSON.
+// Runs the case and REQUIREs parity; also prints one line with the errors and reports it
+// (report_parity_check), failed and with the exception's message should it throw.
 ParityResult check_parity(const ParityCase& parity_case);
 
+// One check's line of the report, for checks that compare in their own way (the random
+// draws count ulps); check_parity fills one for each case.
+struct ParityCheckReport {
+  std::string name;
+  std::string metric = "nmse";  // what the errors and the tolerance measure
+  double forward_error = 0.0;
+  double backward_error = 0.0;
+  double tolerance = 0.0;
+  bool passed = false;
+  std::string problem;  // why it failed, when that is more than an error above tolerance
+  std::string note;     // anything else worth a reader's eye (e.g. how many values were bit-identical)
+};
+// Prints the check's line and appends it to the VISREP_PARITY_REPORT file (if set) as JSON.
+void report_parity_check(const ParityCheckReport& report);
+
 using ParityInputs = std::vector<Tensor>;
+
+// " float32", " float64", ...: the dtype appended to a case's name.
+inline std::string dtype_suffix(DType dtype) { return " " + std::string(dtype_name(dtype)); }
+
+// The NMSE bound of the normalisation ops (group_norm, weight_standardization): the CPU
+// computes in double and rounds once; the GPU keeps float32 statistics and arithmetic
+// (float64 for float64), so float32 results differ by a few float32 roundings of sums over
+// up to ~10^5 values: NMSE ~1e-13, bound 1e-10 (a formula slip, e.g. a missing gamma or an
+// unbiased variance, is >= 1e-4). bfloat16: the two sides round their (slightly different)
+// float results to 8 bits, so some elements differ by one bfloat16 ulp (2^-8 relative):
+// NMSE <= ~1e-5, bound 1e-4. float64: 1e-24.
+inline double normalization_tolerance(DType dtype) {
+  if (dtype == kFloat64) return 1e-24;
+  return dtype == kBFloat16 ? 1e-4 : 1e-10;
+}
 
 // An input whose gradient is compared: `tensor` converted to `dtype`, requiring a gradient.
 inline Tensor parity_leaf(const Tensor& tensor, DType dtype = kFloat32) {

@@ -5,6 +5,7 @@
 // ulps: NMSE ~1e-14 for these sizes. 1e-10 leaves room for that and still fails on a
 // single wrong element of the smaller outputs (~1e-3). float64 gets 1e-24 for the same
 // reason. TF32 rounds each input to a 10-bit mantissa (relative error ~5e-4), hence 1e-5.
+// Where to look for the rest of the family: kernels/cpu/linear_algebra.h.
 #include <catch2/catch.hpp>
 
 #include "engine/cuda.h"

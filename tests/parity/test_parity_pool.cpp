@@ -5,6 +5,7 @@
 // last bit, while an element routed to the wrong place shows up as NMSE ~1e-2 or more.
 // Max pooling inputs are pairwise distinct (random_distinct) so no tie can make the argmax
 // differ between the devices.
+// Where to look for the rest of the family: kernels/cpu/pool.h.
 #include <catch2/catch.hpp>
 
 #include "tests/parity/parity.h"

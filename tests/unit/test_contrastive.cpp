@@ -3,6 +3,7 @@
 // the unfused formulation built from the engine's own ops (normalize, matmul,
 // masking, log_softmax: the full 2N x C matrix, differentiated by autograd), the identities
 // the definitions promise, and bad input.
+// Where to look for the rest of the family: kernels/cpu/contrastive.h.
 #include <catch2/catch.hpp>
 
 #include <algorithm>

@@ -1,6 +1,7 @@
 // Forward values of the elementwise ops, comparisons, factories, bfloat16 and the threaded paths.
 // Expected values are hand-computed or come from the double-precision loops in
 // tests/support/reference.h, never from the engine's own output.
+// Where to look for the rest of the family: kernels/cpu/elementwise.h.
 #include <catch2/catch.hpp>
 
 #include <algorithm>

@@ -1,6 +1,7 @@
 // Forward values of the reductions.
 // Expected values are hand-computed or come from the double-precision loops in
 // tests/support/reference.h, never from the engine's own output.
+// Where to look for the rest of the family: kernels/cpu/reduction.h.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
