@@ -13,7 +13,7 @@
 #include "engine/util/metrics.h"
 #include "engine/util/plot.h"
 #include "engine/util/progress.h"
-#include "recipes/contrastive_training.h"  // encode_dataset, class_count
+#include "recipes/evaluation.h"  // encode_dataset
 #include "recipes/mixup.h"
 #include "recipes/run_files.h"
 
@@ -295,12 +295,13 @@ BitResult train_bit(nn::Module& model, const data::ImageDataset& train_set, cons
   const int64_t eval_batch = config.eval_batch_size > 0 ? config.eval_batch_size : micro_batch;
 
   model.to(config.device);
-  const int64_t classes = class_count(training_set);
+  const int64_t classes = data::class_count(training_set);
   const int64_t outputs = model_outputs(model, training_set, eval_transform, config.device);
   VISREP_CHECK(outputs == classes, "bit: the model has {} outputs but the training set has {} classes", outputs,
                classes);
-  VISREP_CHECK(test_set.size() == 0 || class_count(test_set) <= outputs,
-               "bit: the test set has {} classes, more than the model's {} outputs", class_count(test_set), outputs);
+  VISREP_CHECK(test_set.size() == 0 || data::class_count(test_set) <= outputs,
+               "bit: the test set has {} classes, more than the model's {} outputs", data::class_count(test_set),
+               outputs);
   model.train();
 
   // train.py: torch.optim.SGD(model.parameters(), lr, momentum=0.9), no weight decay.
