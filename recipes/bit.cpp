@@ -13,6 +13,7 @@
 #include "engine/util/metrics.h"
 #include "engine/util/plot.h"
 #include "engine/util/progress.h"
+#include "recipes/batches.h"
 #include "recipes/evaluation.h"  // encode_dataset
 #include "recipes/mixup.h"
 #include "recipes/run_files.h"
@@ -159,33 +160,27 @@ namespace {
 
 constexpr const char* kRecipe = "bit";
 
-// Which training images make up the batch of each step (see the header: passes laid end to end).
+// Which training images make up the batch of each step (see the header: passes laid end to
+// end, pass p in epoch_order(size, seed, p)), each keyed by its pass.
 class TrainingOrder {
  public:
-  struct Entry {
-    int64_t pass;
-    int64_t sample;
-  };
-
   TrainingOrder(int64_t dataset_size, int64_t batch_size, uint64_t seed)
       : dataset_size_(dataset_size), batch_size_(batch_size), seed_(seed) {}
 
-  std::vector<Entry> batch(int64_t step) {
-    std::vector<Entry> entries;
-    entries.reserve(static_cast<size_t>(batch_size_));
+  std::vector<BatchSample> batch(int64_t step) {
+    std::vector<BatchSample> samples;
+    samples.reserve(static_cast<size_t>(batch_size_));
     for (int64_t position = step * batch_size_; position < (step + 1) * batch_size_; ++position) {
       const int64_t pass = position / dataset_size_;
-      entries.push_back({pass, order_of_pass(pass)[static_cast<size_t>(position % dataset_size_)]});
+      samples.push_back({.index = order_of_pass(pass)[static_cast<size_t>(position % dataset_size_)], .epoch = pass});
     }
-    return entries;
+    return samples;
   }
 
  private:
   const std::vector<int64_t>& order_of_pass(int64_t pass) {
     if (pass != cached_pass_) {
-      Generator generator(seed_);
-      generator.set_state(seed_, static_cast<uint64_t>(pass));
-      cached_order_ = permutation(dataset_size_, generator).to_vector<int64_t>();
+      cached_order_ = epoch_order(dataset_size_, seed_, pass);
       cached_pass_ = pass;
     }
     return cached_order_;
@@ -196,29 +191,6 @@ class TrainingOrder {
   int64_t cached_pass_ = -1;
   std::vector<int64_t> cached_order_;
 };
-
-struct TrainingBatch {
-  Tensor images;  // float32 (B, C, crop, crop) in [-1, 1] on the training device
-  Tensor labels;  // int64 (B) on the training device
-};
-
-// The step's images, augmented on the training device: each keyed by (seed, pass, image).
-TrainingBatch make_training_batch(const data::ImageDataset& training_set, const std::vector<TrainingOrder::Entry>& entries,
-                                  const data::AugmentConfig& transform, uint64_t seed, Device device) {
-  NoGradGuard no_grad;
-  std::vector<int64_t> samples;
-  std::vector<data::AugmentParams> params;
-  for (const TrainingOrder::Entry& entry : entries) {
-    data::AugmentParams view = data::draw_augment_params(transform, training_set.height(), training_set.width(), seed,
-                                                         static_cast<uint64_t>(entry.pass), entry.sample, 0);
-    view.source = static_cast<int32_t>(samples.size());
-    samples.push_back(entry.sample);
-    params.push_back(view);
-  }
-  const Tensor indices = from_vector(samples, {static_cast<int64_t>(samples.size())});
-  const Tensor images = index_select(training_set.images, 0, indices).to(device);
-  return {data::augment_images(images, params, transform), index_select(training_set.labels, 0, indices).to(device)};
-}
 
 // The model's number of outputs, from one evaluation-mode forward pass of one image.
 int64_t model_outputs(nn::Module& model, const data::ImageDataset& training_set, const data::AugmentConfig& transform,
@@ -289,7 +261,8 @@ BitResult train_bit(nn::Module& model, const data::ImageDataset& train_set, cons
   BitResult result;
   result.plan = plan_bit_run(config, training_set);
   const BitPlan& plan = result.plan;
-  const data::AugmentConfig train_transform = bit_train_transform(plan.resolution);
+  // Each image once per step, cropped and flipped as keyed by (seed, pass, image).
+  const BatchTransform train_transform{.augment = bit_train_transform(plan.resolution), .seed = config.seed};
   const data::AugmentConfig eval_transform = bit_eval_transform(plan.resolution);
   const int64_t micro_batch = config.batch_size / config.batch_split;
   const int64_t eval_batch = config.eval_batch_size > 0 ? config.eval_batch_size : micro_batch;
@@ -345,8 +318,7 @@ BitResult train_bit(nn::Module& model, const data::ImageDataset& train_set, cons
   for (; step < plan.steps(); ++step) {
     const double learning_rate = *bit_learning_rate(step, plan.schedule, plan.learning_rate);
     optimizer.set_learning_rate(learning_rate);
-    const TrainingBatch batch =
-        make_training_batch(training_set, order.batch(step), train_transform, config.seed, config.device);
+    const data::Batch batch = make_batch(training_set, order.batch(step), train_transform, config.device);
     // MixUp over the whole batch, then the micro-batches: batch_split only changes the memory.
     MixedBatch mixed{batch.images, batch.labels, batch.labels, 1.0};
     if (plan.mixup_alpha > 0) {

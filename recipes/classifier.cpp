@@ -9,34 +9,11 @@
 #include "engine/util/metrics.h"
 #include "engine/util/plot.h"
 #include "engine/util/progress.h"
+#include "recipes/batches.h"
 #include "recipes/run_files.h"
 
 namespace visrep::recipes {
 namespace {
-
-// One batch of the dataset as normalised float32 NCHW on the training device.
-struct Batch {
-  Tensor images;
-  Tensor labels;
-};
-
-Batch make_batch(const data::ImageDataset& dataset, const Tensor& indices, const ClassifierConfig& config) {
-  NoGradGuard no_grad;
-  Tensor images = data::to_float_nchw(index_select(dataset.images, 0, indices), config.mean, config.std);
-  return {images.to(config.device), index_select(dataset.labels, 0, indices).to(config.device)};
-}
-
-// A training batch: one augmented view per image when the config asks for augmentation
-// (drawn from Philox keyed by seed, epoch and sample, so it is reproducible), else as above.
-Batch make_training_batch(const data::ImageDataset& dataset, const Tensor& indices, const ClassifierConfig& config,
-                          int64_t epoch) {
-  if (!config.augment) return make_batch(dataset, indices, config);
-  NoGradGuard no_grad;
-  const std::vector<int64_t> samples = indices.to_vector<int64_t>();
-  Tensor images = index_select(dataset.images, 0, indices).to(config.device);
-  Tensor views = data::augment_batch(images, samples, *config.augment, config.seed, static_cast<uint64_t>(epoch), 1);
-  return {views, index_select(dataset.labels, 0, indices).to(config.device)};
-}
 
 // Weight decay applies to the weights of convolutions and linear layers; biases and
 // normalisation parameters (1-D tensors) are left alone, the usual practice.
@@ -75,12 +52,12 @@ double evaluate_accuracy(nn::Module& model, const data::ImageDataset& dataset, c
   model.eval();
   int64_t correct = 0;
   const int64_t batch_size = std::max<int64_t>(config.batch_size, 256);
+  const BatchTransform plain{.mean = config.mean, .std = config.std};  // evaluation never augments
   for (int64_t start = 0; start < dataset.size(); start += batch_size) {
-    const int64_t count = std::min(batch_size, dataset.size() - start);
-    Batch batch = make_batch(dataset, arange(static_cast<double>(start), static_cast<double>(start + count), 1.0, kInt64),
-                             config);
-    Tensor predictions = argmax(model(batch.images), 1);
-    correct += sum(eq(predictions, batch.labels)).item<int64_t>();
+    std::vector<BatchSample> samples;
+    for (int64_t i = start; i < std::min(start + batch_size, dataset.size()); ++i) samples.push_back({.index = i});
+    const data::Batch batch = make_batch(dataset, samples, plain, config.device);
+    correct += sum(eq(argmax(model(batch.images), 1), batch.labels)).item<int64_t>();
   }
   model.train(was_training);
   return dataset.size() > 0 ? static_cast<double>(correct) / static_cast<double>(dataset.size()) : 0.0;
@@ -101,20 +78,23 @@ ClassifierResult train_classifier(nn::Module& model, const data::ImageDataset& t
   util::MetricsWriter metrics;
   if (!config.run_directory.empty()) metrics = open_run_directory(config.run_directory, false, "train_classifier");
 
+  // One view per image when the config asks for augmentation (keyed by seed, epoch and
+  // sample), else the plain normalised images.
+  const BatchTransform input{.augment = config.augment, .seed = config.seed, .mean = config.mean, .std = config.std};
+
   ClassifierResult result;
-  Generator shuffle_generator(config.seed);
   int64_t step = 0;
   for (int64_t epoch = 1; epoch <= config.epochs; ++epoch) {
-    // The order of epoch e is the permutation drawn from stream e: reproducible and
-    // independent of how many random numbers anything else drew.
-    shuffle_generator.set_state(config.seed, static_cast<uint64_t>(epoch));
-    const Tensor order = permutation(train_set.size(), shuffle_generator);
+    const std::vector<int64_t> order = epoch_order(train_set.size(), config.seed, epoch);
     util::ProgressBar progress(fmt::format("epoch {}/{}", epoch, config.epochs), steps_per_epoch);
     double loss_total = 0.0;
     int64_t correct = 0;
     for (int64_t batch_index = 0; batch_index < steps_per_epoch; ++batch_index, ++step) {
-      Batch batch = make_training_batch(train_set, order.narrow(0, batch_index * config.batch_size, config.batch_size),
-                                        config, epoch);
+      std::vector<BatchSample> samples;
+      for (int64_t i = 0; i < config.batch_size; ++i) {
+        samples.push_back({.index = order[static_cast<size_t>(batch_index * config.batch_size + i)], .epoch = epoch});
+      }
+      const data::Batch batch = make_batch(train_set, samples, input, config.device);
       optimizer.set_learning_rate(schedule.at(step));
       Tensor logits = model(batch.images);
       Tensor loss = cross_entropy(logits, batch.labels, {.label_smoothing = config.label_smoothing});

@@ -9,6 +9,7 @@
 #include "engine/ops.h"
 #include "engine/optim/learning_rate_schedule.h"
 #include "engine/optim/sgd.h"
+#include "recipes/batches.h"
 
 namespace visrep::recipes {
 namespace {
@@ -285,6 +286,7 @@ data::AugmentConfig evaluation_transform(const data::AugmentConfig& training) {
 Tensor encode_dataset(nn::Module& encoder, const data::ImageDataset& dataset, const data::AugmentConfig& transform,
                       Device device, int64_t batch_size) {
   VISREP_CHECK(dataset.size() > 0, "encode_dataset: the dataset is empty");
+  VISREP_CHECK(batch_size >= 1, "encode_dataset: batch_size must be >= 1, got {}", batch_size);
   NoGradGuard no_grad;
   const bool was_training = encoder.is_training();
   encoder.eval();
@@ -292,19 +294,18 @@ Tensor encode_dataset(nn::Module& encoder, const data::ImageDataset& dataset, co
   // "eval" transform does to them (and it is much cheaper than running the pipeline).
   const bool same_size = dataset.height() == transform.height && dataset.width() == transform.width &&
                          transform.crop == data::CropMode::Center && transform.crop_fraction == 1.0;
+  BatchTransform input;
+  if (same_size) {
+    input.mean = transform.mean;
+    input.std = transform.std;
+  } else {
+    input.augment = transform;  // nothing random in it: every key gives the same view
+  }
   std::vector<Tensor> features;
   for (int64_t start = 0; start < dataset.size(); start += batch_size) {
-    const int64_t count = std::min(batch_size, dataset.size() - start);
-    const Tensor images = dataset.images.narrow(0, start, count);
-    Tensor inputs;
-    if (same_size) {
-      inputs = data::to_float_nchw(images, transform.mean, transform.std);
-    } else {
-      std::vector<int64_t> samples(static_cast<size_t>(count));
-      for (int64_t i = 0; i < count; ++i) samples[static_cast<size_t>(i)] = start + i;
-      inputs = data::augment_batch(images, samples, transform, 0, 0, 1);
-    }
-    features.push_back(encoder(inputs.to(device)));
+    std::vector<BatchSample> samples;
+    for (int64_t i = start; i < std::min(start + batch_size, dataset.size()); ++i) samples.push_back({.index = i});
+    features.push_back(encoder(make_batch(dataset, samples, input, device).images));
   }
   encoder.train(was_training);
   return features.size() == 1 ? features[0] : concat(features, 0);
