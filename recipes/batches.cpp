@@ -47,4 +47,22 @@ std::vector<int64_t> epoch_order(int64_t size, uint64_t seed, int64_t epoch) {
   return permutation(size, generator).to_vector<int64_t>();
 }
 
+std::vector<BatchSample> epoch_batch(const std::vector<int64_t>& order, int64_t epoch, int64_t batch,
+                                     int64_t batch_size) {
+  VISREP_CHECK(batch >= 0 && batch_size >= 1 && (batch + 1) * batch_size <= static_cast<int64_t>(order.size()),
+               "epoch_batch: batch {} of {} does not fit an epoch of {} samples", batch, batch_size, order.size());
+  std::vector<BatchSample> samples;
+  samples.reserve(static_cast<size_t>(batch_size));
+  for (int64_t i = batch * batch_size; i < (batch + 1) * batch_size; ++i) {
+    samples.push_back({.index = order[static_cast<size_t>(i)], .epoch = epoch});
+  }
+  return samples;
+}
+
+std::vector<BatchSample> consecutive_samples(int64_t first, int64_t end) {
+  std::vector<BatchSample> samples;
+  for (int64_t index = first; index < end; ++index) samples.push_back({.index = index});
+  return samples;
+}
+
 }  // namespace visrep::recipes

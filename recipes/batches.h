@@ -52,4 +52,11 @@ data::Batch make_batch(const data::ImageDataset& dataset, const std::vector<Batc
 // (or a pass) can be resumed at any batch.
 std::vector<int64_t> epoch_order(int64_t size, uint64_t seed, int64_t epoch);
 
+// Batch `batch` of an epoch visited in `order` (full batches of `batch_size`), keyed by `epoch`.
+std::vector<BatchSample> epoch_batch(const std::vector<int64_t>& order, int64_t epoch, int64_t batch,
+                                     int64_t batch_size);
+
+// Samples first, first + 1, ... up to (not including) `end`, in order: an evaluation's batch.
+std::vector<BatchSample> consecutive_samples(int64_t first, int64_t end);
+
 }  // namespace visrep::recipes

@@ -10,8 +10,9 @@
 // optimizer's buffers and the position (epoch, batch, step): resuming from it on the CPU
 // gives bit-identical next losses.
 //
-// Files in run_directory (nothing when it is empty), all written atomically:
-//   metrics.jsonl             one record per step and per epoch (appended to on resume)
+// Files in run_directory (nothing when it is empty), all written atomically (the run folder,
+// metrics and checkpoints are recipes/training_run.h's):
+//   metrics.jsonl             one record per step and per epoch (with the kNN accuracy)
 //   checkpoint.safetensors    encoder.*, head.*, optimizer.* and history.* (step_losses,
 //                             knn_accuracy) tensors; the position in the metadata. Every
 //                             checkpoint_every epochs, on a stop request and at the end.

@@ -303,8 +303,7 @@ Tensor encode_dataset(nn::Module& encoder, const data::ImageDataset& dataset, co
   }
   std::vector<Tensor> features;
   for (int64_t start = 0; start < dataset.size(); start += batch_size) {
-    std::vector<BatchSample> samples;
-    for (int64_t i = start; i < std::min(start + batch_size, dataset.size()); ++i) samples.push_back({.index = i});
+    const std::vector<BatchSample> samples = consecutive_samples(start, std::min(start + batch_size, dataset.size()));
     features.push_back(encoder(make_batch(dataset, samples, input, device).images));
   }
   encoder.train(was_training);
