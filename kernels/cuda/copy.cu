@@ -42,31 +42,24 @@ struct ConstantFunction {
 }  // namespace
 
 template <class Source, class Destination>
-void copy(const Copy<Source, Destination>& arguments, cudaStream_t stream) {
-  const Source* src = arguments.src;
-  const StridedLayout& src_layout = arguments.src_layout;
-  Destination* dst = arguments.dst;
-  const StridedLayout& dst_layout = arguments.dst_layout;
-  const auto plan = make_plan<2>({&dst_layout, &src_layout});
+void copy(const Copy<Source, Destination>& a, cudaStream_t stream) {
+  const auto plan = make_plan<2>({&a.dst_layout, &a.src_layout});
   if constexpr (std::is_same_v<Source, Destination>) {
     if (plan.count > 0 && plan.contiguous && !plan.broadcast[1]) {
-      VISREP_CUDA_CHECK(cudaMemcpyAsync(dst, src, static_cast<size_t>(plan.count) * sizeof(Destination),
+      VISREP_CUDA_CHECK(cudaMemcpyAsync(a.dst, a.src, static_cast<size_t>(plan.count) * sizeof(Destination),
                                         cudaMemcpyDeviceToDevice, stream));
       return;
     }
   }
   using Function = ConvertFunction<Destination, Source>;
-  launch(elementwise_detail::Map1<Destination, Source, Function>{Function{}, dst, src, plan.broadcast[1]}, plan,
+  launch(elementwise_detail::Map1<Destination, Source, Function>{Function{}, a.dst, a.src, plan.broadcast[1]}, plan,
          stream);
 }
 
 template <class T>
-void fill(const Fill<T>& arguments, cudaStream_t stream) {
-  T* dst = arguments.dst;
-  const StridedLayout& dst_layout = arguments.dst_layout;
-  const T value = arguments.value;
-  const auto plan = make_plan<1>({&dst_layout});
-  launch(elementwise_detail::Map0<T, ConstantFunction<T>>{ConstantFunction<T>{value}, dst}, plan, stream);
+void fill(const Fill<T>& a, cudaStream_t stream) {
+  const auto plan = make_plan<1>({&a.dst_layout});
+  launch(elementwise_detail::Map0<T, ConstantFunction<T>>{ConstantFunction<T>{a.value}, a.dst}, plan, stream);
 }
 
 #define VISREP_INSTANTIATE_COPY_FROM(S)                                    \

@@ -176,70 +176,46 @@ unsigned int grid_for_rows(int64_t rows) { return grid_size_for(rows * kWarpSize
 }  // namespace
 
 template <class T>
-void log_softmax_forward(const LogSoftmaxForward<T>& arguments, cudaStream_t stream) {
-  const T* x = arguments.x;
-  const int64_t outer = arguments.outer;
-  const int64_t classes = arguments.classes;
-  const int64_t inner = arguments.inner;
-  T* y = arguments.y;
-  if (outer * classes * inner <= 0) return;
-  if (inner == 1) {
-    log_softmax_forward_rows_kernel<T><<<grid_for_rows(outer), kThreadsPerBlock, 0, stream>>>(x, outer, classes, y);
+void log_softmax_forward(const LogSoftmaxForward<T>& a, cudaStream_t stream) {
+  if (a.outer * a.classes * a.inner <= 0) return;
+  if (a.inner == 1) {
+    log_softmax_forward_rows_kernel<T>
+        <<<grid_for_rows(a.outer), kThreadsPerBlock, 0, stream>>>(a.x, a.outer, a.classes, a.y);
     VISREP_CUDA_CHECK_LAUNCH("log_softmax_forward_rows_kernel");
   } else {
-    log_softmax_forward_columns_kernel<T><<<grid_size_for(outer * inner), kThreadsPerBlock, 0, stream>>>(
-        x, outer, classes, inner, y);
+    log_softmax_forward_columns_kernel<T>
+        <<<grid_size_for(a.outer * a.inner), kThreadsPerBlock, 0, stream>>>(a.x, a.outer, a.classes, a.inner, a.y);
     VISREP_CUDA_CHECK_LAUNCH("log_softmax_forward_columns_kernel");
   }
 }
 
 template <class T>
-void log_softmax_backward(const LogSoftmaxBackward<T>& arguments, cudaStream_t stream) {
-  const T* grad_y = arguments.grad_y;
-  const T* y = arguments.y;
-  const int64_t outer = arguments.outer;
-  const int64_t classes = arguments.classes;
-  const int64_t inner = arguments.inner;
-  T* grad_x = arguments.grad_x;
-  if (outer * classes * inner <= 0) return;
-  if (inner == 1) {
-    log_softmax_backward_rows_kernel<T><<<grid_for_rows(outer), kThreadsPerBlock, 0, stream>>>(grad_y, y, outer,
-                                                                                               classes, grad_x);
+void log_softmax_backward(const LogSoftmaxBackward<T>& a, cudaStream_t stream) {
+  if (a.outer * a.classes * a.inner <= 0) return;
+  if (a.inner == 1) {
+    log_softmax_backward_rows_kernel<T>
+        <<<grid_for_rows(a.outer), kThreadsPerBlock, 0, stream>>>(a.grad_y, a.y, a.outer, a.classes, a.grad_x);
     VISREP_CUDA_CHECK_LAUNCH("log_softmax_backward_rows_kernel");
   } else {
-    log_softmax_backward_columns_kernel<T><<<grid_size_for(outer * inner), kThreadsPerBlock, 0, stream>>>(
-        grad_y, y, outer, classes, inner, grad_x);
+    log_softmax_backward_columns_kernel<T><<<grid_size_for(a.outer * a.inner), kThreadsPerBlock, 0, stream>>>(
+        a.grad_y, a.y, a.outer, a.classes, a.inner, a.grad_x);
     VISREP_CUDA_CHECK_LAUNCH("log_softmax_backward_columns_kernel");
   }
 }
 
 template <class T>
-void nll_loss_forward(const NllLossForward<T>& arguments, cudaStream_t stream) {
-  const T* log_probs = arguments.log_probs;
-  const int64_t* targets = arguments.targets;
-  const int64_t batch = arguments.batch;
-  const int64_t classes = arguments.classes;
-  const int64_t ignore_index = arguments.ignore_index;
-  const double label_smoothing = arguments.label_smoothing;
-  T* losses = arguments.losses;
-  if (batch <= 0) return;
-  nll_loss_forward_kernel<T><<<grid_size_for(batch), kThreadsPerBlock, 0, stream>>>(
-      log_probs, targets, batch, classes, ignore_index, label_smoothing, losses);
+void nll_loss_forward(const NllLossForward<T>& a, cudaStream_t stream) {
+  if (a.batch <= 0) return;
+  nll_loss_forward_kernel<T><<<grid_size_for(a.batch), kThreadsPerBlock, 0, stream>>>(
+      a.log_probs, a.targets, a.batch, a.classes, a.ignore_index, a.label_smoothing, a.losses);
   VISREP_CUDA_CHECK_LAUNCH("nll_loss_forward_kernel");
 }
 
 template <class T>
-void nll_loss_backward(const NllLossBackward<T>& arguments, cudaStream_t stream) {
-  const T* grad_losses = arguments.grad_losses;
-  const int64_t* targets = arguments.targets;
-  const int64_t batch = arguments.batch;
-  const int64_t classes = arguments.classes;
-  const int64_t ignore_index = arguments.ignore_index;
-  const double label_smoothing = arguments.label_smoothing;
-  T* grad_log_probs = arguments.grad_log_probs;
-  if (batch * classes <= 0) return;
-  nll_loss_backward_kernel<T><<<grid_size_for(batch * classes), kThreadsPerBlock, 0, stream>>>(
-      grad_losses, targets, batch, classes, ignore_index, label_smoothing, grad_log_probs);
+void nll_loss_backward(const NllLossBackward<T>& a, cudaStream_t stream) {
+  if (a.batch * a.classes <= 0) return;
+  nll_loss_backward_kernel<T><<<grid_size_for(a.batch * a.classes), kThreadsPerBlock, 0, stream>>>(
+      a.grad_losses, a.targets, a.batch, a.classes, a.ignore_index, a.label_smoothing, a.grad_log_probs);
   VISREP_CUDA_CHECK_LAUNCH("nll_loss_backward_kernel");
 }
 

@@ -147,15 +147,11 @@ void unary(const Unary<T>& arguments, cudaStream_t stream) {
 
 template <class T>
 void binary(const Binary<T>& arguments, cudaStream_t stream) {
-  const BinaryOp op = arguments.op;
-  const T* a = arguments.a;
-  const StridedLayout& a_layout = arguments.a_layout;
-  const T* b = arguments.b;
-  const StridedLayout& b_layout = arguments.b_layout;
-  T* out = arguments.out;
-  const StridedLayout& out_layout = arguments.out_layout;
-  auto run = [&](auto f) { run_binary<T>(f, a, a_layout, b, b_layout, out, out_layout, stream); };
-  switch (op) {
+  auto run = [&](auto f) {
+    run_binary<T>(f, arguments.a, arguments.a_layout, arguments.b, arguments.b_layout, arguments.out,
+                  arguments.out_layout, stream);
+  };
+  switch (arguments.op) {
     case BinaryOp::Add: return run(BinaryFunction<T, BinaryOp::Add>{});
     case BinaryOp::Subtract: return run(BinaryFunction<T, BinaryOp::Subtract>{});
     case BinaryOp::Multiply: return run(BinaryFunction<T, BinaryOp::Multiply>{});
@@ -169,15 +165,11 @@ void binary(const Binary<T>& arguments, cudaStream_t stream) {
 
 template <class T>
 void compare(const Compare<T>& arguments, cudaStream_t stream) {
-  const CompareOp op = arguments.op;
-  const T* a = arguments.a;
-  const StridedLayout& a_layout = arguments.a_layout;
-  const T* b = arguments.b;
-  const StridedLayout& b_layout = arguments.b_layout;
-  uint8_t* out = arguments.out;
-  const StridedLayout& out_layout = arguments.out_layout;
-  auto run = [&](auto f) { run_binary<uint8_t>(f, a, a_layout, b, b_layout, out, out_layout, stream); };
-  switch (op) {
+  auto run = [&](auto f) {
+    run_binary<uint8_t>(f, arguments.a, arguments.a_layout, arguments.b, arguments.b_layout, arguments.out,
+                        arguments.out_layout, stream);
+  };
+  switch (arguments.op) {
     case CompareOp::Equal: return run(CompareFunction<T, CompareOp::Equal>{});
     case CompareOp::NotEqual: return run(CompareFunction<T, CompareOp::NotEqual>{});
     case CompareOp::Less: return run(CompareFunction<T, CompareOp::Less>{});
@@ -190,18 +182,12 @@ void compare(const Compare<T>& arguments, cudaStream_t stream) {
 
 template <class T>
 void where(const Where<T>& arguments, cudaStream_t stream) {
-  const uint8_t* condition = arguments.condition;
-  const StridedLayout& condition_layout = arguments.condition_layout;
-  const T* a = arguments.a;
-  const StridedLayout& a_layout = arguments.a_layout;
-  const T* b = arguments.b;
-  const StridedLayout& b_layout = arguments.b_layout;
-  T* out = arguments.out;
-  const StridedLayout& out_layout = arguments.out_layout;
-  const auto plan = make_plan<4>({&out_layout, &condition_layout, &a_layout, &b_layout});
-  launch(Map3<T, uint8_t, T, T, SelectFunction<T>>{SelectFunction<T>{}, out, condition, a, b, plan.broadcast[1],
-                                                   plan.broadcast[2], plan.broadcast[3]},
-         plan, stream);
+  const auto plan =
+      make_plan<4>({&arguments.out_layout, &arguments.condition_layout, &arguments.a_layout, &arguments.b_layout});
+  launch(
+      Map3<T, uint8_t, T, T, SelectFunction<T>>{SelectFunction<T>{}, arguments.out, arguments.condition, arguments.a,
+                                                arguments.b, plan.broadcast[1], plan.broadcast[2], plan.broadcast[3]},
+      plan, stream);
 }
 
 #define VISREP_INSTANTIATE_ARITHMETIC(T)                     \

@@ -160,64 +160,33 @@ void mark_first_out_of_range(const MarkFirstOutOfRange& a, cudaStream_t stream) 
 }
 
 template <class T>
-void index_select(const IndexSelect<T>& arguments, cudaStream_t stream) {
-  const T* x = arguments.x;
-  const int64_t outer = arguments.outer;
-  const int64_t size = arguments.size;
-  const int64_t inner = arguments.inner;
-  const int64_t* indices = arguments.indices;
-  const int64_t count = arguments.count;
-  T* out = arguments.out;
-  launch_per_element(index_select_kernel<T>, "index_select_kernel", outer * count * inner, stream, x, outer, size,
-                     inner, indices, count, out);
+void index_select(const IndexSelect<T>& a, cudaStream_t stream) {
+  launch_per_element(index_select_kernel<T>, "index_select_kernel", a.outer * a.count * a.inner, stream, a.x, a.outer,
+                     a.size, a.inner, a.indices, a.count, a.out);
 }
 
 template <class T>
-void index_add(const IndexAdd<T>& arguments, cudaStream_t stream) {
-  const T* src = arguments.src;
-  const int64_t outer = arguments.outer;
-  const int64_t count = arguments.count;
-  const int64_t inner = arguments.inner;
-  const int64_t* indices = arguments.indices;
-  const int64_t size = arguments.size;
-  T* dst = arguments.dst;
-  launch_per_element(index_add_kernel<T>, "index_add_kernel", outer * count * inner, stream, src, outer, count, inner,
-                     indices, size, dst);
+void index_add(const IndexAdd<T>& a, cudaStream_t stream) {
+  launch_per_element(index_add_kernel<T>, "index_add_kernel", a.outer * a.count * a.inner, stream, a.src, a.outer,
+                     a.count, a.inner, a.indices, a.size, a.dst);
 }
 
 template <class T>
-void gather(const Gather<T>& arguments, cudaStream_t stream) {
-  const T* x = arguments.x;
-  const int64_t outer = arguments.outer;
-  const int64_t size = arguments.size;
-  const int64_t inner = arguments.inner;
-  const int64_t* indices = arguments.indices;
-  const int64_t count = arguments.count;
-  T* out = arguments.out;
-  launch_per_element(gather_kernel<T>, "gather_kernel", outer * count * inner, stream, x, outer, size, inner, indices,
-                     count, out);
+void gather(const Gather<T>& a, cudaStream_t stream) {
+  launch_per_element(gather_kernel<T>, "gather_kernel", a.outer * a.count * a.inner, stream, a.x, a.outer, a.size,
+                     a.inner, a.indices, a.count, a.out);
 }
 
 template <class T>
-void scatter_add(const ScatterAdd<T>& arguments, cudaStream_t stream) {
-  const T* src = arguments.src;
-  const int64_t outer = arguments.outer;
-  const int64_t count = arguments.count;
-  const int64_t inner = arguments.inner;
-  const int64_t* indices = arguments.indices;
-  const int64_t size = arguments.size;
-  T* dst = arguments.dst;
-  launch_per_element(scatter_add_kernel<T>, "scatter_add_kernel", outer * count * inner, stream, src, outer, count,
-                     inner, indices, size, dst);
+void scatter_add(const ScatterAdd<T>& a, cudaStream_t stream) {
+  launch_per_element(scatter_add_kernel<T>, "scatter_add_kernel", a.outer * a.count * a.inner, stream, a.src, a.outer,
+                     a.count, a.inner, a.indices, a.size, a.dst);
 }
 
 template <class T>
-void one_hot(const OneHot<T>& arguments, cudaStream_t stream) {
-  const int64_t* labels = arguments.labels;
-  const int64_t count = arguments.count;
-  const int64_t classes = arguments.classes;
-  T* out = arguments.out;
-  launch_per_element(one_hot_kernel<T>, "one_hot_kernel", count * classes, stream, labels, count, classes, out);
+void one_hot(const OneHot<T>& a, cudaStream_t stream) {
+  launch_per_element(one_hot_kernel<T>, "one_hot_kernel", a.count * a.classes, stream, a.labels, a.count, a.classes,
+                     a.out);
 }
 
 #define VISREP_INSTANTIATE_INDEXING(T)                                   \

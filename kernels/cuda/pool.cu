@@ -250,77 +250,47 @@ __global__ void adaptive_avg_pool2d_backward_kernel(int64_t planes, int64_t in_h
 }  // namespace
 
 template <class T>
-void max_pool2d_forward(const MaxPool2dForward<T>& arguments, cudaStream_t stream) {
-  const Pool2dGeometry& geometry = arguments.geometry;
-  const T* input = arguments.input;
-  T* output = arguments.output;
-  int64_t* argmax = arguments.argmax;
-  const int64_t out_height = geometry.out_height(), out_width = geometry.out_width();
+void max_pool2d_forward(const MaxPool2dForward<T>& a, cudaStream_t stream) {
+  const int64_t out_height = a.geometry.out_height(), out_width = a.geometry.out_width();
   launch_per_element(max_pool2d_forward_kernel<T>, "max_pool2d_forward_kernel",
-                     geometry.planes * out_height * out_width, stream, geometry, out_height, out_width, input, output,
-                     argmax);
+                     a.geometry.planes * out_height * out_width, stream, a.geometry, out_height, out_width, a.input,
+                     a.output, a.argmax);
 }
 
 template <class T>
-void max_pool2d_backward(const MaxPool2dBackward<T>& arguments, cudaStream_t stream) {
-  const Pool2dGeometry& geometry = arguments.geometry;
-  const T* grad_output = arguments.grad_output;
-  const int64_t* argmax = arguments.argmax;
-  T* grad_input = arguments.grad_input;
+void max_pool2d_backward(const MaxPool2dBackward<T>& a, cudaStream_t stream) {
   launch_per_element(max_pool2d_backward_kernel<T>, "max_pool2d_backward_kernel",
-                     geometry.planes * geometry.in_height * geometry.in_width, stream, geometry, geometry.out_height(),
-                     geometry.out_width(), grad_output, argmax, grad_input);
+                     a.geometry.planes * a.geometry.in_height * a.geometry.in_width, stream, a.geometry,
+                     a.geometry.out_height(), a.geometry.out_width(), a.grad_output, a.argmax, a.grad_input);
 }
 
 template <class T>
-void avg_pool2d_forward(const AvgPool2dForward<T>& arguments, cudaStream_t stream) {
-  const Pool2dGeometry& geometry = arguments.geometry;
-  const bool count_include_pad = arguments.count_include_pad;
-  const T* input = arguments.input;
-  T* output = arguments.output;
-  const int64_t out_height = geometry.out_height(), out_width = geometry.out_width();
+void avg_pool2d_forward(const AvgPool2dForward<T>& a, cudaStream_t stream) {
+  const int64_t out_height = a.geometry.out_height(), out_width = a.geometry.out_width();
   launch_per_element(avg_pool2d_forward_kernel<T>, "avg_pool2d_forward_kernel",
-                     geometry.planes * out_height * out_width, stream, geometry, out_height, out_width,
-                     count_include_pad, input, output);
+                     a.geometry.planes * out_height * out_width, stream, a.geometry, out_height, out_width,
+                     a.count_include_pad, a.input, a.output);
 }
 
 template <class T>
-void avg_pool2d_backward(const AvgPool2dBackward<T>& arguments, cudaStream_t stream) {
-  const Pool2dGeometry& geometry = arguments.geometry;
-  const bool count_include_pad = arguments.count_include_pad;
-  const T* grad_output = arguments.grad_output;
-  T* grad_input = arguments.grad_input;
+void avg_pool2d_backward(const AvgPool2dBackward<T>& a, cudaStream_t stream) {
   launch_per_element(avg_pool2d_backward_kernel<T>, "avg_pool2d_backward_kernel",
-                     geometry.planes * geometry.in_height * geometry.in_width, stream, geometry, geometry.out_height(),
-                     geometry.out_width(), count_include_pad, grad_output, grad_input);
+                     a.geometry.planes * a.geometry.in_height * a.geometry.in_width, stream, a.geometry,
+                     a.geometry.out_height(), a.geometry.out_width(), a.count_include_pad, a.grad_output, a.grad_input);
 }
 
 template <class T>
-void adaptive_avg_pool2d_forward(const AdaptiveAvgPool2dForward<T>& arguments, cudaStream_t stream) {
-  const int64_t planes = arguments.planes;
-  const int64_t in_height = arguments.in_height;
-  const int64_t in_width = arguments.in_width;
-  const int64_t out_height = arguments.out_height;
-  const int64_t out_width = arguments.out_width;
-  const T* input = arguments.input;
-  T* output = arguments.output;
+void adaptive_avg_pool2d_forward(const AdaptiveAvgPool2dForward<T>& a, cudaStream_t stream) {
   launch_per_element(adaptive_avg_pool2d_forward_kernel<T>, "adaptive_avg_pool2d_forward_kernel",
-                     planes * out_height * out_width, stream, planes, in_height, in_width, out_height, out_width, input,
-                     output);
+                     a.planes * a.out_height * a.out_width, stream, a.planes, a.in_height, a.in_width, a.out_height,
+                     a.out_width, a.input, a.output);
 }
 
 template <class T>
-void adaptive_avg_pool2d_backward(const AdaptiveAvgPool2dBackward<T>& arguments, cudaStream_t stream) {
-  const int64_t planes = arguments.planes;
-  const int64_t in_height = arguments.in_height;
-  const int64_t in_width = arguments.in_width;
-  const int64_t out_height = arguments.out_height;
-  const int64_t out_width = arguments.out_width;
-  const T* grad_output = arguments.grad_output;
-  T* grad_input = arguments.grad_input;
+void adaptive_avg_pool2d_backward(const AdaptiveAvgPool2dBackward<T>& a, cudaStream_t stream) {
   launch_per_element(adaptive_avg_pool2d_backward_kernel<T>, "adaptive_avg_pool2d_backward_kernel",
-                     planes * in_height * in_width, stream, planes, in_height, in_width, out_height, out_width,
-                     grad_output, grad_input);
+                     a.planes * a.in_height * a.in_width, stream, a.planes, a.in_height, a.in_width, a.out_height,
+                     a.out_width, a.grad_output, a.grad_input);
 }
 
 #define VISREP_INSTANTIATE_POOL(T)                                                                   \

@@ -78,50 +78,34 @@ __global__ void permutation_indices_kernel(const uint64_t* sorted_keys, int64_t 
 }  // namespace
 
 template <class T>
-void random_uniform(const RandomUniform<T>& arguments, cudaStream_t stream) {
-  const uint64_t seed = arguments.seed;
-  const uint64_t philox_stream = arguments.stream;
-  const int64_t count = arguments.count;
-  const double low = arguments.low;
-  const double high = arguments.high;
-  T* out = arguments.out;
-  if (count <= 0) return;
-  uniform_kernel<T><<<grid_size_for(count), kThreadsPerBlock, 0, stream>>>(seed, philox_stream, count, low,
-                                                                           high - low, out);
+void random_uniform(const RandomUniform<T>& a, cudaStream_t stream) {
+  if (a.count <= 0) return;
+  uniform_kernel<T><<<grid_size_for(a.count), kThreadsPerBlock, 0, stream>>>(a.seed, a.stream, a.count, a.low,
+                                                                             a.high - a.low, a.out);
   VISREP_CUDA_CHECK_LAUNCH("uniform_kernel");
 }
 
 template <class T>
-void random_normal(const RandomNormal<T>& arguments, cudaStream_t stream) {
-  const uint64_t seed = arguments.seed;
-  const uint64_t philox_stream = arguments.stream;
-  const int64_t count = arguments.count;
-  const double mean = arguments.mean;
-  const double std = arguments.std;
-  T* out = arguments.out;
-  if (count <= 0) return;
-  normal_kernel<T><<<grid_size_for(count), kThreadsPerBlock, 0, stream>>>(seed, philox_stream, count, mean, std, out);
+void random_normal(const RandomNormal<T>& a, cudaStream_t stream) {
+  if (a.count <= 0) return;
+  normal_kernel<T>
+      <<<grid_size_for(a.count), kThreadsPerBlock, 0, stream>>>(a.seed, a.stream, a.count, a.mean, a.std, a.out);
   VISREP_CUDA_CHECK_LAUNCH("normal_kernel");
 }
 
-void random_integers(const RandomIntegers& arguments, cudaStream_t stream) {
-  const uint64_t seed = arguments.seed;
-  const uint64_t philox_stream = arguments.stream;
-  const int64_t count = arguments.count;
-  const int64_t low = arguments.low;
-  const int64_t high = arguments.high;
-  int64_t* out = arguments.out;
-  if (count <= 0) return;
-  const uint64_t range = static_cast<uint64_t>(high - low);
-  integers_kernel<<<grid_size_for(count), kThreadsPerBlock, 0, stream>>>(seed, philox_stream, count, low, range, out);
+void random_integers(const RandomIntegers& a, cudaStream_t stream) {
+  if (a.count <= 0) return;
+  const uint64_t range = static_cast<uint64_t>(a.high - a.low);
+  integers_kernel<<<grid_size_for(a.count), kThreadsPerBlock, 0, stream>>>(a.seed, a.stream, a.count, a.low, range,
+                                                                           a.out);
   VISREP_CUDA_CHECK_LAUNCH("integers_kernel");
 }
 
-void random_permutation(const RandomPermutation& arguments, cudaStream_t stream) {
-  const uint64_t seed = arguments.seed;
-  const uint64_t philox_stream = arguments.stream;
-  const int64_t count = arguments.count;
-  int64_t* out = arguments.out;
+void random_permutation(const RandomPermutation& a, cudaStream_t stream) {
+  const uint64_t seed = a.seed;
+  const uint64_t philox_stream = a.stream;
+  const int64_t count = a.count;
+  int64_t* out = a.out;
   if (count <= 0) return;
   if (count > (int64_t{1} << 32)) {
     throw std::runtime_error("random_permutation: " + std::to_string(count) +

@@ -304,13 +304,13 @@ void run_reduction(Load load, Combine combine, Acc identity, Finish finish, int6
 }  // namespace
 
 template <class T>
-void reduce(const Reduce<T>& arguments, cudaStream_t stream) {
-  const ReduceOp op = arguments.op;
-  const T* x = arguments.x;
-  const int64_t outer = arguments.outer;
-  const int64_t reduced = arguments.reduced;
-  const int64_t inner = arguments.inner;
-  T* out = arguments.out;
+void reduce(const Reduce<T>& a, cudaStream_t stream) {
+  const ReduceOp op = a.op;
+  const T* x = a.x;
+  const int64_t outer = a.outer;
+  const int64_t reduced = a.reduced;
+  const int64_t inner = a.inner;
+  T* out = a.out;
   constexpr T kInfinity = std::numeric_limits<T>::infinity();
   switch (op) {
     case ReduceOp::Sum:
@@ -330,54 +330,37 @@ void reduce(const Reduce<T>& arguments, cudaStream_t stream) {
 }
 
 template <class T>
-void sum_integer(const SumInteger<T>& arguments, cudaStream_t stream) {
-  const T* x = arguments.x;
-  const int64_t outer = arguments.outer;
-  const int64_t reduced = arguments.reduced;
-  const int64_t inner = arguments.inner;
-  int64_t* out = arguments.out;
-  run_reduction(LoadAsInt64<T>{x}, Plus<int64_t>{}, int64_t{0}, StoreScaled<int64_t, int64_t>{out, 1.0}, outer,
-                reduced, inner, stream);
+void sum_integer(const SumInteger<T>& a, cudaStream_t stream) {
+  run_reduction(LoadAsInt64<T>{a.x}, Plus<int64_t>{}, int64_t{0}, StoreScaled<int64_t, int64_t>{a.out, 1.0}, a.outer,
+                a.reduced, a.inner, stream);
 }
 
 template <class T>
-void variance(const Variance<T>& arguments, cudaStream_t stream) {
-  const T* x = arguments.x;
-  const int64_t outer = arguments.outer;
-  const int64_t reduced = arguments.reduced;
-  const int64_t inner = arguments.inner;
-  const int64_t correction = arguments.correction;
-  T* out = arguments.out;
-  const int64_t outputs = outer * inner;
+void variance(const Variance<T>& a, cudaStream_t stream) {
+  const int64_t outputs = a.outer * a.inner;
   if (outputs == 0) return;
   // reduced <= correction divides by zero: NaN (or inf), as on the CPU.
-  const double divisor = reduced - correction > 0 ? static_cast<double>(reduced - correction) : 0.0;
+  const double divisor = a.reduced - a.correction > 0 ? static_cast<double>(a.reduced - a.correction) : 0.0;
   DeviceBuffer means(static_cast<size_t>(outputs) * sizeof(double), current_device(), stream);
-  run_reduction(LoadAsDouble<T>{x}, Plus<double>{}, 0.0,
-                StoreScaled<double, double>{means.get<double>(), static_cast<double>(reduced)}, outer, reduced, inner,
-                stream);
-  run_reduction(LoadSquaredDeviation<T>{x, means.get<double>()}, Plus<double>{}, 0.0,
-                StoreScaled<T, double>{out, divisor}, outer, reduced, inner, stream);
+  run_reduction(LoadAsDouble<T>{a.x}, Plus<double>{}, 0.0,
+                StoreScaled<double, double>{means.get<double>(), static_cast<double>(a.reduced)}, a.outer, a.reduced,
+                a.inner, stream);
+  run_reduction(LoadSquaredDeviation<T>{a.x, means.get<double>()}, Plus<double>{}, 0.0,
+                StoreScaled<T, double>{a.out, divisor}, a.outer, a.reduced, a.inner, stream);
 }
 
 template <class T>
-void arg_extremum(const ArgExtremum<T>& arguments, cudaStream_t stream) {
-  const bool maximum = arguments.maximum;
-  const T* x = arguments.x;
-  const int64_t outer = arguments.outer;
-  const int64_t reduced = arguments.reduced;
-  const int64_t inner = arguments.inner;
-  int64_t* out = arguments.out;
+void arg_extremum(const ArgExtremum<T>& a, cudaStream_t stream) {
   constexpr T kInfinity = std::numeric_limits<T>::infinity();
   // The identity loses to every real element: a worse value, or an equal one (+-inf) with
   // a larger index.
   constexpr int64_t kNoIndex = std::numeric_limits<int64_t>::max();
-  if (maximum) {
-    run_reduction(LoadWithIndex<T>{x}, PickExtremeIndex<T, true>{}, Extremum<T>{-kInfinity, kNoIndex},
-                  StoreIndex<T>{out}, outer, reduced, inner, stream);
+  if (a.maximum) {
+    run_reduction(LoadWithIndex<T>{a.x}, PickExtremeIndex<T, true>{}, Extremum<T>{-kInfinity, kNoIndex},
+                  StoreIndex<T>{a.out}, a.outer, a.reduced, a.inner, stream);
   } else {
-    run_reduction(LoadWithIndex<T>{x}, PickExtremeIndex<T, false>{}, Extremum<T>{kInfinity, kNoIndex},
-                  StoreIndex<T>{out}, outer, reduced, inner, stream);
+    run_reduction(LoadWithIndex<T>{a.x}, PickExtremeIndex<T, false>{}, Extremum<T>{kInfinity, kNoIndex},
+                  StoreIndex<T>{a.out}, a.outer, a.reduced, a.inner, stream);
   }
 }
 
