@@ -1,3 +1,5 @@
+// Batch normalisation on the CPU, the reference of the CUDA twins
+// (kernels/cpu/batch_norm.h specifies them and lists the family's files).
 #include "kernels/cpu/batch_norm.h"
 
 #include <cmath>

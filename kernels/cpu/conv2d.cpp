@@ -1,4 +1,5 @@
-// im2col + GEMM convolution, parallel over images.
+// im2col + GEMM convolution, parallel over images (kernels/cpu/conv2d.h specifies it and
+// lists the family's files).
 //
 // For one group, im2col unrolls every receptive field of a chunk of images into a column:
 //   columns (K = C_in/groups * kH * kW,  images * P),  P = H_out * W_out,

@@ -1,3 +1,5 @@
+// Strided copy and fill on the CPU, the reference of the CUDA twins (kernels/cpu/copy.h
+// specifies them and lists the family's files).
 #include "kernels/cpu/copy.h"
 
 #include <cstring>

@@ -1,3 +1,5 @@
+// log_softmax and the NLL loss on the CPU, the reference of the CUDA twins
+// (kernels/cpu/cross_entropy.h specifies them and lists the family's files).
 #include "kernels/cpu/cross_entropy.h"
 
 #include <cmath>

@@ -1,3 +1,5 @@
+// The elementwise ops on the CPU, the reference of the CUDA twins
+// (kernels/cpu/elementwise.h specifies them and lists the family's files).
 #include "kernels/cpu/elementwise.h"
 
 #include <algorithm>

@@ -1,4 +1,5 @@
-// Group normalisation on the CPU: the reference the CUDA kernels are checked against.
+// Group normalisation on the CPU: the reference the CUDA kernels are checked against
+// (kernels/cpu/group_norm.h specifies it and lists the family's files).
 // Each (sample, group) is one contiguous run of M = (C / G) * S elements; statistics are
 // an exact two-pass mean and biased variance in double, so inputs offset far from zero
 // (1e4 + N(0, 1)) lose nothing. Groups run in parallel (OpenMP); the per-channel parameter

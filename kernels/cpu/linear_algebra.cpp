@@ -1,3 +1,5 @@
+// The GEMM wrapper over OpenBLAS on the CPU, the reference of the CUDA twins
+// (kernels/cpu/linear_algebra.h specifies them and lists the family's files).
 #include "kernels/cpu/linear_algebra.h"
 
 #include <cblas.h>

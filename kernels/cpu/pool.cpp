@@ -1,3 +1,5 @@
+// The pooling ops on the CPU, the reference of the CUDA twins (kernels/cpu/pool.h
+// specifies them and lists the family's files).
 #include "kernels/cpu/pool.h"
 
 #include <algorithm>

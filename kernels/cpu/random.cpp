@@ -1,3 +1,5 @@
+// The Philox draws on the CPU, the reference of the CUDA twins (kernels/cpu/random.h
+// specifies them and lists the family's files).
 #include "kernels/cpu/random.h"
 
 #include <algorithm>

@@ -1,3 +1,5 @@
+// The reductions on the CPU, the reference of the CUDA twins (kernels/cpu/reduction.h
+// specifies them and lists the family's files).
 #include "kernels/cpu/reduction.h"
 
 #include <algorithm>

@@ -1,4 +1,5 @@
-// Weight standardisation on the CPU: the reference for kernels/cuda/weight_standardization.cu.
+// Weight standardisation on the CPU: the reference for kernels/cuda/weight_standardization.cu
+// (kernels/cpu/weight_standardization.h specifies it and lists the family's files).
 // Rows (output channels) are independent; each is an exact two-pass mean and biased
 // variance in double. The rows of every tensor in the list run in parallel (OpenMP over
 // one flattened (tensor, row) index, so a list of small weights still fills the cores).

@@ -1,4 +1,4 @@
-// CUDA twins of kernels/cpu/copy.cpp: strided copy with dtype conversion, and fill. They
+// CUDA twins of kernels/cpu/copy.h: strided copy with dtype conversion, and fill. They
 // make contiguous(), clone(), to(dtype), broadcasting copy_() and full()/zeros() on the GPU.
 //
 // A copy reads each source element once and writes each destination element once;

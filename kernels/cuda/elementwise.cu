@@ -1,4 +1,4 @@
-// CUDA twins of kernels/cpu/elementwise.cpp: unary maps, binary arithmetic with
+// CUDA twins of kernels/cpu/elementwise.h: unary maps, binary arithmetic with
 // broadcasting, comparisons and where, over strided operands.
 //
 // Each op is a tiny per-element function (the structs below, one template per family with

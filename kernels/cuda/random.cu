@@ -1,4 +1,4 @@
-// CUDA twins of kernels/cpu/random.cpp. Element i of a draw keyed by (seed, stream) is
+// CUDA twins of kernels/cpu/random.h. Element i of a draw keyed by (seed, stream) is
 // philox(seed, stream, i) (kernels/philox.h, the same code on both sides), so a thread per
 // element computes exactly the CPU's value: uniform and integer draws are bit-identical, and
 // normal draws are too except in the ~2^-29 cases where CUDA's double log/sin/cos land on
