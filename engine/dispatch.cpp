@@ -62,7 +62,8 @@ InputCheck::InputCheck(std::string_view op, const Device& device, kernels::Defer
     return;
   }
 #if VISREP_WITH_CUDA
-  slot_ = run_on_cuda(op, [&] { return kernels::cuda::defer_check(device.index, cuda_stream(device), std::move(message)); });
+  slot_ = run_on_cuda(
+      op, [&] { return kernels::cuda::defer_check(device.index, cuda_stream(device), std::move(message)); });
 #else
   VISREP_FAIL("{}: visrep was built without the CUDA backend", op);
 #endif
@@ -74,9 +75,8 @@ void InputCheck::report() const {
 
 void check_indices_in_range(std::string_view op, const Tensor& index, int64_t size, std::optional<int64_t> ignored,
                             const std::function<std::string(int64_t value, int64_t position)>& message) {
-  const InputCheck check(op, index.device(), [message](long long position, long long value) {
-    return message(value, position);
-  });
+  const InputCheck check(op, index.device(),
+                         [message](long long position, long long value) { return message(value, position); });
   VISREP_RUN_KERNEL(op, index.device(), mark_first_out_of_range,
                     kernels::MarkFirstOutOfRange{.indices = data_or_null<const int64_t>(index),
                                                  .count = index.numel(),

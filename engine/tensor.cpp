@@ -403,8 +403,9 @@ Tensor& Tensor::fill_(double value) {
     T converted;
     if constexpr (std::is_same_v<T, bfloat16>) converted = bfloat16(static_cast<float>(value));
     else converted = static_cast<T>(value);
-    VISREP_RUN_KERNEL("fill_", device(), fill,
-                      kernels::Fill<T>{.dst = data_or_null<T>(*this), .dst_layout = destination_layout, .value = converted});
+    VISREP_RUN_KERNEL(
+        "fill_", device(), fill,
+        kernels::Fill<T>{.dst = data_or_null<T>(*this), .dst_layout = destination_layout, .value = converted});
   });
   storage()->bump_version();
   return *this;

@@ -124,17 +124,18 @@ Tensor contrastive_loss(const ContrastiveArguments& a) {
   visit_floating_or_bfloat16(h.dtype(), a.op, [&](auto tag) {
     using T = typename decltype(tag)::type;
     using S = kernels::AccumulateType<T>;
-    VISREP_RUN_KERNEL(a.op, device, contrastive_forward,
-                      kernels::ContrastiveForward<T>{
-                          .h = data_or_null<const T>(h),
-                          .extra = data_or_null<const T>(extra),
-                          .problem = problem,
-                          .tensor_cores = tensor_cores,
-                          .saved_cpu = on_cpu ? state.pointers<double, double>() : kernels::ContrastiveSaved<double, double>{},
-                          .saved_cuda = on_cpu ? kernels::ContrastiveSaved<T, S>{} : state.pointers<T, S>(),
-                          .loss = data_or_null<S>(loss),
-                          .counted_anchors = data_or_null<int32_t>(counted),
-                          .first_non_finite_row = non_finite.slot()});
+    VISREP_RUN_KERNEL(
+        a.op, device, contrastive_forward,
+        kernels::ContrastiveForward<T>{
+            .h = data_or_null<const T>(h),
+            .extra = data_or_null<const T>(extra),
+            .problem = problem,
+            .tensor_cores = tensor_cores,
+            .saved_cpu = on_cpu ? state.pointers<double, double>() : kernels::ContrastiveSaved<double, double>{},
+            .saved_cuda = on_cpu ? kernels::ContrastiveSaved<T, S>{} : state.pointers<T, S>(),
+            .loss = data_or_null<S>(loss),
+            .counted_anchors = data_or_null<int32_t>(counted),
+            .first_non_finite_row = non_finite.slot()});
   });
   non_finite.report();
 
@@ -149,25 +150,26 @@ Tensor contrastive_loss(const ContrastiveArguments& a) {
     const Tensor h_saved = saved_h.defined() ? saved_h.get() : Tensor();
     const Tensor extra_saved = saved_extra.defined() ? saved_extra.get() : Tensor();
     Tensor grad_h = empty({problem.rows, problem.dim}, TensorOptions(dtype, device));
-    Tensor grad_extra = extra_wants_grad ? empty({problem.extra_rows, problem.dim}, TensorOptions(dtype, device))
-                                         : Tensor();
+    Tensor grad_extra =
+        extra_wants_grad ? empty({problem.extra_rows, problem.dim}, TensorOptions(dtype, device)) : Tensor();
     kernels::ContrastiveProblem p = problem;  // labels alive through the capture
     p.labels = data_or_null<const int64_t>(labels);
     visit_floating_or_bfloat16(dtype, op, [&](auto tag) {
       using T = typename decltype(tag)::type;
       using S = kernels::AccumulateType<T>;
-      VISREP_RUN_KERNEL(op, device, contrastive_backward,
-                        kernels::ContrastiveBackward<T>{
-                            .grad_loss = data_or_null<const S>(grad_loss),
-                            .h = data_or_null<const T>(h_saved),
-                            .extra = data_or_null<const T>(extra_saved),
-                            .problem = p,
-                            .tensor_cores = tensor_cores,
-                            .saved_cpu = on_cpu ? state.pointers<double, double>() : kernels::ContrastiveSaved<double, double>{},
-                            .saved_cuda = on_cpu ? kernels::ContrastiveSaved<T, S>{} : state.pointers<T, S>(),
-                            .counted_anchors = data_or_null<const int32_t>(counted),
-                            .grad_h = data_or_null<T>(grad_h),
-                            .grad_extra = data_or_null<T>(grad_extra)});
+      VISREP_RUN_KERNEL(
+          op, device, contrastive_backward,
+          kernels::ContrastiveBackward<T>{
+              .grad_loss = data_or_null<const S>(grad_loss),
+              .h = data_or_null<const T>(h_saved),
+              .extra = data_or_null<const T>(extra_saved),
+              .problem = p,
+              .tensor_cores = tensor_cores,
+              .saved_cpu = on_cpu ? state.pointers<double, double>() : kernels::ContrastiveSaved<double, double>{},
+              .saved_cuda = on_cpu ? kernels::ContrastiveSaved<T, S>{} : state.pointers<T, S>(),
+              .counted_anchors = data_or_null<const int32_t>(counted),
+              .grad_h = data_or_null<T>(grad_h),
+              .grad_extra = data_or_null<T>(grad_extra)});
     });
     return {grad_h, grad_extra};
   });

@@ -88,9 +88,10 @@ Tensor nll_loss(const Tensor& log_probs_in, const Tensor& targets_in, const Cros
   // kernel gives such a row a NaN loss without reading it). Then the count of the rows that
   // are not ignored, which divides the mean: on the host for the CPU, a device tensor on the
   // GPU so that nothing waits for the device.
-  check_indices_in_range("nll_loss", targets, classes, options.ignore_index, [classes](int64_t value, int64_t position) {
-    return fmt::format("nll_loss: target {} at row {} is out of range for {} classes", value, position, classes);
-  });
+  check_indices_in_range(
+      "nll_loss", targets, classes, options.ignore_index, [classes](int64_t value, int64_t position) {
+        return fmt::format("nll_loss: target {} at row {} is out of range for {} classes", value, position, classes);
+      });
   int64_t counted = 0;
   Tensor counted_on_device;
   if (targets.device().is_cuda()) {

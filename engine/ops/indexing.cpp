@@ -35,12 +35,11 @@ void check_index_tensor(std::string_view op, const Tensor& x, const Tensor& inde
 // Every index in [0, size) of dimension `dim` of x (shape): at once on the CPU (its kernels
 // would read outside the tensor), at the next synchronisation on CUDA (engine/dispatch.h).
 void check_in_range(std::string_view op, const Tensor& index, int64_t size, int64_t dim, const Shape& shape) {
-  check_indices_in_range(op, index, size, std::nullopt,
-                         [op = std::string(op), size, dim, shape](int64_t value, int64_t position) {
-                           return fmt::format(
-                               "{}: index {} (at position {}) is out of range for dimension {} of size {} in shape {}",
-                               op, value, position, dim, size, shape_string(shape));
-                         });
+  check_indices_in_range(
+      op, index, size, std::nullopt, [op = std::string(op), size, dim, shape](int64_t value, int64_t position) {
+        return fmt::format("{}: index {} (at position {}) is out of range for dimension {} of size {} in shape {}", op,
+                           value, position, dim, size, shape_string(shape));
+      });
 }
 
 }  // namespace

@@ -209,7 +209,8 @@ __device__ __forceinline__ U* dynamic_shared_memory() {
 template <class Kernel>
 void allow_dynamic_shared_memory(Kernel* kernel, size_t bytes) {
   if (bytes > 48 * 1024) {
-    VISREP_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+    VISREP_CUDA_CHECK(
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
   }
 }
 
