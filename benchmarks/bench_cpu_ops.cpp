@@ -13,12 +13,9 @@
 // matmul: the engine's matmul (shape checks, output allocation, autograd bookkeeping)
 // against kernels::cpu::gemm into a preallocated output, on the same operands.
 //
-// Reading the numbers: OpenBLAS's worker threads keep spinning for about 0.1 s after a
-// threaded sgemm (OPENBLAS_THREAD_TIMEOUT, default 2^28 cycles), and here every convolution
-// runs right after the baseline's sgemm calls, so it shares the cores with that spinning.
-// OPENBLAS_THREAD_TIMEOUT=4 in the environment removes it, for a view of the convolution
-// alone. The default run keeps it: any program that mixes threaded BLAS calls with the
-// convolution's OpenMP workers meets it, if less often than this benchmark does.
+// The baseline's sgemm is kernels::cpu::gemm, which shares a product between OpenMP's threads
+// with OpenBLAS on one thread per call (kernels/cpu/linear_algebra.h's threading policy), the
+// same threads the convolution runs on: no second pool spins next to the one being timed.
 #include <cblas.h>
 #include <omp.h>
 
@@ -238,9 +235,8 @@ void run_conv_section(const Settings& settings, bench::JsonLinesWriter& json, Th
                        total.training_flops, total_count, settings, threads));
   table.print(std::cout);
   std::cout << "GF/s: 2*B*Cout*Cin*kH*kW*Hout*Wout per GEMM pass (forward 1, backward 2; the stem's input needs no\n"
-               "gradient, so 1). sgemm: OpenBLAS on the same GEMMs issued once for the whole batch. %: conv / sgemm.\n"
-               "Timed interleaved with the sgemm baseline, whose idle OpenBLAS threads spin meanwhile; see the\n"
-               "comment at the top of benchmarks/bench_cpu_ops.cpp.\n\n";
+               "gradient, so 1). sgemm: kernels::cpu::gemm on the same GEMMs issued once for the whole batch. %: conv /\n"
+               "sgemm. Timed interleaved with the sgemm baseline.\n\n";
 }
 
 // ---- matmul ------------------------------------------------------------------------------------
@@ -330,7 +326,7 @@ int main(int argc, char** argv) {
 
   try {
     bench::JsonLinesWriter json(settings.common.json_path);
-    const Threads threads{kernels::cpu::gemm_threads(), omp_get_max_threads()};
+    const Threads threads{kernels::cpu::openblas_threads(), omp_get_max_threads()};
     std::cout << "device cpu: " << openblas_get_config() << ", OpenBLAS threads " << threads.blas
               << ", OpenMP threads " << threads.openmp << "; median of " << settings.common.repeats << " after "
               << settings.common.warmup << " warm-up\n\n";

@@ -14,13 +14,13 @@
 //
 // Why it is shaped this way:
 // - The batch is split across threads, and each thread unrolls and multiplies its own
-//   images with single-threaded BLAS. Threading each GEMM inside OpenBLAS instead leaves
-//   im2col/col2im to run between GEMMs, with two thread pools (OpenMP's and OpenBLAS's)
-//   handing two cores back and forth at every step; per-image work on its own core needs no
-//   synchronisation at all. Each thread keeps a private filter gradient, summed at the end
+//   images with single-threaded GEMMs (gemm inside a parallel region runs on the calling
+//   thread: kernels/cpu/linear_algebra.h's threading policy). Sharing each GEMM between the
+//   threads instead leaves im2col/col2im to run between GEMMs and synchronises the threads
+//   at every one; per-image work on its own core needs no synchronisation at all. Each thread keeps a private filter gradient, summed at the end
 //   (threads - 1 weight-sized buffers: cheap on a few cores, worth revisiting on many).
 //   With one image (or when called inside a parallel region) there is nothing to split, and
-//   OpenBLAS and the unrolling loops are threaded instead.
+//   the GEMMs and the unrolling loops are shared between the threads instead.
 // - A small output plane (P = 16 at the end of a CIFAR ResNet) makes a GEMM too thin for
 //   BLAS to run fast, so about kTargetColumns columns' worth of images are unrolled side by
 //   side into one wider matrix, and the GEMM's result is moved to and from NCHW.
@@ -42,7 +42,6 @@
 #include <cstring>
 #include <exception>
 #include <memory>
-#include <mutex>
 #include <stdexcept>
 #include <vector>
 
@@ -170,32 +169,6 @@ T* thread_scratch(ScratchSlot slot, int64_t count) {
 
 // ---- threads ------------------------------------------------------------------------------
 
-// Holds OpenBLAS to one thread while the workers, one per core, call it side by side.
-// OpenBLAS's thread count is process-wide, so convolutions running at the same time on
-// different threads share one hold: the first to arrive saves the count, the last to
-// leave restores it.
-class SingleThreadedGemm {
- public:
-  SingleThreadedGemm() {
-    const std::lock_guard lock(mutex_);
-    if (holders_++ == 0) {
-      saved_threads_ = gemm_threads();
-      set_gemm_threads(1);
-    }
-  }
-  ~SingleThreadedGemm() {
-    const std::lock_guard lock(mutex_);
-    if (--holders_ == 0) set_gemm_threads(saved_threads_);
-  }
-  SingleThreadedGemm(const SingleThreadedGemm&) = delete;
-  SingleThreadedGemm& operator=(const SingleThreadedGemm&) = delete;
-
- private:
-  static inline std::mutex mutex_;
-  static inline int holders_ = 0;
-  static inline int saved_threads_ = 0;
-};
-
 // Calls work(first_image, end_image, worker) on each worker, over contiguous shares of the
 // batch that differ by at most one image. Returns how many workers ran (OpenMP may grant
 // fewer threads than asked); each of them had at least one image.
@@ -205,7 +178,6 @@ int run_workers(const Plan& plan, int64_t batch, Work&& work) {
     work(int64_t{0}, batch, 0);
     return 1;
   }
-  SingleThreadedGemm single_threaded_gemm;
   int workers_run = 1;
   std::exception_ptr failure;
 #pragma omp parallel num_threads(plan.workers)
