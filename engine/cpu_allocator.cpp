@@ -10,9 +10,15 @@
 namespace visrep {
 namespace {
 
-constexpr size_t kAlignment = 64;                 // a cache line, and enough for any vector load
-constexpr size_t kCachedFrom = size_t{1} << 20;   // smaller blocks: malloc's own free lists do well
-constexpr size_t kGranule = size_t{1} << 20;      // cached sizes are rounded up to whole MiB
+constexpr size_t kAlignment = 64;  // a cache line, and enough for any vector load
+// Smaller blocks come from malloc's own free lists, which keep them. From 128 KiB glibc maps
+// each block afresh and unmaps it when freed, so every one costs a page fault per 4 KiB on
+// first touch; bit-tiny's step allocates hundreds of them (activations of 512 images at
+// 2x2 and 1x1, the head's (512, 512) matrices).
+constexpr size_t kCachedFrom = size_t{64} << 10;
+// Cached sizes are rounded up to whole granules: 64 KiB below 1 MiB, 1 MiB above.
+constexpr size_t kSmallGranule = size_t{64} << 10;
+constexpr size_t kGranule = size_t{1} << 20;
 constexpr size_t kMaxCachedBytes = size_t{4} << 30;
 
 struct Cache {
@@ -27,7 +33,8 @@ Cache& cache() {
 }
 
 size_t rounded_size(size_t bytes) {
-  if (bytes >= kCachedFrom) return (bytes + kGranule - 1) / kGranule * kGranule;
+  if (bytes >= kGranule) return (bytes + kGranule - 1) / kGranule * kGranule;
+  if (bytes >= kCachedFrom) return (bytes + kSmallGranule - 1) / kSmallGranule * kSmallGranule;
   // aligned_alloc needs a multiple of the alignment, and not 0.
   return std::max(kAlignment, (bytes + kAlignment - 1) / kAlignment * kAlignment);
 }

@@ -53,7 +53,7 @@ void similarities(const float* a, int64_t rows, const float* b, int64_t columns,
   gemm<float>(GemmShape{rows, columns, dim, false, true}, alpha, a, dim, b, dim, 0.0f, s, columns);
 }
 
-void forward_float(const ContrastiveForward<float>& a) {
+void contrastive_forward_float(const ContrastiveForward<float>& a) {
   const ContrastiveProblem& problem = a.problem;
   const ContrastiveSaved<double, double>& saved = a.saved_cpu;
   const int64_t rows = problem.rows, columns = problem.columns(), dim = problem.dim, anchors = problem.anchors;
@@ -128,7 +128,7 @@ void forward_float(const ContrastiveForward<float>& a) {
   *a.counted_anchors = static_cast<int32_t>(counted);
 }
 
-void backward_float(const ContrastiveBackward<float>& a) {
+void contrastive_backward_float(const ContrastiveBackward<float>& a) {
   const ContrastiveProblem& problem = a.problem;
   const ContrastiveSaved<double, double>& saved = a.saved_cpu;
   const int64_t rows = problem.rows, dim = problem.dim, anchors = problem.anchors, columns = problem.columns();
@@ -220,7 +220,7 @@ void backward_float(const ContrastiveBackward<float>& a) {
 template <class T>
 void contrastive_forward(const ContrastiveForward<T>& arguments) {
   if constexpr (std::is_same_v<T, float>) {
-    if (!reference_kernels_enabled()) return forward_float(arguments);
+    if (!reference_kernels_enabled()) return contrastive_forward_float(arguments);
   }
   reference::contrastive_forward(arguments);
 }
@@ -228,7 +228,7 @@ void contrastive_forward(const ContrastiveForward<T>& arguments) {
 template <class T>
 void contrastive_backward(const ContrastiveBackward<T>& arguments) {
   if constexpr (std::is_same_v<T, float>) {
-    if (!reference_kernels_enabled()) return backward_float(arguments);
+    if (!reference_kernels_enabled()) return contrastive_backward_float(arguments);
   }
   reference::contrastive_backward(arguments);
 }

@@ -35,6 +35,23 @@ TEST_CASE("cpu allocator reuses large blocks", "[unit]") {
   REQUIRE(cpu_memory_stats().cached_bytes == 0);
 }
 
+TEST_CASE("cpu allocator reuses blocks from 64 KiB, in 64 KiB steps below 1 MiB", "[unit]") {
+  cpu_empty_cache();
+  const void* first_block = nullptr;
+  {
+    Tensor medium = empty({200 << 10}, kUInt8);  // 200 KiB: a 256 KiB block
+    first_block = medium.raw_data();
+  }
+  REQUIRE(cpu_memory_stats().cached_bytes == (256u << 10));
+  {
+    Tensor again = empty({250 << 10}, kUInt8);  // also 256 KiB
+    REQUIRE(again.raw_data() == first_block);
+    Tensor small = empty({60 << 10}, kUInt8);   // below 64 KiB: malloc's, never cached
+  }
+  REQUIRE(cpu_memory_stats().cached_bytes == (256u << 10));
+  cpu_empty_cache();
+}
+
 TEST_CASE("cpu out of memory is an error", "[unit]") {
   // 2^50 bytes (a petabyte) cannot be had anywhere this test runs.
   REQUIRE_THROWS_WITH(empty({int64_t{1} << 48}, kFloat32),
