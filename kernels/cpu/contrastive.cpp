@@ -16,7 +16,8 @@
 //             block of anchors and one block of columns: no row is shared between threads
 //             and the result does not depend on the thread count.
 // z, the norms and lse are kept in double in the state the reference keeps (so either
-// backward pass reads either forward's state); the GEMMs read a float copy of z.
+// backward pass reads either forward's state); the GEMMs read a float copy of z. Working
+// memory is the threads' scratch (kernels/cpu/scratch.h).
 #include "kernels/cpu/contrastive.h"
 
 #include <algorithm>
@@ -28,6 +29,7 @@
 #include "kernels/bfloat16.h"
 #include "kernels/cpu/linear_algebra.h"
 #include "kernels/cpu/reference/reference_kernels.h"
+#include "kernels/cpu/scratch.h"
 #include "kernels/cpu/vector_math.h"
 
 namespace visrep::kernels::cpu {
@@ -59,7 +61,7 @@ void contrastive_forward_float(const ContrastiveForward<float>& a) {
   const int64_t rows = problem.rows, columns = problem.columns(), dim = problem.dim, anchors = problem.anchors;
 
   // z_j = h_j / max(||h_j||, eps), as the reference (in double, kept), and its float copy.
-  std::vector<float> z(static_cast<size_t>(columns * dim));
+  float* z = thread_scratch<float>(ScratchSlot::kContrastiveZ, columns * dim);
   for (int64_t j = 0; j < columns; ++j) {
     const float* source = j < rows ? a.h + j * dim : a.extra + (j - rows) * dim;
     double squares = 0.0;
@@ -75,7 +77,7 @@ void contrastive_forward_float(const ContrastiveForward<float>& a) {
     saved.norm[j] = norm;
     for (int64_t d = 0; d < dim; ++d) {
       saved.z[j * dim + d] = static_cast<double>(source[d]) * scale;
-      z[static_cast<size_t>(j * dim + d)] = static_cast<float>(saved.z[j * dim + d]);
+      z[j * dim + d] = static_cast<float>(saved.z[j * dim + d]);
     }
   }
 
@@ -84,14 +86,14 @@ void contrastive_forward_float(const ContrastiveForward<float>& a) {
   std::vector<double> positive_sum(static_cast<size_t>(anchors));
 #pragma omp parallel if (anchors * columns * dim >= 1 << 16)
   {
-    std::vector<float> block(static_cast<size_t>(kBlock * columns));
+    float* block = thread_scratch<float>(ScratchSlot::kContrastiveBlock, kBlock * columns);
 #pragma omp for schedule(static)
     for (int64_t b = 0; b < blocks_of(anchors); ++b) {
       const int64_t first = b * kBlock, count = std::min(kBlock, anchors - first);
-      similarities(z.data() + first * dim, count, z.data(), columns, dim, inverse_tau, block.data());
+      similarities(z + first * dim, count, z, columns, dim, inverse_tau, block);
       for (int64_t r = 0; r < count; ++r) {
         const int64_t i = first + r;
-        float* s = block.data() + r * columns;
+        float* s = block + r * columns;
         s[i] = -std::numeric_limits<float>::infinity();  // the self term is excluded
         float maximum = -std::numeric_limits<float>::infinity();
 #pragma omp simd reduction(max : maximum)
@@ -137,8 +139,11 @@ void contrastive_backward_float(const ContrastiveBackward<float>& a) {
                                                           static_cast<double>(*a.counted_anchors) / problem.temperature
                                                     : 0.0;
   const float inverse_tau = static_cast<float>(1.0 / problem.temperature);
-  std::vector<float> z(static_cast<size_t>(columns * dim));
-  for (int64_t e = 0; e < columns * dim; ++e) z[static_cast<size_t>(e)] = static_cast<float>(saved.z[e]);
+  // z in float, then dz (wanted x D).
+  float* z = thread_scratch<float>(ScratchSlot::kContrastiveZ, (columns + wanted) * dim);
+  for (int64_t e = 0; e < columns * dim; ++e) z[e] = static_cast<float>(saved.z[e]);
+  float* grad_z = z + columns * dim;
+  std::fill(grad_z, grad_z + wanted * dim, 0.0f);
   const std::vector<int64_t> classes = classes_of(problem);
   // Per anchor: lse_i, and the weight 1 / |P(i)| of each positive (0: the anchor is not counted).
   std::vector<float> lse(static_cast<size_t>(anchors)), positive_weight(static_cast<size_t>(anchors));
@@ -150,19 +155,18 @@ void contrastive_backward_float(const ContrastiveBackward<float>& a) {
     return j < rows && j != i && classes[static_cast<size_t>(j)] == classes[static_cast<size_t>(i)];
   };
 
-  std::vector<float> grad_z(static_cast<size_t>(wanted * dim), 0.0f);
   const bool parallel = anchors * columns * dim >= 1 << 16;
 #pragma omp parallel if (parallel)
   {
-    std::vector<float> block(static_cast<size_t>(kBlock * std::max(columns, anchors)));
+    float* block = thread_scratch<float>(ScratchSlot::kContrastiveBlock, kBlock * std::max(columns, anchors));
     // Pass 1, k as an anchor: dz_k = sum_j G_kj z_j.
 #pragma omp for schedule(static)
     for (int64_t b = 0; b < blocks_of(anchors); ++b) {
       const int64_t first = b * kBlock, count = std::min(kBlock, anchors - first);
-      similarities(z.data() + first * dim, count, z.data(), columns, dim, inverse_tau, block.data());
+      similarities(z + first * dim, count, z, columns, dim, inverse_tau, block);
       for (int64_t r = 0; r < count; ++r) {
         const int64_t k = first + r;
-        float* g = block.data() + r * columns;
+        float* g = block + r * columns;
         const float counted = positive_weight[static_cast<size_t>(k)] > 0.0f ? 1.0f : 0.0f;
         const float shift = lse[static_cast<size_t>(k)];
 #pragma omp simd
@@ -170,17 +174,17 @@ void contrastive_backward_float(const ContrastiveBackward<float>& a) {
         for (int64_t j = 0; j < rows; ++j)
           if (counted > 0.0f && is_positive(k, j)) g[j] -= positive_weight[static_cast<size_t>(k)];
       }
-      gemm<float>(GemmShape{count, dim, columns, false, false}, 1.0f, block.data(), columns, z.data(), dim, 0.0f,
-                  grad_z.data() + first * dim, dim);
+      gemm<float>(GemmShape{count, dim, columns, false, false}, 1.0f, block, columns, z, dim, 0.0f,
+                  grad_z + first * dim, dim);
     }
     // Pass 2, k as a column: dz_k += sum_i G_ik z_i over the counted anchors i.
 #pragma omp for schedule(static)
     for (int64_t b = 0; b < blocks_of(wanted); ++b) {
       const int64_t first = b * kBlock, count = std::min(kBlock, wanted - first);
-      similarities(z.data() + first * dim, count, z.data(), anchors, dim, inverse_tau, block.data());
+      similarities(z + first * dim, count, z, anchors, dim, inverse_tau, block);
       for (int64_t r = 0; r < count; ++r) {
         const int64_t k = first + r;
-        float* g = block.data() + r * anchors;  // g[i] = s_ik
+        float* g = block + r * anchors;  // g[i] = s_ik
 #pragma omp simd
         for (int64_t i = 0; i < anchors; ++i) {
           const float counted = positive_weight[static_cast<size_t>(i)] > 0.0f ? 1.0f : 0.0f;
@@ -189,14 +193,14 @@ void contrastive_backward_float(const ContrastiveBackward<float>& a) {
         for (int64_t i = 0; i < anchors; ++i)
           if (is_positive(i, k)) g[i] -= positive_weight[static_cast<size_t>(i)];
       }
-      gemm<float>(GemmShape{count, dim, anchors, false, false}, 1.0f, block.data(), anchors, z.data(), dim, 1.0f,
-                  grad_z.data() + first * dim, dim);
+      gemm<float>(GemmShape{count, dim, anchors, false, false}, 1.0f, block, anchors, z, dim, 1.0f,
+                  grad_z + first * dim, dim);
     }
     // Through the normalisation: dh = (dz - z (z . dz)) / ||h||, or dz / eps where clamped.
 #pragma omp for schedule(static)
     for (int64_t k = 0; k < wanted; ++k) {
-      const float* g = grad_z.data() + k * dim;
-      const float* zk = z.data() + k * dim;
+      const float* g = grad_z + k * dim;
+      const float* zk = z + k * dim;
       float* out = k < rows ? a.grad_h + k * dim : a.grad_extra + (k - rows) * dim;
       const double norm = saved.norm[k];
       if (norm > problem.norm_eps) {

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "kernels/cpu/reference/reference_kernels.h"
+#include "kernels/cpu/scratch.h"
 
 namespace visrep::kernels::cpu {
 namespace {
@@ -41,19 +42,22 @@ constexpr int64_t kParallelThreshold = 32768;  // elements; below this, threads 
 constexpr int64_t kShortMap = 16;
 
 // Each element's parameters when a group is one flat loop: gamma and beta of its channel,
-// [c * S + s], for the kShortMap path; empty otherwise.
+// [c * S + s], for the kShortMap path (null otherwise), in the calling thread's scratch.
 struct SpreadParameters {
-  std::vector<float> gamma, beta;
+  const float* gamma = nullptr;
+  const float* beta = nullptr;
 
   SpreadParameters(const GroupNormShape& s, const float* gamma_in, const float* beta_in) {
     if (s.spatial >= kShortMap) return;
-    gamma.resize(static_cast<size_t>(s.channels * s.spatial));
-    beta.resize(gamma.size());
+    const int64_t count = s.channels * s.spatial;
+    float* spread = thread_scratch<float>(ScratchSlot::kGroupNormSpread, 2 * count);
     for (int64_t c = 0; c < s.channels; ++c)
       for (int64_t i = 0; i < s.spatial; ++i) {
-        gamma[static_cast<size_t>(c * s.spatial + i)] = gamma_in != nullptr ? gamma_in[c] : 1.0f;
-        beta[static_cast<size_t>(c * s.spatial + i)] = beta_in != nullptr ? beta_in[c] : 0.0f;
+        spread[c * s.spatial + i] = gamma_in != nullptr ? gamma_in[c] : 1.0f;
+        spread[count + c * s.spatial + i] = beta_in != nullptr ? beta_in[c] : 0.0f;
       }
+    gamma = spread;
+    beta = spread + count;
   }
 };
 
@@ -110,8 +114,8 @@ void group_norm_forward_float(const GroupNormForward<float>& a) {
     a.mean[group] = mean_f;
     a.invstd[group] = invstd_f;
     if (spatial < kShortMap) {
-      normalize_run<1>(xg, x0, mean_f, invstd_f, spread.gamma.data() + g * per_group,
-                       spread.beta.data() + g * per_group, a.relu, per_group, yg);
+      normalize_run<1>(xg, x0, mean_f, invstd_f, spread.gamma + g * per_group,
+                       spread.beta + g * per_group, a.relu, per_group, yg);
       continue;
     }
     for (int64_t k = 0; k < cpg; ++k) {
@@ -177,12 +181,14 @@ void group_norm_backward_float(const GroupNormBackward<float>& a) {
   const SpreadParameters spread(s, a.gamma, a.beta);
   const float one = 1.0f, zero = 0.0f;
   // Per (sample, channel): sum d and sum d * xhat, for the parameter gradients.
-  std::vector<double> sum_d(parameter_gradients ? static_cast<size_t>(s.batch * s.channels) : 0);
-  std::vector<double> sum_d_xhat(sum_d.size());
+  const int64_t sample_channels = parameter_gradients ? s.batch * s.channels : 0;
+  double* sum_d = thread_scratch<double>(ScratchSlot::kGroupNormSums, 2 * sample_channels);
+  double* sum_d_xhat = sum_d + sample_channels;
 
 #pragma omp parallel if (s.batch * s.channels * s.spatial >= kParallelThreshold)
   {
-    std::vector<float> spread_d(flat ? static_cast<size_t>(2 * per_group) : 0);  // d, then d * xhat
+    // d, then d * xhat, of this thread's current group.
+    float* spread_d = flat ? thread_scratch<float>(ScratchSlot::kGroupNormGroup, 2 * per_group) : nullptr;
 #pragma omp for schedule(static)
     for (int64_t group = 0; group < s.group_count(); ++group) {
       const int64_t n = group / s.groups, g = group % s.groups;
@@ -190,22 +196,22 @@ void group_norm_backward_float(const GroupNormBackward<float>& a) {
       const float* dyg = a.grad_y + group * per_group;
       const float x0 = per_group > 0 ? xg[0] : 0.0f;
       const float mean = a.mean[group], invstd = a.invstd[group];
-      const float* spread_gamma = flat ? spread.gamma.data() + g * per_group : nullptr;
-      const float* spread_beta = flat ? spread.beta.data() + g * per_group : nullptr;
+      const float* spread_gamma = flat ? spread.gamma + g * per_group : nullptr;
+      const float* spread_beta = flat ? spread.beta + g * per_group : nullptr;
       double group_sum_g = 0.0, group_sum_g_xhat = 0.0;  // sums of gamma * d and gamma * d * xhat
       if (flat) {
         const RunSums sums = sum_run<1>(xg, dyg, x0, mean, invstd, spread_gamma, spread_beta, relu, per_group,
-                                        spread_d.data());
+                                        spread_d);
         group_sum_g = sums.g;
         group_sum_g_xhat = sums.g_xhat;
         for (int64_t k = 0; parameter_gradients && k < cpg; ++k) {
           float channel_d = 0.0f, channel_d_xhat = 0.0f;
           for (int64_t i = k * spatial; i < (k + 1) * spatial; ++i) {
-            channel_d += spread_d[static_cast<size_t>(i)];
-            channel_d_xhat += spread_d[static_cast<size_t>(per_group + i)];
+            channel_d += spread_d[i];
+            channel_d_xhat += spread_d[per_group + i];
           }
-          sum_d[static_cast<size_t>(n * s.channels + g * cpg + k)] = channel_d;
-          sum_d_xhat[static_cast<size_t>(n * s.channels + g * cpg + k)] = channel_d_xhat;
+          sum_d[n * s.channels + g * cpg + k] = channel_d;
+          sum_d_xhat[n * s.channels + g * cpg + k] = channel_d_xhat;
         }
       } else {
         for (int64_t k = 0; k < cpg; ++k) {
@@ -214,8 +220,8 @@ void group_norm_backward_float(const GroupNormBackward<float>& a) {
                                           a.gamma != nullptr ? a.gamma + c : &one,
                                           a.beta != nullptr ? a.beta + c : &zero, relu, spatial, nullptr);
           if (parameter_gradients) {
-            sum_d[static_cast<size_t>(n * s.channels + c)] = sums.d;
-            sum_d_xhat[static_cast<size_t>(n * s.channels + c)] = sums.d_xhat;
+            sum_d[n * s.channels + c] = sums.d;
+            sum_d_xhat[n * s.channels + c] = sums.d_xhat;
           }
           group_sum_g += sums.g;
           group_sum_g_xhat += sums.g_xhat;
@@ -249,8 +255,8 @@ void group_norm_backward_float(const GroupNormBackward<float>& a) {
   std::vector<double> total_d(static_cast<size_t>(s.channels), 0.0), total_d_xhat(total_d.size(), 0.0);
   for (int64_t n = 0; n < s.batch; ++n)
     for (int64_t c = 0; c < s.channels; ++c) {
-      total_d[static_cast<size_t>(c)] += sum_d[static_cast<size_t>(n * s.channels + c)];
-      total_d_xhat[static_cast<size_t>(c)] += sum_d_xhat[static_cast<size_t>(n * s.channels + c)];
+      total_d[static_cast<size_t>(c)] += sum_d[n * s.channels + c];
+      total_d_xhat[static_cast<size_t>(c)] += sum_d_xhat[n * s.channels + c];
     }
   for (int64_t c = 0; c < s.channels; ++c) {
     if (a.grad_gamma != nullptr) a.grad_gamma[c] = static_cast<float>(total_d_xhat[static_cast<size_t>(c)]);
