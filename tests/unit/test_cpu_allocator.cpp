@@ -35,7 +35,7 @@ TEST_CASE("cpu allocator reuses large blocks", "[unit]") {
   REQUIRE(cpu_memory_stats().cached_bytes == 0);
 }
 
-TEST_CASE("cpu allocator reuses blocks from 64 KiB, in 64 KiB steps below 1 MiB", "[unit]") {
+TEST_CASE("cpu allocator reuses smaller blocks by size class", "[unit]") {
   cpu_empty_cache();
   const void* first_block = nullptr;
   {
@@ -46,9 +46,13 @@ TEST_CASE("cpu allocator reuses blocks from 64 KiB, in 64 KiB steps below 1 MiB"
   {
     Tensor again = empty({250 << 10}, kUInt8);  // also 256 KiB
     REQUIRE(again.raw_data() == first_block);
-    Tensor small = empty({60 << 10}, kUInt8);   // below 64 KiB: malloc's, never cached
+    Tensor small = empty({1000}, kFloat32);  // 4000 bytes: a 4 KiB block
   }
-  REQUIRE(cpu_memory_stats().cached_bytes == (256u << 10));
+  REQUIRE(cpu_memory_stats().cached_bytes == (256u << 10) + (4u << 10));
+  {
+    Tensor small_again = empty({1024}, kFloat32);  // 4 KiB: the same class
+    REQUIRE(cpu_memory_stats().cached_bytes == (256u << 10));
+  }
   cpu_empty_cache();
 }
 
