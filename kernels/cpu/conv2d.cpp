@@ -149,6 +149,9 @@ Plan make_plan(const Conv2dGeometry& g) {
           ? plan.plane < kWideRow
           : plan.out_width < kWideRow && plan.images_per_chunk >= kWideRow &&
                 std::max(plan.in_plane, plan.plane) <= kMaxInnermostPlane;
+  // Runs of whole transpose tiles: 16 images, not 21 (a 7x7 map's 1024 / 49).
+  if (plan.images_innermost && plan.images_per_chunk > kWideRow)
+    plan.images_per_chunk = plan.images_per_chunk / kWideRow * kWideRow;
   if (plan.images_innermost) plan.tap_tables = make_tap_tables(g, plan.out_height, plan.out_width);
   return plan;
 }
@@ -171,9 +174,12 @@ void transpose(const T* src, int64_t rows, int64_t columns, int64_t src_stride, 
           for (int64_t c = 0; c < kTile; ++c) tile[c][r] = src[(r0 + r) * src_stride + c0 + c];
         for (int64_t c = 0; c < kTile; ++c)
           for (int64_t r = 0; r < kTile; ++r) dst[(c0 + c) * dst_stride + r0 + r] = tile[c][r];
-      } else {
-        for (int64_t c = c0; c < c0 + c_count; ++c)
-          for (int64_t r = r0; r < r0 + r_count; ++r) dst[c * dst_stride + r] = src[r * src_stride + c];
+      } else {  // an edge tile: the same, within its bounds
+        T tile[kTile][kTile];
+        for (int64_t r = 0; r < r_count; ++r)
+          for (int64_t c = 0; c < c_count; ++c) tile[c][r] = src[(r0 + r) * src_stride + c0 + c];
+        for (int64_t c = 0; c < c_count; ++c)
+          for (int64_t r = 0; r < r_count; ++r) dst[(c0 + c) * dst_stride + r0 + r] = tile[c][r];
       }
     }
   }
