@@ -278,7 +278,7 @@ int main(int argc, char** argv) {
     // A missing checkpoint is reported before the data is read.
     if (!checkpoint.empty()) checkpoint = checkpoint_file(checkpoint);
     recipes::DatasetPair dataset = recipes::load_dataset(data_root, dataset_options);
-    const int64_t classes = data::class_count(dataset.train);
+    const int64_t classes = dataset.train.class_count();
     if (image_size == 0) image_size = dataset.train.height();
     FineTuneModel model =
         checkpoint.empty()
