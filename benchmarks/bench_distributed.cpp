@@ -7,13 +7,19 @@
 //     call records the communicator exchanges before each collective (its checks); and of
 //     64 KiB and 16 MiB, to show the latency and the bandwidth ends
 //   all_gather of 256 x 128 and 512 x 128 float32 embeddings per rank (the negatives of a
-//     global batch), through the Tensor API (output allocation included)
+//     global batch), through the Tensor API (output allocation included), and the
+//     reduce_scatter (sum) of the gathered gradient back to each rank's rows (its backward)
 //   broadcast of the same parameters from rank 0 (the start of a run)
 // Baseline, measured in the same run, interleaved: memcpy of the bytes the collective
-// writes on each rank (all_reduce, broadcast: the buffer; all_gather: the gathered output).
-// "x memcpy" is how many local copies of the result one collective costs. Each time is the
-// slowest rank's median. In a job of one every collective is the identity (a copy at most).
+// writes on each rank (all_reduce, broadcast: the buffer; all_gather: the gathered output;
+// reduce_scatter: this rank's rows). "x memcpy" is how many local copies of the result one
+// collective costs. Every timed run starts after a barrier (untimed), so a rank that arrives
+// late (descheduled, still copying) is not counted as the collective's cost, as in the OSU
+// micro-benchmarks; each time is the slowest rank's median. In a job of one every collective
+// is the identity (a copy at most).
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <cstring>
 #include <iostream>
 #include <string>
@@ -50,6 +56,27 @@ int64_t simclr_bit_tiny_parameters() {
 
 std::string megabytes(double bytes) { return fixed(bytes / (1024.0 * 1024.0), 2); }
 
+// bench::measure_interleaved with an untimed barrier before every timed run: the median
+// milliseconds of each contender on this rank.
+std::vector<double> medians_after_barrier(Communicator& world, const std::vector<std::function<void()>>& contenders,
+                                          const bench::CommonFlags& flags) {
+  using Clock = std::chrono::steady_clock;
+  for (int i = 0; i < flags.warmup; ++i)
+    for (const auto& run : contenders) run();
+  std::vector<std::vector<double>> samples(contenders.size());
+  for (int r = 0; r < flags.repeats; ++r) {
+    for (size_t c = 0; c < contenders.size(); ++c) {
+      world.barrier();
+      const auto start = Clock::now();
+      contenders[c]();
+      samples[c].push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
+    }
+  }
+  std::vector<double> medians;
+  for (const auto& s : samples) medians.push_back(bench::median_of(s));
+  return medians;
+}
+
 struct Row {
   std::string name;
   std::string shape;
@@ -81,6 +108,7 @@ int main(int argc, char** argv) {
     std::vector<float> small(16384, 1.0f), large(4 << 20, 1.0f);
     const Tensor embeddings_256 = ones({256, 128});
     const Tensor embeddings_512 = ones({512, 128});
+    const Tensor gathered_gradient = ones({512 * ranks, 128});
     const auto all_reduce = [](Communicator& comm, std::vector<float>& buffer) {
       return [&comm, &buffer] {
         comm.all_reduce(buffer.data(), static_cast<int64_t>(buffer.size()), kFloat32, Device::cpu(),
@@ -98,6 +126,8 @@ int main(int argc, char** argv) {
          4.0 * 256 * 128 * ranks, [&] { world.all_gather(embeddings_256); }},
         {"all_gather, 512 x 128 embeddings per rank", "512x128 float32 -> " + std::to_string(512 * ranks) + "x128",
          4.0 * 512 * 128 * ranks, [&] { world.all_gather(embeddings_512); }},
+        {"reduce_scatter sum, back to 512 x 128 per rank", std::to_string(512 * ranks) + "x128 float32 -> 512x128",
+         4.0 * 512 * 128, [&] { world.reduce_scatter(gathered_gradient); }},
         {"broadcast from rank 0, bit-tiny + head parameters", gradient_shape, 4.0 * parameters,
          [&] { world.broadcast(gradients.data(), parameters, kFloat32, Device::cpu(), 0); }},
     };
@@ -112,9 +142,9 @@ int main(int argc, char** argv) {
     for (const Row& row : rows) {
       std::vector<char> source(static_cast<size_t>(row.bytes), 1), destination(static_cast<size_t>(row.bytes));
       const auto copy = [&] { std::memcpy(destination.data(), source.data(), source.size()); };
-      const std::vector<bench::Timing> t = bench::measure_interleaved({row.collective, copy}, flags);
+      const std::vector<double> t = medians_after_barrier(world, {row.collective, copy}, flags);
       // The slowest rank's medians: a step waits for the last rank.
-      double medians[2] = {t[0].median_ms, t[1].median_ms};
+      double medians[2] = {t[0], t[1]};
       world.all_reduce(medians, 2, kFloat64, Device::cpu(), ReduceOp::Max);
       const double ms = medians[0], memcpy_ms = medians[1];
       table.add_row({row.name, megabytes(row.bytes), fixed(ms, 3), fixed(row.bytes / (ms * 1e6), 2),
