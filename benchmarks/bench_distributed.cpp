@@ -17,9 +17,7 @@
 // late (descheduled, still copying) is not counted as the collective's cost, as in the OSU
 // micro-benchmarks; each time is the slowest rank's median. In a job of one every collective
 // is the identity (a copy at most).
-#include <chrono>
 #include <cstdint>
-#include <functional>
 #include <cstring>
 #include <iostream>
 #include <string>
@@ -55,27 +53,6 @@ int64_t simclr_bit_tiny_parameters() {
 }
 
 std::string megabytes(double bytes) { return fixed(bytes / (1024.0 * 1024.0), 2); }
-
-// bench::measure_interleaved with an untimed barrier before every timed run: the median
-// milliseconds of each contender on this rank.
-std::vector<double> medians_after_barrier(Communicator& world, const std::vector<std::function<void()>>& contenders,
-                                          const bench::CommonFlags& flags) {
-  using Clock = std::chrono::steady_clock;
-  for (int i = 0; i < flags.warmup; ++i)
-    for (const auto& run : contenders) run();
-  std::vector<std::vector<double>> samples(contenders.size());
-  for (int r = 0; r < flags.repeats; ++r) {
-    for (size_t c = 0; c < contenders.size(); ++c) {
-      world.barrier();
-      const auto start = Clock::now();
-      contenders[c]();
-      samples[c].push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
-    }
-  }
-  std::vector<double> medians;
-  for (const auto& s : samples) medians.push_back(bench::median_of(s));
-  return medians;
-}
 
 struct Row {
   std::string name;
@@ -142,9 +119,10 @@ int main(int argc, char** argv) {
     for (const Row& row : rows) {
       std::vector<char> source(static_cast<size_t>(row.bytes), 1), destination(static_cast<size_t>(row.bytes));
       const auto copy = [&] { std::memcpy(destination.data(), source.data(), source.size()); };
-      const std::vector<double> t = medians_after_barrier(world, {row.collective, copy}, flags);
+      const std::vector<bench::Timing> t =
+          bench::measure_interleaved({row.collective, copy}, flags, [&] { world.barrier(); });
       // The slowest rank's medians: a step waits for the last rank.
-      double medians[2] = {t[0], t[1]};
+      double medians[2] = {t[0].median_ms, t[1].median_ms};
       world.all_reduce(medians, 2, kFloat64, Device::cpu(), ReduceOp::Max);
       const double ms = medians[0], memcpy_ms = medians[1];
       table.add_row({row.name, megabytes(row.bytes), fixed(ms, 3), fixed(row.bytes / (ms * 1e6), 2),

@@ -97,6 +97,31 @@ bool overlap(const void* a, size_t a_bytes, const void* b, size_t b_bytes) {
   return a_bytes > 0 && b_bytes > 0 && x < y + b_bytes && y < x + a_bytes;
 }
 
+// ---- tensors as buffers ---------------------------------------------------------------------------
+
+// Elements per row (dim 0) of a tensor call: the product of the other sizes (1 for 1-D and 0-d).
+int64_t row_elements(const Tensor& tensor) {
+  int64_t elements = 1;
+  for (int64_t d = 1; d < tensor.dim(); ++d) elements *= tensor.size(d);
+  return elements;
+}
+
+// The buffer of a tensor an in-place collective writes: itself when contiguous, else a copy
+// that write_back() copies into it afterwards.
+struct InPlace {
+  Tensor target;
+  Tensor buffer;
+  explicit InPlace(const Tensor& tensor) : target(tensor.detach()), buffer(target.is_contiguous() ? target : target.contiguous()) {}
+  void write_back() {
+    if (buffer.storage() == target.storage() && buffer.storage_offset() == target.storage_offset()) {
+      target.storage()->bump_version();
+    } else {
+      target.copy_(buffer);
+    }
+  }
+};
+
+
 // ---- ending the process --------------------------------------------------------------------------
 
 // Plain write(2): another thread may hold stdio's lock when the watchdog gives up.
@@ -311,6 +336,36 @@ struct Communicator::State {
                             op, who, calls));
   }
 
+  // all_reduce and broadcast of a tensor: in place, through a contiguous buffer;
+  // body(transport, data, count, dtype, device) makes the call.
+  template <class Body>
+  void run_in_place(const Tensor& tensor, Kind kind, std::optional<ReduceOp> op, int root, Body&& body) {
+    refuse_if_undefined(tensor, kind);
+    InPlace in_place(tensor);
+    const int64_t count = tensor.numel();
+    const DType dtype = tensor.dtype();
+    const Device device = tensor.device();
+    const bool broadcast = kind == Kind::Broadcast;
+    std::string problem = buffer_problem(count, dtype, device, op, 1);
+    if (problem.empty() && broadcast) problem = root_problem(root);
+    if (!problem.empty()) problem += fmt::format(" (tensor {})", tensor.description());
+    CallRecord record{static_cast<int64_t>(kind), static_cast<int64_t>(dtype), op ? static_cast<int64_t>(*op) : -1,
+                      broadcast && problem.empty() ? root : -1, count, row_elements(tensor)};
+    run(record, device, problem,
+        [&](Transport& transport) { body(transport, in_place.buffer.raw_data(), count, dtype, device); });
+    if (!broadcast || membership.rank != root) in_place.write_back();
+  }
+
+  // An undefined tensor: refused like any bad argument; run() throws on every rank for it.
+  void refuse_if_undefined(const Tensor& tensor, Kind kind) {
+    if (!tensor.defined()) run({static_cast<int64_t>(kind)}, Device::cpu(), "the tensor is undefined", [](Transport&) {});
+  }
+
+  std::string root_problem(int root) const {
+    if (root >= 0 && root < membership.size) return {};
+    return fmt::format("root {} is not a rank: expected 0 ... {}", root, membership.size - 1);
+  }
+
   // A transport failed: the ranks can no longer tell what the others did, so the job ends.
   [[noreturn]] void fail_job(const std::string& what, const std::string& failure) {
     write_stderr(fmt::format("{}: {} failed: {}. Ending the job.\n", who, what, failure));
@@ -479,9 +534,7 @@ void Communicator::reduce_scatter(const void* send, void* receive, int64_t count
 void Communicator::broadcast(void* data, int64_t count, DType dtype, Device device, int root) {
   State& state = live();
   std::string problem = state.buffer_problem(count, dtype, device, std::nullopt, 1);
-  if (problem.empty() && (root < 0 || root >= state.membership.size)) {
-    problem = fmt::format("root {} is not a rank: expected 0 ... {}", root, state.membership.size - 1);
-  }
+  if (problem.empty()) problem = state.root_problem(root);
   if (problem.empty() && count > 0 && data == nullptr) problem = fmt::format("data is null for {} elements", count);
   CallRecord record{static_cast<int64_t>(Kind::Broadcast), static_cast<int64_t>(dtype), -1,
                     problem.empty() ? root : -1, count};
@@ -496,57 +549,17 @@ void Communicator::barrier() {
 
 // ---- tensors ---------------------------------------------------------------------------------------
 
-namespace {
-
-// Elements per row (dim 0) of a tensor call: the product of the other sizes (1 for 1-D and 0-d).
-int64_t row_elements(const Tensor& tensor) {
-  int64_t elements = 1;
-  for (int64_t d = 1; d < tensor.dim(); ++d) elements *= tensor.size(d);
-  return elements;
-}
-
-// The buffer of a tensor an in-place collective writes: itself when contiguous, else a copy
-// that write_back() copies into it afterwards.
-struct InPlace {
-  Tensor target;
-  Tensor buffer;
-  explicit InPlace(const Tensor& tensor) : target(tensor.detach()), buffer(target.is_contiguous() ? target : target.contiguous()) {}
-  void write_back() {
-    if (buffer.storage() == target.storage() && buffer.storage_offset() == target.storage_offset()) {
-      target.storage()->bump_version();
-    } else {
-      target.copy_(buffer);
-    }
-  }
-};
-
-}  // namespace
 
 void Communicator::all_reduce(const Tensor& tensor, ReduceOp op) {
-  State& state = live();
-  if (!tensor.defined()) {
-    state.run({static_cast<int64_t>(Kind::AllReduce)}, Device::cpu(), "the tensor is undefined", [](Transport&) {});
-    return;
-  }
-  InPlace in_place(tensor);
-  const int64_t count = tensor.numel();
-  const DType dtype = tensor.dtype();
-  const Device device = tensor.device();
-  std::string problem = state.buffer_problem(count, dtype, device, op, 1);
-  if (!problem.empty()) problem += fmt::format(" (tensor {})", tensor.description());
-  CallRecord record{static_cast<int64_t>(Kind::AllReduce), static_cast<int64_t>(dtype), static_cast<int64_t>(op), -1,
-                    count, row_elements(tensor)};
-  state.run(record, device, problem,
-            [&](Transport& t) { t.all_reduce(in_place.buffer.raw_data(), count, dtype, op, device); });
-  in_place.write_back();
+  live().run_in_place(tensor, Kind::AllReduce, op, -1,
+                      [&](Transport& t, void* data, int64_t count, DType dtype, Device device) {
+                        t.all_reduce(data, count, dtype, op, device);
+                      });
 }
 
 Tensor Communicator::all_gather(const Tensor& tensor) {
   State& state = live();
-  if (!tensor.defined()) {
-    state.run({static_cast<int64_t>(Kind::AllGather)}, Device::cpu(), "the tensor is undefined", [](Transport&) {});
-    return {};
-  }
+  state.refuse_if_undefined(tensor, Kind::AllGather);
   const int ranks = state.membership.size;
   const Tensor input = tensor.detach().contiguous();
   const int64_t count = input.numel();
@@ -566,11 +579,7 @@ Tensor Communicator::all_gather(const Tensor& tensor) {
 
 Tensor Communicator::reduce_scatter(const Tensor& tensor, ReduceOp op) {
   State& state = live();
-  if (!tensor.defined()) {
-    state.run({static_cast<int64_t>(Kind::ReduceScatter)}, Device::cpu(), "the tensor is undefined",
-              [](Transport&) {});
-    return {};
-  }
+  state.refuse_if_undefined(tensor, Kind::ReduceScatter);
   const int ranks = state.membership.size;
   const Tensor input = tensor.detach().contiguous();
   std::string problem;
@@ -600,25 +609,10 @@ Tensor Communicator::reduce_scatter(const Tensor& tensor, ReduceOp op) {
 }
 
 void Communicator::broadcast(const Tensor& tensor, int root) {
-  State& state = live();
-  if (!tensor.defined()) {
-    state.run({static_cast<int64_t>(Kind::Broadcast)}, Device::cpu(), "the tensor is undefined", [](Transport&) {});
-    return;
-  }
-  InPlace in_place(tensor);
-  const int64_t count = tensor.numel();
-  const DType dtype = tensor.dtype();
-  const Device device = tensor.device();
-  std::string problem = state.buffer_problem(count, dtype, device, std::nullopt, 1);
-  if (problem.empty() && (root < 0 || root >= state.membership.size)) {
-    problem = fmt::format("root {} is not a rank: expected 0 ... {}", root, state.membership.size - 1);
-  }
-  if (!problem.empty()) problem += fmt::format(" (tensor {})", tensor.description());
-  CallRecord record{static_cast<int64_t>(Kind::Broadcast), static_cast<int64_t>(dtype), -1,
-                    problem.empty() ? root : -1, count, row_elements(tensor)};
-  state.run(record, device, problem,
-            [&](Transport& t) { t.broadcast(in_place.buffer.raw_data(), count, dtype, root, device); });
-  if (state.membership.rank != root) in_place.write_back();
+  live().run_in_place(tensor, Kind::Broadcast, std::nullopt, root,
+                      [&](Transport& t, void* data, int64_t count, DType dtype, Device device) {
+                        t.broadcast(data, count, dtype, root, device);
+                      });
 }
 
 void Communicator::abort(std::string_view message, int exit_code) const {
