@@ -392,7 +392,7 @@ Communicator::Communicator(const CommunicatorOptions& options) : state_(std::mak
   if (host == HostTransport::MPI) {
 #if VISREP_WITH_MPI
     try {
-      state.host = make_mpi_transport(environment);
+      state.host = make_mpi_transport(environment, options.timeout_seconds);
     } catch (const TransportFailure& failure) {
       VISREP_FAIL("communicator: starting MPI: {}", failure.what());
     }

@@ -49,7 +49,8 @@
 //   - NCCL's asynchronous errors are polled (ncclCommGetAsyncError) while work is queued;
 //   - a process that exits with a non-zero status after starting MPI ends the job at once
 //     (MPI_Abort from an exit handler), so a rank that fails and returns 1 from main()
-//     takes the others down with it; exiting 0 finalises MPI (which waits for every rank).
+//     takes the others down with it; exiting 0 waits for every rank to reach its end, up to
+//     the same limit, then finalises MPI.
 // mpirun itself ends the job when a rank exits without finalising MPI or is killed: the
 // other ranks get SIGTERM about a second later. abort() ends the job on purpose.
 //

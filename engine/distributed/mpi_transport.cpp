@@ -2,10 +2,12 @@
 // MPI_COMM_WORLD whose errors return instead of aborting, so each failed call is reported
 // with the op, the rank and the sizes before the job ends.
 //
-// MPI is started once per process and ended at exit by the exit status (on_exit): 0
-// finalises it, which waits for every rank; anything else calls MPI_Abort, which ends every
-// rank at once, so a rank that fails does not leave the others blocked in a collective.
-// (Finalising instead would hang: Open MPI's MPI_Finalize waits for all ranks.)
+// MPI is started once per process and ended at exit by the exit status (on_exit): 0 waits
+// for every rank to reach its end, as long as a collective may wait (the watchdog's
+// limit), then finalises; anything else calls MPI_Abort, which ends every rank at once, so
+// a rank that fails does not leave the others blocked in a collective. (Open MPI's
+// MPI_Finalize waits for every rank without a limit, and a job torn down while one of its
+// ranks waits there can leave mpirun itself hanging: seen with Open MPI 4.1.4.)
 //
 // Open MPI here is not CUDA-aware: a CUDA buffer is copied to pinned host memory on its
 // device's stream (after the work queued before it), reduced on the host, and copied back.
@@ -14,11 +16,14 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <thread>
 
 #include "engine/distributed/transport.h"
 #include "engine/error.h"
@@ -27,14 +32,63 @@
 namespace visrep::distributed {
 namespace {
 
+// ---- status checks ------------------------------------------------------------------------
+
+void check(int status, const char* call) {
+  if (status == MPI_SUCCESS) return;
+  char text[MPI_MAX_ERROR_STRING] = {};
+  int length = 0;
+  if (MPI_Error_string(status, text, &length) != MPI_SUCCESS) {
+    length = std::snprintf(text, sizeof text, "MPI error code %d", status);
+  }
+  throw TransportFailure(fmt::format("{} failed: {}", call, std::string_view(text, static_cast<size_t>(length))));
+}
+
 // ---- MPI's lifetime in this process ---------------------------------------------------------
+
+// The longest a rank waits at its end for the others: the largest limit of the communicators
+// made in this process.
+std::atomic<double> end_timeout_seconds{0};
+
+// MPI_Finalize once every rank has reached it: first a barrier polled up to the limit, past
+// which this rank says so and exits with status 1 (which ends the job) instead of waiting
+// inside MPI_Finalize.
+void finalize_when_every_rank_is_done() {
+  int rank = -1, size = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  const double limit = end_timeout_seconds.load() > 0 ? end_timeout_seconds.load() : 600.0;
+  MPI_Request request = MPI_REQUEST_NULL;
+  if (size > 1 && MPI_Ibarrier(MPI_COMM_WORLD, &request) == MPI_SUCCESS) {
+    const auto start = std::chrono::steady_clock::now();
+    int done = 0;
+    for (int polls = 0; MPI_Test(&request, &done, MPI_STATUS_IGNORE) == MPI_SUCCESS && !done; ++polls) {
+      const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      if (waited > limit) {
+        std::fprintf(stderr,
+                     "rank %d of %d: at its end, has waited %.1f s for the other ranks to reach theirs, past the "
+                     "limit of %.1f s: a rank is stuck, or waits in a collective this rank did not make. Giving up: "
+                     "exiting with status 1, which ends the job.\n",
+                     rank, size, waited, limit);
+        std::_Exit(1);
+      }
+      if (polls > 1000) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+  check(MPI_Finalize(), "MPI_Finalize");
+}
 
 void end_mpi_at_exit(int status, void*) {
   int finalized = 0;
   MPI_Finalized(&finalized);
   if (finalized) return;
   if (status == 0) {
-    MPI_Finalize();
+    try {
+      finalize_when_every_rank_is_done();
+    } catch (const TransportFailure& failure) {
+      std::fprintf(stderr, "%s\n", failure.what());
+      std::_Exit(1);
+    }
     return;
   }
   int rank = -1, size = 0;
@@ -54,28 +108,18 @@ void start_mpi() {
     int provided = 0;
     // SERIALIZED: the communicator may be used from any one thread at a time. The watchdog
     // never calls MPI (it exits the process instead).
-    MPI_Init_thread(nullptr, nullptr, MPI_THREAD_SERIALIZED, &provided);
+    check(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_SERIALIZED, &provided), "MPI_Init_thread");
 #if defined(__GLIBC__)
     on_exit(end_mpi_at_exit, nullptr);
 #else
     std::atexit([] { end_mpi_at_exit(0, nullptr); });
 #endif
+    // Errors on MPI_COMM_WORLD (MPI_Comm_dup's) are reported too, rather than aborting inside MPI.
+    check(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler");
   });
   int finalized = 0;
   MPI_Finalized(&finalized);
   VISREP_CHECK(!finalized, "communicator: MPI was finalised already in this process and cannot start again");
-}
-
-// ---- status checks ------------------------------------------------------------------------
-
-void check(int status, const char* call) {
-  if (status == MPI_SUCCESS) return;
-  char text[MPI_MAX_ERROR_STRING] = {};
-  int length = 0;
-  if (MPI_Error_string(status, text, &length) != MPI_SUCCESS) {
-    length = std::snprintf(text, sizeof text, "MPI error code %d", status);
-  }
-  throw TransportFailure(fmt::format("{} failed: {}", call, std::string_view(text, static_cast<size_t>(length))));
 }
 
 // VISREP_MPI_CALL(MPI_Allreduce, args...): calls it and throws TransportFailure naming it
@@ -112,8 +156,11 @@ std::string library_version() {
 
 class MpiTransport final : public JobTransport {
  public:
-  explicit MpiTransport(const LaunchEnvironment& environment) {
+  MpiTransport(const LaunchEnvironment& environment, double timeout_seconds) {
     start_mpi();
+    double longest = end_timeout_seconds.load();
+    while (timeout_seconds > longest && !end_timeout_seconds.compare_exchange_weak(longest, timeout_seconds)) {
+    }
     VISREP_MPI_CALL(MPI_Comm_dup, MPI_COMM_WORLD, &comm_);
     VISREP_MPI_CALL(MPI_Comm_set_errhandler, comm_, MPI_ERRORS_RETURN);
     VISREP_MPI_CALL(MPI_Comm_rank, comm_, &membership_.rank);
@@ -243,8 +290,8 @@ class MpiTransport final : public JobTransport {
 
 }  // namespace
 
-std::unique_ptr<JobTransport> make_mpi_transport(const LaunchEnvironment& environment) {
-  return std::make_unique<MpiTransport>(environment);
+std::unique_ptr<JobTransport> make_mpi_transport(const LaunchEnvironment& environment, double timeout_seconds) {
+  return std::make_unique<MpiTransport>(environment, timeout_seconds);
 }
 
 void finalize_mpi() {
@@ -252,7 +299,7 @@ void finalize_mpi() {
   MPI_Initialized(&initialized);
   MPI_Finalized(&finalized);
   if (!initialized || finalized) return;
-  check(MPI_Finalize(), "MPI_Finalize");
+  finalize_when_every_rank_is_done();
 }
 
 bool mpi_finalized() {

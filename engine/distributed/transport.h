@@ -66,11 +66,12 @@ class JobTransport : public Transport {
 
 std::unique_ptr<JobTransport> make_single_process_transport();
 // Starts MPI (once per process: MPI cannot be started again after it was finalised) on a
-// duplicate of MPI_COMM_WORLD whose errors return rather than abort. Defined only when
-// built with MPI.
-std::unique_ptr<JobTransport> make_mpi_transport(const LaunchEnvironment& environment);
-// MPI_Finalize now, when MPI was started and not yet finalised; whether it was finalised.
+// duplicate of MPI_COMM_WORLD whose errors return rather than abort. At exit a rank waits
+// for the others up to the largest `timeout_seconds` of these transports (mpi_transport.cpp).
 // Defined only when built with MPI.
+std::unique_ptr<JobTransport> make_mpi_transport(const LaunchEnvironment& environment, double timeout_seconds);
+// MPI_Finalize now (once every rank has asked for it, up to that limit), when MPI was
+// started and not yet finalised; whether it was finalised. Defined only when built with MPI.
 void finalize_mpi();
 bool mpi_finalized();
 // An NCCL communicator over the host transport's ranks on `device` (a CUDA device): rank 0's

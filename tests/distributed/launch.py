@@ -32,7 +32,9 @@ SCENARIOS = [
     ("rank-fails", 3, [["exiting with status 3: ending the other ranks (MPI_Abort)"]], [], 20),
     ("rank-exits-abruptly", 3, [["non-zero exit code", "non-zero status"]], [], 20),
     ("rank-killed", 137, [["signal 9"]], [], 20),
-    ("rank-aborts", 5, [["scenario rank-aborts: this rank gives up on purpose"], ["MPI_ABORT was invoked"]], [], 20),
+    # (Open MPI's own "MPI_ABORT was invoked" banner is not asked for: it sometimes comes out
+    # garbled, "ORTE_ERROR_LOG: Out of resource in file show_help.c"; the status is the code.)
+    ("rank-aborts", 5, [["scenario rank-aborts: this rank gives up on purpose"]], [], 20),
     ("rank-skips-collective", 1,
      [["all_reduce (sum) of 1000 float32 elements, call 2 on cpu has waited"], ["for the other ranks"],
       ["Giving up: exiting with status 1"]], [], 30),
