@@ -189,4 +189,14 @@ TEST_CASE("without call checks, a refused argument throws on its own rank at onc
   alone.all_reduce(data.data(), 4, kFloat32, Device::cpu(), ReduceOp::Sum);
 }
 
+TEST_CASE("a communicator moved from says so", "[bad-input]") {
+  Communicator first;  // every rank makes it (under mpirun a collective), so every rank moves it
+  Communicator second = std::move(first);
+  CHECK(second.size() == world().size());
+  CHECK_THROWS_WITH(first.rank(), Contains("communicator: used after being moved from"));
+  std::vector<float> data(2);
+  CHECK_THROWS_WITH(first.all_reduce(data.data(), 2, kFloat32, Device::cpu(), ReduceOp::Sum),
+                    Contains("used after being moved from"));
+}
+
 }  // namespace visrep::distributed::test
