@@ -66,8 +66,9 @@ struct Row {
 int main(int argc, char** argv) {
   bench::CommonFlags flags;
   flags.repeats = 20;
-  CLI::App app{"Time of the communicator's all_reduce, all_gather and broadcast per call, next to a memcpy of the "
-               "same bytes; run under mpirun -np 2"};
+  CLI::App app{
+      "Time of the communicator's all_reduce, all_gather and broadcast per call, next to a memcpy of the "
+      "same bytes; run under mpirun -np 2"};
   bench::add_common_flags(app, flags);
   CLI11_PARSE(app, argc, argv);
 
@@ -88,13 +89,13 @@ int main(int argc, char** argv) {
     const Tensor gathered_gradient = ones({512 * ranks, 128});
     const auto all_reduce = [](Communicator& comm, std::vector<float>& buffer) {
       return [&comm, &buffer] {
-        comm.all_reduce(buffer.data(), static_cast<int64_t>(buffer.size()), kFloat32, Device::cpu(),
-                        ReduceOp::Average);
+        comm.all_reduce(buffer.data(), static_cast<int64_t>(buffer.size()), kFloat32, Device::cpu(), ReduceOp::Average);
       };
     };
     const std::string gradient_shape = std::to_string(parameters) + " float32";
     const std::vector<Row> rows = {
-        {"all_reduce average, bit-tiny + head gradients", gradient_shape, 4.0 * parameters, all_reduce(world, gradients)},
+        {"all_reduce average, bit-tiny + head gradients", gradient_shape, 4.0 * parameters,
+         all_reduce(world, gradients)},
         {"  the same without call checks", gradient_shape, 4.0 * parameters, all_reduce(unchecked, gradients)},
         {"all_reduce average, 64 KiB", "16384 float32", 4.0 * small.size(), all_reduce(world, small)},
         {"all_reduce average, 16 MiB", std::to_string(large.size()) + " float32", 4.0 * large.size(),

@@ -43,18 +43,18 @@ constexpr int64_t kDeviceTransport = 2;  // flags: the buffer goes through the d
 // not match are an error on every rank rather than wrong data or a hang.
 struct CallRecord {
   int64_t kind = 0;
-  int64_t dtype = -1;         // -1: no buffer (barrier, setup)
-  int64_t op = -1;            // -1: not a reduction
-  int64_t root = -1;          // -1: not a broadcast
-  int64_t count = 0;          // elements (reduce_scatter: of each rank's block)
-  int64_t row_elements = 0;   // elements per row of a tensor call; 0 for raw buffers
-  int64_t sequence = 0;       // the communicator's collectives before this one
-  int64_t flags = 0;          // kRefused | kDeviceTransport
+  int64_t dtype = -1;        // -1: no buffer (barrier, setup)
+  int64_t op = -1;           // -1: not a reduction
+  int64_t root = -1;         // -1: not a broadcast
+  int64_t count = 0;         // elements (reduce_scatter: of each rank's block)
+  int64_t row_elements = 0;  // elements per row of a tensor call; 0 for raw buffers
+  int64_t sequence = 0;      // the communicator's collectives before this one
+  int64_t flags = 0;         // kRefused | kDeviceTransport
 
   bool same_call(const CallRecord& other, bool compare_rows) const {
-    return kind == other.kind && dtype == other.dtype && op == other.op && root == other.root &&
-           count == other.count && (!compare_rows || row_elements == other.row_elements) &&
-           sequence == other.sequence && (flags & ~kRefused) == (other.flags & ~kRefused);
+    return kind == other.kind && dtype == other.dtype && op == other.op && root == other.root && count == other.count &&
+           (!compare_rows || row_elements == other.row_elements) && sequence == other.sequence &&
+           (flags & ~kRefused) == (other.flags & ~kRefused);
   }
 };
 static_assert(sizeof(CallRecord) == 8 * sizeof(int64_t), "the records travel as 8 int64 values");
@@ -111,7 +111,8 @@ int64_t row_elements(const Tensor& tensor) {
 struct InPlace {
   Tensor target;
   Tensor buffer;
-  explicit InPlace(const Tensor& tensor) : target(tensor.detach()), buffer(target.is_contiguous() ? target : target.contiguous()) {}
+  explicit InPlace(const Tensor& tensor)
+      : target(tensor.detach()), buffer(target.is_contiguous() ? target : target.contiguous()) {}
   void write_back() {
     if (buffer.storage() == target.storage() && buffer.storage_offset() == target.storage_offset()) {
       target.storage()->bump_version();
@@ -120,7 +121,6 @@ struct InPlace {
     }
   }
 };
-
 
 // ---- ending the process --------------------------------------------------------------------------
 
@@ -136,7 +136,8 @@ void write_stderr(const std::string& text) {
 
 // The watchdog's give_up: exit status 1, which makes mpirun end the other ranks.
 void give_up_and_exit(const std::string& message) {
-  write_stderr(message + ". Giving up: exiting with status 1, which ends the job (the limit is "
+  write_stderr(message +
+               ". Giving up: exiting with status 1, which ends the job (the limit is "
                "VISREP_DISTRIBUTED_TIMEOUT seconds, or CommunicatorOptions::timeout_seconds).\n");
   std::_Exit(1);
 }
@@ -224,22 +225,22 @@ struct Communicator::State {
   int64_t max_count(Device device) { return transport_for(device).max_count(); }
 
   // "" when `count` elements of `dtype` on `device` can go, reduced with `op` if given.
-  std::string buffer_problem(int64_t count, DType dtype, Device device, std::optional<ReduceOp> op,
-                             int64_t blocks) {
+  std::string buffer_problem(int64_t count, DType dtype, Device device, std::optional<ReduceOp> op, int64_t blocks) {
     if (count < 0) return fmt::format("count {} is negative", count);
     const int64_t limit = max_count(device);
     if (count > limit) {
-      return fmt::format("count {} is more than the {} elements one call through {} can carry: split the buffer",
-                         count, limit, transport_for(device).name());
+      return fmt::format("count {} is more than the {} elements one call through {} can carry: split the buffer", count,
+                         limit, transport_for(device).name());
     }
     if (static_cast<double>(count) * element_size(dtype) * blocks > 9.0e18) {
-      return fmt::format("count {} of {} over {} ranks does not fit in 64-bit byte offsets", count,
-                         dtype_name(dtype), blocks);
+      return fmt::format("count {} of {} over {} ranks does not fit in 64-bit byte offsets", count, dtype_name(dtype),
+                         blocks);
     }
     if (op && !reducible(dtype)) {
-      return fmt::format("cannot reduce {}: reductions take float32, float64, int32 and int64 (reduce bfloat16 "
-                         "in float32)",
-                         dtype_name(dtype));
+      return fmt::format(
+          "cannot reduce {}: reductions take float32, float64, int32 and int64 (reduce bfloat16 "
+          "in float32)",
+          dtype_name(dtype));
     }
     if (op == ReduceOp::Average && !is_floating(dtype)) {
       return fmt::format("the average of {} is not defined: use sum and divide", dtype_name(dtype));
@@ -264,8 +265,10 @@ struct Communicator::State {
   template <class Body>
   void run(CallRecord record, Device device, const std::string& problem, Body&& body) {
     const std::string_view op = kind_name(static_cast<Kind>(record.kind));
-    VISREP_CHECK(!(host_is_mpi && mpi_finalized_now()), "{} ({}): MPI was finalised (distributed::finalize()); no "
-                 "collective can run after it", op, who);
+    VISREP_CHECK(!(host_is_mpi && mpi_finalized_now()),
+                 "{} ({}): MPI was finalised (distributed::finalize()); no "
+                 "collective can run after it",
+                 op, who);
     record.sequence = sequence++;
     if (on_device_transport(device)) record.flags |= kDeviceTransport;
     const std::string what = describe(record) + " on " + device.str();
@@ -316,14 +319,16 @@ struct Communicator::State {
                               refused.size() == 1 ? "its" : "their", op));
     }
     // Rows are compared when every rank gave a tensor (raw buffers have no rows).
-    const bool compare_rows = std::all_of(records.begin(), records.end(),
-                                          [](const CallRecord& record) { return record.row_elements > 0; });
+    const bool compare_rows =
+        std::all_of(records.begin(), records.end(), [](const CallRecord& record) { return record.row_elements > 0; });
     std::vector<std::pair<CallRecord, std::vector<int>>> groups;
     for (int rank = 0; rank < membership.size; ++rank) {
       auto group = std::find_if(groups.begin(), groups.end(),
                                 [&](const auto& g) { return g.first.same_call(records[rank], compare_rows); });
-      if (group == groups.end()) groups.push_back({records[rank], {rank}});
-      else group->second.push_back(rank);
+      if (group == groups.end())
+        groups.push_back({records[rank], {rank}});
+      else
+        group->second.push_back(rank);
     }
     if (groups.size() == 1) return;
     std::string calls;
@@ -331,9 +336,10 @@ struct Communicator::State {
       calls += fmt::format("{}{}: {}", g > 0 ? "; " : "", rank_list(groups[g].second), describe(groups[g].first));
     }
     if (groups.size() > 6) calls += fmt::format("; and {} other calls", groups.size() - 6);
-    throw Error(fmt::format("{} ({}): the ranks are not making the same call ({}). Every rank must make the same "
-                            "collective calls, with the same count, dtype, op and root, in the same order",
-                            op, who, calls));
+    throw Error(
+        fmt::format("{} ({}): the ranks are not making the same call ({}). Every rank must make the same "
+                    "collective calls, with the same count, dtype, op and root, in the same order",
+                    op, who, calls));
   }
 
   // all_reduce and broadcast of a tensor: in place, through a contiguous buffer;
@@ -349,8 +355,12 @@ struct Communicator::State {
     std::string problem = buffer_problem(count, dtype, device, op, 1);
     if (problem.empty() && broadcast) problem = root_problem(root);
     if (!problem.empty()) problem += fmt::format(" (tensor {})", tensor.description());
-    CallRecord record{static_cast<int64_t>(kind), static_cast<int64_t>(dtype), op ? static_cast<int64_t>(*op) : -1,
-                      broadcast && problem.empty() ? root : -1, count, row_elements(tensor)};
+    CallRecord record{static_cast<int64_t>(kind),
+                      static_cast<int64_t>(dtype),
+                      op ? static_cast<int64_t>(*op) : -1,
+                      broadcast && problem.empty() ? root : -1,
+                      count,
+                      row_elements(tensor)};
     run(record, device, problem,
         [&](Transport& transport) { body(transport, in_place.buffer.raw_data(), count, dtype, device); });
     if (!broadcast || membership.rank != root) in_place.write_back();
@@ -358,7 +368,8 @@ struct Communicator::State {
 
   // An undefined tensor: refused like any bad argument; run() throws on every rank for it.
   void refuse_if_undefined(const Tensor& tensor, Kind kind) {
-    if (!tensor.defined()) run({static_cast<int64_t>(kind)}, Device::cpu(), "the tensor is undefined", [](Transport&) {});
+    if (!tensor.defined())
+      run({static_cast<int64_t>(kind)}, Device::cpu(), "the tensor is undefined", [](Transport&) {});
   }
 
   std::string root_problem(int root) const {
@@ -379,8 +390,7 @@ struct Communicator::State {
 Communicator::Communicator(const CommunicatorOptions& options) : state_(std::make_unique<State>()) {
   State& state = live();
   state.options = options;
-  VISREP_CHECK(std::isfinite(options.timeout_seconds) && options.timeout_seconds > 0 &&
-                   options.timeout_seconds <= 1e9,
+  VISREP_CHECK(std::isfinite(options.timeout_seconds) && options.timeout_seconds > 0 && options.timeout_seconds <= 1e9,
                "communicator: timeout_seconds must be in (0, 1e9], got {}", options.timeout_seconds);
   VISREP_CHECK(!(options.device_transport == DeviceTransport::NCCL && !(options.device && options.device->is_cuda())),
                "communicator: the NCCL transport needs a CUDA device (options.device is {})",
@@ -399,10 +409,11 @@ Communicator::Communicator(const CommunicatorOptions& options) : state_(std::mak
     state.host_is_mpi = true;
 #else
     if (environment.launched()) {
-      VISREP_FAIL("communicator: this process was started by {} as rank {} of {} ({}), but visrep was built "
-                  "without MPI: install libopenmpi-dev and openmpi-bin (tools/install-deps.sh) and configure "
-                  "again (-DVISREP_MPI=ON)",
-                  environment.launcher, environment.rank, environment.size, environment.source);
+      VISREP_FAIL(
+          "communicator: this process was started by {} as rank {} of {} ({}), but visrep was built "
+          "without MPI: install libopenmpi-dev and openmpi-bin (tools/install-deps.sh) and configure "
+          "again (-DVISREP_MPI=ON)",
+          environment.launcher, environment.rank, environment.size, environment.source);
     }
     VISREP_FAIL("communicator: the MPI transport was asked for, but visrep was built without MPI (-DVISREP_MPI=ON)");
 #endif
@@ -418,9 +429,9 @@ Communicator::Communicator(const CommunicatorOptions& options) : state_(std::mak
   // The device transport. Every rank takes part in the setup record, so that one rank's bad
   // device (or a different choice) is an error on every rank, not a hang in NCCL's setup.
   const bool cuda_device = options.device && options.device->is_cuda();
-  const bool want_nccl = cuda_device && (options.device_transport == DeviceTransport::NCCL ||
-                                         (options.device_transport == DeviceTransport::Auto && nccl_built() &&
-                                          state.membership.size > 1));
+  const bool want_nccl =
+      cuda_device && (options.device_transport == DeviceTransport::NCCL ||
+                      (options.device_transport == DeviceTransport::Auto && nccl_built() && state.membership.size > 1));
   std::string problem;
   if (want_nccl && !nccl_built()) {
     problem = "the NCCL transport was asked for, but visrep was built without NCCL (-DVISREP_NCCL=ON)";
@@ -474,8 +485,8 @@ std::string Communicator::description() const {
   std::string text = fmt::format("{}, {}, local rank {} of {}", state.host->name(), state.who,
                                  state.membership.local_rank, state.membership.local_size);
   if (state.options.device && state.options.device->is_cuda()) {
-    text += fmt::format("; {} buffers through {}", state.options.device->str(),
-                        transport_name_for(*state.options.device));
+    text +=
+        fmt::format("; {} buffers through {}", state.options.device->str(), transport_name_for(*state.options.device));
   }
   return text;
 }
@@ -501,9 +512,10 @@ void Communicator::all_gather(const void* send, void* receive, int64_t count, DT
     if (send == nullptr || receive == nullptr) {
       problem = fmt::format("{} is null for {} elements", send == nullptr ? "send" : "receive", count);
     } else if (send != own_block && overlap(send, block, receive, block * ranks)) {
-      problem = fmt::format("send overlaps receive but is not this rank's block of it (receive + {} * {} elements, "
-                            "the in-place form)",
-                            state.membership.rank, count);
+      problem = fmt::format(
+          "send overlaps receive but is not this rank's block of it (receive + {} * {} elements, "
+          "the in-place form)",
+          state.membership.rank, count);
     }
   }
   CallRecord record{static_cast<int64_t>(Kind::AllGather), static_cast<int64_t>(dtype), -1, -1, count};
@@ -521,9 +533,10 @@ void Communicator::reduce_scatter(const void* send, void* receive, int64_t count
     if (send == nullptr || receive == nullptr) {
       problem = fmt::format("{} is null for {} elements", send == nullptr ? "send" : "receive", count);
     } else if (receive != own_block && overlap(send, block * ranks, receive, block)) {
-      problem = fmt::format("receive overlaps send but is not this rank's block of it (send + {} * {} elements, "
-                            "the in-place form)",
-                            state.membership.rank, count);
+      problem = fmt::format(
+          "receive overlaps send but is not this rank's block of it (send + {} * {} elements, "
+          "the in-place form)",
+          state.membership.rank, count);
     }
   }
   CallRecord record{static_cast<int64_t>(Kind::ReduceScatter), static_cast<int64_t>(dtype), static_cast<int64_t>(op),
@@ -536,8 +549,8 @@ void Communicator::broadcast(void* data, int64_t count, DType dtype, Device devi
   std::string problem = state.buffer_problem(count, dtype, device, std::nullopt, 1);
   if (problem.empty()) problem = state.root_problem(root);
   if (problem.empty() && count > 0 && data == nullptr) problem = fmt::format("data is null for {} elements", count);
-  CallRecord record{static_cast<int64_t>(Kind::Broadcast), static_cast<int64_t>(dtype), -1,
-                    problem.empty() ? root : -1, count};
+  CallRecord record{static_cast<int64_t>(Kind::Broadcast), static_cast<int64_t>(dtype), -1, problem.empty() ? root : -1,
+                    count};
   state.run(record, device, problem, [&](Transport& t) { t.broadcast(data, count, dtype, root, device); });
 }
 
@@ -548,7 +561,6 @@ void Communicator::barrier() {
 }
 
 // ---- tensors ---------------------------------------------------------------------------------------
-
 
 void Communicator::all_reduce(const Tensor& tensor, ReduceOp op) {
   live().run_in_place(tensor, Kind::AllReduce, op, -1,
@@ -566,11 +578,13 @@ Tensor Communicator::all_gather(const Tensor& tensor) {
   std::string problem = state.buffer_problem(count, input.dtype(), input.device(), std::nullopt, ranks);
   if (!problem.empty()) problem += fmt::format(" (tensor {})", tensor.description());
   Shape shape = input.shape();
-  if (shape.empty()) shape = {ranks};
-  else shape[0] *= ranks;
+  if (shape.empty())
+    shape = {ranks};
+  else
+    shape[0] *= ranks;
   const Tensor output = problem.empty() ? empty(shape, TensorOptions(input.dtype(), input.device())) : Tensor();
-  CallRecord record{static_cast<int64_t>(Kind::AllGather), static_cast<int64_t>(input.dtype()), -1, -1, count,
-                    row_elements(input)};
+  CallRecord record{
+      static_cast<int64_t>(Kind::AllGather), static_cast<int64_t>(input.dtype()), -1, -1, count, row_elements(input)};
   state.run(record, input.device(), problem, [&](Transport& t) {
     t.all_gather(input.raw_data(), output.raw_data(), count, input.dtype(), input.device());
   });
@@ -600,8 +614,12 @@ Tensor Communicator::reduce_scatter(const Tensor& tensor, ReduceOp op) {
     shape[0] /= ranks;
     output = empty(shape, TensorOptions(input.dtype(), input.device()));
   }
-  CallRecord record{static_cast<int64_t>(Kind::ReduceScatter), static_cast<int64_t>(input.dtype()),
-                    static_cast<int64_t>(op), -1, count, row_elements(input)};
+  CallRecord record{static_cast<int64_t>(Kind::ReduceScatter),
+                    static_cast<int64_t>(input.dtype()),
+                    static_cast<int64_t>(op),
+                    -1,
+                    count,
+                    row_elements(input)};
   state.run(record, input.device(), problem, [&](Transport& t) {
     t.reduce_scatter(input.raw_data(), output.raw_data(), count, input.dtype(), op, input.device());
   });

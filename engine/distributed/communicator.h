@@ -119,8 +119,8 @@ class Communicator {
   int local_size() const;
   // "MPI (Open MPI v4.1.4), rank 1 of 4, local rank 1 of 2; cuda:1 buffers through NCCL 2.28.3"
   std::string description() const;
-  std::string host_transport_name() const;               // "single-process", "MPI (Open MPI v4.1.4)"
-  std::string transport_name_for(Device device) const;   // what carries a buffer on `device`
+  std::string host_transport_name() const;              // "single-process", "MPI (Open MPI v4.1.4)"
+  std::string transport_name_for(Device device) const;  // what carries a buffer on `device`
 
   // ---- raw buffers: `count` elements of `dtype` on `device` (see the table at the top) ------
   void all_reduce(void* data, int64_t count, DType dtype, Device device, ReduceOp op);

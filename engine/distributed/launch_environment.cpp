@@ -32,8 +32,8 @@ std::optional<int> integer_variable(const std::function<std::optional<std::strin
   long long value = 0;
   const char* end = text->data() + text->size();
   const auto [stop, error] = std::from_chars(text->data(), end, value);
-  VISREP_CHECK(error == std::errc() && stop == end && !text->empty(),
-               "launch environment: {}='{}' is not an integer", name, *text);
+  VISREP_CHECK(error == std::errc() && stop == end && !text->empty(), "launch environment: {}='{}' is not an integer",
+               name, *text);
   VISREP_CHECK(value >= low && value < high, "launch environment: {}={} is out of range: expected [{}, {})", name,
                value, low, high);
   return static_cast<int>(value);
@@ -77,7 +77,8 @@ Device local_cuda_device(const LaunchEnvironment& environment, int device_count)
                "local_cuda_device: the launcher ({}) did not say which rank on this host this is ({} has no local "
                "rank): pass --device cuda:N",
                environment.launcher, environment.source);
-  VISREP_CHECK(device_count > 0, "local_cuda_device: rank {} wants a CUDA device but this host has none", environment.rank);
+  VISREP_CHECK(device_count > 0, "local_cuda_device: rank {} wants a CUDA device but this host has none",
+               environment.rank);
   VISREP_CHECK(environment.local_rank < device_count && environment.local_size <= device_count,
                "local_cuda_device: {} ranks on this host but only {} CUDA device(s): start at most one rank per GPU "
                "(mpirun -np N --map-by ppr:{}:node) or pass --device cpu",

@@ -11,9 +11,8 @@
 //
 // Open MPI here is not CUDA-aware: a CUDA buffer is copied to pinned host memory on its
 // device's stream (after the work queued before it), reduced on the host, and copied back.
-#include <mpi.h>
-
 #include <fmt/format.h>
+#include <mpi.h>
 
 #include <algorithm>
 #include <atomic>
@@ -178,8 +177,7 @@ class MpiTransport final : public JobTransport {
     } else {
       // The ranks that share this host's memory.
       MPI_Comm host_ranks = MPI_COMM_NULL;
-      VISREP_MPI_CALL(MPI_Comm_split_type, comm_, MPI_COMM_TYPE_SHARED, membership_.rank, MPI_INFO_NULL,
-                      &host_ranks);
+      VISREP_MPI_CALL(MPI_Comm_split_type, comm_, MPI_COMM_TYPE_SHARED, membership_.rank, MPI_INFO_NULL, &host_ranks);
       VISREP_MPI_CALL(MPI_Comm_rank, host_ranks, &membership_.local_rank);
       VISREP_MPI_CALL(MPI_Comm_size, host_ranks, &membership_.local_size);
       MPI_Comm_free(&host_ranks);
@@ -212,15 +210,14 @@ class MpiTransport final : public JobTransport {
     if (device.is_cuda()) {
       char* host = static_cast<char*>(staging_.get(total));
       if (block > 0) copy_bytes(host + block * membership_.rank, Device::cpu(), send, device, block);
-      VISREP_MPI_CALL(MPI_Allgather, MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, host, as_count(count), mpi_type(dtype),
-                      comm_);
+      VISREP_MPI_CALL(MPI_Allgather, MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, host, as_count(count), mpi_type(dtype), comm_);
       if (total > 0) copy_bytes(receive, device, host, Device::cpu(), total);
     } else if (send == own_block) {
       VISREP_MPI_CALL(MPI_Allgather, MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, receive, as_count(count), mpi_type(dtype),
                       comm_);
     } else {
-      VISREP_MPI_CALL(MPI_Allgather, send, as_count(count), mpi_type(dtype), receive, as_count(count),
-                      mpi_type(dtype), comm_);
+      VISREP_MPI_CALL(MPI_Allgather, send, as_count(count), mpi_type(dtype), receive, as_count(count), mpi_type(dtype),
+                      comm_);
     }
   }
 
@@ -232,8 +229,8 @@ class MpiTransport final : public JobTransport {
     if (device.is_cuda() || receive == own_block) {
       // In place (MPI_IN_PLACE): the input is the whole buffer and the result lands in its
       // first block, which is then moved to this rank's block (NCCL's in-place convention).
-      char* buffer = device.is_cuda() ? static_cast<char*>(staging_.get(total)) : const_cast<char*>(
-                                                                                      static_cast<const char*>(send));
+      char* buffer = device.is_cuda() ? static_cast<char*>(staging_.get(total))
+                                      : const_cast<char*>(static_cast<const char*>(send));
       if (device.is_cuda() && total > 0) copy_bytes(buffer, Device::cpu(), send, device, total);
       VISREP_MPI_CALL(MPI_Reduce_scatter_block, MPI_IN_PLACE, buffer, as_count(count), mpi_type(dtype), mpi_op(op),
                       comm_);

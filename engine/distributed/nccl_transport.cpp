@@ -11,9 +11,8 @@
 //
 // Rank 0's unique id reaches the other ranks through the host transport (MPI's broadcast).
 #include <cuda_runtime_api.h>
-#include <nccl.h>
-
 #include <fmt/format.h>
+#include <nccl.h>
 
 #include <atomic>
 #include <chrono>
@@ -101,8 +100,7 @@ class NcclTransport final : public Transport {
   }
   // In place when receive == send + rank * count, likewise.
   void reduce_scatter(const void* send, void* receive, int64_t count, DType dtype, ReduceOp op, Device) override {
-    queued(ncclReduceScatter(send, receive, static_cast<size_t>(count), nccl_type(dtype), nccl_op(op), comm_,
-                             stream()),
+    queued(ncclReduceScatter(send, receive, static_cast<size_t>(count), nccl_type(dtype), nccl_op(op), comm_, stream()),
            "ncclReduceScatter");
   }
   void broadcast(void* data, int64_t count, DType dtype, int root, Device) override {
@@ -144,8 +142,8 @@ class NcclTransport final : public Transport {
     while (result == ncclInProgress) {
       if (Clock::now() > deadline) {
         abort();
-        throw TransportFailure(fmt::format("{} had not completed after {} s; the NCCL communicator was aborted", what,
-                                           timeout_));
+        throw TransportFailure(
+            fmt::format("{} had not completed after {} s; the NCCL communicator was aborted", what, timeout_));
       }
       // Spin briefly (a queued collective settles in microseconds), then back off.
       if (++polls > 1000) std::this_thread::sleep_for(std::chrono::microseconds(100));
@@ -168,8 +166,8 @@ class NcclTransport final : public Transport {
     cudaEvent_t event = nullptr;
     const cudaError_t created = cudaEventCreateWithFlags(&event, cudaEventDisableTiming);
     if (created != cudaSuccess) {
-      throw TransportFailure(fmt::format("cudaEventCreateWithFlags after {} failed: {}", what,
-                                         cudaGetErrorString(created)));
+      throw TransportFailure(
+          fmt::format("cudaEventCreateWithFlags after {} failed: {}", what, cudaGetErrorString(created)));
     }
     last_event_ = std::shared_ptr<CUevent_st>(event, [](cudaEvent_t e) { cudaEventDestroy(e); });
     const cudaError_t recorded = cudaEventRecord(event, stream_);

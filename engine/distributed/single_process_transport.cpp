@@ -1,10 +1,9 @@
 // The transport of a job of one rank: every collective is the identity. all_reduce,
 // broadcast and the in-place forms change nothing (the average of one value is itself); the
 // out-of-place all_gather and reduce_scatter copy send to receive, on the buffers' device.
-#include "engine/distributed/transport.h"
-
 #include <cstdlib>
 
+#include "engine/distributed/transport.h"
 #include "engine/storage.h"
 
 namespace visrep::distributed {

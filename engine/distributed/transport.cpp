@@ -22,8 +22,7 @@ void divide_in_place(void* data, int64_t count, DType dtype, int divisor) {
       for (int64_t i = 0; i < count; ++i) values[i] /= d;
       return;
     }
-    default:
-      VISREP_FAIL("divide_in_place: {} is not a floating dtype the transports average", dtype_name(dtype));
+    default: VISREP_FAIL("divide_in_place: {} is not a floating dtype the transports average", dtype_name(dtype));
   }
 }
 

@@ -75,20 +75,21 @@ void Watchdog::run() {
     const Clock::time_point now = Clock::now();
     if (watching_ && now - watched_start_ >= timeout_) {
       watching_ = false;
-      expire(fmt::format("{}: {} has waited {} for the other ranks, past the limit of {}: a rank has died, is "
-                         "stuck, or did not make this call",
-                         who_, watched_what_, seconds_text(std::chrono::duration<double>(now - watched_start_).count()),
-                         seconds_text(timeout_.count())));
+      expire(
+          fmt::format("{}: {} has waited {} for the other ranks, past the limit of {}: a rank has died, is "
+                      "stuck, or did not make this call",
+                      who_, watched_what_, seconds_text(std::chrono::duration<double>(now - watched_start_).count()),
+                      seconds_text(timeout_.count())));
     }
     for (auto item = tracked_.begin(); item != tracked_.end();) {
       if (item->done()) {
         item = tracked_.erase(item);
       } else if (now - item->start >= timeout_) {
-        const std::string message =
-            fmt::format("{}: {} was queued on the GPU {} ago and has not completed, past the limit of {}: a rank "
-                        "has died, is stuck, or did not make this call",
-                        who_, item->what, seconds_text(std::chrono::duration<double>(now - item->start).count()),
-                        seconds_text(timeout_.count()));
+        const std::string message = fmt::format(
+            "{}: {} was queued on the GPU {} ago and has not completed, past the limit of {}: a rank "
+            "has died, is stuck, or did not make this call",
+            who_, item->what, seconds_text(std::chrono::duration<double>(now - item->start).count()),
+            seconds_text(timeout_.count()));
         item = tracked_.erase(item);
         expire(message);
       } else {

@@ -29,18 +29,30 @@ Communicator& world() {
 
 Communicator* world_if_made() { return made().get(); }
 
-template <> float element<float>(int rank, int64_t i) { return static_cast<float>(floating_element(rank, i)); }
-template <> double element<double>(int rank, int64_t i) { return floating_element(rank, i); }
-template <> bfloat16 element<bfloat16>(int rank, int64_t i) {
+template <>
+float element<float>(int rank, int64_t i) {
+  return static_cast<float>(floating_element(rank, i));
+}
+template <>
+double element<double>(int rank, int64_t i) {
+  return floating_element(rank, i);
+}
+template <>
+bfloat16 element<bfloat16>(int rank, int64_t i) {
   return bfloat16(static_cast<float>(floating_element(rank, i)));
 }
-template <> int32_t element<int32_t>(int rank, int64_t i) {
+template <>
+int32_t element<int32_t>(int rank, int64_t i) {
   return static_cast<int32_t>((i * 7 + rank * 13) % 23 - 11) * (rank + 1) * 1000 + rank;
 }
-template <> int64_t element<int64_t>(int rank, int64_t i) {
+template <>
+int64_t element<int64_t>(int rank, int64_t i) {
   return static_cast<int64_t>((i * 7 + rank * 13) % 23 - 11) * (rank + 1) * (int64_t{1} << 33) + rank;
 }
-template <> uint8_t element<uint8_t>(int rank, int64_t i) { return static_cast<uint8_t>((i * 7 + rank * 13) % 251); }
+template <>
+uint8_t element<uint8_t>(int rank, int64_t i) {
+  return static_cast<uint8_t>((i * 7 + rank * 13) % 251);
+}
 
 template <class T>
 T reduced(ReduceOp op, int size, int64_t i) {

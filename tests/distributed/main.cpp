@@ -10,10 +10,9 @@
 // agree on the outcome (the most failures on any rank), so every rank exits with the same
 // status and none is ended early by another's failure.
 #define CATCH_CONFIG_RUNNER
-#include <catch2/catch.hpp>
-
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>

@@ -16,6 +16,7 @@
 //                                orderly stop of every rank, Ctrl-C): 130, no MPI_Abort
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -24,17 +25,15 @@
 #include <thread>
 #include <vector>
 
-#include <algorithm>
-
 #include "engine/distributed/communicator.h"
 #include "engine/error.h"
 
 namespace visrep::distributed::test {
 
 int run_scenario(const std::string& name) {
-  const std::vector<std::string> known = {"rank-fails",        "rank-exits-abruptly", "rank-killed",
-                                          "rank-aborts",       "rank-skips-collective", "rank-hangs",
-                                          "mismatched-counts-unchecked", "every-rank-stops"};
+  const std::vector<std::string> known = {
+      "rank-fails", "rank-exits-abruptly",         "rank-killed",     "rank-aborts", "rank-skips-collective",
+      "rank-hangs", "mismatched-counts-unchecked", "every-rank-stops"};
   if (std::find(known.begin(), known.end(), name) == known.end()) {
     std::fprintf(stderr, "test_distributed: no scenario '%s' (see tests/distributed/scenarios.cpp)\n", name.c_str());
     return 2;

@@ -1,13 +1,12 @@
 // Bad input: arguments a rank refuses, and ranks that do not make the same call. Either way
 // every rank throws a visrep::Error at the same call, naming it, and the ranks stay in step:
 // each case ends with a collective that must still come out right.
-#include <catch2/catch.hpp>
+#include <fmt/format.h>
 
+#include <catch2/catch.hpp>
 #include <cstdlib>
 #include <string>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "engine/distributed/communicator.h"
 #include "engine/error.h"
@@ -39,14 +38,12 @@ std::string error_of(Call&& call) {
 
 }  // namespace
 
-TEST_CASE("a rank that refuses its arguments: it says why, every other rank names it, nobody hangs",
-          "[bad-input]") {
+TEST_CASE("a rank that refuses its arguments: it says why, every other rank names it, nobody hangs", "[bad-input]") {
   Communicator& comm = world();
   const int refuser = comm.size() - 1;
   std::vector<float> data(4, 1.0f);
-  const std::string error = error_of([&] {
-    comm.all_reduce(data.data(), comm.rank() == refuser ? -1 : 4, kFloat32, Device::cpu(), ReduceOp::Sum);
-  });
+  const std::string error = error_of(
+      [&] { comm.all_reduce(data.data(), comm.rank() == refuser ? -1 : 4, kFloat32, Device::cpu(), ReduceOp::Sum); });
   if (comm.rank() == refuser) {
     CHECK_THAT(error, Contains(fmt::format("all_reduce (rank {} of {}): count -1 is negative", refuser, comm.size())));
   } else {
@@ -70,9 +67,9 @@ TEST_CASE("the arguments every rank refuses alike, with the op and the values in
              Contains("reduce_scatter") && Contains("cannot reduce bfloat16"));
   CHECK_THAT(error_of([&] { comm.all_reduce(integers.data(), 8, kInt64, cpu, ReduceOp::Average); }),
              Contains("the average of int64 is not defined"));
-  CHECK_THAT(error_of([&] { comm.broadcast(floats.data(), 8, kFloat32, cpu, comm.size()); }),
-             Contains(fmt::format("broadcast (rank {} of {}): root {} is not a rank", comm.rank(), comm.size(),
-                                  comm.size())));
+  CHECK_THAT(
+      error_of([&] { comm.broadcast(floats.data(), 8, kFloat32, cpu, comm.size()); }),
+      Contains(fmt::format("broadcast (rank {} of {}): root {} is not a rank", comm.rank(), comm.size(), comm.size())));
   CHECK_THAT(error_of([&] { comm.broadcast(floats.data(), 8, kFloat32, cpu, -1); }), Contains("root -1 is not a rank"));
   // all_gather: send may be this rank's block of receive (in place), nothing else that overlaps.
   std::vector<float> big(static_cast<size_t>(2 * comm.size() + 1), 0.0f);
@@ -81,12 +78,17 @@ TEST_CASE("the arguments every rank refuses alike, with the op and the values in
   CHECK_THAT(error_of([&] { comm.reduce_scatter(big.data(), big.data() + 1, 2, kFloat32, cpu); }),
              Contains("receive overlaps send but is not this rank's block of it"));
   // Tensors.
-  CHECK_THAT(error_of([&] { comm.all_reduce(Tensor(), ReduceOp::Sum); }), Contains("all_reduce") && Contains("undefined"));
+  CHECK_THAT(error_of([&] { comm.all_reduce(Tensor(), ReduceOp::Sum); }),
+             Contains("all_reduce") && Contains("undefined"));
   CHECK_THAT(error_of([&] { comm.reduce_scatter(scalar_tensor(1.0)); }), Contains("a 0-d tensor cannot be scattered"));
-  CHECK_THAT(error_of([&] { comm.all_reduce(zeros({2, 3}, kUInt8), ReduceOp::Max); }),
+  CHECK_THAT(error_of([&] {
+               comm.all_reduce(zeros({2, 3}, kUInt8), ReduceOp::Max);
+             }),
              Contains("cannot reduce uint8") && Contains("uint8 [2, 3] on cpu"));
   if (comm.size() > 1) {
-    CHECK_THAT(error_of([&] { comm.reduce_scatter(zeros({2 * comm.size() + 1, 3})); }),
+    CHECK_THAT(error_of([&] {
+                 comm.reduce_scatter(zeros({2 * comm.size() + 1, 3}));
+               }),
                Contains(fmt::format("the first dimension, {}, of tensor float32 [{}, 3] on cpu is not a multiple of "
                                     "the {} ranks",
                                     2 * comm.size() + 1, 2 * comm.size() + 1, comm.size())));
@@ -115,22 +117,26 @@ TEST_CASE("ranks that make different calls: every rank throws, naming each rank'
     CHECK_THAT(error, Contains(comm.size() == 2 ? "rank 0: " : "ranks 0, 2: "));
   }
   SECTION("ops") {
-    const std::string error = error_of(
-        [&] { comm.all_reduce(data.data(), 16, kFloat32, cpu, rank == 0 ? ReduceOp::Max : ReduceOp::Sum); });
+    const std::string error =
+        error_of([&] { comm.all_reduce(data.data(), 16, kFloat32, cpu, rank == 0 ? ReduceOp::Max : ReduceOp::Sum); });
     expect_disagreement(error, "rank 0: all_reduce (max) of 16 float32 elements");
   }
   SECTION("collectives") {
     const std::string error = error_of([&] {
-      if (rank == 0) comm.broadcast(data.data(), 16, kFloat32, cpu, 0);
-      else comm.all_reduce(data.data(), 16, kFloat32, cpu, ReduceOp::Sum);
+      if (rank == 0)
+        comm.broadcast(data.data(), 16, kFloat32, cpu, 0);
+      else
+        comm.all_reduce(data.data(), 16, kFloat32, cpu, ReduceOp::Sum);
     });
     expect_disagreement(error, "rank 0: broadcast from rank 0 of 16 float32 elements");
   }
   SECTION("dtypes") {
     std::vector<double> doubles(16, 1.0);
     const std::string error = error_of([&] {
-      if (rank == 0) comm.all_gather(doubles.data(), doubles.data(), 1, kFloat64, cpu);
-      else comm.all_gather(data.data(), data.data() + rank, 1, kFloat32, cpu);
+      if (rank == 0)
+        comm.all_gather(doubles.data(), doubles.data(), 1, kFloat64, cpu);
+      else
+        comm.all_gather(data.data(), data.data() + rank, 1, kFloat32, cpu);
     });
     expect_disagreement(error, "all_gather of 1 float64 element");
   }
@@ -153,7 +159,8 @@ TEST_CASE("options and the environment: bad values are refused with their names"
   CHECK_THROWS_WITH(Communicator(options), Contains("timeout_seconds must be in (0, 1e9], got 0"));
   options = CommunicatorOptions();
   options.device_transport = DeviceTransport::NCCL;
-  CHECK_THROWS_WITH(Communicator(options), Contains("the NCCL transport needs a CUDA device (options.device is not set)"));
+  CHECK_THROWS_WITH(Communicator(options),
+                    Contains("the NCCL transport needs a CUDA device (options.device is not set)"));
   options.device = Device::cpu();
   CHECK_THROWS_WITH(Communicator(options), Contains("options.device is cpu"));
 
@@ -162,7 +169,8 @@ TEST_CASE("options and the environment: bad values are refused with their names"
                     Contains("VISREP_DISTRIBUTED_TIMEOUT='soon' is not a number of seconds"));
   ::setenv("VISREP_DISTRIBUTED_TIMEOUT", "2.5", 1);
   ::setenv("VISREP_DISTRIBUTED_CHECKS", "yes", 1);
-  CHECK_THROWS_WITH(CommunicatorOptions::from_environment(), Contains("VISREP_DISTRIBUTED_CHECKS='yes' must be 0 or 1"));
+  CHECK_THROWS_WITH(CommunicatorOptions::from_environment(),
+                    Contains("VISREP_DISTRIBUTED_CHECKS='yes' must be 0 or 1"));
   ::setenv("VISREP_DISTRIBUTED_CHECKS", "0", 1);
   const CommunicatorOptions from_environment = CommunicatorOptions::from_environment();
   CHECK(from_environment.timeout_seconds == 2.5);

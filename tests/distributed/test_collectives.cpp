@@ -1,18 +1,16 @@
 // The collectives on host buffers and tensors, against the values every rank can compute
 // for itself (distributed_test.h): each op and dtype, in place and out of place, counts from
 // 0 to 70001, on 1, 2, 3 and 4 ranks (3 catches offset bugs a power of two hides).
-#include <catch2/catch.hpp>
-
+#include <fmt/format.h>
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "engine/distributed/communicator.h"
 #include "engine/tensor.h"
@@ -32,8 +30,10 @@ bool same<bfloat16>(bfloat16 a, bfloat16 b) {
 }
 template <class T>
 double shown(T value) {
-  if constexpr (std::is_same_v<T, bfloat16>) return static_cast<double>(static_cast<float>(value));
-  else return static_cast<double>(value);
+  if constexpr (std::is_same_v<T, bfloat16>)
+    return static_cast<double>(static_cast<float>(value));
+  else
+    return static_cast<double>(value);
 }
 
 // "" when every element of `actual` equals expected(i), else how many differ and the first
@@ -78,8 +78,8 @@ TEMPLATE_TEST_CASE("all_reduce: sum, average and max of rank-asymmetric data, co
   }
 }
 
-TEMPLATE_TEST_CASE("all_gather: rank-major output, out of place and in place", "[collectives]", float, double,
-                   int32_t, int64_t, bfloat16, uint8_t) {
+TEMPLATE_TEST_CASE("all_gather: rank-major output, out of place and in place", "[collectives]", float, double, int32_t,
+                   int64_t, bfloat16, uint8_t) {
   Communicator& comm = world();
   const DType dtype = dtype_of<TestType>();
   const int ranks = comm.size();
@@ -118,16 +118,16 @@ TEMPLATE_TEST_CASE("reduce_scatter: this rank's block reduced over the ranks, ou
         const std::vector<TestType> send = rank_data<TestType>(rank, count * ranks);
         std::vector<TestType> receive(static_cast<size_t>(count), TestType(0));
         comm.reduce_scatter(send.data(), receive.data(), count, dtype, Device::cpu(), op);
-        INFO(fmt::format("out of place, {} of {} {} per rank on {} ranks", reduce_op_name(op), count,
-                         dtype_name(dtype), ranks));
+        INFO(fmt::format("out of place, {} of {} {} per rank on {} ranks", reduce_op_name(op), count, dtype_name(dtype),
+                         ranks));
         CHECK(mismatch(receive, expected) == "");
       }
       {
         std::vector<TestType> buffer = rank_data<TestType>(rank, count * ranks);
         comm.reduce_scatter(buffer.data(), buffer.data() + rank * count, count, dtype, Device::cpu(), op);
         const std::vector<TestType> block(buffer.begin() + rank * count, buffer.begin() + (rank + 1) * count);
-        INFO(fmt::format("in place, {} of {} {} per rank on {} ranks", reduce_op_name(op), count,
-                         dtype_name(dtype), ranks));
+        INFO(fmt::format("in place, {} of {} {} per rank on {} ranks", reduce_op_name(op), count, dtype_name(dtype),
+                         ranks));
         CHECK(mismatch(block, expected) == "");
       }
     }
@@ -154,8 +154,7 @@ TEST_CASE("barrier: no rank passes it before every rank has reached it", "[colle
   // the file once its barrier returns. The file's name comes from rank 0 (its process id).
   int64_t token = comm.rank() == 0 ? static_cast<int64_t>(getpid()) : 0;
   comm.broadcast(&token, 1, kInt64, Device::cpu(), 0);
-  const std::filesystem::path marker =
-      std::filesystem::temp_directory_path() / fmt::format("visrep-barrier-{}", token);
+  const std::filesystem::path marker = std::filesystem::temp_directory_path() / fmt::format("visrep-barrier-{}", token);
   if (comm.rank() == 0) {
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
     std::ofstream(marker) << "written before the barrier\n";
@@ -241,8 +240,7 @@ TEST_CASE("tensor all_gather: n rows on each of P ranks give P*n rows, rank k's 
   }
 }
 
-TEST_CASE("tensor reduce_scatter: P*n rows give this rank's n rows, reduced over the ranks",
-          "[collectives][tensor]") {
+TEST_CASE("tensor reduce_scatter: P*n rows give this rank's n rows, reduced over the ranks", "[collectives][tensor]") {
   Communicator& comm = world();
   const int ranks = comm.size();
   for (const ReduceOp op : {ReduceOp::Sum, ReduceOp::Average}) {

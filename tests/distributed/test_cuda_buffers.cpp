@@ -2,13 +2,12 @@
 // pinned host memory under mpirun) and through NCCL where it is built and the ranks have a
 // GPU each. The same rank-asymmetric data as the host cases, compared with what every rank
 // computes for itself. Without a usable GPU main() skips these (exit code 4).
-#include <catch2/catch.hpp>
+#include <fmt/format.h>
 
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <string>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "engine/cuda.h"
 #include "engine/distributed/communicator.h"
@@ -68,9 +67,7 @@ void check_device_collectives(Communicator& comm, Device device) {
 
 }  // namespace
 
-TEST_CASE("CUDA buffers through the host transport", "[cuda]") {
-  check_device_collectives(world(), Device::cuda(0));
-}
+TEST_CASE("CUDA buffers through the host transport", "[cuda]") { check_device_collectives(world(), Device::cuda(0)); }
 
 TEST_CASE("CUDA buffers through NCCL, one GPU per rank", "[cuda]") {
   Communicator& comm = world();
@@ -78,8 +75,8 @@ TEST_CASE("CUDA buffers through NCCL, one GPU per rank", "[cuda]") {
   int64_t unable = !nccl_built() || cuda_device_count() < comm.local_size() ? 1 : 0;
   comm.all_reduce(&unable, 1, kInt64, Device::cpu(), ReduceOp::Max);
   if (unable != 0) {
-    SUCCEED(fmt::format("needs NCCL (built: {}) and a GPU per rank on every host (here {} for {} ranks)",
-                        nccl_built(), cuda_device_count(), comm.local_size()));
+    SUCCEED(fmt::format("needs NCCL (built: {}) and a GPU per rank on every host (here {} for {} ranks)", nccl_built(),
+                        cuda_device_count(), comm.local_size()));
     return;
   }
   CommunicatorOptions options;

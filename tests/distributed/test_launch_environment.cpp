@@ -1,6 +1,5 @@
 // Where a process sits in a job, from its launcher's variables (no MPI involved).
 #include <catch2/catch.hpp>
-
 #include <map>
 #include <string>
 
@@ -60,8 +59,10 @@ TEST_CASE("launch environment: bad values name the variable", "[launch][bad-inpu
                     Contains("OMPI_COMM_WORLD_SIZE=0 is out of range"));
   CHECK_THROWS_WITH(from({{"OMPI_COMM_WORLD_SIZE", "4"}}),
                     Contains("OMPI_COMM_WORLD_SIZE=4 is set but OMPI_COMM_WORLD_RANK is not"));
-  CHECK_THROWS_WITH(from({{"OMPI_COMM_WORLD_SIZE", "4"}, {"OMPI_COMM_WORLD_RANK", "1"},
-                          {"OMPI_COMM_WORLD_LOCAL_RANK", "2"}, {"OMPI_COMM_WORLD_LOCAL_SIZE", "2"}}),
+  CHECK_THROWS_WITH(from({{"OMPI_COMM_WORLD_SIZE", "4"},
+                          {"OMPI_COMM_WORLD_RANK", "1"},
+                          {"OMPI_COMM_WORLD_LOCAL_RANK", "2"},
+                          {"OMPI_COMM_WORLD_LOCAL_SIZE", "2"}}),
                     Contains("OMPI_COMM_WORLD_LOCAL_RANK=2 is out of range: expected [0, 2)"));
 }
 

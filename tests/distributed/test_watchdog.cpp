@@ -1,9 +1,8 @@
 // The watchdog on its own, with a give_up that records instead of exiting. Deadlines are
 // short; every wait for the watchdog is bounded (10 s) and only the lower bound of a wait
 // is ever relied on (a loaded machine can only make the watchdog later, never earlier).
-#include <catch2/catch.hpp>
-
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <mutex>
 #include <string>
@@ -85,10 +84,14 @@ TEST_CASE("watchdog: a device transport's asynchronous failure aborts it, then g
   Recorder recorder;
   Watchdog watchdog(600, "rank 0 of 4", recorder.give_up());
   std::atomic<bool> failed{false};
-  watchdog.set_transport([&] { return failed ? std::string("NCCL reported an asynchronous error on cuda:0: "
-                                                           "remote process exited or there was a network error")
-                                             : std::string(); },
-                         [&] { ++recorder.aborts; });
+  watchdog.set_transport(
+      [&] {
+        return failed ? std::string(
+                            "NCCL reported an asynchronous error on cuda:0: "
+                            "remote process exited or there was a network error")
+                      : std::string();
+      },
+      [&] { ++recorder.aborts; });
   watchdog.track("all_reduce (sum) of 1024 float32 elements, call 9 on cuda:0", [] { return false; });
   std::this_thread::sleep_for(200ms);
   CHECK(recorder.count() == 0);  // healthy: polled, nothing said
