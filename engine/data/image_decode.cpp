@@ -1,0 +1,433 @@
+// Image decoding with the checks of image_decode.h. The format structures are the
+// specifications' (JPEG: ITU T.81 annex B; PNG: RFC 2083 / ISO 15948; GIF89a; BMP:
+// BITMAPINFOHEADER; TGA: Truevision TGA 2.0; PSD: Adobe's file format specification;
+// PNM: netpbm's pgm(5) and ppm(5)); only what the checks need is parsed.
+#include "engine/data/image_decode.h"
+
+#include <stb/stb_image.h>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <climits>
+#include <memory>
+#include <string>
+
+#include "engine/error.h"
+
+namespace visrep::data {
+namespace {
+
+// Deflate expands by at most 1032:1 (RFC 1951: a 258-byte match costs at least two bits).
+constexpr uint64_t kMaxDeflateRatio = 1032;
+
+// The file's bytes with bounds-checked big- and little-endian reads; `has` says whether a
+// range exists, and the readers are only called on ranges that do.
+class FileBytes {
+ public:
+  explicit FileBytes(std::string_view bytes) : bytes_(bytes) {}
+  uint64_t size() const { return bytes_.size(); }
+  bool has(uint64_t offset, uint64_t count) const { return offset <= size() && count <= size() - offset; }
+  bool starts_with(std::string_view prefix) const { return bytes_.starts_with(prefix); }
+  uint32_t u8(uint64_t offset) const { return static_cast<unsigned char>(bytes_[offset]); }
+  uint32_t be16(uint64_t offset) const { return u8(offset) << 8 | u8(offset + 1); }
+  uint32_t be32(uint64_t offset) const { return be16(offset) << 16 | be16(offset + 2); }
+  uint32_t le16(uint64_t offset) const { return u8(offset) | u8(offset + 1) << 8; }
+  uint32_t le32(uint64_t offset) const { return le16(offset) | le16(offset + 2) << 16; }
+
+ private:
+  std::string_view bytes_;
+};
+
+enum class Format { Jpeg, Png, Bmp, Gif, Psd, Pic, Pnm, Hdr, Tga };
+
+// The format stb_image will take the file for: its tests in its order (stbi__load_main),
+// each reduced to the signature it checks first. TGA has none and comes last.
+Format detect_format(const FileBytes& file) {
+  if (file.has(0, 2) && file.u8(0) == 0xff && file.u8(1) == 0xd8) return Format::Jpeg;
+  if (file.starts_with("\x89PNG\r\n\x1a\n")) return Format::Png;
+  if (file.starts_with("BM") && file.has(14, 4)) {
+    const uint32_t header_size = file.le32(14);
+    if (header_size == 12 || header_size == 40 || header_size == 56 || header_size == 108 || header_size == 124) {
+      return Format::Bmp;
+    }
+  }
+  if (file.starts_with("GIF87a") || file.starts_with("GIF89a")) return Format::Gif;
+  if (file.starts_with("8BPS")) return Format::Psd;
+  if (file.starts_with("\x53\x80\xf6\x34") && file.has(88, 4) && file.u8(88) == 'P') return Format::Pic;
+  if (file.starts_with("P5") || file.starts_with("P6")) return Format::Pnm;
+  if (file.starts_with("#?RADIANCE\n") || file.starts_with("#?RGBE\n")) return Format::Hdr;
+  return Format::Tga;
+}
+
+// "needs N bytes, the file holds M": a file cut short, which stb would decode with zeros.
+[[noreturn]] void truncated(std::string_view format, uint64_t needed, uint64_t held) {
+  VISREP_FAIL("the {} is truncated: its header implies {} bytes but the file holds {} (stb_image would fill the "
+              "missing pixels with zeros)",
+              format, needed, held);
+}
+
+void require_bytes(const FileBytes& file, std::string_view format, uint64_t needed) {
+  if (needed > file.size()) truncated(format, needed, file.size());
+}
+
+// ---- compressed formats: complete structure, and a declared size the bytes can encode ------
+
+// Walks the marker segments (T.81 B.1.1.2) and the entropy-coded data after each SOS to the
+// end-of-image marker. A stream that runs out first is cut. Whatever else looks odd is left
+// to stb, which knows more JPEG than this walk.
+void check_jpeg(const FileBytes& file, int64_t pixels) {
+  // Every 8x8 block of the first component costs at least one bit in its DC scan (Huffman
+  // codes are at least one bit long): 512 pixels per byte at the very most.
+  if (static_cast<uint64_t>(pixels) / 512 > file.size()) {
+    VISREP_FAIL("the JPEG declares {} pixels, more than its {} bytes can encode (at least one bit per 8x8 block)",
+                pixels, file.size());
+  }
+  const auto cut = [&file] {
+    VISREP_FAIL("the JPEG ends before its end-of-image marker (truncated: stb_image would decode the missing part "
+                "as grey)");
+  };
+  uint64_t position = 2;  // after SOI
+  while (true) {
+    if (!file.has(position, 1)) cut();
+    if (file.u8(position) != 0xff) return;  // not a marker where one must be: stb decides
+    while (file.has(position, 1) && file.u8(position) == 0xff) ++position;  // fill bytes
+    if (!file.has(position, 1)) cut();
+    const uint32_t marker = file.u8(position++);
+    if (marker == 0xd9) return;                                                    // EOI
+    if (marker == 0x01 || (marker >= 0xd0 && marker <= 0xd8)) continue;            // no length
+    if (!file.has(position, 2)) cut();
+    const uint32_t length = file.be16(position);
+    if (length < 2) return;
+    if (!file.has(position, length)) cut();
+    position += length;
+    if (marker != 0xda) continue;
+    // Entropy-coded data: 0xFF is followed by 0x00 (a stuffed byte) or a restart marker
+    // inside it; any other marker ends it.
+    while (true) {
+      if (!file.has(position, 2)) cut();
+      if (file.u8(position) != 0xff) {
+        ++position;
+        continue;
+      }
+      const uint32_t next = file.u8(position + 1);
+      if (next == 0x00 || (next >= 0xd0 && next <= 0xd7)) {
+        position += 2;
+      } else if (next == 0xff) {
+        ++position;
+      } else {
+        break;
+      }
+    }
+  }
+}
+
+// Walks the chunks (length, type, data, CRC) to IEND and bounds the image's filtered rows by
+// deflate's expansion of the IDAT bytes.
+void check_png(const FileBytes& file, int64_t width, int64_t height) {
+  uint64_t position = 8;
+  uint64_t idat_bytes = 0;
+  while (true) {
+    if (!file.has(position, 8)) VISREP_FAIL("the PNG ends before its IEND chunk (truncated)");
+    const uint64_t length = file.be32(position);
+    const bool is_idat = file.be32(position + 4) == 0x49444154;  // "IDAT"
+    const bool is_iend = file.be32(position + 4) == 0x49454e44;  // "IEND"
+    if (length > 0x7fffffff) VISREP_FAIL("the PNG has a chunk of {} bytes, more than 2^31 - 1", length);
+    if (!file.has(position + 8, length + 4)) {
+      VISREP_FAIL("the PNG ends inside a chunk: it needs {} bytes, the file holds {} (truncated)",
+                  position + 12 + length, file.size());
+    }
+    if (is_idat) idat_bytes += length;
+    position += 12 + length;
+    if (is_iend) break;
+  }
+  // IHDR (the first chunk, 13 bytes at offset 16): bit depth and colour type give the bits
+  // per pixel; every row has a filter byte.
+  if (!file.has(16, 13) || file.be32(12) != 0x49484452) return;  // no IHDR first: stb refuses it
+  const uint32_t depth = file.u8(24);
+  const uint32_t colour_type = file.u8(25);
+  const int samples = colour_type == 0 ? 1 : colour_type == 2 ? 3 : colour_type == 3 ? 1 : colour_type == 4 ? 2 : 4;
+  const uint64_t row_bytes = 1 + (static_cast<uint64_t>(width) * depth * samples + 7) / 8;
+  const uint64_t raw_bytes = row_bytes * static_cast<uint64_t>(height);
+  if (raw_bytes > idat_bytes * kMaxDeflateRatio + 1024) {
+    VISREP_FAIL("the PNG declares {}x{} pixels ({} bytes of rows), more than its {} bytes of IDAT data can inflate "
+                "to (deflate expands at most {}:1)",
+                width, height, raw_bytes, idat_bytes, kMaxDeflateRatio);
+  }
+}
+
+// Walks the blocks to the end of the first image's data (stb decodes the first frame).
+void check_gif(const FileBytes& file) {
+  const auto cut = [] { VISREP_FAIL("the GIF ends inside its first image (truncated)"); };
+  const auto skip_sub_blocks = [&](uint64_t& position) {
+    while (true) {
+      if (!file.has(position, 1)) cut();
+      const uint32_t length = file.u8(position++);
+      if (length == 0) return;
+      position += length;
+    }
+  };
+  if (!file.has(0, 13)) cut();
+  uint64_t position = 13;
+  const uint32_t screen_flags = file.u8(10);
+  if (screen_flags & 0x80) position += 3 * (uint64_t{2} << (screen_flags & 7));  // global colour table
+  while (true) {
+    if (!file.has(position, 1)) cut();
+    const uint32_t block = file.u8(position++);
+    if (block == 0x21) {  // extension: label, then sub-blocks
+      ++position;
+      skip_sub_blocks(position);
+    } else if (block == 0x2c) {  // image descriptor: 9 bytes, a local colour table, the LZW data
+      if (!file.has(position, 9)) cut();
+      const uint32_t image_flags = file.u8(position + 8);
+      position += 9;
+      if (image_flags & 0x80) position += 3 * (uint64_t{2} << (image_flags & 7));
+      ++position;  // LZW minimum code size
+      skip_sub_blocks(position);
+      return;
+    } else {
+      return;  // the trailer or something stb will judge
+    }
+  }
+}
+
+// ---- uncompressed formats: the pixel data the header implies must be in the file ------------
+
+void check_bmp(const FileBytes& file) {
+  const uint64_t data_offset = file.le32(10);
+  const uint32_t header_size = file.le32(14);
+  uint64_t width = 0, height = 0, bits = 0, compression = 0;
+  if (header_size == 12) {  // BITMAPCOREHEADER
+    if (!file.has(14, 12)) truncated("BMP", 26, file.size());
+    width = file.le16(18);
+    height = file.le16(20);
+    bits = file.le16(24);
+  } else {
+    if (!file.has(14, 40)) truncated("BMP", 54, file.size());
+    width = static_cast<uint64_t>(std::abs(static_cast<int64_t>(static_cast<int32_t>(file.le32(18)))));
+    height = static_cast<uint64_t>(std::abs(static_cast<int64_t>(static_cast<int32_t>(file.le32(22)))));
+    bits = file.le16(28);
+    compression = file.le32(30);
+  }
+  // BI_RGB, BI_BITFIELDS, BI_ALPHABITFIELDS: rows of pixels padded to 4 bytes. The RLE
+  // modes (1, 2) are compressed and not checked.
+  if (compression != 0 && compression != 3 && compression != 6) return;
+  if (bits == 0 || bits > 32) return;
+  const uint64_t row_bytes = (width * bits + 31) / 32 * 4;
+  require_bytes(file, "BMP", data_offset + row_bytes * height);
+}
+
+void check_tga(const FileBytes& file, int64_t width, int64_t height) {
+  if (!file.has(0, 18)) truncated("TGA", 18, file.size());
+  const uint64_t id_length = file.u8(0);
+  const uint32_t colour_map_type = file.u8(1);
+  const uint32_t image_type = file.u8(2);
+  const uint64_t colour_map_length = file.le16(5);
+  const uint64_t colour_map_bits = file.u8(7);
+  const uint64_t pixel_bytes = (file.u8(16) + 7) / 8;
+  const uint64_t pixels = static_cast<uint64_t>(width) * static_cast<uint64_t>(height);
+  const uint64_t data_offset =
+      18 + id_length + (colour_map_type == 1 ? colour_map_length * ((colour_map_bits + 7) / 8) : 0);
+  if (image_type >= 1 && image_type <= 3) {
+    require_bytes(file, "TGA", data_offset + pixels * pixel_bytes);
+  } else if (image_type >= 9 && image_type <= 11) {
+    // Run-length packets: a header byte and at least one pixel byte for at most 128 pixels.
+    if (pixels > 64 * file.size()) {
+      VISREP_FAIL("the run-length TGA declares {}x{} pixels, more than its {} bytes can encode (128 pixels per "
+                  "two-byte packet at most)",
+                  width, height, file.size());
+    }
+  }
+}
+
+void check_psd(const FileBytes& file) {
+  if (!file.has(0, 26)) truncated("PSD", 26, file.size());
+  const uint64_t channels = file.be16(12);
+  const uint64_t height = file.be32(14);
+  const uint64_t width = file.be32(18);
+  const uint64_t sample_bytes = file.be16(22) / 8;
+  // Three length-prefixed sections (colour mode data, image resources, layers and masks).
+  uint64_t position = 26;
+  for (int section = 0; section < 3; ++section) {
+    if (!file.has(position, 4)) truncated("PSD", position + 4, file.size());
+    position += 4 + uint64_t{file.be32(position)};
+  }
+  if (!file.has(position, 2)) truncated("PSD", position + 2, file.size());
+  const uint32_t compression = file.be16(position);
+  position += 2;
+  const uint64_t rows = channels * height;
+  if (compression == 0) {
+    require_bytes(file, "PSD", position + rows * width * sample_bytes);
+  } else if (compression == 1) {
+    // A table of every row's packed byte count, then the PackBits rows.
+    require_bytes(file, "PSD", position + 2 * rows);
+    uint64_t packed = 0;
+    for (uint64_t row = 0; row < rows; ++row) packed += file.be16(position + 2 * row);
+    require_bytes(file, "PSD", position + 2 * rows + packed);
+  }
+}
+
+// ---- binary PGM / PPM (P5 / P6), decoded here -----------------------------------------------
+
+// The header "P5 <width> <height> <maxval>" (whitespace or # comments between the fields),
+// then one whitespace byte, then the samples: 1 byte each below maxval 256, else 2 bytes
+// big-endian; every sample in [0, maxval].
+DecodedImage decode_pnm(const FileBytes& file, std::string_view bytes, int channels, int64_t max_pixels) {
+  uint64_t position = 2;
+  const auto field = [&](const char* name) {
+    while (true) {
+      while (position < file.size() && std::string_view(" \t\r\n\v\f").find(bytes[position]) != std::string_view::npos) {
+        ++position;
+      }
+      if (position < file.size() && bytes[position] == '#') {
+        while (position < file.size() && bytes[position] != '\n' && bytes[position] != '\r') ++position;
+        continue;
+      }
+      break;
+    }
+    int64_t value = 0;
+    int digits = 0;
+    while (position < file.size() && bytes[position] >= '0' && bytes[position] <= '9') {
+      if (++digits > 9) VISREP_FAIL("the PNM header's {} has more than 9 digits", name);
+      value = value * 10 + (bytes[position++] - '0');
+    }
+    if (digits == 0) VISREP_FAIL("the PNM header has no {} (malformed or truncated header)", name);
+    return value;
+  };
+  const int64_t width = field("width");
+  const int64_t height = field("height");
+  const int64_t maxval = field("maxval");
+  if (width == 0 || height == 0) VISREP_FAIL("the PNM is {}x{} pixels: an image needs at least 1x1", width, height);
+  if (maxval < 1 || maxval > 65535) VISREP_FAIL("the PNM's maxval is {}, not 1 to 65535", maxval);
+  if (width * height > max_pixels) {
+    VISREP_FAIL("the PNM declares {}x{} pixels, more than the {} an image may have", width, height, max_pixels);
+  }
+  if (position >= file.size()) truncated("PNM", position + 1, file.size());
+  ++position;  // the single whitespace byte before the samples
+  const int file_channels = bytes[1] == '6' ? 3 : 1;
+  const int sample_bytes = maxval > 255 ? 2 : 1;
+  const uint64_t samples = static_cast<uint64_t>(width * height) * file_channels;
+  require_bytes(file, "PNM", position + samples * sample_bytes);
+
+  // Every sample scaled from [0, maxval] to [0, 255], rounding to nearest.
+  std::vector<uint8_t> values(samples);
+  for (uint64_t i = 0; i < samples; ++i) {
+    const uint64_t at = position + i * sample_bytes;
+    const int64_t sample = std::min<int64_t>(sample_bytes == 2 ? file.be16(at) : file.u8(at), maxval);
+    values[i] = static_cast<uint8_t>((sample * 255 + maxval / 2) / maxval);
+  }
+  DecodedImage image;
+  image.height = height;
+  image.width = width;
+  image.channels = file_channels;
+  image.pixels = std::move(values);
+  return image;
+}
+
+// ---- channels -------------------------------------------------------------------------------
+
+// `from` (1 gray, 2 gray + alpha, 3 RGB, 4 RGBA) to `to` (1 or 3), as stb_image converts:
+// alpha is dropped, gray copied into R, G and B, RGB made gray by stb's integer luma
+// (77 R + 150 G + 29 B) / 256 (stbi__compute_y).
+std::vector<uint8_t> convert_channels(const uint8_t* pixels, int64_t count, int from, int to) {
+  std::vector<uint8_t> out(static_cast<size_t>(count) * to);
+  for (int64_t i = 0; i < count; ++i) {
+    const uint8_t* in = pixels + i * from;
+    uint8_t* target = out.data() + i * to;
+    if (from <= 2) {
+      std::fill(target, target + to, in[0]);
+    } else if (to == 3) {
+      std::copy(in, in + 3, target);
+    } else {
+      target[0] = static_cast<uint8_t>((in[0] * 77 + in[1] * 150 + in[2] * 29) >> 8);
+    }
+  }
+  return out;
+}
+
+std::string stb_reason() {
+  const char* reason = stbi_failure_reason();
+  return reason != nullptr ? reason : "unknown format";
+}
+
+}  // namespace
+
+DecodedImage decode_image(std::string_view bytes, int channels, int64_t max_pixels) {
+  VISREP_CHECK(channels == 1 || channels == 3, "decode_image: channels must be 1 or 3, got {}", channels);
+  if (bytes.empty()) VISREP_FAIL("empty file");
+  if (bytes.size() > static_cast<size_t>(INT_MAX)) {
+    VISREP_FAIL("the file has {} bytes, more than the 2^31 - 1 stb_image reads", bytes.size());
+  }
+  const FileBytes file(bytes);
+  const Format format = detect_format(file);
+  DecodedImage image;
+  if (format == Format::Pnm) {
+    image = decode_pnm(file, bytes, channels, max_pixels);
+  } else {
+    const auto* data = reinterpret_cast<const stbi_uc*>(bytes.data());
+    const int length = static_cast<int>(bytes.size());
+    // The header alone first: the declared size, before anything is allocated for it.
+    int width = 0, height = 0, file_channels = 0;
+    if (stbi_info_from_memory(data, length, &width, &height, &file_channels) == 0) {
+      VISREP_FAIL("not a readable image ({})", stb_reason());
+    }
+    if (width <= 0 || height <= 0) {
+      VISREP_FAIL("the image is {}x{} pixels: an image needs at least 1x1", width, height);
+    }
+    const int64_t pixels = int64_t{width} * height;
+    if (pixels > max_pixels) {
+      VISREP_FAIL("the image declares {}x{} pixels, more than the {} an image may have", width, height, max_pixels);
+    }
+    switch (format) {
+      case Format::Jpeg: check_jpeg(file, pixels); break;
+      case Format::Png: check_png(file, width, height); break;
+      case Format::Gif: check_gif(file); break;
+      case Format::Bmp: check_bmp(file); break;
+      case Format::Tga: check_tga(file, width, height); break;
+      case Format::Psd: check_psd(file); break;
+      case Format::Pic:
+      case Format::Hdr:
+      case Format::Pnm: break;
+    }
+
+    int decoded_width = 0, decoded_height = 0;
+    if (stbi_is_16_bit_from_memory(data, length)) {
+      // 16 bits per sample, in the file's own channels (no stb conversion), rounded to 8 bits.
+      std::unique_ptr<stbi_us, void (*)(void*)> decoded(
+          stbi_load_16_from_memory(data, length, &decoded_width, &decoded_height, &file_channels, 0), stbi_image_free);
+      if (decoded == nullptr) VISREP_FAIL("not a readable image ({})", stb_reason());
+      if (decoded_width != width || decoded_height != height) {
+        VISREP_FAIL("the image decodes as {}x{} pixels but its header says {}x{}", decoded_width, decoded_height,
+                    width, height);
+      }
+      image.pixels.resize(static_cast<size_t>(pixels) * file_channels);
+      for (size_t i = 0; i < image.pixels.size(); ++i) {
+        image.pixels[i] = static_cast<uint8_t>((uint32_t{decoded.get()[i]} * 255 + 32767) / 65535);
+      }
+      image.channels = file_channels;
+    } else {
+      std::unique_ptr<stbi_uc, void (*)(void*)> decoded(
+          stbi_load_from_memory(data, length, &decoded_width, &decoded_height, &file_channels, channels),
+          stbi_image_free);
+      if (decoded == nullptr) VISREP_FAIL("not a readable image ({})", stb_reason());
+      if (decoded_width != width || decoded_height != height) {
+        VISREP_FAIL("the image decodes as {}x{} pixels but its header says {}x{}", decoded_width, decoded_height,
+                    width, height);
+      }
+      image.pixels.assign(decoded.get(), decoded.get() + static_cast<size_t>(pixels) * channels);
+      image.channels = channels;
+    }
+    image.height = height;
+    image.width = width;
+  }
+  if (image.channels < 1 || image.channels > 4) {
+    VISREP_FAIL("the image has {} channels; visrep reads 1 to 4", image.channels);
+  }
+  if (image.channels != channels) {
+    image.pixels = convert_channels(image.pixels.data(), image.height * image.width, image.channels, channels);
+    image.channels = channels;
+  }
+  return image;
+}
+
+}  // namespace visrep::data
