@@ -10,10 +10,13 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <string>
 
 #include "engine/error.h"
+#include "engine/io/binary_reader.h"
 
 namespace visrep::data {
 namespace {
@@ -73,32 +76,45 @@ void require_bytes(const FileBytes& file, std::string_view format, uint64_t need
 
 // ---- compressed formats: complete structure, and a declared size the bytes can encode ------
 
-// Walks the marker segments (T.81 B.1.1.2) and the entropy-coded data after each SOS to the
-// end-of-image marker. A stream that runs out first is cut. Whatever else looks odd is left
-// to stb, which knows more JPEG than this walk.
-void check_jpeg(const FileBytes& file, int64_t pixels) {
-  // Every 8x8 block of the first component costs at least one bit in its DC scan (Huffman
-  // codes are at least one bit long): 512 pixels per byte at the very most.
-  if (static_cast<uint64_t>(pixels) / 512 > file.size()) {
-    VISREP_FAIL("the JPEG declares {} pixels, more than its {} bytes can encode (at least one bit per 8x8 block)",
-                pixels, file.size());
+// A DHT segment's tables (T.81 B.2.4.2), read as stb_image reads them: while the segment
+// length has bytes left, a class/destination byte, 16 code counts, then that many symbol
+// values. A table has at most 256 symbols; stb_image 2.27 does not check the counts' sum
+// and writes past its 257-entry size table for more (fixed in 2.28), so more are refused.
+void check_jpeg_huffman_tables(const FileBytes& file, uint64_t position, int64_t remaining) {
+  while (remaining > 0) {
+    uint64_t codes = 0;
+    for (uint64_t i = 1; i <= 16; ++i) codes += file.has(position + i, 1) ? file.u8(position + i) : 0;
+    if (codes > 256) VISREP_FAIL("the JPEG has a Huffman table of {} codes; a table holds at most 256", codes);
+    position += 17 + codes;
+    remaining -= static_cast<int64_t>(17 + codes);
   }
-  const auto cut = [&file] {
+}
+
+// Walks the marker segments (T.81 B.1.1.2) and the entropy-coded data after each SOS to the
+// end-of-image marker, as stb_image's parser steps through them (it skips bytes that are not
+// a marker where one is due): a stream that runs out first is cut, a Huffman table stb would
+// overflow is refused.
+void check_jpeg(const FileBytes& file) {
+  const auto cut = [] {
     VISREP_FAIL("the JPEG ends before its end-of-image marker (truncated: stb_image would decode the missing part "
                 "as grey)");
   };
   uint64_t position = 2;  // after SOI
   while (true) {
     if (!file.has(position, 1)) cut();
-    if (file.u8(position) != 0xff) return;  // not a marker where one must be: stb decides
+    if (file.u8(position) != 0xff) {  // not a marker: stb_image steps over it
+      ++position;
+      continue;
+    }
     while (file.has(position, 1) && file.u8(position) == 0xff) ++position;  // fill bytes
     if (!file.has(position, 1)) cut();
     const uint32_t marker = file.u8(position++);
-    if (marker == 0xd9) return;                                                    // EOI
-    if (marker == 0x01 || (marker >= 0xd0 && marker <= 0xd8)) continue;            // no length
+    if (marker == 0xd9) return;                                          // EOI
+    if (marker == 0x00 || marker == 0x01 || (marker >= 0xd0 && marker <= 0xd8)) continue;  // no length
     if (!file.has(position, 2)) cut();
     const uint32_t length = file.be16(position);
-    if (length < 2) return;
+    if (length < 2) VISREP_FAIL("the JPEG is corrupt: a marker segment has length {}", length);
+    if (marker == 0xc4) check_jpeg_huffman_tables(file, position + 2, static_cast<int64_t>(length) - 2);
     if (!file.has(position, length)) cut();
     position += length;
     if (marker != 0xda) continue;
@@ -124,7 +140,7 @@ void check_jpeg(const FileBytes& file, int64_t pixels) {
 
 // Walks the chunks (length, type, data, CRC) to IEND and bounds the image's filtered rows by
 // deflate's expansion of the IDAT bytes.
-void check_png(const FileBytes& file, int64_t width, int64_t height) {
+void check_png(const FileBytes& file) {
   uint64_t position = 8;
   uint64_t idat_bytes = 0;
   while (true) {
@@ -144,11 +160,13 @@ void check_png(const FileBytes& file, int64_t width, int64_t height) {
   // IHDR (the first chunk, 13 bytes at offset 16): bit depth and colour type give the bits
   // per pixel; every row has a filter byte.
   if (!file.has(16, 13) || file.be32(12) != 0x49484452) return;  // no IHDR first: stb refuses it
+  const uint64_t width = file.be32(16), height = file.be32(20);
   const uint32_t depth = file.u8(24);
   const uint32_t colour_type = file.u8(25);
   const int samples = colour_type == 0 ? 1 : colour_type == 2 ? 3 : colour_type == 3 ? 1 : colour_type == 4 ? 2 : 4;
-  const uint64_t row_bytes = 1 + (static_cast<uint64_t>(width) * depth * samples + 7) / 8;
-  const uint64_t raw_bytes = row_bytes * static_cast<uint64_t>(height);
+  if (width > (uint64_t{1} << 24) || height > (uint64_t{1} << 24)) return;  // stb refuses these
+  const uint64_t row_bytes = 1 + (width * depth * samples + 7) / 8;
+  const uint64_t raw_bytes = row_bytes * height;
   if (raw_bytes > idat_bytes * kMaxDeflateRatio + 1024) {
     VISREP_FAIL("the PNG declares {}x{} pixels ({} bytes of rows), more than its {} bytes of IDAT data can inflate "
                 "to (deflate expands at most {}:1)",
@@ -191,6 +209,64 @@ void check_gif(const FileBytes& file) {
   }
 }
 
+// Radiance HDR (Greg Ward's RGBE, as stb_image reads it): text lines up to an empty one, a
+// resolution line "-Y <height> +X <width>", then scanlines of 4-byte RGBE pixels, flat or,
+// for widths 8 to 32767, run-length encoded per component (a "2 2 <width>" header, then
+// runs: a count above 128 repeats one value, a count up to 128 copies that many). stb_image
+// 2.27 loops forever when a run-length scanline ends with the file (its byte reader then
+// returns zeros, counts of 0), so every scanline must be in the file whole.
+void check_hdr(const FileBytes& file, std::string_view bytes) {
+  uint64_t position = 0;
+  const auto line = [&] {
+    const uint64_t start = position;
+    while (position < file.size() && bytes[position] != '\n') ++position;
+    const std::string_view text = bytes.substr(start, position - start);
+    if (position < file.size()) ++position;
+    return text;
+  };
+  line();  // "#?RADIANCE" or "#?RGBE"
+  while (!line().empty()) {
+  }
+  const std::string resolution(line());
+  const char* cursor = resolution.c_str();
+  if (std::strncmp(cursor, "-Y ", 3) != 0) return;  // stb refuses other layouts
+  char* end = nullptr;
+  const long height = std::strtol(cursor + 3, &end, 10);
+  cursor = end;
+  while (*cursor == ' ') ++cursor;
+  if (std::strncmp(cursor, "+X ", 3) != 0) return;
+  const long width = std::strtol(cursor + 3, nullptr, 10);
+  if (width <= 0 || height <= 0 || width > (1 << 24) || height > (1 << 24)) return;  // stb refuses these
+  const uint64_t pixels = static_cast<uint64_t>(width) * static_cast<uint64_t>(height);
+  const auto flat_from = [&](uint64_t offset, uint64_t flat_pixels) {
+    require_bytes(file, "HDR image", offset + 4 * flat_pixels);
+  };
+  if (width < 8 || width >= 32768) return flat_from(position, pixels);
+  const auto cut = [] { VISREP_FAIL("the HDR image ends inside a run-length scanline (truncated)"); };
+  for (long row = 0; row < height; ++row) {
+    if (!file.has(position, 4)) cut();
+    if (file.u8(position) != 2 || file.u8(position + 1) != 2 || (file.u8(position + 2) & 0x80) != 0) {
+      // Not run-length encoded: stb reads the rest of the image flat from here.
+      return flat_from(position, pixels - static_cast<uint64_t>(row) * static_cast<uint64_t>(width));
+    }
+    if (file.be16(position + 2) != static_cast<uint32_t>(width)) return;  // stb refuses the scanline
+    position += 4;
+    for (int component = 0; component < 4; ++component) {
+      for (long filled = 0; filled < width;) {
+        if (!file.has(position, 1)) cut();
+        const uint32_t code = file.u8(position++);
+        const bool run = code > 128;
+        const uint32_t count = run ? code - 128 : code;
+        if (count > static_cast<uint32_t>(width - filled)) return;  // stb refuses the run
+        const uint64_t data_bytes = run ? 1 : count;  // the repeated value, or the copied ones
+        if (!file.has(position, data_bytes)) cut();
+        position += data_bytes;
+        filled += count;
+      }
+    }
+  }
+}
+
 // ---- uncompressed formats: the pixel data the header implies must be in the file ------------
 
 void check_bmp(const FileBytes& file) {
@@ -217,15 +293,16 @@ void check_bmp(const FileBytes& file) {
   require_bytes(file, "BMP", data_offset + row_bytes * height);
 }
 
-void check_tga(const FileBytes& file, int64_t width, int64_t height) {
+void check_tga(const FileBytes& file) {
   if (!file.has(0, 18)) truncated("TGA", 18, file.size());
+  const uint64_t width = file.le16(12), height = file.le16(14);
   const uint64_t id_length = file.u8(0);
   const uint32_t colour_map_type = file.u8(1);
   const uint32_t image_type = file.u8(2);
   const uint64_t colour_map_length = file.le16(5);
   const uint64_t colour_map_bits = file.u8(7);
   const uint64_t pixel_bytes = (file.u8(16) + 7) / 8;
-  const uint64_t pixels = static_cast<uint64_t>(width) * static_cast<uint64_t>(height);
+  const uint64_t pixels = width * height;
   const uint64_t data_offset =
       18 + id_length + (colour_map_type == 1 ? colour_map_length * ((colour_map_bits + 7) / 8) : 0);
   if (image_type >= 1 && image_type <= 3) {
@@ -264,6 +341,40 @@ void check_psd(const FileBytes& file) {
     uint64_t packed = 0;
     for (uint64_t row = 0; row < rows; ++row) packed += file.be16(position + 2 * row);
     require_bytes(file, "PSD", position + 2 * rows + packed);
+  }
+}
+
+// The checks of the file's structure, which read only its bytes.
+void check_structure(Format format, const FileBytes& file, std::string_view bytes) {
+  switch (format) {
+    case Format::Jpeg: check_jpeg(file); break;
+    case Format::Png: check_png(file); break;
+    case Format::Gif: check_gif(file); break;
+    case Format::Bmp: check_bmp(file); break;
+    case Format::Tga: check_tga(file); break;
+    case Format::Psd: check_psd(file); break;
+    case Format::Hdr: check_hdr(file, bytes); break;
+    case Format::Pic:
+    case Format::Pnm: break;
+  }
+}
+
+// The pixels a file of `format` and this size can encode at the very most, for the formats
+// whose structure checks do not bound them already:
+//   JPEG: every 8x8 block of the first component costs at least one bit in its DC scan
+//         (Huffman codes are at least one bit long): 512 pixels per byte;
+//   GIF:  an LZW code of at most 12 bits stands for at most 4096 pixels.
+void check_declared_pixels(Format format, const FileBytes& file, int64_t pixels) {
+  uint64_t per_byte = 0;
+  std::string_view what;
+  switch (format) {
+    case Format::Jpeg: per_byte = 512, what = "at least one bit per 8x8 block"; break;
+    case Format::Gif: per_byte = 4096 * 8 / 12, what = "at most 4096 pixels per 12-bit LZW code"; break;
+    default: return;
+  }
+  if (static_cast<uint64_t>(pixels) / per_byte > file.size()) {
+    VISREP_FAIL("the {} declares {} pixels, more than its {} bytes can encode ({})",
+                format == Format::Jpeg ? "JPEG" : "GIF", pixels, file.size(), what);
   }
 }
 
@@ -345,9 +456,10 @@ std::vector<uint8_t> convert_channels(const uint8_t* pixels, int64_t count, int 
   return out;
 }
 
+// stb_image's failure reason; some quote the file's bytes (a PNG chunk's type), hence printable.
 std::string stb_reason() {
   const char* reason = stbi_failure_reason();
-  return reason != nullptr ? reason : "unknown format";
+  return reason != nullptr ? io::printable(reason) : "unknown format";
 }
 
 }  // namespace
@@ -364,9 +476,12 @@ DecodedImage decode_image(std::string_view bytes, int channels, int64_t max_pixe
   if (format == Format::Pnm) {
     image = decode_pnm(file, bytes, channels, max_pixels);
   } else {
+    // The structure first, by this file's own reading, before stb_image parses anything
+    // (even stbi_info reads a JPEG's Huffman tables); then the declared size from the
+    // header alone, before anything is allocated for it.
+    check_structure(format, file, bytes);
     const auto* data = reinterpret_cast<const stbi_uc*>(bytes.data());
     const int length = static_cast<int>(bytes.size());
-    // The header alone first: the declared size, before anything is allocated for it.
     int width = 0, height = 0, file_channels = 0;
     if (stbi_info_from_memory(data, length, &width, &height, &file_channels) == 0) {
       VISREP_FAIL("not a readable image ({})", stb_reason());
@@ -378,17 +493,7 @@ DecodedImage decode_image(std::string_view bytes, int channels, int64_t max_pixe
     if (pixels > max_pixels) {
       VISREP_FAIL("the image declares {}x{} pixels, more than the {} an image may have", width, height, max_pixels);
     }
-    switch (format) {
-      case Format::Jpeg: check_jpeg(file, pixels); break;
-      case Format::Png: check_png(file, width, height); break;
-      case Format::Gif: check_gif(file); break;
-      case Format::Bmp: check_bmp(file); break;
-      case Format::Tga: check_tga(file, width, height); break;
-      case Format::Psd: check_psd(file); break;
-      case Format::Pic:
-      case Format::Hdr:
-      case Format::Pnm: break;
-    }
+    check_declared_pixels(format, file, pixels);
 
     int decoded_width = 0, decoded_height = 0;
     if (stbi_is_16_bit_from_memory(data, length)) {

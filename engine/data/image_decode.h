@@ -4,19 +4,23 @@
 //
 //   - the declared size (stbi_info, which reads only the header) must be at least 1x1 and
 //     at most `max_pixels`, and not more than the file's bytes can encode: raw BMP, TGA,
-//     PNM and PSD data must be in the file whole (stb fills a cut file with zeros and
-//     reports success); a PNG's rows must fit deflate's 1032:1 expansion of the file; a
-//     JPEG needs at least one bit per 8x8 block;
+//     PNM, PSD and HDR data must be in the file whole (stb fills a cut file with zeros and
+//     reports success); a PNG's rows must fit deflate's 1032:1 expansion of its data; a
+//     JPEG needs at least one bit per 8x8 block, a GIF one 12-bit code per 4096 pixels;
 //   - the structure of compressed files must be complete: a JPEG must reach its
-//     end-of-image marker, a PNG its IEND chunk, a GIF the end of its first image (stb
-//     decodes a cut JPEG or GIF "successfully", the missing part grey or black);
+//     end-of-image marker, a PNG its IEND chunk, a GIF the end of its first image, an HDR
+//     image's run-length scanlines must be whole (stb decodes a cut JPEG or GIF
+//     "successfully", the missing part grey or black, and loops forever on a cut HDR);
+//   - what stb_image 2.27 itself would overflow on is refused first: a JPEG Huffman table
+//     of more than 256 codes (it writes past its table; fixed in stb 2.28);
 //   - 16-bit files are decoded as 16 bits and rounded to 8 (stbi_load_16): PNG and PSD by
 //     stb, binary PGM/PPM (P5/P6) here, scaled by their maxval, since stb 2.27 reads 16-bit
 //     PNM data out of bounds when the channel count changes, ignores maxval and keeps the
 //     big-endian samples unswapped.
 //
-// Limits (documented, not detected): truncated RLE-compressed BMP and TGA files, HDR and
-// PIC files decode with their missing pixels set to zero, as stb makes them.
+// Limits (documented, not detected): a truncated run-length TGA and a truncated PIC decode
+// with their missing pixels set to zero, as stb makes them (their size is still bounded);
+// stb_image's own arithmetic on corrupt entropy-coded data gives wrong pixels, not errors.
 #pragma once
 
 #include <cstdint>
