@@ -44,10 +44,18 @@ class FileBytes {
 
 enum class Format { Jpeg, Png, Bmp, Gif, Psd, Pic, Pnm, Hdr, Tga };
 
+// Where a JPEG's start-of-image marker ends: stb_image reads it as a marker, so fill bytes
+// (0xFF) may come before 0xD8. 0 when the file does not start with one.
+uint64_t jpeg_start(const FileBytes& file) {
+  uint64_t position = 0;
+  while (file.has(position, 1) && file.u8(position) == 0xff) ++position;
+  return position > 0 && file.has(position, 1) && file.u8(position) == 0xd8 ? position + 1 : 0;
+}
+
 // The format stb_image will take the file for: its tests in its order (stbi__load_main),
 // each reduced to the signature it checks first. TGA has none and comes last.
 Format detect_format(const FileBytes& file) {
-  if (file.has(0, 2) && file.u8(0) == 0xff && file.u8(1) == 0xd8) return Format::Jpeg;
+  if (jpeg_start(file) > 0) return Format::Jpeg;
   if (file.starts_with("\x89PNG\r\n\x1a\n")) return Format::Png;
   if (file.starts_with("BM") && file.has(14, 4)) {
     const uint32_t header_size = file.le32(14);
@@ -99,7 +107,7 @@ void check_jpeg(const FileBytes& file) {
     VISREP_FAIL("the JPEG ends before its end-of-image marker (truncated: stb_image would decode the missing part "
                 "as grey)");
   };
-  uint64_t position = 2;  // after SOI
+  uint64_t position = jpeg_start(file);
   while (true) {
     if (!file.has(position, 1)) cut();
     if (file.u8(position) != 0xff) {  // not a marker: stb_image steps over it
@@ -344,16 +352,17 @@ void check_psd(const FileBytes& file) {
   }
 }
 
-// The checks of the file's structure, which read only its bytes.
+// The checks of the file's structure after stb_image recognised its format (the JPEG's
+// comes before: see decode_image).
 void check_structure(Format format, const FileBytes& file, std::string_view bytes) {
   switch (format) {
-    case Format::Jpeg: check_jpeg(file); break;
     case Format::Png: check_png(file); break;
     case Format::Gif: check_gif(file); break;
     case Format::Bmp: check_bmp(file); break;
     case Format::Tga: check_tga(file); break;
     case Format::Psd: check_psd(file); break;
     case Format::Hdr: check_hdr(file, bytes); break;
+    case Format::Jpeg:
     case Format::Pic:
     case Format::Pnm: break;
   }
@@ -476,10 +485,10 @@ DecodedImage decode_image(std::string_view bytes, int channels, int64_t max_pixe
   if (format == Format::Pnm) {
     image = decode_pnm(file, bytes, channels, max_pixels);
   } else {
-    // The structure first, by this file's own reading, before stb_image parses anything
-    // (even stbi_info reads a JPEG's Huffman tables); then the declared size from the
-    // header alone, before anything is allocated for it.
-    check_structure(format, file, bytes);
+    // A JPEG's structure before stb_image parses anything: even stbi_info reads its Huffman
+    // tables. Then the declared size from the header alone, then the other formats'
+    // structure (now that stb has recognised the format), before anything is allocated.
+    if (format == Format::Jpeg) check_jpeg(file);
     const auto* data = reinterpret_cast<const stbi_uc*>(bytes.data());
     const int length = static_cast<int>(bytes.size());
     int width = 0, height = 0, file_channels = 0;
@@ -494,6 +503,7 @@ DecodedImage decode_image(std::string_view bytes, int channels, int64_t max_pixe
       VISREP_FAIL("the image declares {}x{} pixels, more than the {} an image may have", width, height, max_pixels);
     }
     check_declared_pixels(format, file, pixels);
+    check_structure(format, file, bytes);
 
     int decoded_width = 0, decoded_height = 0;
     if (stbi_is_16_bit_from_memory(data, length)) {
