@@ -1,20 +1,17 @@
-// What the recipe binaries share: flag validators with short messages, the --device flag,
-// the encoder choice, reading an encoder back from a run folder, and a SIGINT handler that
-// asks the training loop to stop cleanly.
-// Header-only: each app is one main() in one file (DESIGN.md, apps/).
+// What the binaries share: flag validators with short messages, the --device flag, what
+// --arch auto means (the networks themselves are models/factory.h's), reading an encoder back
+// from a run folder, and a SIGINT handler that asks the training loop to stop cleanly.
+// Header-only, so that each binary stays one main() in one file plus this.
 #pragma once
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
-#include <algorithm>
 #include <atomic>
-#include <charconv>
 #include <csignal>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
-#include <memory>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -25,11 +22,9 @@
 #include "engine/io/safetensors.h"
 #include "engine/nn/module.h"
 #include "engine/util/atomic_file.h"
-#include "models/resnet.h"
-#include "models/resnet_v2.h"
-#include "models/small_convnet.h"
-#include "recipes/contrastive_training.h"
+#include "models/factory.h"
 #include "recipes/run_files.h"
+#include "recipes/stop_request.h"
 
 namespace visrep::apps {
 
@@ -74,61 +69,7 @@ inline Device resolve_device(const std::string& device) {
   return chosen;
 }
 
-// The GroupNorm groups of the apps' ResNetV2 networks: BiT's 32 for BiT's widths (stem of 64
-// channels or more), half the stem's channels for narrower ones (2 channels per group in the
-// narrowest norm, as bit-tiny). The groups leave no trace in the weights, so reading a
-// checkpoint relies on this rule unless --gn-groups says otherwise.
-inline int64_t default_gn_groups(int64_t stem_channels) {
-  return stem_channels >= 64 ? 32 : std::max<int64_t>(stem_channels / 2, 1);
-}
-
-// "bit-r50x1" -> depth 50, width 1; "bit-tiny": one unit per stage, a quarter of BiT's
-// widths and 8 GroupNorm groups (7x faster on the CPU than base width 32 with 32 groups).
-inline models::ResNetV2Config resnet_v2_architecture(const std::string& name, int64_t in_channels, int64_t classes) {
-  models::ResNetV2Config config;
-  config.in_channels = in_channels;
-  config.classes = classes;
-  if (name == "bit-tiny") {
-    config.depth = 0;
-    config.units_per_stage = {1, 1, 1, 1};
-    config.base_width = 16;
-    config.gn_groups = default_gn_groups(config.base_width);  // 8
-    return config;
-  }
-  int depth = 0, width = 0;
-  const char* text = name.c_str();
-  const char* end = text + name.size();
-  bool parsed = name.rfind("bit-r", 0) == 0;
-  if (parsed) {
-    auto [after_depth, depth_error] = std::from_chars(text + 5, end, depth);
-    parsed = depth_error == std::errc() && after_depth < end && *after_depth == 'x';
-    if (parsed) {
-      auto [after_width, width_error] = std::from_chars(after_depth + 1, end, width);
-      parsed = width_error == std::errc() && after_width == end;
-    }
-  }
-  VISREP_CHECK(parsed, "--arch: unknown architecture '{}'; use bit-tiny, bit-r50x1 ... bit-r152x4, small, resnet18, "
-               "resnet34 or resnet50", name);
-  config.depth = depth;
-  config.width_factor = width;
-  models::validate(config);
-  return config;
-}
-
-// BiT's networks are named "bit-...".
-inline bool is_resnet_v2_architecture(const std::string& name) { return name.rfind("bit-", 0) == 0; }
-
-// The encoders the apps build by name: "small" (SmallConvNet without classifier, 4 x width
-// features: trains on a laptop CPU in minutes), "resnet18|34|50" (ResNet v1, width 1 or 2,
-// the CIFAR stem at 32 px and below) or BiT's ResNetV2 ("bit-tiny", "bit-r50x1" ...: GroupNorm
-// and Weight Standardization, no batch statistics). "auto": resnet18 on a GPU, small on the CPU.
-struct Encoder {
-  std::shared_ptr<nn::Module> module;
-  int64_t feature_dim = 0;
-  std::string description;
-};
-
-// --arch's check at parse time: auto, small, resnet18|34|50 or a ResNetV2 name.
+// --arch's check at parse time: auto, small, resnet18|34|50 or a ResNetV2 name (models/factory.h).
 inline CLI::Validator architecture_check() {
   return CLI::Validator(
       [](std::string& name) -> std::string {
@@ -136,46 +77,49 @@ inline CLI::Validator architecture_check() {
           return std::string();
         }
         try {
-          if (is_resnet_v2_architecture(name)) {
-            resnet_v2_architecture(name, 3, 0);
+          if (models::is_resnet_v2_architecture(name)) {
+            models::resnet_v2_architecture(name, 3, 0);
             return std::string();
           }
         } catch (const Error& error) {
           return error.what();
         }
-        return "unknown architecture '" + name + "'; use auto, small, resnet18, resnet34, resnet50, bit-tiny or " +
-               "bit-r50x1 ... bit-r152x4";
+        return "unknown architecture '" + name + "'; use auto, " + models::architecture_names();
       },
       "ARCH");
 }
 
-inline std::string resolve_architecture(const std::string& architecture, const Device& device) {
-  if (architecture != "auto") return architecture;
-  return device.is_cuda() ? "resnet18" : "small";
-}
+// The binaries that take --arch and --width.
+enum class Binary { Simclr, Supcon, Eval, Bit };
 
-inline Encoder make_encoder(const std::string& architecture, int64_t width, int64_t in_channels, int64_t image_size) {
-  if (architecture == "small") {
-    auto net = std::make_shared<models::SmallConvNet>(
-        models::SmallConvNetConfig{.in_channels = in_channels, .classes = 0, .width = width});
-    return {net, net->feature_dim(), fmt::format("SmallConvNet width {}", width)};
-  }
-  if (is_resnet_v2_architecture(architecture)) {
-    auto net = std::make_shared<models::ResNetV2>(resnet_v2_architecture(architecture, in_channels, 0));
-    return {net, net->feature_dim(), net->describe()};
-  }
-  for (int depth : {18, 34, 50}) {
-    if (architecture == fmt::format("resnet{}", depth)) {
-      models::ResNetConfig config{.depth = depth, .width_multiplier = static_cast<int>(width),
-                                  .stem = models::stem_for_image_size(image_size), .in_channels = in_channels};
-      auto net = std::make_shared<models::ResNet>(config);
-      return {net, models::resnet_feature_dim(config),
-              fmt::format("ResNet-{} {}x, {} stem", depth, width, models::stem_name(config.stem))};
+struct Architecture {
+  std::string name;   // a models/factory.h name, never "auto"
+  int64_t width = 0;  // SmallConvNet's first channels or ResNet's multiplier
+};
+
+// What "--arch auto" and "--width 0" mean, for every binary, decided here only (the README's
+// defaults, sized for the CPU's budget there):
+//   binary          auto on the CPU   auto on a GPU   width 0: small's / the others'
+//   visrep-simclr   bit-tiny          resnet18        16 / 1
+//   visrep-supcon   small             resnet18        32 / 1
+//   visrep-eval     small             resnet18        32 / 1
+//   visrep-bit      bit-tiny          bit-r50x1       32 / 1
+inline Architecture resolve_architecture(Binary binary, const std::string& name, int64_t width, const Device& device) {
+  Architecture architecture{name, width};
+  if (name == "auto") {
+    const bool gpu = device.is_cuda();
+    switch (binary) {
+      case Binary::Simclr: architecture.name = gpu ? "resnet18" : "bit-tiny"; break;
+      case Binary::Supcon:
+      case Binary::Eval: architecture.name = gpu ? "resnet18" : "small"; break;
+      case Binary::Bit: architecture.name = gpu ? "bit-r50x1" : "bit-tiny"; break;
     }
   }
-  throw Error(fmt::format("--arch: unknown architecture '{}'; use auto, small, resnet18, resnet34, resnet50, bit-tiny "
-                          "or bit-r50x1 ... bit-r152x4",
-                          architecture));
+  if (width == 0) {
+    const int64_t small_width = binary == Binary::Simclr ? 16 : 32;
+    architecture.width = architecture.name == "small" ? small_width : 1;
+  }
+  return architecture;
 }
 
 // A run folder stands for its encoder.safetensors (written at the end of a run) or, for a

@@ -37,10 +37,11 @@
 #include "engine/io/npz.h"
 #include "engine/nn/init.h"
 #include "models/bit_weights.h"
+#include "models/factory.h"
+#include "models/heads.h"
 #include "models/resnet_v2.h"
 #include "recipes/bit.h"
 #include "recipes/datasets.h"
-#include "recipes/supcon.h"  // EncoderClassifier
 
 namespace {
 
@@ -55,8 +56,8 @@ struct FineTuneModel {
 };
 
 // A zero-initialised classifier on an encoder's pooled features (BiT's zero_head).
-FineTuneModel encoder_with_zero_head(apps::Encoder encoder, int64_t classes) {
-  auto model = std::make_shared<recipes::EncoderClassifier>(encoder.module, encoder.feature_dim, classes);
+FineTuneModel encoder_with_zero_head(models::Encoder encoder, int64_t classes) {
+  auto model = std::make_shared<models::EncoderClassifier>(encoder.module, encoder.feature_dim, classes);
   for (Tensor parameter : model->classifier->parameters()) nn::init::zeros_(parameter);
   return {model, encoder.description + " + zero-initialised linear head", "", 0};
 }
@@ -70,13 +71,13 @@ std::string checkpoint_file(const std::string& path) {
 }
 
 // The ResNetV2 a checkpoint holds, by `infer` (called with a group count); its errors name
-// the file. gn_groups 0: apps::default_gn_groups of the network's stem width.
+// the file. gn_groups 0: models::default_gn_groups of the network's stem width.
 template <class Infer>
 models::ResNetV2Config architecture_of(const std::string& path, int64_t gn_groups, Infer infer) {
   try {
     if (gn_groups > 0) return infer(gn_groups);
     models::ResNetV2Config config = infer(1);  // one group divides every width
-    config.gn_groups = apps::default_gn_groups(config.base_width * config.width_factor);
+    config.gn_groups = models::default_gn_groups(config.base_width * config.width_factor);
     models::validate(config);
     return config;
   } catch (const Error& error) {
@@ -111,11 +112,11 @@ FineTuneModel load_pretrained(const std::string& checkpoint, const std::string& 
   }
 
   // A SimCLR / SupCon encoder: ResNet v1 or SmallConvNet, as --arch and --width say.
-  VISREP_CHECK(!apps::is_resnet_v2_architecture(architecture),
+  VISREP_CHECK(!models::is_resnet_v2_architecture(architecture),
                "--checkpoint '{}' holds no ResNetV2 (no stem.conv.weight); for a SimCLR or SupCon encoder pass its "
                "--arch (small, resnet18, resnet34, resnet50) and --width",
                path);
-  apps::Encoder encoder = apps::make_encoder(architecture, width, data_channels, image_size);
+  models::Encoder encoder = models::make_encoder(architecture, width, data_channels, image_size);
   try {
     encoder.module->load_state_dict(state);
   } catch (const Error& error) {
@@ -131,11 +132,12 @@ FineTuneModel load_pretrained(const std::string& checkpoint, const std::string& 
 
 FineTuneModel from_scratch(const std::string& architecture, int64_t width, int64_t data_channels, int64_t image_size,
                            int64_t classes) {
-  if (apps::is_resnet_v2_architecture(architecture)) {
-    auto model = std::make_shared<models::ResNetV2>(apps::resnet_v2_architecture(architecture, data_channels, classes));
+  if (models::is_resnet_v2_architecture(architecture)) {
+    auto model = std::make_shared<models::ResNetV2>(models::resnet_v2_architecture(architecture, data_channels, classes));
     return {model, model->describe(), "from scratch", data_channels};
   }
-  FineTuneModel model = encoder_with_zero_head(apps::make_encoder(architecture, width, data_channels, image_size), classes);
+  FineTuneModel model =
+      encoder_with_zero_head(models::make_encoder(architecture, width, data_channels, image_size), classes);
   model.origin = "from scratch";
   model.in_channels = data_channels;
   return model;
@@ -207,7 +209,8 @@ int main(int argc, char** argv) {
   app.add_option("--arch", architecture,
                  "Network without a checkpoint (or the encoder's in a SimCLR/SupCon run): auto (bit-r50x1 on a GPU, "
                  "bit-tiny on the CPU), bit-tiny, bit-r50x1 ... bit-r152x4, small, resnet18, resnet34, resnet50")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(apps::architecture_check());
   app.add_option("--width", width, "small: channels of the first block (0: 32); resnet: width multiplier 1 or 2 (0: 1)")
       ->check(apps::non_negative_number());
   app.add_option("--gn-groups", gn_groups, "GroupNorm groups of a ResNetV2 read from a checkpoint (0: BiT's 32, or "
@@ -256,20 +259,20 @@ int main(int argc, char** argv) {
     if (!schedule_text.empty()) config.schedule = parse_schedule(schedule_text);
     if (mixup_alpha >= 0) config.mixup_alpha = mixup_alpha;
     config.resume = apps::resolve_resume(config.resume);
-    if (architecture == "auto") architecture = on_cpu ? "bit-tiny" : "bit-r50x1";
-    if (width == 0) width = architecture == "small" ? 32 : 1;
+    const apps::Architecture network = apps::resolve_architecture(apps::Binary::Bit, architecture, width, config.device);
     dataset_options.seed = config.seed;
     manual_seed(config.seed);
 
     // A missing checkpoint is reported before the data is read.
     if (!checkpoint.empty()) checkpoint = checkpoint_file(checkpoint);
     recipes::DatasetPair dataset = recipes::load_dataset(data_root, dataset_options);
-    const int64_t classes = recipes::class_count(dataset.train);
+    const int64_t classes = data::class_count(dataset.train);
     if (image_size == 0) image_size = dataset.train.height();
     FineTuneModel model =
         checkpoint.empty()
-            ? from_scratch(architecture, width, dataset.train.channels(), image_size, classes)
-            : load_pretrained(checkpoint, architecture, width, gn_groups, dataset.train.channels(), image_size, classes);
+            ? from_scratch(network.name, network.width, dataset.train.channels(), image_size, classes)
+            : load_pretrained(checkpoint, network.name, network.width, gn_groups, dataset.train.channels(), image_size,
+                              classes);
     if (model.in_channels == 3 && dataset.train.channels() == 1) {
       dataset.train = data::to_rgb(dataset.train);  // grey -> RGB for networks pretrained on colour images
       dataset.test = data::to_rgb(dataset.test);

@@ -4,40 +4,15 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
-#include <cmath>
 #include <cstdlib>
 #include <exception>
 #include <string>
 
+#include "apps/app_common.h"
 #include "engine/data/mnist.h"
 #include "engine/ops.h"
 #include "models/small_convnet.h"
 #include "recipes/classifier.h"
-
-namespace {
-
-// CLI11 2.1's PositiveNumber and NonNegativeNumber print their upper bound, DBL_MAX, with
-// all of its 309 digits ("Value 0 not in range 0.000000 to 1797693..."); these say it in a
-// few words: "--epochs: must be > 0, got 0".
-CLI::Validator number_check(bool zero_allowed) {
-  return CLI::Validator(
-      [zero_allowed](std::string& text) -> std::string {
-        char* end = nullptr;
-        const double value = std::strtod(text.c_str(), &end);
-        if (text.empty() || end != text.c_str() + text.size() || std::isnan(value)) {
-          return "'" + text + "' is not a number";
-        }
-        if (zero_allowed ? value < 0 : value <= 0) {
-          return fmt::format("must be {} 0, got {}", zero_allowed ? ">=" : ">", text);
-        }
-        return std::string();
-      },
-      zero_allowed ? "NONNEGATIVE" : "POSITIVE");
-}
-CLI::Validator positive_number() { return number_check(false); }
-CLI::Validator non_negative_number() { return number_check(true); }
-
-}  // namespace
 
 int main(int argc, char** argv) {
   using namespace visrep;
@@ -53,42 +28,32 @@ int main(int argc, char** argv) {
   app.add_flag("--digits", digits, "Class names of MNIST digits instead of Fashion-MNIST");
   app.add_option("--epochs", config.epochs, "Passes over the training set")
       ->capture_default_str()
-      ->check(positive_number());
+      ->check(apps::positive_number());
   app.add_option("--batch-size", config.batch_size, "Images per step")->capture_default_str()->check(CLI::Range(2, 1 << 16));
   app.add_option("--lr", config.learning_rate, "Peak learning rate (warmup, then cosine decay)")
       ->capture_default_str()
-      ->check(positive_number());
+      ->check(apps::positive_number());
   app.add_option("--momentum", config.momentum, "SGD momentum")->capture_default_str()->check(CLI::Range(0.0, 1.0));
   app.add_option("--weight-decay", config.weight_decay, "L2 weight decay on conv/linear weights")
       ->capture_default_str()
-      ->check(non_negative_number());
+      ->check(apps::non_negative_number());
   app.add_option("--width", width, "Channels of the first conv block (doubling after)")
       ->capture_default_str()
       ->check(CLI::Range(1, 1024));
   app.add_option("--train-limit", train_limit, "Use only the first N training images (0: all)")
       ->capture_default_str()
-      ->check(non_negative_number());
+      ->check(apps::non_negative_number());
   app.add_option("--test-limit", test_limit, "Evaluate on the first N test images (0: all)")
       ->capture_default_str()
-      ->check(non_negative_number());
+      ->check(apps::non_negative_number());
   app.add_option("--seed", config.seed, "Seed of the initialisation and the shuffling")->capture_default_str();
-  app.add_option("--device", device, "auto (cuda when a GPU is usable, else cpu), cpu, cuda or cuda:N")
-      ->capture_default_str()
-      ->check([](const std::string& text) {  // refused with the flag's name, like the other flags
-        try {
-          if (text != "auto") Device::parse(text);
-          return std::string();
-        } catch (const Error& error) {
-          return std::string(error.what());
-        }
-      });
+  apps::add_device_option(app, device);
   app.add_option("--run-dir", config.run_directory, "Where metrics.jsonl, model.safetensors and loss.png go")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   try {
-    config.device = device == "auto" ? (cuda_available() ? Device::cuda() : Device::cpu()) : Device::parse(device);
-    check_device_usable(config.device, "--device");
+    config.device = apps::resolve_device(device);
     manual_seed(config.seed);
 
     data::ImageDataset train_set = data::load_mnist(data_root, true, !digits);

@@ -99,7 +99,7 @@ int main(int argc, char** argv) {
     }
     dataset_options.seed = seed;
     const recipes::DatasetPair dataset = recipes::load_dataset(data_root, dataset_options);
-    const int64_t classes = recipes::class_count(dataset.train);
+    const int64_t classes = data::class_count(dataset.train);
     fmt::print(stderr, "data: {}\n", recipes::describe(dataset, data_root));
 
     Tensor train_features, test_features;
@@ -110,16 +110,16 @@ int main(int argc, char** argv) {
       train_features = recipes::raw_pixel_features(dataset.train.images).to(chosen_device);
       test_features = recipes::raw_pixel_features(dataset.test.images).to(chosen_device);
     } else {
-      architecture = apps::resolve_architecture(architecture, chosen_device);
-      if (width == 0) width = architecture == "small" ? 32 : 1;
+      const apps::Architecture network = apps::resolve_architecture(apps::Binary::Eval, architecture, width, chosen_device);
       if (image_size == 0) image_size = dataset.train.height();
-      apps::Encoder encoder = apps::make_encoder(architecture, width, dataset.train.channels(), image_size);
+      models::Encoder encoder = models::make_encoder(network.name, network.width, dataset.train.channels(), image_size);
       try {
         encoder.module->load_state_dict(apps::encoder_state(contents.tensors));
       } catch (const Error& error) {
         VISREP_FAIL("the checkpoint '{}' does not fit --arch {} --width {} ({}); the file holds: {}.\n  {}\n  Pass the "
                     "--arch and --width it was trained with.",
-                    checkpoint_path, architecture, width, encoder.description, apps::described_model(contents), error.what());
+                    checkpoint_path, network.name, network.width, encoder.description, apps::described_model(contents),
+                    error.what());
       }
       encoder.module->to(chosen_device);
       subject = encoder.description;

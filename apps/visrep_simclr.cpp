@@ -117,15 +117,14 @@ int main(int argc, char** argv) {
       config.augment = data::augment_preset(config.augment_preset, image_size);
       config.augment->min_area = min_crop_area;
     }
-    if (architecture == "auto" && !config.device.is_cuda()) architecture = "bit-tiny";
-    architecture = apps::resolve_architecture(architecture, config.device);
-    if (width == 0) width = architecture == "small" ? 16 : 1;
+    const apps::Architecture network =
+        apps::resolve_architecture(apps::Binary::Simclr, architecture, width, config.device);
     if (temperature > 0) {
       config.temperature = temperature;
-    } else if (architecture == "small" || architecture == "bit-tiny") {
+    } else if (network.name == "small" || network.name == "bit-tiny") {
       config.temperature = 0.1;
     }
-    apps::Encoder encoder = apps::make_encoder(architecture, width, dataset.train.channels(), image_size);
+    models::Encoder encoder = models::make_encoder(network.name, network.width, dataset.train.channels(), image_size);
     models::ProjectionHead head(encoder.feature_dim, 0, projection_dim, static_cast<int>(projection_layers));
     encoder.module->to(config.device);
     head.to(config.device);
@@ -149,7 +148,7 @@ int main(int argc, char** argv) {
 
     // Evaluation: the encoder's features against raw pixels, under the same protocols.
     const data::AugmentConfig transform = recipes::evaluation_transform(recipes::resolve_augment(config, dataset.train));
-    const int64_t classes = recipes::class_count(dataset.train);
+    const int64_t classes = data::class_count(dataset.train);
     nlohmann::json summary = {{"dataset", dataset.name},    {"encoder", encoder.description},
                               {"epochs", config.epochs},    {"batch_size", config.batch_size},
                               {"device", config.device.str()}, {"train_seconds", train_seconds}};

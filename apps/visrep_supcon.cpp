@@ -131,13 +131,13 @@ int main(int argc, char** argv) {
 
     const recipes::DatasetPair dataset = recipes::load_dataset(data_root, dataset_options);
     const int64_t image_size = config.image_size > 0 ? config.image_size : dataset.train.height();
-    const int64_t classes = recipes::class_count(dataset.train);
-    architecture = apps::resolve_architecture(architecture, config.device);
-    if (width == 0) width = architecture == "small" ? 32 : 1;
+    const int64_t classes = data::class_count(dataset.train);
+    const apps::Architecture network =
+        apps::resolve_architecture(apps::Binary::Supcon, architecture, width, config.device);
     // The baseline's encoder is built after the same manual_seed, so both methods start from
     // the same initial weights: the comparison differs in the training objective only.
     manual_seed(config.seed);
-    apps::Encoder encoder = apps::make_encoder(architecture, width, dataset.train.channels(), image_size);
+    models::Encoder encoder = models::make_encoder(network.name, network.width, dataset.train.channels(), image_size);
     // SupContrast resnet_big.py SupConResNet, head='mlp': Linear(dim, dim) -> ReLU -> Linear(dim, 128), normalised.
     models::SupConHead head(encoder.feature_dim, encoder.feature_dim, head_dim);
     encoder.module->to(config.device);
@@ -179,8 +179,9 @@ int main(int argc, char** argv) {
     // --resume run trains it again (deterministically, from the same seed).
     if (with_baseline && !recipes::stop_requested()) {
       manual_seed(config.seed);
-      apps::Encoder baseline_encoder = apps::make_encoder(architecture, width, dataset.train.channels(), image_size);
-      recipes::EncoderClassifier baseline(baseline_encoder.module, baseline_encoder.feature_dim, classes);
+      models::Encoder baseline_encoder =
+          models::make_encoder(network.name, network.width, dataset.train.channels(), image_size);
+      models::EncoderClassifier baseline(baseline_encoder.module, baseline_encoder.feature_dim, classes);
       recipes::ClassifierConfig baseline_config = recipes::cross_entropy_baseline_config(config, dataset.train);
       if (!config.run_directory.empty()) {
         baseline_config.run_directory = (std::filesystem::path(config.run_directory) / "cross_entropy").string();

@@ -1,4 +1,4 @@
-// bench_norm: BiT's two normalisations on the GPU (issue "BiT building blocks").
+// bench_norm: BiT's two normalisations on the GPU.
 //
 // GroupNorm(32) forward, and forward + backward, on the activations of BiT-R50x1's four
 // stages at 224 px and batch 64, in float32 and bfloat16, as GB/s next to a device-to-

@@ -1,19 +1,19 @@
 // bench_train: training throughput of whole training steps, each on random inputs already on
 // the device (augmentation is bench_augment's business). --case picks them:
 //
-//   simclr      issue 7: 2B views (32x32x3) -> ResNet-18 with the CIFAR stem -> SimCLR's
+//   simclr      2B views (32x32x3) -> ResNet-18 with the CIFAR stem -> SimCLR's
 //               2-layer projection head (512 -> 512 -> 128) -> fused NT-Xent (tau 0.5, the
 //               32-px default) -> backward -> LARS (simclr's rule: biases and norms
 //               excluded; lr 0.3 x B / 256, weight decay 1e-6, momentum 0.9).
 //   supervised  its baseline: B images -> the same ResNet-18 -> a linear classifier (10
 //               classes) -> cross-entropy on random labels -> backward -> SGD (momentum 0.9,
 //               weight decay 5e-4), as a plain CIFAR training loop does it.
-//   bit         issue 8: a BiT-R50x1 fine-tuning step, head included: B images (224x224x3)
+//   bit         a BiT-R50x1 fine-tuning step, head included: B images (224x224x3)
 //               -> models::ResNetV2 depth 50, width 1, 1000 classes, configured as timm's
 //               resnetv2_50x1_bit (WS eps 1e-8, the head initialised as timm does, not zeroed)
 //               -> cross-entropy on random labels -> backward -> SGD as the BiT-HyperRule
 //               has it (momentum 0.9, no weight decay, lr 0.003).
-// The default runs simclr and supervised (issue 7's pair); "all" runs the three.
+// The default runs simclr and supervised (the SimCLR target's pair); "all" runs the three.
 //
 // Reported per step: ms, images/s (views/s for SimCLR: each view is a full forward and
 // backward pass through the encoder), the ratio SimCLR views/s / supervised img/s when both
@@ -363,7 +363,7 @@ int run(const Settings& settings, Device device) {
     std::cout << "img/s counts views for the SimCLR step (2 per image); \"x supervised\" is that rate over the "
                  "supervised step's img/s in the same run.\n";
   if (selected(settings, "bit"))
-    std::cout << "bit: the target (issue 8) is >= 1.5x PyTorch eager timm resnetv2_50x1_bit's img/s "
+    std::cout << "bit: the target is >= 1.5x PyTorch eager timm resnetv2_50x1_bit's img/s "
                  "(benchmarks/torch_train.py --case bit prints the ratio).\n";
   return 0;
 }
@@ -375,7 +375,7 @@ int main(int argc, char** argv) {
   CLI::App app{"Training steps: SimCLR vs supervised (ResNet-18, CIFAR stem) and BiT-R50x1 fine-tuning"};
   app.add_option("--case", settings.cases,
                  "steps to measure: simclr, supervised, bit, or all (several may be given); the default is "
-                 "issue 7's pair")
+                 "the SimCLR target's pair, simclr and supervised")
       ->check(CLI::IsMember({"simclr", "supervised", "bit", "all"}))
       ->capture_default_str();
   app.add_option("--batch", settings.batch,

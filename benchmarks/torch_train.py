@@ -1,18 +1,18 @@
 #!/usr/bin/env python3
 """PyTorch eager's training steps matching bench_train's cases: the reference for its targets.
 
-Issues 7 and 8; run both in the same command. --case picks the steps, as in bench_train:
+Run both in the same command. --case picks the steps, as in bench_train:
 
-- simclr (issue 7): 2B random 32x32x3 views on the device -> ResNet-18, CIFAR stem (3x3/1
+- simclr: 2B random 32x32x3 views on the device -> ResNet-18, CIFAR stem (3x3/1
   conv, no max-pool) -> SimCLR's 2-layer projection head (Linear 512->512 no bias, BN, ReLU,
   Linear 512->128 no bias, BN without shift) -> NT-Xent as google-research/simclr
   objective.py computes it (tau 0.5, the 2B x 2B logits materialised) -> backward -> an
   optimizer step. LARS is APPROXIMATED by torch.optim.SGD with momentum 0.9 (no per-layer
   trust ratio: fewer kernels than a real LARS, so this side is if anything flattered).
-- supervised (issue 7's baseline): B images -> the same ResNet-18 (defined here, torchvision-
+- supervised (simclr's baseline): B images -> the same ResNet-18 (defined here, torchvision-
   free) -> Linear(512, 10) -> cross-entropy on random labels -> backward -> SGD (momentum
   0.9, weight decay 5e-4).
-- bit (issue 8): timm.create_model("resnetv2_50x1_bit", num_classes=1000), timm's own
+- bit: timm.create_model("resnetv2_50x1_bit", num_classes=1000), timm's own
   initialisation, B = 128 random 224x224x3 images -> cross-entropy on random labels ->
   backward -> SGD as the BiT-HyperRule has it (momentum 0.9, no weight decay, lr 0.003).
   Needs timm; without it this case prints "skipped: timm not installed".
@@ -31,7 +31,7 @@ With --visrep-json (bench_train's --json file from the same command) it adds the
   bit     visrep's BiT img/s over PyTorch's at the same precision, and visrep's TF32 over
           PyTorch's bf16 (visrep has no bf16 training path) (>= 1.5)
 
-The issues' commands, on the GPU machine:
+The commands, on the GPU machine (tools/gpu-check.sh bench runs shorter ones):
   build/benchmarks/bench_train --json train.jsonl &&
   python3 benchmarks/torch_train.py --visrep-json train.jsonl --json torch_train.jsonl
   build/benchmarks/bench_train --case bit --json bit.jsonl &&
@@ -55,7 +55,7 @@ TEMPERATURE = 0.5
 BIT_MODEL = "resnetv2_50x1_bit"
 BIT_CLASSES = 1000
 BIT_LEARNING_RATE = 0.003  # BiT-HyperRule (bit_hyperrule.py)
-BIT_TARGET = 1.5  # issue 8: visrep img/s >= 1.5x PyTorch eager's
+BIT_TARGET = 1.5  # the BiT target: visrep img/s >= 1.5x PyTorch eager's
 
 
 def parse_arguments():
@@ -300,12 +300,12 @@ def target_rows(arguments, rates, device_name, batch_of):
                         "met": ratio >= goal})
 
     if "simclr" in arguments.case:
-        lines.append("target (issue 7): visrep SimCLR views/s >= PyTorch eager supervised img/s at the same precision")
+        lines.append("target (simclr): visrep SimCLR views/s >= PyTorch eager supervised img/s at the same precision")
         for precision in case_precisions("simclr", arguments):
             if precision != "bf16":  # visrep has no bf16 training path
                 compare("simclr", ("simclr", precision), ("supervised", precision), 1.0, precision)
     if "bit" in arguments.case:
-        lines.append(f"target (issue 8): visrep BiT-R50x1 img/s >= {BIT_TARGET}x PyTorch eager timm {BIT_MODEL}")
+        lines.append(f"target (bit): visrep BiT-R50x1 img/s >= {BIT_TARGET}x PyTorch eager timm {BIT_MODEL}")
         for precision in case_precisions("bit", arguments):
             if precision == "bf16":
                 compare("bit", ("bit", "tf32"), ("bit", "bf16"), BIT_TARGET,

@@ -11,6 +11,13 @@
 
 #if VISREP_WITH_CUDA
 #include <cuda_runtime_api.h>
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "kernels/deferred_error_list.h"
 #endif
 
 namespace visrep {
@@ -83,6 +90,22 @@ void run_on_cuda(std::string_view op, Body&& body) {
   }
 }
 #define VISREP_ON_CUDA(op, ...) ::visrep::run_on_cuda(op, [&] { __VA_ARGS__; })
+
+// ---- checks of CUDA inputs that do not wait for the device ---------------------------------
+// Reading a verdict back from the GPU (is every index in range?) would make the host wait in
+// the middle of every training step. Instead the op takes a slot, its kernel marks it on bad
+// input, and the next synchronisation (item(), a copy to the host, cuda::synchronize()) throws
+// message(position, detail) for the first marked one (kernels/cuda/deferred_errors.h): the
+// same message as the CPU's immediate check, plus where it was found. The CPU keeps checking
+// at once. `message` runs later and must use only what it captured.
+long long* defer_cuda_check(std::string_view op, const Tensor& tensor, kernels::DeferredMessage message);
+
+// The range check of a contiguous CUDA int64 index tensor: every value in [0, size), or equal
+// to `ignored`; the first other one is reported as message(value, position). The CUDA
+// kernels never follow a bad index (kernels/cuda/indexing.h), so the op runs meanwhile.
+void check_cuda_indices_deferred(std::string_view op, const Tensor& index, int64_t size,
+                                 std::optional<int64_t> ignored,
+                                 std::function<std::string(int64_t value, int64_t position)> message);
 #else
 #define VISREP_ON_CUDA(op, ...) VISREP_FAIL("{}: visrep was built without the CUDA backend", op)
 #endif

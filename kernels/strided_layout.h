@@ -1,6 +1,6 @@
 // How the elements of one operand sit in memory: sizes and strides (in elements) of up
 // to kMaxDims dimensions. Kernels take this plain struct instead of a Tensor so that they
-// know nothing of the engine (DESIGN.md: kernels/ depends on nothing above it), and a CUDA
+// know nothing of the engine (kernels/ depends on nothing above it), and a CUDA
 // kernel can receive it by value.
 #pragma once
 

@@ -62,4 +62,15 @@ LinearClassifier::LinearClassifier(int64_t in_features, int64_t classes) {
   fc = register_module("fc", std::make_shared<nn::Linear>(in_features, classes));
 }
 
+EncoderClassifier::EncoderClassifier(std::shared_ptr<nn::Module> encoder_module, int64_t feature_dim,
+                                     int64_t classes) {
+  VISREP_CHECK(encoder_module != nullptr, "EncoderClassifier: the encoder is null");
+  encoder = register_module("encoder", std::move(encoder_module));
+  classifier = register_module("classifier", std::make_shared<LinearClassifier>(feature_dim, classes));
+}
+
+std::string EncoderClassifier::describe() const {
+  return fmt::format("{} + linear classifier", encoder->describe());
+}
+
 }  // namespace visrep::models

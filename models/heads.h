@@ -3,6 +3,7 @@
 //   SupConHead        SupCon's MLP + L2 normalisation (Khosla et al. 2020; SupContrast
 //                     networks/resnet_big.py, SupConResNet with head='mlp')
 //   LinearClassifier  one Linear layer, for supervised training and linear evaluation
+// and EncoderClassifier, an encoder with a LinearClassifier on its pooled features.
 // The heads are Sequentials with children "0", "1", ..., so a model that registers one as
 // "head" gets SupContrast's state dict names (head.0.weight, head.2.weight, ...).
 #pragma once
@@ -56,6 +57,20 @@ class LinearClassifier : public nn::Module {
   std::string type_name() const override { return "LinearClassifier"; }
 
   std::shared_ptr<nn::Linear> fc;
+};
+
+// The encoder with a linear classifier ("classifier.fc") on its pooled features: the network
+// of the cross-entropy baseline (SupContrast resnet_big.py SupCEResNet) and of fine-tuning an
+// encoder that has no head of its own.
+class EncoderClassifier : public nn::Module {
+ public:
+  EncoderClassifier(std::shared_ptr<nn::Module> encoder, int64_t feature_dim, int64_t classes);
+  Tensor forward(const Tensor& images) override { return classifier->forward(encoder->forward(images)); }
+  std::string type_name() const override { return "EncoderClassifier"; }
+  std::string describe() const override;
+
+  std::shared_ptr<nn::Module> encoder;
+  std::shared_ptr<LinearClassifier> classifier;
 };
 
 }  // namespace visrep::models

@@ -4,18 +4,14 @@
 #include <fmt/ranges.h>
 
 #include <cmath>
-#include <filesystem>
 
 #include "engine/error.h"
-#include "engine/io/safetensors.h"
 #include "engine/ops.h"
 #include "engine/optim/sgd.h"
-#include "engine/util/metrics.h"
-#include "engine/util/plot.h"
-#include "engine/util/progress.h"
-#include "recipes/contrastive_training.h"  // encode_dataset, class_count
+#include "recipes/batches.h"
+#include "recipes/evaluation.h"  // encode_dataset
 #include "recipes/mixup.h"
-#include "recipes/run_files.h"
+#include "recipes/training_run.h"
 
 namespace visrep::recipes {
 
@@ -159,33 +155,27 @@ namespace {
 
 constexpr const char* kRecipe = "bit";
 
-// Which training images make up the batch of each step (see the header: passes laid end to end).
+// Which training images make up the batch of each step (see the header: passes laid end to
+// end, pass p in epoch_order(size, seed, p)), each keyed by its pass.
 class TrainingOrder {
  public:
-  struct Entry {
-    int64_t pass;
-    int64_t sample;
-  };
-
   TrainingOrder(int64_t dataset_size, int64_t batch_size, uint64_t seed)
       : dataset_size_(dataset_size), batch_size_(batch_size), seed_(seed) {}
 
-  std::vector<Entry> batch(int64_t step) {
-    std::vector<Entry> entries;
-    entries.reserve(static_cast<size_t>(batch_size_));
+  std::vector<BatchSample> batch(int64_t step) {
+    std::vector<BatchSample> samples;
+    samples.reserve(static_cast<size_t>(batch_size_));
     for (int64_t position = step * batch_size_; position < (step + 1) * batch_size_; ++position) {
       const int64_t pass = position / dataset_size_;
-      entries.push_back({pass, order_of_pass(pass)[static_cast<size_t>(position % dataset_size_)]});
+      samples.push_back({.index = order_of_pass(pass)[static_cast<size_t>(position % dataset_size_)], .epoch = pass});
     }
-    return entries;
+    return samples;
   }
 
  private:
   const std::vector<int64_t>& order_of_pass(int64_t pass) {
     if (pass != cached_pass_) {
-      Generator generator(seed_);
-      generator.set_state(seed_, static_cast<uint64_t>(pass));
-      cached_order_ = permutation(dataset_size_, generator).to_vector<int64_t>();
+      cached_order_ = epoch_order(dataset_size_, seed_, pass);
       cached_pass_ = pass;
     }
     return cached_order_;
@@ -197,29 +187,6 @@ class TrainingOrder {
   std::vector<int64_t> cached_order_;
 };
 
-struct TrainingBatch {
-  Tensor images;  // float32 (B, C, crop, crop) in [-1, 1] on the training device
-  Tensor labels;  // int64 (B) on the training device
-};
-
-// The step's images, augmented on the training device: each keyed by (seed, pass, image).
-TrainingBatch make_training_batch(const data::ImageDataset& training_set, const std::vector<TrainingOrder::Entry>& entries,
-                                  const data::AugmentConfig& transform, uint64_t seed, Device device) {
-  NoGradGuard no_grad;
-  std::vector<int64_t> samples;
-  std::vector<data::AugmentParams> params;
-  for (const TrainingOrder::Entry& entry : entries) {
-    data::AugmentParams view = data::draw_augment_params(transform, training_set.height(), training_set.width(), seed,
-                                                         static_cast<uint64_t>(entry.pass), entry.sample, 0);
-    view.source = static_cast<int32_t>(samples.size());
-    samples.push_back(entry.sample);
-    params.push_back(view);
-  }
-  const Tensor indices = from_vector(samples, {static_cast<int64_t>(samples.size())});
-  const Tensor images = index_select(training_set.images, 0, indices).to(device);
-  return {data::augment_images(images, params, transform), index_select(training_set.labels, 0, indices).to(device)};
-}
-
 // The model's number of outputs, from one evaluation-mode forward pass of one image.
 int64_t model_outputs(nn::Module& model, const data::ImageDataset& training_set, const data::AugmentConfig& transform,
                       Device device) {
@@ -228,56 +195,6 @@ int64_t model_outputs(nn::Module& model, const data::ImageDataset& training_set,
   VISREP_CHECK(logits.dim() == 2, "bit: the model must map images to (N, classes) logits, it gives {}",
                logits.description());
   return logits.size(1);
-}
-
-void save_checkpoint(const std::string& path, const nn::Module& model, const optim::Optimizer& optimizer, int64_t step,
-                     const std::vector<double>& loss_history, const BitConfig& config, const BitPlan& plan) {
-  io::TensorMap tensors;
-  add_with_prefix(tensors, model.state_dict(), "model.");
-  add_with_prefix(tensors, optimizer.state_dict(), "optimizer.");
-  if (!loss_history.empty()) {
-    tensors["history.step_losses"] = from_vector(loss_history, {static_cast<int64_t>(loss_history.size())});
-  }
-  // step and seed are the whole random state (every draw is keyed by them).
-  io::save_safetensors(path, tensors,
-                       {{"format", "pt"}, {"recipe", kRecipe}, {"model", model.describe()},
-                        {"step", std::to_string(step)}, {"seed", std::to_string(config.seed)},
-                        {"batch_size", std::to_string(config.batch_size)},
-                        {"training_examples", std::to_string(plan.training_examples)},
-                        {"examples_per_class", std::to_string(config.examples_per_class)},
-                        {"examples_per_class_seed", std::to_string(config.examples_per_class_seed)},
-                        {"steps", std::to_string(plan.steps())}});
-}
-
-// Loads the checkpoint into the model and the optimizer; returns the step to continue from.
-int64_t load_checkpoint(const std::string& path, nn::Module& model, optim::Optimizer& optimizer,
-                        std::vector<double>& loss_history, const BitConfig& config, const BitPlan& plan) {
-  const io::SafetensorsContents contents = io::load_safetensors(path);
-  require_checkpoint_recipe(contents, kRecipe, path);
-  // The batches are keyed by the seed, the batch size and the training set: with any of them
-  // changed the run would not continue the same way. (batch_split may change: for a model
-  // without batch norm it does not change the update.)
-  require_checkpoint_setting(contents, "seed", static_cast<int64_t>(config.seed), path);
-  require_checkpoint_setting(contents, "batch_size", config.batch_size, path);
-  require_checkpoint_setting(contents, "training_examples", plan.training_examples, path);
-  require_checkpoint_setting(contents, "examples_per_class", config.examples_per_class, path);
-  require_checkpoint_setting(contents, "examples_per_class_seed", static_cast<int64_t>(config.examples_per_class_seed),
-                             path);
-  const int64_t step = checkpoint_integer(contents, "step", path);
-  VISREP_CHECK(step >= 0 && step <= plan.steps(), "resume: the checkpoint '{}' stands at step {}, outside this run's "
-               "0..{}", path, step, plan.steps());
-  try {
-    model.load_state_dict(tensors_with_prefix(contents.tensors, "model."));
-    optimizer.load_state_dict(tensors_with_prefix(contents.tensors, "optimizer."));
-  } catch (const Error& error) {
-    VISREP_FAIL("resume: the checkpoint '{}' does not fit this model ({}; the checkpoint's: {}): {}", path,
-                model.describe(), contents.metadata.count("model") ? contents.metadata.at("model") : "?",
-                error.what());
-  }
-  if (contents.tensors.count("history.step_losses")) {
-    loss_history = contents.tensors.at("history.step_losses").to_vector<double>();
-  }
-  return step;
 }
 
 }  // namespace
@@ -289,68 +206,63 @@ BitResult train_bit(nn::Module& model, const data::ImageDataset& train_set, cons
   BitResult result;
   result.plan = plan_bit_run(config, training_set);
   const BitPlan& plan = result.plan;
-  const data::AugmentConfig train_transform = bit_train_transform(plan.resolution);
+  // Each image once per step, cropped and flipped as keyed by (seed, pass, image).
+  const BatchTransform train_transform{.augment = bit_train_transform(plan.resolution), .seed = config.seed};
   const data::AugmentConfig eval_transform = bit_eval_transform(plan.resolution);
   const int64_t micro_batch = config.batch_size / config.batch_split;
   const int64_t eval_batch = config.eval_batch_size > 0 ? config.eval_batch_size : micro_batch;
 
   model.to(config.device);
-  const int64_t classes = class_count(training_set);
+  const int64_t classes = data::class_count(training_set);
   const int64_t outputs = model_outputs(model, training_set, eval_transform, config.device);
   VISREP_CHECK(outputs == classes, "bit: the model has {} outputs but the training set has {} classes", outputs,
                classes);
-  VISREP_CHECK(test_set.size() == 0 || class_count(test_set) <= outputs,
-               "bit: the test set has {} classes, more than the model's {} outputs", class_count(test_set), outputs);
+  VISREP_CHECK(test_set.size() == 0 || data::class_count(test_set) <= outputs,
+               "bit: the test set has {} classes, more than the model's {} outputs", data::class_count(test_set),
+               outputs);
   model.train();
 
   // train.py: torch.optim.SGD(model.parameters(), lr, momentum=0.9), no weight decay.
   optim::Sgd optimizer(model.parameters(), optim::SgdOptions{.learning_rate = plan.learning_rate,
                                                              .momentum = config.momentum, .weight_decay = 0.0});
-  std::vector<double> loss_history;
-  int64_t step = 0;
-  if (!config.resume.empty()) step = load_checkpoint(config.resume, model, optimizer, loss_history, config, plan);
-  result.first_step = step;
-
-  const bool writing = !config.run_directory.empty();
-  const std::string checkpoint_path = writing ? config.run_directory + "/" + kCheckpointFileName : "";
-  util::MetricsWriter metrics;
-  if (writing) metrics = open_run_directory(config.run_directory, !config.resume.empty(), kRecipe);
-  auto write_checkpoint = [&](int64_t steps_done) {
-    if (!writing) return;
-    save_checkpoint(checkpoint_path, model, optimizer, steps_done, loss_history, config, plan);
-    if (!loss_history.empty()) {
-      util::write_line_plot_png(config.run_directory + "/loss.png", "BiT fine-tuning loss per step", "step", "loss",
-                                {{"loss", loss_history}});
-    }
-    result.checkpoint_path = checkpoint_path;
-  };
+  TrainingRun run({.recipe = kRecipe, .progress_label = kRecipe, .loss_plot_title = "BiT fine-tuning loss per step",
+                   .run_directory = config.run_directory, .resume = config.resume,
+                   .checkpoint_every = config.checkpoint_every, .steps = plan.steps(),
+                   .images_per_step = config.batch_size, .show_progress = config.show_progress,
+                   .on_step = config.on_step});
+  run.checkpoint_module("model", model);
+  run.checkpoint_optimizer(optimizer);
+  // The batches are keyed by the seed, the batch size and the training set: with any of them
+  // changed the run would not continue the same way. (batch_split may change: for a model
+  // without batch norm it does not change the update.)
+  run.checkpoint_setting("seed", config.seed);
+  run.checkpoint_setting("batch_size", config.batch_size);
+  run.checkpoint_setting("training_examples", plan.training_examples);
+  run.checkpoint_setting("examples_per_class", config.examples_per_class);
+  run.checkpoint_setting("examples_per_class_seed", config.examples_per_class_seed);
+  run.start();
+  result.first_step = run.first_step();
   auto evaluate = [&](int64_t steps_done) {
     if (test_set.size() == 0) return;
     BitEvaluation evaluation = evaluate_classifier(model, test_set, eval_transform, config.device, eval_batch);
     evaluation.step = steps_done;
     result.evaluations.push_back(evaluation);
-    if (config.show_progress) {
-      fmt::print(stderr, "bit: step {}: test top-1 {:.2f}%, loss {:.4f}\n", steps_done, 100 * evaluation.top1,
-                 evaluation.loss);
-    }
-    if (metrics.is_open()) {
-      metrics.write({{"kind", "eval"}, {"step", steps_done}, {"top1", evaluation.top1}, {"loss", evaluation.loss}});
-    }
+    run.log(fmt::format("bit: step {}: test top-1 {:.2f}%, loss {:.4f}", steps_done, 100 * evaluation.top1,
+                        evaluation.loss));
+    run.write_record({{"kind", "eval"}, {"step", steps_done}, {"top1", evaluation.top1}, {"loss", evaluation.loss}});
   };
 
-  if (config.show_progress) fmt::print(stderr, "{}\n", describe(plan, training_set));
+  run.log(describe(plan, training_set));
   TrainingOrder order(training_set.size(), config.batch_size, config.seed);
-  util::ProgressBar progress("bit", plan.steps() - step);
-  for (; step < plan.steps(); ++step) {
+  while (run.next_step()) {
+    const int64_t step = run.step();
     const double learning_rate = *bit_learning_rate(step, plan.schedule, plan.learning_rate);
     optimizer.set_learning_rate(learning_rate);
-    const TrainingBatch batch =
-        make_training_batch(training_set, order.batch(step), train_transform, config.seed, config.device);
+    const data::Batch batch = make_batch(training_set, order.batch(step), train_transform, config.device);
     // MixUp over the whole batch, then the micro-batches: batch_split only changes the memory.
     MixedBatch mixed{batch.images, batch.labels, batch.labels, 1.0};
     if (plan.mixup_alpha > 0) {
-      mixed = mix_batch(batch.images, batch.labels,
-                        mixup_partners(config.batch_size, config.seed, step, config.device),
+      mixed = mix_batch(batch.images, batch.labels, mixup_partners(config.batch_size, config.seed, step, config.device),
                         mixup_lambda(plan.mixup_alpha, config.seed, step));
     }
 
@@ -366,42 +278,20 @@ BitResult train_bit(nn::Module& model, const data::ImageDataset& train_set, cons
       loss_value += loss.item() / static_cast<double>(config.batch_split);
     }
     optimizer.step();
-
-    VISREP_CHECK(std::isfinite(loss_value), "bit: the loss became {} at step {} (lr {}); lower the learning rate",
-                 loss_value, step, learning_rate);
-    result.step_losses.push_back(loss_value);
     result.step_learning_rates.push_back(learning_rate);
-    loss_history.push_back(loss_value);
-    const int64_t steps_done = step + 1;
-    if (config.show_progress) {
-      progress.update(steps_done - result.first_step, config.batch_size, {{"loss", loss_value}, {"lr", learning_rate}});
-    }
-    if (metrics.is_open()) {
-      metrics.write({{"kind", "step"}, {"step", step}, {"loss", loss_value}, {"lr", learning_rate},
-                     {"mixup_lambda", mixed.lambda}});
-    }
-    if (config.on_step) config.on_step(step, loss_value);
-
-    if (steps_done == plan.steps()) break;  // the final evaluation and checkpoint follow the loop
-    if (stop_requested()) {
-      if (config.show_progress) progress.finish();
-      write_checkpoint(steps_done);
-      if (metrics.is_open()) metrics.write({{"kind", "stopped"}, {"step", steps_done}});
-      result.stopped = true;
-      return result;
-    }
-    if (config.eval_every > 0 && steps_done % config.eval_every == 0) evaluate(steps_done);
-    if (config.checkpoint_every > 0 && steps_done % config.checkpoint_every == 0) write_checkpoint(steps_done);
+    run.end_step(loss_value, learning_rate, {{"mixup_lambda", mixed.lambda}});
+    if (run.due(config.eval_every)) evaluate(run.step());
   }
-  if (config.show_progress) progress.finish();
 
-  evaluate(plan.steps());
-  write_checkpoint(plan.steps());
-  if (writing) {
-    io::save_safetensors(config.run_directory + "/model.safetensors", model.state_dict(),
-                         {{"format", "pt"}, {"recipe", kRecipe}, {"model", model.describe()},
-                          {"steps", std::to_string(plan.steps())}});
+  if (!run.stopped()) {
+    evaluate(plan.steps());
+    run.finish();
+    run.save_model("model.safetensors", model,
+                   {{"recipe", kRecipe}, {"model", model.describe()}, {"steps", std::to_string(plan.steps())}});
   }
+  result.step_losses = run.step_losses();
+  result.stopped = run.stopped();
+  result.checkpoint_path = run.checkpoint_path();
   return result;
 }
 

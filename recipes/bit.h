@@ -30,9 +30,10 @@
 // momentum buffers, the step and the seed are the whole state: resuming a checkpoint on the
 // CPU gives bit-identical next losses.
 //
-// Files in run_directory (nothing when it is empty), all written atomically:
+// Files in run_directory (nothing when it is empty), all written atomically (the run folder,
+// metrics and checkpoints are recipes/training_run.h's):
 //   metrics.jsonl           one record per step ("step": loss, lr, mixup_lambda) and per
-//                           evaluation ("eval": top1, loss); appended to on resume
+//                           evaluation ("eval": top1, loss)
 //   checkpoint.safetensors  model.*, optimizer.* and history.step_losses tensors; step, seed
 //                           and the settings a resume must match in the metadata. Every
 //                           checkpoint_every steps, on a stop request and at the end.

@@ -2,41 +2,14 @@
 
 #include <fmt/format.h>
 
-#include "engine/io/safetensors.h"
 #include "engine/ops.h"
 #include "engine/optim/learning_rate_schedule.h"
 #include "engine/optim/sgd.h"
-#include "engine/util/metrics.h"
-#include "engine/util/plot.h"
-#include "engine/util/progress.h"
-#include "recipes/run_files.h"
+#include "recipes/batches.h"
+#include "recipes/training_run.h"
 
 namespace visrep::recipes {
 namespace {
-
-// One batch of the dataset as normalised float32 NCHW on the training device.
-struct Batch {
-  Tensor images;
-  Tensor labels;
-};
-
-Batch make_batch(const data::ImageDataset& dataset, const Tensor& indices, const ClassifierConfig& config) {
-  NoGradGuard no_grad;
-  Tensor images = data::to_float_nchw(index_select(dataset.images, 0, indices), config.mean, config.std);
-  return {images.to(config.device), index_select(dataset.labels, 0, indices).to(config.device)};
-}
-
-// A training batch: one augmented view per image when the config asks for augmentation
-// (drawn from Philox keyed by seed, epoch and sample, so it is reproducible), else as above.
-Batch make_training_batch(const data::ImageDataset& dataset, const Tensor& indices, const ClassifierConfig& config,
-                          int64_t epoch) {
-  if (!config.augment) return make_batch(dataset, indices, config);
-  NoGradGuard no_grad;
-  const std::vector<int64_t> samples = indices.to_vector<int64_t>();
-  Tensor images = index_select(dataset.images, 0, indices).to(config.device);
-  Tensor views = data::augment_batch(images, samples, *config.augment, config.seed, static_cast<uint64_t>(epoch), 1);
-  return {views, index_select(dataset.labels, 0, indices).to(config.device)};
-}
 
 // Weight decay applies to the weights of convolutions and linear layers; biases and
 // normalisation parameters (1-D tensors) are left alone, the usual practice.
@@ -75,12 +48,11 @@ double evaluate_accuracy(nn::Module& model, const data::ImageDataset& dataset, c
   model.eval();
   int64_t correct = 0;
   const int64_t batch_size = std::max<int64_t>(config.batch_size, 256);
+  const BatchTransform plain{.mean = config.mean, .std = config.std};  // evaluation never augments
   for (int64_t start = 0; start < dataset.size(); start += batch_size) {
-    const int64_t count = std::min(batch_size, dataset.size() - start);
-    Batch batch = make_batch(dataset, arange(static_cast<double>(start), static_cast<double>(start + count), 1.0, kInt64),
-                             config);
-    Tensor predictions = argmax(model(batch.images), 1);
-    correct += sum(eq(predictions, batch.labels)).item<int64_t>();
+    const std::vector<BatchSample> samples = consecutive_samples(start, std::min(start + batch_size, dataset.size()));
+    const data::Batch batch = make_batch(dataset, samples, plain, config.device);
+    correct += sum(eq(argmax(model(batch.images), 1), batch.labels)).item<int64_t>();
   }
   model.train(was_training);
   return dataset.size() > 0 ? static_cast<double>(correct) / static_cast<double>(dataset.size()) : 0.0;
@@ -97,76 +69,55 @@ ClassifierResult train_classifier(nn::Module& model, const data::ImageDataset& t
   const int64_t total_steps = steps_per_epoch * config.epochs;
   const optim::WarmupCosineSchedule schedule(config.learning_rate, std::max<int64_t>(steps_per_epoch / 10, 1),
                                              total_steps);
+  // One view per image when the config asks for augmentation (keyed by seed, epoch and
+  // sample), else the plain normalised images.
+  const BatchTransform input{.augment = config.augment, .seed = config.seed, .mean = config.mean, .std = config.std};
 
-  util::MetricsWriter metrics;
-  if (!config.run_directory.empty()) metrics = open_run_directory(config.run_directory, false, "train_classifier");
+  // Not resumable: no checkpoints and no resume (visrep-classifier has neither), and a stop
+  // request does not end the run (visrep-supcon reports its baseline's last epoch).
+  TrainingRun run({.recipe = "train_classifier", .loss_plot_title = "training loss per step",
+                   .run_directory = config.run_directory, .resumable = false, .epochs = config.epochs,
+                   .steps_per_epoch = steps_per_epoch, .images_per_step = config.batch_size,
+                   .show_progress = config.show_progress});
+  run.start();
 
   ClassifierResult result;
-  Generator shuffle_generator(config.seed);
-  int64_t step = 0;
-  for (int64_t epoch = 1; epoch <= config.epochs; ++epoch) {
-    // The order of epoch e is the permutation drawn from stream e: reproducible and
-    // independent of how many random numbers anything else drew.
-    shuffle_generator.set_state(config.seed, static_cast<uint64_t>(epoch));
-    const Tensor order = permutation(train_set.size(), shuffle_generator);
-    util::ProgressBar progress(fmt::format("epoch {}/{}", epoch, config.epochs), steps_per_epoch);
-    double loss_total = 0.0;
+  while (run.next_epoch()) {
+    const std::vector<int64_t> order = epoch_order(train_set.size(), config.seed, run.epoch());
     int64_t correct = 0;
-    for (int64_t batch_index = 0; batch_index < steps_per_epoch; ++batch_index, ++step) {
-      Batch batch = make_training_batch(train_set, order.narrow(0, batch_index * config.batch_size, config.batch_size),
-                                        config, epoch);
-      optimizer.set_learning_rate(schedule.at(step));
-      Tensor logits = model(batch.images);
-      Tensor loss = cross_entropy(logits, batch.labels, {.label_smoothing = config.label_smoothing});
+    while (run.next_step()) {
+      const data::Batch batch = make_batch(
+          train_set, epoch_batch(order, run.epoch(), run.batch_in_epoch(), config.batch_size), input, config.device);
+      optimizer.set_learning_rate(schedule.at(run.step()));
+      const Tensor logits = model(batch.images);
+      const Tensor loss = cross_entropy(logits, batch.labels, {.label_smoothing = config.label_smoothing});
       optimizer.zero_grad();
       loss.backward();
       optimizer.step();
-
-      const double loss_value = loss.item();
-      VISREP_CHECK(std::isfinite(loss_value), "train_classifier: the loss became {} at step {} (lr {}); lower the "
-                   "learning rate", loss_value, step, optimizer.learning_rate());
-      loss_total += loss_value;
+      run.end_step(loss.item(), optimizer.learning_rate());
       {
         NoGradGuard no_grad;
         correct += sum(eq(argmax(logits, 1), batch.labels)).item<int64_t>();
       }
-      result.step_losses.push_back(loss_value);
-      if (config.show_progress) {
-        progress.update(batch_index + 1, config.batch_size,
-                        {{"loss", loss_total / static_cast<double>(batch_index + 1)}, {"lr", optimizer.learning_rate()}});
-      }
-      if (metrics.is_open()) {
-        metrics.write({{"kind", "step"}, {"epoch", epoch}, {"step", step}, {"loss", loss_value},
-                       {"lr", optimizer.learning_rate()}});
-      }
     }
+
     EpochSummary summary;
-    summary.epoch = epoch;
-    summary.train_loss = loss_total / static_cast<double>(steps_per_epoch);
+    summary.epoch = run.epoch();
+    summary.train_loss = run.epoch_mean_loss();
     summary.train_accuracy = static_cast<double>(correct) / static_cast<double>(steps_per_epoch * config.batch_size);
-    summary.images_per_second = progress.items_per_second();
-    if (config.show_progress) progress.finish();
+    summary.images_per_second = run.images_per_second();
     summary.test_accuracy = test_set.size() > 0 ? evaluate_accuracy(model, test_set, config) : 0.0;
     result.epochs.push_back(summary);
-    if (config.show_progress) {
-      fmt::print(stderr, "epoch {}: train loss {:.4f}, train accuracy {:.2f}%, test accuracy {:.2f}%, {:.0f} img/s\n",
-                 epoch, summary.train_loss, 100 * summary.train_accuracy, 100 * summary.test_accuracy,
-                 summary.images_per_second);
-    }
-    if (metrics.is_open()) {
-      metrics.write({{"kind", "epoch"}, {"epoch", epoch}, {"train_loss", summary.train_loss},
-                     {"train_accuracy", summary.train_accuracy}, {"test_accuracy", summary.test_accuracy},
-                     {"images_per_second", summary.images_per_second}});
-    }
+    run.log(fmt::format("epoch {}: train loss {:.4f}, train accuracy {:.2f}%, test accuracy {:.2f}%, {:.0f} img/s",
+                        summary.epoch, summary.train_loss, 100 * summary.train_accuracy, 100 * summary.test_accuracy,
+                        summary.images_per_second));
+    run.end_epoch({{"train_loss", summary.train_loss}, {"train_accuracy", summary.train_accuracy},
+                   {"test_accuracy", summary.test_accuracy}, {"images_per_second", summary.images_per_second}});
   }
 
-  if (!config.run_directory.empty()) {
-    std::map<std::string, Tensor> state = model.state_dict();
-    io::save_safetensors(config.run_directory + "/model.safetensors", state,
-                         {{"format", "pt"}, {"model", model.type_name()}, {"epochs", std::to_string(config.epochs)}});
-    util::write_line_plot_png(config.run_directory + "/loss.png", "training loss per step", "step", "loss",
-                              {{"loss", result.step_losses}});
-  }
+  run.save_model("model.safetensors", model, {{"model", model.type_name()}, {"epochs", std::to_string(config.epochs)}});
+  run.finish();
+  result.step_losses = run.step_losses();
   return result;
 }
 

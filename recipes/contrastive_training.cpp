@@ -9,14 +9,10 @@
 #include <memory>
 
 #include "engine/data/loader.h"
-#include "engine/io/safetensors.h"
 #include "engine/ops.h"
 #include "engine/optim/lars.h"
 #include "engine/optim/sgd.h"
-#include "engine/util/metrics.h"
-#include "engine/util/plot.h"
-#include "engine/util/progress.h"
-#include "recipes/run_files.h"
+#include "recipes/training_run.h"
 
 namespace visrep::recipes {
 
@@ -26,10 +22,6 @@ ContrastiveOptimizer parse_contrastive_optimizer(const std::string& name) {
   if (name == "lars") return ContrastiveOptimizer::Lars;
   if (name == "sgd") return ContrastiveOptimizer::Sgd;
   VISREP_FAIL("unknown optimizer '{}' (known: lars, sgd)", name);
-}
-
-std::string contrastive_optimizer_name(ContrastiveOptimizer optimizer) {
-  return optimizer == ContrastiveOptimizer::Lars ? "lars" : "sgd";
 }
 
 void check_config(const ContrastiveTrainingConfig& config, const data::ImageDataset& train_set,
@@ -66,101 +58,9 @@ data::AugmentConfig resolve_augment(const ContrastiveTrainingConfig& config, con
   return data::augment_preset(config.augment_preset, config.image_size > 0 ? config.image_size : dataset.height());
 }
 
-// ---- features ----------------------------------------------------------------------------------
-
-data::AugmentConfig evaluation_transform(const data::AugmentConfig& training) {
-  data::AugmentConfig transform = data::augment_preset("eval", training.height);
-  transform.width = training.width;
-  transform.mean = training.mean;
-  transform.std = training.std;
-  return transform;
-}
-
-Tensor encode_dataset(nn::Module& encoder, const data::ImageDataset& dataset, const data::AugmentConfig& transform,
-                      Device device, int64_t batch_size) {
-  VISREP_CHECK(dataset.size() > 0, "encode_dataset: the dataset is empty");
-  NoGradGuard no_grad;
-  const bool was_training = encoder.is_training();
-  encoder.eval();
-  // Images already at the output size need no resampling: scaling and normalising is all the
-  // "eval" transform does to them (and it is much cheaper than running the pipeline).
-  const bool same_size = dataset.height() == transform.height && dataset.width() == transform.width &&
-                         transform.crop == data::CropMode::Center && transform.crop_fraction == 1.0;
-  std::vector<Tensor> features;
-  for (int64_t start = 0; start < dataset.size(); start += batch_size) {
-    const int64_t count = std::min(batch_size, dataset.size() - start);
-    const Tensor images = dataset.images.narrow(0, start, count);
-    Tensor inputs;
-    if (same_size) {
-      inputs = data::to_float_nchw(images, transform.mean, transform.std);
-    } else {
-      std::vector<int64_t> samples(static_cast<size_t>(count));
-      for (int64_t i = 0; i < count; ++i) samples[static_cast<size_t>(i)] = start + i;
-      inputs = data::augment_batch(images, samples, transform, 0, 0, 1);
-    }
-    features.push_back(encoder(inputs.to(device)));
-  }
-  encoder.train(was_training);
-  return features.size() == 1 ? features[0] : concat(features, 0);
-}
-
-int64_t class_count(const data::ImageDataset& dataset) {
-  if (dataset.class_count() > 0) return dataset.class_count();
-  return dataset.size() > 0 ? max(dataset.labels).item<int64_t>() + 1 : 0;
-}
-
-double knn_monitor_accuracy(nn::Module& encoder, const data::ImageDataset& train_set,
-                            const data::ImageDataset& test_set, const data::AugmentConfig& transform, Device device,
-                            const KnnOptions& options) {
-  const Tensor memory_bank = encode_dataset(encoder, train_set, transform, device);
-  const Tensor queries = encode_dataset(encoder, test_set, transform, device);
-  return knn_accuracy(memory_bank, train_set.labels, queries, test_set.labels,
-                      std::max(class_count(train_set), class_count(test_set)), options);
-}
-
-LinearEvalResult linear_eval_of_encoder(nn::Module& encoder, const data::ImageDataset& train_set,
-                                        const data::ImageDataset& test_set, const data::AugmentConfig& transform,
-                                        Device device, const LinearEvalOptions& options) {
-  const Tensor train_features = encode_dataset(encoder, train_set, transform, device);
-  const Tensor test_features = encode_dataset(encoder, test_set, transform, device);
-  return linear_eval(train_features, train_set.labels.to(device), test_features, test_set.labels.to(device),
-                     std::max(class_count(train_set), class_count(test_set)), options);
-}
-
-FrozenEncoderEvaluation evaluate_frozen_encoder(nn::Module& encoder, const data::ImageDataset& train_set,
-                                                const data::ImageDataset& test_set,
-                                                const data::AugmentConfig& transform, Device device,
-                                                const LinearEvalOptions& linear) {
-  const Tensor train_features = encode_dataset(encoder, train_set, transform, device);
-  const Tensor test_features = encode_dataset(encoder, test_set, transform, device);
-  const int64_t classes = std::max(class_count(train_set), class_count(test_set));
-  FrozenEncoderEvaluation evaluation;
-  evaluation.knn_accuracy = knn_accuracy(train_features, train_set.labels, test_features, test_set.labels, classes);
-  if (linear.epochs > 0) {
-    evaluation.linear_accuracy = linear_eval(train_features, train_set.labels.to(device), test_features,
-                                             test_set.labels.to(device), classes, linear)
-                                     .test_accuracy;
-  }
-  return evaluation;
-}
-
 // ---- the loop ----------------------------------------------------------------------------------
 
 namespace {
-
-// Where a run stands: the next step is batch `batch` of epoch `epochs_done + 1`.
-struct Position {
-  int64_t epochs_done = 0;
-  int64_t batch = 0;
-  int64_t step = 0;
-  double epoch_loss_sum = 0.0;  // of the unfinished epoch's steps so far
-};
-
-// Everything a plot of the whole run needs, carried through checkpoints.
-struct History {
-  std::vector<double> step_losses;
-  std::vector<double> knn_accuracy;  // per epoch, NaN where the monitor did not run
-};
 
 nn::NamedTensors prefixed(const nn::NamedTensors& named, const std::string& prefix) {
   nn::NamedTensors out;
@@ -186,80 +86,6 @@ std::unique_ptr<optim::Optimizer> make_optimizer(const nn::Module& encoder, cons
   return std::make_unique<optim::Sgd>(
       parameters, optim::SgdOptions{.learning_rate = learning_rate, .momentum = config.momentum,
                                     .weight_decay = config.weight_decay});
-}
-
-void save_checkpoint(const std::string& path, const nn::Module& encoder, const nn::Module& head,
-                     const optim::Optimizer& optimizer, const Position& position, const History& history,
-                     const ContrastiveTrainingConfig& config, const std::string& recipe) {
-  io::TensorMap tensors;
-  add_with_prefix(tensors, encoder.state_dict(), "encoder.");
-  add_with_prefix(tensors, head.state_dict(), "head.");
-  add_with_prefix(tensors, optimizer.state_dict(), "optimizer.");
-  if (!history.step_losses.empty()) {
-    tensors["history.step_losses"] = from_vector(history.step_losses, {static_cast<int64_t>(history.step_losses.size())});
-  }
-  if (!history.knn_accuracy.empty()) {
-    tensors["history.knn_accuracy"] =
-        from_vector(history.knn_accuracy, {static_cast<int64_t>(history.knn_accuracy.size())});
-  }
-  io::save_safetensors(path, tensors,
-                       {{"format", "pt"}, {"recipe", recipe}, {"encoder", encoder.describe()},
-                        {"head", head.describe()}, {"epochs_done", std::to_string(position.epochs_done)},
-                        {"batch", std::to_string(position.batch)}, {"step", std::to_string(position.step)},
-                        {"epoch_loss_sum", exact_text(position.epoch_loss_sum)}, {"seed", std::to_string(config.seed)},
-                        {"batch_size", std::to_string(config.batch_size)}, {"epochs", std::to_string(config.epochs)}});
-}
-
-Position load_checkpoint(const std::string& path, nn::Module& encoder, nn::Module& head, optim::Optimizer& optimizer,
-                         History& history, const ContrastiveTrainingConfig& config, const std::string& recipe,
-                         int64_t steps_per_epoch) {
-  const io::SafetensorsContents contents = io::load_safetensors(path);
-  require_checkpoint_recipe(contents, recipe, path);
-  // The data order and the views are keyed by the seed, and a batch's contents by the
-  // batch size: with either changed, the run would not continue the same way.
-  require_checkpoint_setting(contents, "batch_size", config.batch_size, path);
-  require_checkpoint_setting(contents, "seed", static_cast<int64_t>(config.seed), path);
-
-  Position position;
-  position.epochs_done = checkpoint_integer(contents, "epochs_done", path);
-  position.batch = checkpoint_integer(contents, "batch", path);
-  position.step = checkpoint_integer(contents, "step", path);
-  position.epoch_loss_sum = checkpoint_double(contents, "epoch_loss_sum", path);
-  VISREP_CHECK(position.batch >= 0 && position.batch < steps_per_epoch &&
-                   position.step == position.epochs_done * steps_per_epoch + position.batch,
-               "resume: the checkpoint '{}' stands at epoch {} batch {} step {}, which does not fit {} steps per epoch",
-               path, position.epochs_done, position.batch, position.step, steps_per_epoch);
-
-  try {
-    encoder.load_state_dict(tensors_with_prefix(contents.tensors, "encoder."));
-    head.load_state_dict(tensors_with_prefix(contents.tensors, "head."));
-    optimizer.load_state_dict(tensors_with_prefix(contents.tensors, "optimizer."));
-  } catch (const Error& error) {
-    VISREP_FAIL("resume: the checkpoint '{}' does not fit this model ({} + {}; the checkpoint's: {} + {}): {}", path,
-                encoder.describe(), head.describe(),
-                contents.metadata.count("encoder") ? contents.metadata.at("encoder") : "?",
-                contents.metadata.count("head") ? contents.metadata.at("head") : "?", error.what());
-  }
-  if (contents.tensors.count("history.step_losses")) {
-    history.step_losses = contents.tensors.at("history.step_losses").to_vector<double>();
-  }
-  if (contents.tensors.count("history.knn_accuracy")) {
-    history.knn_accuracy = contents.tensors.at("history.knn_accuracy").to_vector<double>();
-  }
-  return position;
-}
-
-void write_plots(const std::string& directory, const History& history, const std::string& recipe) {
-  if (!history.step_losses.empty()) {
-    util::write_line_plot_png(directory + "/loss.png", recipe + " training loss per step", "step", "loss",
-                              {{"loss", history.step_losses}});
-  }
-  bool any_knn = false;
-  for (double accuracy : history.knn_accuracy) any_knn = any_knn || std::isfinite(accuracy);
-  if (any_knn) {
-    util::write_line_plot_png(directory + "/knn.png", recipe + " kNN top-1 accuracy per epoch", "epoch",
-                              "accuracy", {{"kNN accuracy", history.knn_accuracy}});
-  }
 }
 
 }  // namespace
@@ -290,41 +116,35 @@ ContrastiveTrainingResult train_contrastive(nn::Module& encoder, nn::Module& hea
   const optim::WarmupCosineSchedule schedule(learning_rate, warmup_steps, total_steps);
   const std::unique_ptr<optim::Optimizer> optimizer = make_optimizer(encoder, head, config, learning_rate);
 
-  History history;
-  Position position;
-  if (!config.resume.empty()) {
-    position = load_checkpoint(config.resume, encoder, head, *optimizer, history, config, recipe, steps_per_epoch);
-  }
-
-  const bool writing = !config.run_directory.empty();
-  const std::string checkpoint_path = writing ? config.run_directory + "/" + kCheckpointFileName : "";
-  util::MetricsWriter metrics;
-  if (writing) metrics = open_run_directory(config.run_directory, !config.resume.empty(), recipe);
+  std::vector<double> knn_history;  // per epoch, NaN where the monitor did not run
+  TrainingRun run({.recipe = recipe, .progress_label = recipe, .loss_plot_title = recipe + " training loss per step",
+                   .run_directory = config.run_directory, .resume = config.resume,
+                   .checkpoint_every = config.checkpoint_every, .epochs = config.epochs,
+                   .steps_per_epoch = steps_per_epoch, .images_per_step = config.batch_size,
+                   .show_progress = config.show_progress, .on_step = config.on_step});
+  run.checkpoint_module("encoder", encoder);
+  run.checkpoint_module("head", head);
+  run.checkpoint_optimizer(*optimizer);
+  // The data order and the views are keyed by the seed, and a batch's contents by the batch
+  // size: with either changed, the run would not continue the same way.
+  run.checkpoint_setting("batch_size", config.batch_size);
+  run.checkpoint_setting("seed", config.seed);
+  run.checkpoint_history("knn_accuracy", knn_history,
+                         HistoryPlot{.file = "knn.png", .title = recipe + " kNN top-1 accuracy per epoch",
+                                     .x_label = "epoch", .y_label = "accuracy", .legend = "kNN accuracy"});
+  run.start();
 
   ContrastiveTrainingResult result;
-  result.first_step = position.step;
-  auto write_checkpoint = [&](const Position& at) {
-    if (!writing) return;
-    save_checkpoint(checkpoint_path, encoder, head, *optimizer, at, history, config, recipe);
-    write_plots(config.run_directory, history, recipe);
-    result.checkpoint_path = checkpoint_path;
-  };
-
   data::DataLoader loader(train_set, {.batch_size = config.batch_size, .shuffle = true, .drop_last = true,
                                       .seed = config.seed, .workers = config.loader_workers, .device = config.device,
                                       .augment = augment, .views = 2});
-  int64_t step = position.step;
-  for (int64_t epoch = position.epochs_done + 1; epoch <= config.epochs; ++epoch) {
-    const int64_t first_batch = epoch == position.epochs_done + 1 ? position.batch : 0;
-    double loss_sum = first_batch > 0 ? position.epoch_loss_sum : 0.0;
-    loader.start_epoch(epoch, first_batch);
-    util::ProgressBar progress(fmt::format("{} epoch {}/{}", recipe, epoch, config.epochs),
-                               steps_per_epoch - first_batch);
-    for (int64_t batch_index = first_batch; batch_index < steps_per_epoch; ++batch_index, ++step) {
-      std::optional<data::Batch> batch = loader.next();
-      VISREP_CHECK(batch.has_value(), "{}: the loader ended epoch {} after {} of {} batches", recipe, epoch,
-                   batch_index, steps_per_epoch);
-      optimizer->set_learning_rate(schedule.at(step));
+  while (run.next_epoch()) {
+    loader.start_epoch(run.epoch(), run.batch_in_epoch());
+    while (run.next_step()) {
+      const std::optional<data::Batch> batch = loader.next();
+      VISREP_CHECK(batch.has_value(), "{}: the loader ended epoch {} after {} of {} batches", recipe, run.epoch(),
+                   run.batch_in_epoch(), steps_per_epoch);
+      optimizer->set_learning_rate(schedule.at(run.step()));
       // One forward pass over both views together (2B rows), so batch norm sees all of them,
       // as simclr's tf2/model.py does by concatenating the views along the batch axis.
       const Tensor embeddings = head(encoder(batch->images));
@@ -332,77 +152,38 @@ ContrastiveTrainingResult train_contrastive(nn::Module& encoder, nn::Module& hea
       optimizer->zero_grad();
       loss.backward();
       optimizer->step();
-
-      const double loss_value = loss.item();
-      VISREP_CHECK(std::isfinite(loss_value), "{}: the loss became {} at step {} (lr {}); lower the learning rate",
-                   recipe, loss_value, step, optimizer->learning_rate());
-      loss_sum += loss_value;
-      result.step_losses.push_back(loss_value);
-      history.step_losses.push_back(loss_value);
-      if (config.show_progress) {
-        progress.update(batch_index - first_batch + 1, config.batch_size,
-                        {{"loss", loss_sum / static_cast<double>(batch_index + 1)},
-                         {"lr", optimizer->learning_rate()}});
-      }
-      if (metrics.is_open()) {
-        metrics.write({{"kind", "step"}, {"epoch", epoch}, {"step", step}, {"loss", loss_value},
-                       {"lr", optimizer->learning_rate()}});
-      }
-      if (config.on_step) config.on_step(step, loss_value);
-      // A stop within the epoch: save where we are and leave. (After the epoch's last step,
-      // the epoch is finished first, below.)
-      if (stop_requested() && batch_index + 1 < steps_per_epoch) {
-        if (config.show_progress) progress.finish();
-        write_checkpoint({.epochs_done = epoch - 1, .batch = batch_index + 1, .step = step + 1,
-                          .epoch_loss_sum = loss_sum});
-        if (metrics.is_open()) metrics.write({{"kind", "stopped"}, {"epoch", epoch}, {"step", step + 1}});
-        result.stopped = true;
-        return result;
-      }
+      run.end_step(loss.item(), optimizer->learning_rate());
     }
-    if (config.show_progress) progress.finish();
+    if (run.stopped()) break;  // within the epoch
 
-    ContrastiveEpochSummary summary;
-    summary.epoch = epoch;
-    summary.loss = loss_sum / static_cast<double>(steps_per_epoch);
-    summary.learning_rate = optimizer->learning_rate();
-    summary.images_per_second = progress.items_per_second();
-    const bool stopping = stop_requested() && epoch < config.epochs;
-    if (knn_monitor && !stopping && (epoch % config.knn_every == 0 || epoch == config.epochs)) {
+    ContrastiveEpochSummary summary{.epoch = run.epoch(), .loss = run.epoch_mean_loss(),
+                                    .learning_rate = optimizer->learning_rate(),
+                                    .images_per_second = run.images_per_second()};
+    if (knn_monitor && !run.stopping() && (run.epoch() % config.knn_every == 0 || run.epoch() == config.epochs)) {
       summary.knn_accuracy = knn_monitor_accuracy(encoder, train_set, test_set, eval_transform, config.device,
                                                   config.knn);
     }
-    history.knn_accuracy.push_back(summary.knn_accuracy.value_or(std::numeric_limits<double>::quiet_NaN()));
+    knn_history.push_back(summary.knn_accuracy.value_or(std::numeric_limits<double>::quiet_NaN()));
     result.epochs.push_back(summary);
-    if (config.show_progress) {
-      fmt::print(stderr, "{} epoch {}: loss {:.4f}, lr {:.4g}, {:.0f} img/s{}\n", recipe, epoch, summary.loss,
-                 summary.learning_rate, summary.images_per_second,
-                 summary.knn_accuracy ? fmt::format(", kNN accuracy {:.2f}%", 100 * *summary.knn_accuracy) : "");
-    }
-    if (metrics.is_open()) {
-      nlohmann::json record = {{"kind", "epoch"}, {"epoch", epoch}, {"loss", summary.loss},
-                               {"lr", summary.learning_rate}, {"images_per_second", summary.images_per_second}};
-      if (summary.knn_accuracy) record["knn_accuracy"] = *summary.knn_accuracy;
-      metrics.write(record);
-    }
-
-    const Position at_epoch_end{.epochs_done = epoch, .batch = 0, .step = step, .epoch_loss_sum = 0.0};
-    if (stopping) {
-      write_checkpoint(at_epoch_end);
-      if (metrics.is_open()) metrics.write({{"kind", "stopped"}, {"epoch", epoch}, {"step", step}});
-      result.stopped = true;
-      return result;
-    }
-    if (epoch == config.epochs || (config.checkpoint_every > 0 && epoch % config.checkpoint_every == 0)) {
-      write_checkpoint(at_epoch_end);
-    }
+    run.log(fmt::format("{} epoch {}: loss {:.4f}, lr {:.4g}, {:.0f} img/s{}", recipe, summary.epoch, summary.loss,
+                        summary.learning_rate, summary.images_per_second,
+                        summary.knn_accuracy ? fmt::format(", kNN accuracy {:.2f}%", 100 * *summary.knn_accuracy)
+                                             : ""));
+    nlohmann::json record = {{"loss", summary.loss}, {"lr", summary.learning_rate},
+                             {"images_per_second", summary.images_per_second}};
+    if (summary.knn_accuracy) record["knn_accuracy"] = *summary.knn_accuracy;
+    run.end_epoch(record);
   }
 
-  if (writing) {
-    io::save_safetensors(config.run_directory + "/encoder.safetensors", encoder.state_dict(),
-                         {{"format", "pt"}, {"recipe", recipe}, {"model", encoder.describe()},
-                          {"epochs", std::to_string(config.epochs)}});
+  if (!run.stopped()) {
+    run.finish();
+    run.save_model("encoder.safetensors", encoder,
+                   {{"recipe", recipe}, {"model", encoder.describe()}, {"epochs", std::to_string(config.epochs)}});
   }
+  result.step_losses = run.step_losses();
+  result.first_step = run.first_step();
+  result.stopped = run.stopped();
+  result.checkpoint_path = run.checkpoint_path();
   return result;
 }
 

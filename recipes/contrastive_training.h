@@ -10,11 +10,12 @@
 // optimizer's buffers and the position (epoch, batch, step): resuming from it on the CPU
 // gives bit-identical next losses.
 //
-// Files in run_directory (nothing when it is empty), all written atomically:
-//   metrics.jsonl             one record per step and per epoch (appended to on resume)
-//   checkpoint.safetensors    encoder.*, head.*, optimizer.* and history.* tensors; the
-//                             position in the metadata. Every checkpoint_every epochs, on a
-//                             stop request and at the end.
+// Files in run_directory (nothing when it is empty), all written atomically (the run folder,
+// metrics and checkpoints are recipes/training_run.h's):
+//   metrics.jsonl             one record per step and per epoch (with the kNN accuracy)
+//   checkpoint.safetensors    encoder.*, head.*, optimizer.* and history.* (step_losses,
+//                             knn_accuracy) tensors; the position in the metadata. Every
+//                             checkpoint_every epochs, on a stop request and at the end.
 //   encoder.safetensors       the trained encoder's state dict alone (PyTorch names), at the end
 //   loss.png, knn.png         the loss per step and the kNN accuracy per epoch
 #pragma once
@@ -29,7 +30,7 @@
 #include "engine/data/dataset.h"
 #include "engine/nn/module.h"
 #include "engine/optim/learning_rate_schedule.h"
-#include "recipes/evaluation.h"
+#include "recipes/evaluation.h"  // KnnOptions, and the evaluations the recipe binaries run
 #include "recipes/stop_request.h"  // request_stop(), for an app's SIGINT handler
 
 namespace visrep::recipes {
@@ -41,7 +42,6 @@ enum class ContrastiveOptimizer {
   Sgd,   // torch.optim.SGD with momentum, weight decay on every parameter (SupContrast main_supcon.py)
 };
 ContrastiveOptimizer parse_contrastive_optimizer(const std::string& name);  // "lars" or "sgd"
-std::string contrastive_optimizer_name(ContrastiveOptimizer optimizer);
 
 // The in-class defaults are SimCLR's (google-research/simclr run.py flags): batch 512,
 // learning_rate 0.3 scaled linearly (x B / 256), 10 warmup epochs, weight decay 1e-6, LARS
@@ -122,45 +122,5 @@ ContrastiveTrainingResult train_contrastive(nn::Module& encoder, nn::Module& hea
                                             const data::ImageDataset& test_set,
                                             const ContrastiveTrainingConfig& config, const std::string& recipe,
                                             const ContrastiveLossFunction& loss);
-
-// ---- features ----------------------------------------------------------------------------------
-
-// The augmentation-free transform for evaluation that matches `training`: its size and
-// normalisation, the central crop of the "eval" preset.
-data::AugmentConfig evaluation_transform(const data::AugmentConfig& training);
-
-// The encoder's features of every image of `dataset`, in order: (N, D) float32 on `device`,
-// computed in evaluation mode without a graph; the encoder's mode is restored afterwards.
-Tensor encode_dataset(nn::Module& encoder, const data::ImageDataset& dataset, const data::AugmentConfig& transform,
-                      Device device, int64_t batch_size = 256);
-
-// kNN top-1 accuracy of `encoder`'s features: train_set as the memory bank, test_set as the
-// queries.
-double knn_monitor_accuracy(nn::Module& encoder, const data::ImageDataset& train_set,
-                            const data::ImageDataset& test_set, const data::AugmentConfig& transform, Device device,
-                            const KnnOptions& options = {});
-
-// Linear evaluation of a frozen encoder on precomputed features (recipes/evaluation.h
-// linear_eval): the features of train_set and test_set through `transform`, then a linear
-// classifier trained on them. SupContrast main_linear.py and simclr's linear eval, minus the
-// training augmentation (which would need the encoder in every epoch).
-LinearEvalResult linear_eval_of_encoder(nn::Module& encoder, const data::ImageDataset& train_set,
-                                        const data::ImageDataset& test_set, const data::AugmentConfig& transform,
-                                        Device device, const LinearEvalOptions& options = {});
-
-// What the recipe binaries report at the end: the encoder's frozen features of each split,
-// computed once through `transform`, under both protocols of recipes/evaluation.h: weighted
-// kNN (k = 200, T = 0.1, cosine) and, when linear.epochs > 0, a linear classifier.
-struct FrozenEncoderEvaluation {
-  double knn_accuracy = 0.0;
-  std::optional<double> linear_accuracy;
-};
-FrozenEncoderEvaluation evaluate_frozen_encoder(nn::Module& encoder, const data::ImageDataset& train_set,
-                                                const data::ImageDataset& test_set,
-                                                const data::AugmentConfig& transform, Device device,
-                                                const LinearEvalOptions& linear);
-
-// The number of classes of a dataset: its class names, or 1 + the largest label when it has none.
-int64_t class_count(const data::ImageDataset& dataset);
 
 }  // namespace visrep::recipes

@@ -9,7 +9,6 @@
 #include "engine/data/mnist.h"
 #include "engine/error.h"
 #include "engine/ops.h"
-#include "recipes/contrastive_training.h"  // class_count
 
 namespace visrep::recipes {
 
@@ -78,7 +77,7 @@ DatasetPair load_dataset(const std::string& root_text, const DatasetOptions& opt
 std::string describe(const DatasetPair& dataset, const std::string& root) {
   return fmt::format("{} at {}: {} train / {} test images of {}x{}x{}, {} classes", dataset.name, root,
                      dataset.train.size(), dataset.test.size(), dataset.train.height(), dataset.train.width(),
-                     dataset.train.channels(), class_count(dataset.train));
+                     dataset.train.channels(), data::class_count(dataset.train));
 }
 
 }  // namespace visrep::recipes

@@ -9,6 +9,7 @@
 #include "engine/ops.h"
 #include "engine/optim/learning_rate_schedule.h"
 #include "engine/optim/sgd.h"
+#include "recipes/batches.h"
 
 namespace visrep::recipes {
 namespace {
@@ -270,6 +271,78 @@ LinearEvalResult linear_eval(const Tensor& train_features, const Tensor& train_l
   result.train_accuracy = linear_accuracy(train_x, train_labels, result.weight, result.bias, 4096);
   result.test_accuracy = linear_accuracy(test_x, test_labels, result.weight, result.bias, 4096);
   return result;
+}
+
+// ---- an encoder's features ----------------------------------------------------------------------
+
+data::AugmentConfig evaluation_transform(const data::AugmentConfig& training) {
+  data::AugmentConfig transform = data::augment_preset("eval", training.height);
+  transform.width = training.width;
+  transform.mean = training.mean;
+  transform.std = training.std;
+  return transform;
+}
+
+Tensor encode_dataset(nn::Module& encoder, const data::ImageDataset& dataset, const data::AugmentConfig& transform,
+                      Device device, int64_t batch_size) {
+  VISREP_CHECK(dataset.size() > 0, "encode_dataset: the dataset is empty");
+  VISREP_CHECK(batch_size >= 1, "encode_dataset: batch_size must be >= 1, got {}", batch_size);
+  NoGradGuard no_grad;
+  const bool was_training = encoder.is_training();
+  encoder.eval();
+  // Images already at the output size need no resampling: scaling and normalising is all the
+  // "eval" transform does to them (and it is much cheaper than running the pipeline).
+  const bool same_size = dataset.height() == transform.height && dataset.width() == transform.width &&
+                         transform.crop == data::CropMode::Center && transform.crop_fraction == 1.0;
+  BatchTransform input;
+  if (same_size) {
+    input.mean = transform.mean;
+    input.std = transform.std;
+  } else {
+    input.augment = transform;  // nothing random in it: every key gives the same view
+  }
+  std::vector<Tensor> features;
+  for (int64_t start = 0; start < dataset.size(); start += batch_size) {
+    const std::vector<BatchSample> samples = consecutive_samples(start, std::min(start + batch_size, dataset.size()));
+    features.push_back(encoder(make_batch(dataset, samples, input, device).images));
+  }
+  encoder.train(was_training);
+  return features.size() == 1 ? features[0] : concat(features, 0);
+}
+
+double knn_monitor_accuracy(nn::Module& encoder, const data::ImageDataset& train_set,
+                            const data::ImageDataset& test_set, const data::AugmentConfig& transform, Device device,
+                            const KnnOptions& options) {
+  const Tensor memory_bank = encode_dataset(encoder, train_set, transform, device);
+  const Tensor queries = encode_dataset(encoder, test_set, transform, device);
+  return knn_accuracy(memory_bank, train_set.labels, queries, test_set.labels,
+                      std::max(data::class_count(train_set), data::class_count(test_set)), options);
+}
+
+LinearEvalResult linear_eval_of_encoder(nn::Module& encoder, const data::ImageDataset& train_set,
+                                        const data::ImageDataset& test_set, const data::AugmentConfig& transform,
+                                        Device device, const LinearEvalOptions& options) {
+  const Tensor train_features = encode_dataset(encoder, train_set, transform, device);
+  const Tensor test_features = encode_dataset(encoder, test_set, transform, device);
+  return linear_eval(train_features, train_set.labels.to(device), test_features, test_set.labels.to(device),
+                     std::max(data::class_count(train_set), data::class_count(test_set)), options);
+}
+
+FrozenEncoderEvaluation evaluate_frozen_encoder(nn::Module& encoder, const data::ImageDataset& train_set,
+                                                const data::ImageDataset& test_set,
+                                                const data::AugmentConfig& transform, Device device,
+                                                const LinearEvalOptions& linear) {
+  const Tensor train_features = encode_dataset(encoder, train_set, transform, device);
+  const Tensor test_features = encode_dataset(encoder, test_set, transform, device);
+  const int64_t classes = std::max(data::class_count(train_set), data::class_count(test_set));
+  FrozenEncoderEvaluation evaluation;
+  evaluation.knn_accuracy = knn_accuracy(train_features, train_set.labels, test_features, test_set.labels, classes);
+  if (linear.epochs > 0) {
+    evaluation.linear_accuracy = linear_eval(train_features, train_set.labels.to(device), test_features,
+                                             test_set.labels.to(device), classes, linear)
+                                     .test_accuracy;
+  }
+  return evaluation;
 }
 
 }  // namespace visrep::recipes

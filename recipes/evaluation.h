@@ -1,14 +1,18 @@
 // Evaluating a representation on frozen, precomputed features: the weighted kNN classifier
 // every self-supervised paper monitors, and the linear probe ("linear evaluation").
 //
-// Features are plain (N, D) float tensors on the CPU or a GPU, computed once by whoever
-// owns the encoder (recipes/simclr, apps/visrep-eval); nothing here knows about images,
-// augmentation or models.
+// Features are plain (N, D) float tensors on the CPU or a GPU, computed once per encoder
+// (encode_dataset, at the end of this file, is the one place that runs an encoder over a
+// dataset); the kNN and linear parts know nothing about images, augmentation or models.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
+#include "engine/data/augment.h"
+#include "engine/data/dataset.h"
+#include "engine/nn/module.h"
 #include "engine/tensor.h"
 
 namespace visrep::recipes {
@@ -84,5 +88,42 @@ struct LinearEvalResult {
 // all on one device. Labels must lie in [0, classes).
 LinearEvalResult linear_eval(const Tensor& train_features, const Tensor& train_labels, const Tensor& test_features,
                              const Tensor& test_labels, int64_t classes, const LinearEvalOptions& options = {});
+
+// ---- an encoder's features ----------------------------------------------------------------------
+
+// The augmentation-free transform for evaluation that matches `training`: its size and
+// normalisation, the central crop of the "eval" preset.
+data::AugmentConfig evaluation_transform(const data::AugmentConfig& training);
+
+// The encoder's features (or a classifier's logits) of every image of `dataset`, in order:
+// (N, D) float32 on `device`, computed in evaluation mode without a graph, `batch_size` images
+// at a time (recipes/batches.h make_batch); the encoder's mode is restored afterwards.
+Tensor encode_dataset(nn::Module& encoder, const data::ImageDataset& dataset, const data::AugmentConfig& transform,
+                      Device device, int64_t batch_size = 256);
+
+// kNN top-1 accuracy of `encoder`'s features: train_set as the memory bank, test_set as the
+// queries.
+double knn_monitor_accuracy(nn::Module& encoder, const data::ImageDataset& train_set,
+                            const data::ImageDataset& test_set, const data::AugmentConfig& transform, Device device,
+                            const KnnOptions& options = {});
+
+// Linear evaluation of a frozen encoder: the features of train_set and test_set through
+// `transform`, then linear_eval on them. SupContrast main_linear.py and simclr's linear eval,
+// minus the training augmentation (which would need the encoder in every epoch).
+LinearEvalResult linear_eval_of_encoder(nn::Module& encoder, const data::ImageDataset& train_set,
+                                        const data::ImageDataset& test_set, const data::AugmentConfig& transform,
+                                        Device device, const LinearEvalOptions& options = {});
+
+// What the recipe binaries report at the end: the encoder's frozen features of each split,
+// computed once through `transform`, under both protocols above: weighted kNN (k = 200,
+// T = 0.1, cosine) and, when linear.epochs > 0, a linear classifier.
+struct FrozenEncoderEvaluation {
+  double knn_accuracy = 0.0;
+  std::optional<double> linear_accuracy;
+};
+FrozenEncoderEvaluation evaluate_frozen_encoder(nn::Module& encoder, const data::ImageDataset& train_set,
+                                                const data::ImageDataset& test_set,
+                                                const data::AugmentConfig& transform, Device device,
+                                                const LinearEvalOptions& linear);
 
 }  // namespace visrep::recipes

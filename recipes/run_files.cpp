@@ -3,10 +3,16 @@
 #include <fmt/format.h>
 
 #include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
 #include <system_error>
 #include <type_traits>
 
+#include <nlohmann/json.hpp>
+
 #include "engine/error.h"
+#include "engine/util/atomic_file.h"
 
 namespace visrep::recipes {
 
@@ -17,6 +23,57 @@ util::MetricsWriter open_run_directory(const std::string& directory, bool resumi
   std::filesystem::create_directories(directory, error);
   VISREP_CHECK(!error, "{}: cannot create the run folder '{}': {}", recipe, directory, error.message());
   return util::MetricsWriter(directory + "/metrics.jsonl", resuming);
+}
+
+namespace {
+
+// The steps done when `record` was written (see drop_metrics_after); none for other lines.
+std::optional<int64_t> steps_done_at(const nlohmann::json& record, int64_t steps_per_epoch) {
+  if (!record.is_object() || !record.contains("kind")) return std::nullopt;
+  const nlohmann::json& kind = record["kind"];
+  const auto integer = [&](const char* key) -> std::optional<int64_t> {
+    const auto found = record.find(key);
+    if (found == record.end() || !found->is_number_integer()) return std::nullopt;
+    return found->get<int64_t>();
+  };
+  if (kind == "step") {
+    const std::optional<int64_t> step = integer("step");
+    return step ? std::optional<int64_t>(*step + 1) : std::nullopt;
+  }
+  if (kind == "epoch" && steps_per_epoch > 0) {
+    const std::optional<int64_t> epoch = integer("epoch");
+    return epoch ? std::optional<int64_t>(*epoch * steps_per_epoch) : std::nullopt;
+  }
+  if (kind == "eval" || kind == "stopped") return integer("step");
+  return std::nullopt;
+}
+
+}  // namespace
+
+void drop_metrics_after(const std::string& path, int64_t steps_done, int64_t steps_per_epoch) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return;
+  std::ostringstream whole;
+  whole << in.rdbuf();
+  const std::string text = whole.str();
+  std::string kept;
+  bool changed = false;
+  size_t start = 0;
+  while (start < text.size()) {
+    const size_t newline = text.find('\n', start);
+    const bool complete = newline != std::string::npos;
+    const std::string line = text.substr(start, complete ? newline - start : std::string::npos);
+    start = complete ? newline + 1 : text.size();
+    const nlohmann::json record = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    const std::optional<int64_t> at = steps_done_at(record, steps_per_epoch);
+    if ((at && *at > steps_done) || (!complete && record.is_discarded())) {
+      changed = true;  // a later step's record, or the torn end of an interrupted write
+      continue;
+    }
+    kept += line + '\n';
+    changed = changed || !complete;
+  }
+  if (changed) util::write_file_atomically(path, kept);
 }
 
 // ---- checkpoints ------------------------------------------------------------------------------

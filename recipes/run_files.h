@@ -1,7 +1,7 @@
-// The files of a training run that the recipes share (recipes/contrastive_training.cpp,
-// recipes/bit.cpp): the run folder with its metrics.jsonl, and the parts of a checkpoint
-// that are not recipe-specific (prefixed tensor groups, exact numbers in the metadata, and
-// reading them back with errors that name the file and the entry).
+// The files of a training run, below recipes/training_run.h (which every recipe's loop
+// uses): the run folder with its metrics.jsonl, and the parts of a checkpoint (prefixed
+// tensor groups, exact numbers in the metadata, and reading them back with errors that name
+// the file and the entry).
 #pragma once
 
 #include <cstdint>
@@ -21,6 +21,15 @@ inline constexpr const char* kCheckpointFileName = "checkpoint.safetensors";
 // Creates `directory` (and its parents) and opens its metrics.jsonl: appended to when
 // `resuming`, truncated otherwise. `recipe` names the caller in the error message.
 util::MetricsWriter open_run_directory(const std::string& directory, bool resuming, const std::string& recipe);
+
+// Before a resume from a checkpoint taken after `steps_done` steps: drops the records of
+// later steps from the metrics file at `path` (a run that went on past its last checkpoint,
+// and crashed or was killed, wrote them; the resumed run writes them again), and a last line
+// cut short by such an end. Which step a record belongs to: a "step" record's is its step,
+// an "epoch" record's the epoch's last (with `steps_per_epoch` > 0), an "eval" or "stopped"
+// record's the steps done it names; other lines are kept. Rewrites the file atomically, and
+// only when that changes it; no file: nothing to do.
+void drop_metrics_after(const std::string& path, int64_t steps_done, int64_t steps_per_epoch);
 
 // ---- checkpoints ------------------------------------------------------------------------------
 

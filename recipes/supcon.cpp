@@ -1,7 +1,5 @@
 #include "recipes/supcon.h"
 
-#include <fmt/format.h>
-
 #include <cmath>
 
 #include "engine/ops.h"
@@ -37,17 +35,6 @@ SupconResult train_supcon(nn::Module& encoder, nn::Module& head, const data::Ima
   return train_contrastive(encoder, head, train_set, test_set, config, "supcon", loss);
 }
 
-EncoderClassifier::EncoderClassifier(std::shared_ptr<nn::Module> encoder_module, int64_t feature_dim,
-                                     int64_t classes) {
-  VISREP_CHECK(encoder_module != nullptr, "EncoderClassifier: the encoder is null");
-  encoder = register_module("encoder", std::move(encoder_module));
-  classifier = register_module("classifier", std::make_shared<models::LinearClassifier>(feature_dim, classes));
-}
-
-std::string EncoderClassifier::describe() const {
-  return fmt::format("{} + linear classifier", encoder->describe());
-}
-
 ClassifierConfig cross_entropy_baseline_config(const SupconConfig& config, const data::ImageDataset& train_set) {
   ClassifierConfig baseline;
   baseline.epochs = config.epochs;
@@ -73,7 +60,7 @@ ClassifierConfig cross_entropy_baseline_config(const SupconConfig& config, const
   return baseline;
 }
 
-ClassifierResult train_cross_entropy_baseline(EncoderClassifier& model, const data::ImageDataset& train_set,
+ClassifierResult train_cross_entropy_baseline(models::EncoderClassifier& model, const data::ImageDataset& train_set,
                                               const data::ImageDataset& test_set, const ClassifierConfig& config) {
   return train_classifier(model, train_set, test_set, config);
 }

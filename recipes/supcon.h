@@ -3,13 +3,11 @@
 //   stage 1  train_supcon: encoder + SupCon head (models/heads.h SupConHead) on two views of
 //            each image with the SupCon loss on the labels (losses.py SupConLoss, contrast
 //            mode 'all'): every other view of the same class is a positive (main_supcon.py);
-//   stage 2  linear_eval_of_encoder (recipes/contrastive_training.h): a linear classifier on
+//   stage 2  linear_eval_of_encoder (recipes/evaluation.h): a linear classifier on
 //            the frozen encoder's features (main_linear.py), here on precomputed features;
 //   baseline train_cross_entropy_baseline: the same encoder + a linear layer trained end to
 //            end with cross-entropy (main_ce.py), for the comparison the paper makes.
 #pragma once
-
-#include <memory>
 
 #include "engine/ops/contrastive.h"
 #include "models/heads.h"
@@ -38,19 +36,6 @@ using SupconResult = ContrastiveTrainingResult;
 SupconResult train_supcon(nn::Module& encoder, nn::Module& head, const data::ImageDataset& train_set,
                           const data::ImageDataset& test_set, const SupconConfig& config);
 
-// The encoder with a linear classifier ("classifier.fc") on its pooled features: the network
-// of the cross-entropy baseline (SupContrast resnet_big.py SupCEResNet).
-class EncoderClassifier : public nn::Module {
- public:
-  EncoderClassifier(std::shared_ptr<nn::Module> encoder, int64_t feature_dim, int64_t classes);
-  Tensor forward(const Tensor& images) override { return classifier->forward(encoder->forward(images)); }
-  std::string type_name() const override { return "EncoderClassifier"; }
-  std::string describe() const override;
-
-  std::shared_ptr<nn::Module> encoder;
-  std::shared_ptr<models::LinearClassifier> classifier;
-};
-
 // The cross-entropy baseline's settings for a SupCon run, so both get the same budget: the
 // same epochs, batch size, seed, device and input normalisation; SGD with momentum 0.9 and
 // weight decay 1e-4, learning rate 0.2 x B / 256 (main_ce.py's README: 0.8 at batch 1024).
@@ -58,8 +43,9 @@ class EncoderClassifier : public nn::Module {
 // colour jitter. No run folder: set one if wanted.
 ClassifierConfig cross_entropy_baseline_config(const SupconConfig& config, const data::ImageDataset& train_set);
 
-// The baseline: train_classifier on the encoder + linear classifier.
-ClassifierResult train_cross_entropy_baseline(EncoderClassifier& model, const data::ImageDataset& train_set,
+// The baseline: train_classifier on the encoder + linear classifier (models/heads.h
+// EncoderClassifier, SupContrast resnet_big.py SupCEResNet).
+ClassifierResult train_cross_entropy_baseline(models::EncoderClassifier& model, const data::ImageDataset& train_set,
                                               const data::ImageDataset& test_set, const ClassifierConfig& config);
 
 }  // namespace visrep::recipes

@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   cmake ninja-build g++ pkg-config
-  libfmt-dev            # formatting (never inside .cu files: nvcc builds them as C++17)
+  libfmt-dev            # formatting (never inside .cu files: nvcc 13 rejects fmt's consteval format strings)
   catch2                # Catch2 v2 unit tests
   libstb-dev            # stb_image / stb_image_write
   libopenblas-dev       # CPU GEMM
@@ -14,6 +14,7 @@ packages=(
   nlohmann-json3-dev    # safetensors headers, configs, JSON-lines metrics
   libcli11-dev          # command lines of the apps
   dataset-fashion-mnist # the embedded default dataset
+  python3               # the GPU check's summaries and their test (tools/gpu_check_summary.py)
   clang-14 libclang-rt-14-dev libomp-14-dev  # the fuzz targets: libFuzzer, ASan, UBSan, OpenMP (tests/fuzz)
   "$@"
 )

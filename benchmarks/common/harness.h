@@ -1,6 +1,6 @@
 // The small harness every benchmark binary shares: wall-clock timing (warm-up, then the
 // median of many repeats), an aligned text table for stdout and JSON-lines records for
-// files (DESIGN.md, "Benchmarks").
+// files.
 //
 // Contenders that are compared with each other (a kernel and its baseline) are timed
 // interleaved, one repeat of each in turn, so a burst of load from another process on the

@@ -6,9 +6,15 @@
 #include "engine/autograd.h"
 #include "engine/ops/elementwise.h"
 #include "engine/ops/indexing.h"
+#include "engine/ops/reduction.h"
 #include "engine/random.h"
 
 namespace visrep::data {
+
+int64_t class_count(const ImageDataset& dataset) {
+  if (dataset.class_count() > 0) return dataset.class_count();
+  return dataset.size() > 0 ? max(dataset.labels).item<int64_t>() + 1 : 0;
+}
 
 ImageDataset subset(const ImageDataset& dataset, const Tensor& indices) {
   return {index_select(dataset.images, 0, indices), index_select(dataset.labels, 0, indices), dataset.class_names};

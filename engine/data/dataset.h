@@ -22,6 +22,10 @@ struct ImageDataset {
   int64_t class_count() const { return static_cast<int64_t>(class_names.size()); }
 };
 
+// The number of classes a model of this dataset needs: its class names, or 1 + the largest
+// label when it has none (0 for an empty dataset). (The member class_count() counts the names.)
+int64_t class_count(const ImageDataset& dataset);
+
 // The rows `indices` (int64, 1-D) of a dataset, as a new dataset.
 ImageDataset subset(const ImageDataset& dataset, const Tensor& indices);
 

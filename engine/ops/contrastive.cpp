@@ -173,8 +173,19 @@ Tensor contrastive_on_cuda(const ContrastiveArguments& a) {
   const Tensor positive_count = empty({problem.anchors}, TensorOptions(kInt32, device));
   const Tensor loss = empty({}, TensorOptions(stat_dtype, device));
   const Tensor counted = empty({}, TensorOptions(kInt32, device));
-  const Tensor non_finite = empty({}, TensorOptions(kInt32, device));
   const cudaStream_t stream = cuda_stream(h);
+  // Non-finite embeddings are an error with a message, not a NaN loss discovered steps
+  // later; but reading the verdict back here would make every training step wait for the
+  // forward pass. So the kernel marks a deferred check (engine/dispatch.h), reported at the
+  // next synchronisation, typically the loss's item() for logging in the same step.
+  const int64_t h_rows = problem.rows;
+  const auto message = [op = std::string(a.op), h_rows](long long row, long long) {
+    const bool in_h = row < h_rows;
+    return fmt::format("{}: {} row {} holds a NaN or Inf (or values so large that their squares overflow float32); "
+                       "the loss of non-finite embeddings is undefined",
+                       op, in_h ? "h" : "extra_negatives", in_h ? row : row - h_rows);
+  };
+  long long* first_non_finite_row = defer_cuda_check(a.op, h, message);
 
   visit_contrastive_cuda(dtype, [&](auto tag) {
     using T = typename decltype(tag)::type;
@@ -185,14 +196,8 @@ Tensor contrastive_on_cuda(const ContrastiveArguments& a) {
     VISREP_ON_CUDA(a.op, kernels::cuda::contrastive_forward<T>(
                              data_or_null<T>(h), data_or_null<T>(extra), problem, tensor_cores, saved,
                              static_cast<Stat*>(loss.raw_data()), static_cast<int32_t*>(counted.raw_data()),
-                             static_cast<int32_t*>(non_finite.raw_data()), stream));
+                             first_non_finite_row, stream));
   });
-  // One int32 back to the host (it waits for the forward pass): non-finite embeddings are an
-  // error with a message, not a NaN loss discovered steps later.
-  VISREP_CHECK(non_finite.item() == 0.0,
-               "{}: h or extra_negatives holds a NaN or Inf (or values so large that their squares overflow "
-               "float32); the loss of non-finite embeddings is undefined",
-               a.op);
 
   const bool extra_wants_grad = extra.defined() && a.extra.requires_grad();
   const SavedTensor saved_h(h);

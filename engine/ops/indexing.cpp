@@ -1,6 +1,8 @@
 #include "engine/ops/indexing.h"
 
 #include <algorithm>
+#include <functional>
+#include <string>
 
 #include "engine/autograd.h"
 #include "engine/dispatch.h"
@@ -40,28 +42,28 @@ T* output_pointer(const Tensor& t) {
   return static_cast<T*>(t.raw_data());
 }
 
-// Position of the first value outside [0, size) in a contiguous int64 tensor on either
-// device, or -1. On the GPU this waits for the stream: the answer decides whether the op runs.
-int64_t first_out_of_range(std::string_view op, const Tensor& index, int64_t size) {
-  const int64_t* values = input_pointer<int64_t>(index);
+// The range check of a contiguous int64 index tensor: every value in [0, size), else
+// message(value, position) for the first one. The CPU checks at once (its kernels would read
+// outside the tensor); a CUDA index is checked on the device without waiting for it, and the
+// error comes at the next synchronisation (engine/dispatch.h, check_cuda_indices_deferred).
+void check_in_range(std::string_view op, const Tensor& index, int64_t size,
+                    const std::function<std::string(int64_t value, int64_t position)>& message) {
   if (index.device().is_cuda()) {
-    int64_t bad = -1;
-    VISREP_ON_CUDA(op, bad = kernels::cuda::first_out_of_range(values, index.numel(), size, cuda_stream(index)));
-    return bad;
+#if VISREP_WITH_CUDA
+    check_cuda_indices_deferred(op, index, size, std::nullopt, message);
+#endif
+    return;
   }
-  return kernels::cpu::first_out_of_range(values, index.numel(), size);
-}
-
-// The value at flat position `position` of a contiguous tensor: for the error message, so
-// only that one element is copied back from a GPU.
-int64_t value_at(const Tensor& index, int64_t position) {
-  return index.reshape({-1}).narrow(0, position, 1).to_vector<int64_t>().front();
+  const int64_t* values = input_pointer<int64_t>(index);
+  const int64_t bad = kernels::cpu::first_out_of_range(values, index.numel(), size);
+  VISREP_CHECK(bad < 0, "{}", message(values[bad], bad));
 }
 
 void check_in_range(std::string_view op, const Tensor& index, int64_t size, int64_t dim, const Shape& shape) {
-  const int64_t bad = first_out_of_range(op, index, size);
-  VISREP_CHECK(bad < 0, "{}: index {} (at position {}) is out of range for dimension {} of size {} in shape {}", op,
-               bad < 0 ? 0 : value_at(index, bad), bad, dim, size, shape_string(shape));
+  check_in_range(op, index, size, [op = std::string(op), size, dim, shape](int64_t value, int64_t position) {
+    return fmt::format("{}: index {} (at position {}) is out of range for dimension {} of size {} in shape {}", op,
+                       value, position, dim, size, shape_string(shape));
+  });
 }
 
 }  // namespace
@@ -248,9 +250,9 @@ Tensor one_hot(const Tensor& labels_in, int64_t classes, DType dtype) {
   VISREP_CHECK(labels_in.dtype() == kInt64, "one_hot: labels must be int64, got {}", dtype_name(labels_in.dtype()));
   VISREP_CHECK(classes > 0, "one_hot: the number of classes must be positive, got {}", classes);
   const Tensor labels = labels_in.contiguous();
-  const int64_t bad = first_out_of_range("one_hot", labels, classes);
-  VISREP_CHECK(bad < 0, "one_hot: label {} (at position {}) is out of range for {} classes",
-               bad < 0 ? 0 : value_at(labels, bad), bad, classes);
+  check_in_range("one_hot", labels, classes, [classes](int64_t value, int64_t position) {
+    return fmt::format("one_hot: label {} (at position {}) is out of range for {} classes", value, position, classes);
+  });
   Shape out_shape = labels.shape();
   out_shape.push_back(classes);
   Tensor out = empty(out_shape, TensorOptions(dtype, labels.device()));

@@ -87,17 +87,30 @@ Tensor nll_loss(const Tensor& log_probs_in, const Tensor& targets_in, const Cros
   const Tensor log_probs = log_probs_in.contiguous();
   const Tensor targets = targets_in.contiguous();
   const int64_t batch = log_probs.size(0), classes = log_probs.size(1);
-  // The range check and the count of rows that are not ignored run on the host, on a copy
-  // of the targets when they live on the GPU (one int64 per row: a few kilobytes at most).
-  // Both devices need them before the kernel may run (an out-of-range target would read
-  // outside its row), and the count divides the mean.
-  const std::vector<int64_t> target_values = targets.to_vector<int64_t>();
+  // The range check of the targets (ignore_index excepted) and the count of the rows that are
+  // not ignored, which divides the mean. The CPU checks and counts on the host before its
+  // kernel runs (an out-of-range target would read outside its row). On the GPU neither waits
+  // for the device: the check is deferred to the next synchronisation (engine/dispatch.h; the
+  // kernel gives such a row a NaN loss without reading it) and the count is a device tensor.
   int64_t counted = 0;
-  for (int64_t i = 0; i < batch; ++i) {
-    if (target_values[i] == options.ignore_index) continue;
-    VISREP_CHECK(target_values[i] >= 0 && target_values[i] < classes,
-                 "nll_loss: target {} at row {} is out of range for {} classes", target_values[i], i, classes);
-    ++counted;
+  Tensor counted_on_device;
+  if (targets.device().is_cuda()) {
+#if VISREP_WITH_CUDA
+    check_cuda_indices_deferred("nll_loss", targets, classes, options.ignore_index,
+                                [classes](int64_t value, int64_t position) {
+                                  return fmt::format("nll_loss: target {} at row {} is out of range for {} classes",
+                                                     value, position, classes);
+                                });
+    counted_on_device = sum(ne(targets, static_cast<double>(options.ignore_index))).to(log_probs.dtype());
+#endif
+  } else {
+    const int64_t* target_values = static_cast<const int64_t*>(targets.raw_data());
+    for (int64_t i = 0; i < batch; ++i) {
+      if (target_values[i] == options.ignore_index) continue;
+      VISREP_CHECK(target_values[i] >= 0 && target_values[i] < classes,
+                   "nll_loss: target {} at row {} is out of range for {} classes", target_values[i], i, classes);
+      ++counted;
+    }
   }
 
   Tensor losses = empty({batch}, TensorOptions(log_probs.dtype(), log_probs.device()));
@@ -135,6 +148,7 @@ Tensor nll_loss(const Tensor& log_probs_in, const Tensor& targets_in, const Cros
     return {dlog_probs};
   });
   // Mean over the rows that count; all rows ignored gives NaN (0 / 0), as in PyTorch.
+  if (options.reduction == Reduction::Mean && counted_on_device.defined()) return div(sum(losses), counted_on_device);
   return reduce_losses(losses, options.reduction, static_cast<double>(counted));
 }
 

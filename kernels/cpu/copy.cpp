@@ -3,25 +3,10 @@
 #include <cstring>
 #include <type_traits>
 
+#include "kernels/convert.h"
 #include "kernels/cpu/strided_loop.h"
 
 namespace visrep::kernels::cpu {
-namespace {
-
-template <class Destination, class Source>
-Destination convert(Source value) {
-  if constexpr (std::is_same_v<Source, Destination>) {
-    return value;
-  } else if constexpr (std::is_same_v<Source, bfloat16>) {
-    return static_cast<Destination>(static_cast<float>(value));
-  } else if constexpr (std::is_same_v<Destination, bfloat16>) {
-    return bfloat16(static_cast<float>(value));
-  } else {
-    return static_cast<Destination>(value);
-  }
-}
-
-}  // namespace
 
 template <class Source, class Destination>
 void copy(const Source* src, const StridedLayout& src_layout, Destination* dst, const StridedLayout& dst_layout) {

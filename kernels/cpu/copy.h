@@ -10,7 +10,8 @@
 namespace visrep::kernels::cpu {
 
 // dst[i] = convert(src[i]) for every element, both sides strided with the same sizes.
-// Float to integer truncates toward zero; float to bfloat16 rounds to nearest even.
+// Float to integer truncates toward zero (NaN -> 0, out of range saturates); float to
+// bfloat16 rounds to nearest even: kernels/convert.h, shared with the CUDA twin.
 // Types: float, double, bfloat16, int32_t, int64_t, uint8_t in any pair.
 template <class Source, class Destination>
 void copy(const Source* src, const StridedLayout& src_layout, Destination* dst, const StridedLayout& dst_layout);

@@ -89,14 +89,13 @@ void launch_gradient_for(const TileProblem<DeviceType<T>, ContrastiveStat<T>>& t
 template <class T>
 void contrastive_forward(const T* h, const T* extra, const ContrastiveProblem& problem, bool tensor_cores,
                          const ContrastiveSavedCuda<T>& saved, ContrastiveStat<T>* loss, int32_t* counted_anchors,
-                         int32_t* non_finite, cudaStream_t stream) {
+                         long long* first_non_finite_row, cudaStream_t stream) {
   using Stat = ContrastiveStat<T>;
   check_problem(problem);
   const int64_t columns = problem.columns();
-  VISREP_CUDA_CHECK(cudaMemsetAsync(non_finite, 0, sizeof(int32_t), stream));
   normalize_rows_kernel<DeviceType<T>, Stat><<<blocks_for_rows(columns), kRowThreads, 0, stream>>>(
       device_pointer(h), device_pointer(extra), problem.rows, columns, problem.dim, static_cast<Stat>(problem.norm_eps),
-      device_pointer(saved.z), saved.norm, non_finite);
+      device_pointer(saved.z), saved.norm, first_non_finite_row);
   VISREP_CUDA_CHECK_LAUNCH("contrastive normalize_rows_kernel");
 
   DeviceBuffer positive_sum(static_cast<size_t>(problem.anchors) * sizeof(Stat), current_device(), stream);
@@ -135,7 +134,7 @@ void contrastive_backward(const ContrastiveStat<T>* grad_loss, const T* h, const
 
 #define VISREP_INSTANTIATE_CONTRASTIVE(T)                                                                           \
   template void contrastive_forward<T>(const T*, const T*, const ContrastiveProblem&, bool,                        \
-                                       const ContrastiveSavedCuda<T>&, ContrastiveStat<T>*, int32_t*, int32_t*,    \
+                                       const ContrastiveSavedCuda<T>&, ContrastiveStat<T>*, int32_t*, long long*,  \
                                        cudaStream_t);                                                              \
   template void contrastive_backward<T>(const ContrastiveStat<T>*, const T*, const T*, const ContrastiveProblem&, \
                                         bool, const ContrastiveSavedCuda<T>&, const int32_t*, T*, T*, cudaStream_t);

@@ -26,13 +26,14 @@ using ContrastiveSavedCuda = ContrastiveSaved<T, ContrastiveStat<T>>;
 
 // h: R x D and extra: M x D (null when M = 0), contiguous device arrays; problem.labels, when
 // set, is a device array. Fills `saved` (device arrays the caller allocates: z C x D,
-// norm C, log_sum_exp A, positive_count A), writes the loss, K (the counted anchors) and
-// *non_finite (1 when a row of h or extra holds a NaN/Inf or its squares overflow, else 0).
-// Queued on `stream`; nothing is waited for.
+// norm C, log_sum_exp A, positive_count A), writes the loss and K (the counted anchors), and
+// marks first_non_finite_row, a cleared slot of a deferred check (deferred_errors.h), with
+// the first row of [h; extra] that holds a NaN/Inf or whose squares overflow. Queued on
+// `stream`; nothing is waited for.
 template <class T>
 void contrastive_forward(const T* h, const T* extra, const ContrastiveProblem& problem, bool tensor_cores,
                          const ContrastiveSavedCuda<T>& saved, ContrastiveStat<T>* loss, int32_t* counted_anchors,
-                         int32_t* non_finite, cudaStream_t stream);
+                         long long* first_non_finite_row, cudaStream_t stream);
 
 // grad_loss: the loss's gradient (one device value). Writes grad_h (R x D) and, unless null,
 // grad_extra (M x D). Uses C x D ContrastiveStat<T> of scratch memory.

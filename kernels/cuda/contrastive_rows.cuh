@@ -41,12 +41,13 @@ __device__ __forceinline__ S warp_sum(S value) {
 __device__ __forceinline__ float square_root(float v) { return sqrtf(v); }
 __device__ __forceinline__ double square_root(double v) { return sqrt(v); }
 
-// Row j < columns of [h; extra] -> z[j], norm[j]; *non_finite = 1 if any sum of squares is
-// not finite (a NaN/Inf input, or an overflow).
+// Row j < columns of [h; extra] -> z[j], norm[j]; the first j whose sum of squares is not
+// finite (a NaN/Inf input, or an overflow) is atomicMin'ed into first_non_finite_row[0], a
+// deferred check's slot (deferred_errors.h).
 template <class T, class Stat>
 __global__ void __launch_bounds__(kRowThreads)
     normalize_rows_kernel(const T* h, const T* extra, int64_t rows, int64_t columns, int64_t dim, Stat eps, T* z,
-                          Stat* norm, int32_t* non_finite) {
+                          Stat* norm, long long* first_non_finite_row) {
   const int lane = threadIdx.x % 32;
   const int64_t warps = int64_t{gridDim.x} * kRowsPerBlock;
   // The row index is the same for the 32 lanes of a warp: whole warps enter the loop.
@@ -58,7 +59,7 @@ __global__ void __launch_bounds__(kRowThreads)
       squares += v * v;
     }
     squares = warp_sum(squares);
-    if (!isfinite(squares) && lane == 0) *non_finite = 1;
+    if (!isfinite(squares) && lane == 0) atomicMin(first_non_finite_row, static_cast<long long>(j));
     const Stat length = square_root(squares);
     const Stat scale = Stat(1) / (length > eps ? length : eps);
     for (int64_t d = lane; d < dim; d += 32) z[j * dim + d] = narrow(widen(source[d]) * scale, T{});

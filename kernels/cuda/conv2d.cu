@@ -18,6 +18,14 @@
 // per (pass, geometry, dtype, TF32, device); the workspace comes from the caching allocator
 // (DeviceBuffer) at each call.
 //
+// Alignment: cuDNN's vectorised and tensor-core kernels load 16 bytes at a time, and the
+// algorithm cache knows nothing of pointers, so every pointer handed to cuDNN must be 16-byte
+// aligned. A contiguous view at an odd offset (x.narrow(0, 1, n)) is contiguous, so the op
+// passes it on as it is: such an input is first copied to an aligned scratch buffer on the
+// same stream (AlignedInput; one extra read and write of that tensor). Outputs are the op's
+// fresh allocations, which the caching allocator aligns to 256 bytes; a misaligned output is
+// rejected.
+//
 // Outputs are overwritten (beta = 0; cuDNN does not read the output then, so NaN in fresh
 // memory is harmless). Null gradient pointers are not computed. Shapes where the input
 // contributes nothing (empty batch, no input or output channels, an empty input plane) are
@@ -26,8 +34,10 @@
 
 #include <array>
 #include <climits>
+#include <cstdint>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -315,6 +325,35 @@ Algorithm algorithm_for(Pass pass, cudnnHandle_t handle, const ConvolutionDescri
   return chosen;
 }
 
+constexpr uintptr_t kCudnnAlignment = 16;
+
+bool is_aligned(const void* pointer) { return reinterpret_cast<uintptr_t>(pointer) % kCudnnAlignment == 0; }
+
+// `pointer` itself when it is aligned (or null), else an aligned copy of its `elements`.
+template <class T>
+class AlignedInput {
+ public:
+  AlignedInput(const T* pointer, int64_t elements, cudaStream_t stream) : pointer_(pointer) {
+    if (pointer == nullptr || elements <= 0 || is_aligned(pointer)) return;
+    const size_t bytes = static_cast<size_t>(elements) * sizeof(T);
+    copy_.emplace(bytes, current_device(), stream);
+    VISREP_CUDA_CHECK(cudaMemcpyAsync(copy_->get(), pointer, bytes, cudaMemcpyDeviceToDevice, stream));
+    pointer_ = copy_->template get<T>();
+  }
+  const T* get() const { return pointer_; }
+
+ private:
+  const T* pointer_;
+  std::optional<DeviceBuffer> copy_;  // released after the call's work is queued (device_buffer.h)
+};
+
+void check_output_aligned(const void* pointer, const char* what) {
+  if (pointer != nullptr && !is_aligned(pointer)) {
+    throw std::runtime_error(std::string("conv2d kernel: ") + what +
+                             " is not 16-byte aligned, as cuDNN requires (the op passes fresh allocations)");
+  }
+}
+
 void fill_zero(void* pointer, int64_t elements, size_t element_bytes, cudaStream_t stream) {
   if (elements <= 0) return;
   VISREP_CUDA_CHECK(cudaMemsetAsync(pointer, 0, static_cast<size_t>(elements) * element_bytes, stream));
@@ -323,11 +362,17 @@ void fill_zero(void* pointer, int64_t elements, size_t element_bytes, cudaStream
 }  // namespace
 
 template <class T>
-void conv2d_forward(const Conv2dGeometry& g, const T* input, const T* weight, const T* bias, T* output,
+void conv2d_forward(const Conv2dGeometry& g, const T* input_in, const T* weight_in, const T* bias_in, T* output,
                     cudaStream_t stream) {
   check_geometry(g);
   const int64_t out_elements = output_numel(g);
   if (out_elements == 0) return;
+  check_output_aligned(output, "the output");
+  const AlignedInput<T> aligned_input(input_in, input_numel(g), stream),
+      aligned_weight(weight_in, weight_numel(g), stream), aligned_bias(bias_in, g.out_channels, stream);
+  const T* input = aligned_input.get();
+  const T* weight = aligned_weight.get();
+  const T* bias = aligned_bias.get();
   // cuDNN reads its scaling factors as double for double data and as float otherwise: T.
   const T one = 1, zero = 0;
   CudnnLease cudnn(stream);
@@ -353,10 +398,18 @@ void conv2d_forward(const Conv2dGeometry& g, const T* input, const T* weight, co
 }
 
 template <class T>
-void conv2d_backward(const Conv2dGeometry& g, const T* grad_output, const T* input, const T* weight, T* grad_input,
-                     T* grad_weight, T* grad_bias, cudaStream_t stream) {
+void conv2d_backward(const Conv2dGeometry& g, const T* grad_output_in, const T* input_in, const T* weight_in,
+                     T* grad_input, T* grad_weight, T* grad_bias, cudaStream_t stream) {
   check_geometry(g);
   if (grad_input == nullptr && grad_weight == nullptr && grad_bias == nullptr) return;
+  check_output_aligned(grad_input, "grad_input");
+  check_output_aligned(grad_weight, "grad_weight");
+  check_output_aligned(grad_bias, "grad_bias");
+  const AlignedInput<T> aligned_grad_output(grad_output_in, output_numel(g), stream),
+      aligned_input(input_in, input_numel(g), stream), aligned_weight(weight_in, weight_numel(g), stream);
+  const T* grad_output = aligned_grad_output.get();
+  const T* input = aligned_input.get();
+  const T* weight = aligned_weight.get();
   const T one = 1, zero = 0;
   const int64_t out_elements = output_numel(g);
   CudnnLease cudnn(stream);

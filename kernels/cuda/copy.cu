@@ -8,17 +8,16 @@
 // from the linear index otherwise (a permuted contiguous() reads with strides and writes
 // contiguously, so the writes stay coalesced).
 //
-// Conversions are the CPU's, expression for expression: float to integer truncates toward
-// zero, to bfloat16 rounds to nearest even through kernels/bfloat16.h (the same function
-// on both sides), from bfloat16 widens exactly to float first. The CPU converts float to
-// uint8 through a 32-bit integer (x86-64's cvttss2si), so out-of-range values wrap there;
-// this does the same rather than CUDA's saturating cvt.
+// Conversions are the CPU's, the same function on both sides (kernels/convert.h): float to
+// integer truncates toward zero with NaN -> 0 and saturation beyond the range, to bfloat16
+// rounds to nearest even, from bfloat16 widens exactly to float first.
 #include <cuda_runtime.h>
 
 #include <cstdint>
 #include <type_traits>
 
 #include "kernels/bfloat16.h"
+#include "kernels/convert.h"
 #include "kernels/cuda/elementwise.h"
 #include "kernels/cuda/elementwise_launch.cuh"
 
@@ -27,21 +26,6 @@ namespace {
 
 using elementwise_detail::launch;
 using elementwise_detail::make_plan;
-
-template <class Destination, class Source>
-__device__ __forceinline__ Destination convert(Source value) {
-  if constexpr (std::is_same_v<Source, Destination>) {
-    return value;
-  } else if constexpr (std::is_same_v<Source, bfloat16>) {
-    return convert<Destination>(static_cast<float>(value));
-  } else if constexpr (std::is_same_v<Destination, bfloat16>) {
-    return bfloat16(static_cast<float>(value));
-  } else if constexpr (std::is_same_v<Destination, uint8_t> && std::is_floating_point_v<Source>) {
-    return static_cast<uint8_t>(static_cast<int32_t>(value));
-  } else {
-    return static_cast<Destination>(value);
-  }
-}
 
 template <class Destination, class Source>
 struct ConvertFunction {

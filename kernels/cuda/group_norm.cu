@@ -586,7 +586,14 @@ void group_norm_backward(const GroupNormShape& s, bool relu, const T* grad_y, co
                          T* grad_x, T* grad_gamma, T* grad_beta, cudaStream_t stream) {
   using A = NormalizationStatistic<T>;
   check_shape(s);
-  if (s.group_count() == 0 || s.group_size() == 0) return;
+  if (s.group_count() == 0 || s.group_size() == 0) {
+    // No elements (batch 0 or no pixels): grad_x is empty, but the parameter gradients are
+    // sums over nothing, zeros, as on the CPU; the op allocates them without initialising.
+    const size_t parameter_bytes = static_cast<size_t>(s.channels) * sizeof(T);  // bfloat16 0 is all-zero bits too
+    if (grad_gamma != nullptr) VISREP_CUDA_CHECK(cudaMemsetAsync(grad_gamma, 0, parameter_bytes, stream));
+    if (grad_beta != nullptr) VISREP_CUDA_CHECK(cudaMemsetAsync(grad_beta, 0, parameter_bytes, stream));
+    return;
+  }
   const bool parameter_gradients = grad_gamma != nullptr || grad_beta != nullptr;
   if (grad_x == nullptr && !parameter_gradients) return;
   const size_t sums = parameter_gradients ? static_cast<size_t>(s.batch * s.channels) : 0;

@@ -19,33 +19,40 @@
 // Floating-point atomics make the order of the additions, and so the last bits of the sums,
 // vary from run to run where indices repeat; integer sums are exact.
 //
-// first_out_of_range atomicMin's the position of every bad index into one int64 on the device
-// (initialised to INT64_MAX) and copies it back after a stream synchronisation: the answer
-// decides whether the op may run at all.
+// The range check does not wait for the device (deferred_errors.h): mark_first_out_of_range
+// atomicMin's the position of every bad index into the op's slot, then one thread records the
+// value at the first one, and the host reads the slot at its next synchronisation. So that
+// the op may run meanwhile, the kernels here never follow a bad index: select and gather
+// read it as 0, index_add and scatter_add add nothing for it.
 #include "kernels/cuda/indexing.h"
 
 #include <cuda_runtime.h>
 
 #include <cstdint>
-#include <limits>
+#include <optional>
 
 #include "kernels/bfloat16.h"
-#include "kernels/cuda/device_buffer.h"
 #include "kernels/cuda/per_element_launch.cuh"
 #include "kernels/cuda/runtime.h"
+#include "kernels/deferred_error_list.h"
 
 namespace visrep::kernels::cuda {
 namespace {
 
-constexpr long long kNoBadIndex = std::numeric_limits<long long>::max();
+__device__ __forceinline__ bool in_range(int64_t index, int64_t size) { return index >= 0 && index < size; }
 
-__global__ void set_to_no_bad_index_kernel(long long* first_bad) { *first_bad = kNoBadIndex; }
-
-__global__ void first_out_of_range_kernel(const int64_t* indices, int64_t count, int64_t size, long long* first_bad) {
+// slot[0] = min(slot[0], k) over every bad indices[k] (not `ignored`, when has_ignored).
+__global__ void mark_first_out_of_range_kernel(const int64_t* indices, int64_t count, int64_t size, bool has_ignored,
+                                               int64_t ignored, long long* slot) {
   for (int64_t k = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; k < count; k += int64_t{gridDim.x} * blockDim.x) {
     const int64_t value = indices[k];
-    if (value < 0 || value >= size) atomicMin(first_bad, static_cast<long long>(k));
+    if (!in_range(value, size) && !(has_ignored && value == ignored)) atomicMin(&slot[0], static_cast<long long>(k));
   }
+}
+
+// slot[1] = the first bad index itself, for the message.
+__global__ void record_first_bad_value_kernel(const int64_t* indices, long long* slot) {
+  if (slot[0] != kNoError) slot[1] = static_cast<long long>(indices[slot[0]]);
 }
 
 // out (outer, count, inner)[o, k, i] = x (outer, size, inner)[o, indices[k], i].
@@ -58,7 +65,8 @@ __global__ void index_select_kernel(const T* x, int64_t outer, int64_t size, int
     const int64_t i = at % inner;
     const int64_t k = (at / inner) % count;
     const int64_t o = at / (inner * count);
-    out[at] = x[(o * size + indices[k]) * inner + i];
+    const int64_t index = indices[k];
+    out[at] = in_range(index, size) ? x[(o * size + index) * inner + i] : T(0);
   }
 }
 
@@ -97,7 +105,8 @@ __global__ void index_add_kernel(const T* src, int64_t outer, int64_t count, int
     const int64_t i = at % inner;
     const int64_t k = (at / inner) % count;
     const int64_t o = at / (inner * count);
-    atomic_add(dst + (o * size + indices[k]) * inner + i, src[at]);
+    const int64_t index = indices[k];
+    if (in_range(index, size)) atomic_add(dst + (o * size + index) * inner + i, src[at]);
   }
 }
 
@@ -110,7 +119,8 @@ __global__ void gather_kernel(const T* x, int64_t outer, int64_t size, int64_t i
        at += int64_t{gridDim.x} * blockDim.x) {
     const int64_t i = at % inner;
     const int64_t o = at / (inner * count);
-    out[at] = x[(o * size + indices[at]) * inner + i];
+    const int64_t index = indices[at];
+    out[at] = in_range(index, size) ? x[(o * size + index) * inner + i] : T(0);
   }
 }
 
@@ -123,7 +133,8 @@ __global__ void scatter_add_kernel(const T* src, int64_t outer, int64_t count, i
        at += int64_t{gridDim.x} * blockDim.x) {
     const int64_t i = at % inner;
     const int64_t o = at / (inner * count);
-    atomic_add(dst + (o * size + indices[at]) * inner + i, src[at]);
+    const int64_t index = indices[at];
+    if (in_range(index, size)) atomic_add(dst + (o * size + index) * inner + i, src[at]);
   }
 }
 
@@ -140,18 +151,13 @@ __global__ void one_hot_kernel(const int64_t* labels, int64_t count, int64_t cla
 
 }  // namespace
 
-int64_t first_out_of_range(const int64_t* indices, int64_t count, int64_t size, cudaStream_t stream) {
-  if (count <= 0) return -1;
-  DeviceBuffer first_bad(sizeof(long long), current_device(), stream);
-  set_to_no_bad_index_kernel<<<1, 1, 0, stream>>>(first_bad.get<long long>());
-  VISREP_CUDA_CHECK_LAUNCH("set_to_no_bad_index_kernel");
-  launch_per_element(first_out_of_range_kernel, "first_out_of_range_kernel", count, stream, indices, count, size,
-                     first_bad.get<long long>());
-  long long result = kNoBadIndex;
-  VISREP_CUDA_CHECK(
-      cudaMemcpyAsync(&result, first_bad.get<long long>(), sizeof(result), cudaMemcpyDeviceToHost, stream));
-  VISREP_CUDA_CHECK(cudaStreamSynchronize(stream));
-  return result == kNoBadIndex ? -1 : static_cast<int64_t>(result);
+void mark_first_out_of_range(const int64_t* indices, int64_t count, int64_t size, std::optional<int64_t> ignored,
+                             long long* slot, cudaStream_t stream) {
+  if (count <= 0) return;
+  launch_per_element(mark_first_out_of_range_kernel, "mark_first_out_of_range_kernel", count, stream, indices, count,
+                     size, ignored.has_value(), ignored.value_or(0), slot);
+  record_first_bad_value_kernel<<<1, 1, 0, stream>>>(indices, slot);
+  VISREP_CUDA_CHECK_LAUNCH("record_first_bad_value_kernel");
 }
 
 template <class T>

@@ -1,5 +1,6 @@
 #include "kernels/cuda/runtime.h"
 
+#include "kernels/cuda/deferred_errors.h"
 #include "kernels/cuda/device_buffer.h"
 
 #include <cuda_runtime.h>
@@ -59,7 +60,12 @@ cudaStream_t stream(int device) {
   return streams[device];
 }
 
-void synchronize(int device) { VISREP_CUDA_CHECK(cudaStreamSynchronize(stream(device))); }
+// The two places where the host waits for the device and reads what its kernels flagged
+// (deferred_errors.h): here and after every device-to-host copy.
+void synchronize(int device) {
+  VISREP_CUDA_CHECK(cudaStreamSynchronize(stream(device)));
+  raise_deferred_errors(device);
+}
 
 void copy_host_to_device(void* destination, const void* source, size_t bytes, int device) {
   cudaStream_t s = stream(device);
@@ -71,6 +77,7 @@ void copy_device_to_host(void* destination, const void* source, size_t bytes, in
   cudaStream_t s = stream(device);
   VISREP_CUDA_CHECK(cudaMemcpyAsync(destination, source, bytes, cudaMemcpyDeviceToHost, s));
   VISREP_CUDA_CHECK(cudaStreamSynchronize(s));
+  raise_deferred_errors(device);
 }
 
 void copy_device_to_device(void* destination, int destination_device, const void* source, int source_device,
@@ -80,10 +87,22 @@ void copy_device_to_device(void* destination, int destination_device, const void
     VISREP_CUDA_CHECK(cudaMemcpyAsync(destination, source, bytes, cudaMemcpyDeviceToDevice, s));
     VISREP_CUDA_CHECK(cudaStreamSynchronize(s));
   } else {
-    // Both streams must be idle first: the source may still be being written.
-    synchronize(source_device);
-    synchronize(destination_device);
-    VISREP_CUDA_CHECK(cudaMemcpyPeer(destination, destination_device, source, source_device, bytes));
+    // Every op runs on its device's own non-blocking stream, which does not order itself
+    // with the legacy default stream that cudaMemcpyPeer would run on. So the copy goes on
+    // the destination's stream, after the work already queued on the source's stream (which
+    // may still be writing the source), through an event; then, as the same-device copy
+    // does, it is waited for, so neither buffer can be reused or freed while it runs.
+    cudaStream_t destination_stream = stream(destination_device);
+    cudaStream_t source_stream = stream(source_device);  // makes the source current: the event is its device's
+    cudaEvent_t source_ready = nullptr;
+    VISREP_CUDA_CHECK(cudaEventCreateWithFlags(&source_ready, cudaEventDisableTiming));
+    cudaError_t status = cudaEventRecord(source_ready, source_stream);
+    if (status == cudaSuccess) status = cudaStreamWaitEvent(destination_stream, source_ready, 0);
+    cudaEventDestroy(source_ready);  // safe at once: the wait is already queued
+    VISREP_CUDA_CHECK(status);
+    VISREP_CUDA_CHECK(cudaMemcpyPeerAsync(destination, destination_device, source, source_device, bytes,
+                                          destination_stream));
+    VISREP_CUDA_CHECK(cudaStreamSynchronize(destination_stream));
   }
 }
 

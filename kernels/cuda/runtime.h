@@ -28,10 +28,12 @@ const char* unavailable_reason();
 // The stream every visrep op on `device` is queued on (created on first use; it does not
 // synchronise with the legacy default stream). Also makes `device` current.
 cudaStream_t stream(int device);
-// Waits until all queued work on `device` is done and reports any error it raised.
+// Waits until all queued work on `device` is done and reports any error it raised,
+// including the bad input its kernels flagged (deferred_errors.h).
 void synchronize(int device);
 
-// Copies through the device's stream and waits for the copy to finish.
+// Copies through the device's stream and waits for the copy to finish; a copy to the host
+// then reports the bad input flagged so far, as synchronize() does.
 void copy_host_to_device(void* destination, const void* source, size_t bytes, int device);
 void copy_device_to_host(void* destination, const void* source, size_t bytes, int device);
 void copy_device_to_device(void* destination, int destination_device, const void* source, int source_device,
@@ -43,7 +45,7 @@ void* pinned_allocate(size_t bytes);
 void pinned_free(void* pointer);
 
 // TF32 tensor-core math for float32 matmul and convolution: faster, with a 10-bit
-// mantissa on the products. Off by default (DESIGN.md: never silent).
+// mantissa on the products. Off by default: lower precision is never chosen silently.
 void set_tf32_enabled(bool enabled);
 bool tf32_enabled();
 

@@ -18,12 +18,14 @@
 // - nll_loss forward: one thread per row, computing exactly the CPU's double expression in
 //   the CPU's order (bit-identical); the label-smoothing sum walks the row serially, which is
 //   fine for a loss over a few thousand rows. nll_loss backward: one thread per element of
-//   (batch, classes), again the CPU's expression.
+//   (batch, classes), again the CPU's expression. A target out of range (which the op
+//   reports through a deferred check, deferred_errors.h) gives a NaN loss and is never read.
 #include "kernels/cuda/softmax.h"
 
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <limits>
 
 #include "kernels/cuda/runtime.h"
 
@@ -143,6 +145,10 @@ __global__ void nll_loss_forward_kernel(const T* log_probs, const int64_t* targe
     const int64_t target = targets[i];
     if (target == ignore_index) {
       losses[i] = T(0);
+      continue;
+    }
+    if (target < 0 || target >= classes) {  // the op's deferred range check reports it; never read outside the row
+      losses[i] = std::numeric_limits<T>::quiet_NaN();
       continue;
     }
     const T* row = log_probs + i * classes;

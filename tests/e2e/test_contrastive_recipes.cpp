@@ -229,7 +229,7 @@ TEST_CASE("supcon: stage 1 learns, stage 2 classifies, and the cross-entropy bas
 
   // The cross-entropy baseline on the same architecture and budget.
   manual_seed(3);
-  recipes::EncoderClassifier baseline(
+  models::EncoderClassifier baseline(
       std::make_shared<models::SmallConvNet>(models::SmallConvNetConfig{.in_channels = 1, .classes = kFeatures, .width = 8}),
       kFeatures, 4);
   recipes::ClassifierConfig baseline_config = recipes::cross_entropy_baseline_config(config, tiny_train_set());

@@ -15,6 +15,14 @@
 //     check_parity({.make_inputs = [](Generator& g) { ... }, .function = [](auto& in) { ... },
 //                   .tolerance = 1e-12});
 //   }
+//
+// The report: when the environment variable VISREP_PARITY_REPORT names a file, every check
+// appends one JSON line to it (kind "check": test, case, metric, forward and backward error,
+// tolerance, passed, and what went wrong), whether it passed, failed or threw, and every
+// TEST_CASE appends a "start" line when it begins and a "test" line when it ends (passed,
+// failed assertions, seconds, the first failure), so tools/gpu-check.sh can run the whole
+// suite in one process and still say which case failed, which one a crash happened in and
+// which ones never ran (tools/gpu_check_summary.py reads the file).
 #pragma once
 
 #include <functional>
@@ -40,9 +48,24 @@ struct ParityResult {
   double backward_error = 0.0;  // worst over the inputs
 };
 
-// Runs the case and REQUIREs parity; also prints one line with the errors and, when the
-// environment variable VISREP_PARITY_REPORT names a file, appends it there as JSON.
+// Runs the case and REQUIREs parity; also prints one line with the errors and reports it
+// (report_parity_check), failed and with the exception's message should it throw.
 ParityResult check_parity(const ParityCase& parity_case);
+
+// One check's line of the report, for checks that compare in their own way (the random
+// draws count ulps); check_parity fills one for each case.
+struct ParityCheckReport {
+  std::string name;
+  std::string metric = "nmse";  // what the errors and the tolerance measure
+  double forward_error = 0.0;
+  double backward_error = 0.0;
+  double tolerance = 0.0;
+  bool passed = false;
+  std::string problem;  // why it failed, when that is more than an error above tolerance
+  std::string note;     // anything else worth a reader's eye (e.g. how many values were bit-identical)
+};
+// Prints the check's line and appends it to the VISREP_PARITY_REPORT file (if set) as JSON.
+void report_parity_check(const ParityCheckReport& report);
 
 using ParityInputs = std::vector<Tensor>;
 

@@ -60,11 +60,20 @@ void check_group_norm(const GroupNormCase& c) {
   const int64_t numel = shape_numel(c.input);
   check_parity({.name = describe(c),
                 .make_inputs = [c, channels, numel](Generator& g) -> Inputs {
-                  const Tensor values = add(random_normal({numel + (c.misaligned ? 1 : 0)}, g), c.offset);
-                  Inputs in = {parity_leaf(values, c.dtype)};
-                  in.push_back(c.affine ? parity_leaf(random_uniform({channels}, 0.5, 1.5, g), c.dtype) : Tensor());
-                  in.push_back(c.affine ? parity_leaf(random_uniform({channels}, -0.5, 0.5, g), c.dtype) : Tensor());
-                  return in;
+                  Tensor values = add(random_normal({numel + (c.misaligned ? 1 : 0)}, g), c.offset);
+                  const Tensor gamma = c.affine ? random_uniform({channels}, 0.5, 1.5, g) : Tensor();
+                  const Tensor beta = c.affine ? random_uniform({channels}, -0.5, 0.5, g) : Tensor();
+                  // The fused ReLU's mask is recomputed in the backward pass from each device's
+                  // own statistics (float32 sums on CUDA, double on the CPU): an element within
+                  // ~1e-6 of the boundary could be masked on one device only, and its whole
+                  // gradient would differ (one in 4e5 fails the 1e-10 bound; a CPU emulation of
+                  // both paths flipped one in the (2, 64, 56, 56) case for 1 seed in 20).
+                  if (c.relu) {
+                    values = away_from_group_norm_relu_boundary(values, c.misaligned ? 1 : 0, c.input, c.groups,
+                                                                gamma, beta, c.dtype);
+                  }
+                  return {parity_leaf(values, c.dtype), gamma.defined() ? parity_leaf(gamma, c.dtype) : Tensor(),
+                          beta.defined() ? parity_leaf(beta, c.dtype) : Tensor()};
                 },
                 .function = [c, numel](const Inputs& in) {
                   const Tensor x = in[0].narrow(0, c.misaligned ? 1 : 0, numel).view(c.input);
@@ -145,6 +154,14 @@ TEST_CASE("group_norm awkward shapes", "[gpu]") {
   check_group_norm({.input = {3, 96, 9, 9}, .groups = 32});  // 3 channels per group, odd H * W
 }
 
+TEST_CASE("group_norm with no elements", "[gpu]") {
+  // Empty outputs and grad_x; grad_gamma and grad_beta are sums over nothing, 0 on both
+  // devices (the CUDA gradients start as NaN here, like every allocation in a parity case).
+  check_group_norm({.input = {0, 32, 4, 4}});
+  check_group_norm({.input = {2, 32, 0, 5}, .relu = true});
+  check_group_norm({.input = {0, 16, 3, 3}, .groups = 4, .dtype = kBFloat16});
+}
+
 TEST_CASE("group_norm groups too large for shared memory (streamed, Welford)", "[gpu]") {
   // M = 16 * 128 * 128 floats = 1 MiB per group: neither pass fits on chip.
   const GroupNormCase streamed{.input = {1, 32, 128, 128}, .groups = 2};
@@ -215,8 +232,12 @@ TEST_CASE("StdConv2d and GroupNorm modules on CUDA", "[gpu]") {
   auto conv = std::make_shared<nn::StdConv2d>(16, 8, 3, nn::StdConv2dConfig{.padding = {1, 1}});
   check_parity({.name = "GroupNorm(relu) -> StdConv2d",
                 .make_inputs = [](Generator& g) -> Inputs {
-                  return {parity_leaf(random_normal({2, 16, 6, 6}, g)), parity_leaf(random_normal({8, 16, 3, 3}, g)),
-                          parity_leaf(random_uniform({16}, 0.5, 1.5, g)), parity_leaf(random_normal({16}, g))};
+                  const Tensor x = random_normal({2, 16, 6, 6}, g), weight = random_normal({8, 16, 3, 3}, g);
+                  const Tensor gamma = random_uniform({16}, 0.5, 1.5, g), beta = random_normal({16}, g);
+                  const Tensor x_away =
+                      away_from_group_norm_relu_boundary(x.flatten(), 0, x.shape(), 8, gamma, beta, kFloat32)
+                          .view(x.shape());
+                  return {parity_leaf(x_away), parity_leaf(weight), parity_leaf(gamma), parity_leaf(beta)};
                 },
                 .function = [](const Inputs& in) {
                   const Tensor h = group_norm(in[0], 8, in[2], in[3], 1e-5, true);

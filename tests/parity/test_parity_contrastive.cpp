@@ -17,11 +17,13 @@
 //   emulated <= 2.4e-4 for 2N <= 130 -> 3e-3; <= 5e-3 at 2N = 4098, D = 3 -> 5e-2.
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <limits>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "engine/cuda.h"
 #include "tests/parity/parity.h"
 #include "tests/support/test_data.h"
 
@@ -235,7 +237,21 @@ TEST_CASE("contrastive losses reject non-finite embeddings on the GPU", "[gpu]")
   Tensor h = random_normal({6, 4}, g, kFloat32);
   h.data<float>()[5] = std::numeric_limits<float>::infinity();
   const Tensor on_gpu = h.to(Device::cuda());
-  CHECK_THROWS_WITH(nt_xent_loss(on_gpu, 0.1), Catch::Contains("nt_xent_loss") && Catch::Contains("NaN or Inf"));
-  CHECK_THROWS_WITH(supcon_loss(on_gpu, arange(3).to(Device::cuda()), 0.1),
+  // The forward pass does not wait for the device: the error comes when the loss is read
+  // (or at any other synchronisation), naming the row as the CPU does.
+  Tensor loss;
+  REQUIRE_NOTHROW(loss = nt_xent_loss(on_gpu, 0.1));
+  CHECK_THROWS_WITH(loss.item(), Catch::Contains("nt_xent_loss") && Catch::Contains("h row 1") &&
+                                     Catch::Contains("NaN or Inf") && Catch::Contains("next synchronisation"));
+  CHECK_THROWS_WITH(supcon_loss(on_gpu, arange(3).to(Device::cuda()), 0.1).item(),
                     Catch::Contains("supcon_loss") && Catch::Contains("NaN or Inf"));
+  const Tensor good = random_normal({4, 4}, g, kFloat32).to(Device::cuda());
+  CHECK_THROWS_WITH(
+      [&] {
+        nt_xent_loss(good, 0.1, on_gpu);
+        cuda::synchronize();
+      }(),
+      Catch::Contains("extra_negatives row 1"));
+  // Reported once: the device goes on working.
+  CHECK(std::isfinite(nt_xent_loss(random_normal({6, 4}, g, kFloat32).to(Device::cuda()), 0.1).item()));
 }

@@ -9,6 +9,8 @@
 // sizes (>= 1e-4). float64 gets 1e-22. TF32 (10-bit mantissa on the inputs) gets 1e-5.
 #include <catch2/catch.hpp>
 
+#include <string>
+
 #include "engine/cuda.h"
 #include "tests/parity/parity.h"
 #include "tests/support/test_data.h"
@@ -128,6 +130,30 @@ TEST_CASE("conv2d of a non-contiguous input", "[gpu]") {
                   return conv2d(in[0].permute({0, 3, 1, 2}), in[1], in[2], {.padding = {1, 1}});
                 },
                 .tolerance = kFloatTolerance});
+}
+
+TEST_CASE("conv2d of contiguous views at an odd offset (pointers cuDNN may not take)", "[gpu]") {
+  // x, the weight and the bias are stored one element into their buffers: contiguous views
+  // whose data pointers are 4 bytes past a 16-byte boundary, handed to conv2d as they are.
+  // The output is concatenated after one element, so the gradient reaching conv2d's backward
+  // is such a view too. kernels/cuda/conv2d.cu copies misaligned inputs to aligned buffers.
+  const Shape x_shape = {2, 8, 9, 9}, w_shape = {16, 8, 3, 3};
+  for (const bool tf32 : {false, true}) {
+    const ScopedTf32 scoped(tf32);
+    check_parity({.name = std::string("conv2d of odd-offset views") + (tf32 ? ", TF32" : ""),
+                  .make_inputs = [&](Generator& g) -> Inputs {
+                    return {parity_leaf(random_normal({1 + shape_numel(x_shape)}, g)),
+                            parity_leaf(random_normal({1 + shape_numel(w_shape)}, g)),
+                            parity_leaf(random_normal({1 + w_shape[0]}, g)), parity_leaf(random_normal({1}, g))};
+                  },
+                  .function = [&](const Inputs& in) {
+                    const Tensor x = in[0].narrow(0, 1, shape_numel(x_shape)).view(x_shape);
+                    const Tensor w = in[1].narrow(0, 1, shape_numel(w_shape)).view(w_shape);
+                    const Tensor b = in[2].narrow(0, 1, w_shape[0]);
+                    return concat({in[3], conv2d(x, w, b, {.padding = {1, 1}}).flatten()});
+                  },
+                  .tolerance = tf32 ? 1e-5 : kFloatTolerance});
+  }
 }
 
 TEST_CASE("conv2d weight gradient only (the input needs none)", "[gpu]") {

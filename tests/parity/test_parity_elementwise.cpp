@@ -409,6 +409,15 @@ Tensor bfloat16_rounding_probes(Generator& g) {
   return from_vector(values);
 }
 
+// NaN, infinities, values beyond int32, int64 and uint8 and ordinary ones (333 in all), for
+// the float -> integer rule both devices share (kernels/convert.h: NaN -> 0, saturation).
+Tensor float_to_integer_probes(Generator& g, DType dtype) {
+  const std::vector<double> special = {NAN, -NAN, INFINITY, -INFINITY, 3e9, -3e9, 1e20, -1e20, 255.9, 256.0,
+                                       -0.9, -1.0, 2147483520.0, -2147483648.0, 9.3e18, -9.3e18};
+  const Tensor ordinary = mul(random_normal({333 - static_cast<int64_t>(special.size())}, g), 3e9);
+  return concat({from_vector<double>(special), ordinary}).to(dtype);
+}
+
 }  // namespace
 
 TEST_CASE("dtype conversions (forward only)", "[gpu]") {
@@ -436,6 +445,16 @@ TEST_CASE("dtype conversions (forward only)", "[gpu]") {
       {"int32 -> uint8 (wraps)", [](Generator& g) { return randint(-1000, 1000, {333}, kInt32, g); }, kUInt8},
       {"uint8 -> int64", [](Generator& g) { return randint(0, 256, {333}, kUInt8, g); }, kInt64},
       {"uint8 -> bfloat16", [](Generator& g) { return randint(0, 256, {333}, kUInt8, g); }, kBFloat16},
+      {"float32 -> int32 (NaN, Inf, out of range)", [](Generator& g) { return float_to_integer_probes(g, kFloat32); },
+       kInt32},
+      {"float32 -> int64 (NaN, Inf, out of range)", [](Generator& g) { return float_to_integer_probes(g, kFloat32); },
+       kInt64},
+      {"float32 -> uint8 (NaN, Inf, out of range)", [](Generator& g) { return float_to_integer_probes(g, kFloat32); },
+       kUInt8},
+      {"float64 -> int32 (NaN, Inf, out of range)", [](Generator& g) { return float_to_integer_probes(g, kFloat64); },
+       kInt32},
+      {"bfloat16 -> int64 (NaN, Inf, out of range)",
+       [](Generator& g) { return float_to_integer_probes(g, kBFloat16); }, kInt64},
   };
   for (const Conversion& c : conversions) {
     check_parity({.name = c.name,

@@ -4,6 +4,7 @@
 // order that varies, so they get 1e-12 (float rounding of sums of a few terms).
 #include <catch2/catch.hpp>
 
+#include "engine/cuda.h"
 #include "tests/parity/parity.h"
 #include "tests/support/test_data.h"
 
@@ -145,27 +146,40 @@ TEST_CASE("pad with positive and negative pads", "[gpu]") {
                 .tolerance = 0.0});
 }
 
-// Not a parity case: the range checks read CUDA index tensors on the device
-// (first_out_of_range) and copy back only the offending value for the message.
+// Not a parity case: the range checks of CUDA index tensors run on the device without
+// waiting for it (kernels/cuda/deferred_errors.h); the op returns, its kernels skip the bad
+// indices, and the next synchronisation (here the copy to the host) reports the first bad
+// value and its position, as the CPU's immediate check does.
 TEST_CASE("out-of-range indices on the device name the value and its position", "[gpu]") {
   using Catch::Contains;
   REQUIRE(cuda_available());
   Generator generator(7);
   const Tensor x = randn({5, 4}, kFloat32, generator).to(Device::cuda());
   const Tensor bad_index = from_vector<int64_t>({0, 7, 2, 9}).to(Device::cuda());
-  REQUIRE_THROWS_WITH(index_select(x, 0, bad_index),
-                      Contains("index_select") && Contains("index 7") && Contains("position 1"));
-  REQUIRE_THROWS_WITH(index_select(x, 1, from_vector<int64_t>({3, 0, -2}).to(Device::cuda())),
+  Tensor selected;
+  REQUIRE_NOTHROW(selected = index_select(x, 0, bad_index));
+  REQUIRE_THROWS_WITH(selected.cpu(), Contains("index_select") && Contains("index 7") && Contains("position 1") &&
+                                          Contains("next synchronisation"));
+  REQUIRE_THROWS_WITH(index_select(x, 1, from_vector<int64_t>({3, 0, -2}).to(Device::cuda())).cpu(),
                       Contains("index -2") && Contains("position 2"));
   REQUIRE_THROWS_WITH(gather(x, 1, from_vector<int64_t>({0, 1, 2, 3, 0, 0, 4, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3},
                                                         {5, 4})
-                                       .to(Device::cuda())),
+                                       .to(Device::cuda()))
+                          .cpu(),
                       Contains("gather") && Contains("index 4") && Contains("position 6"));
-  REQUIRE_THROWS_WITH(one_hot(from_vector<int64_t>({1, 0, 5}).to(Device::cuda()), 3),
+  REQUIRE_THROWS_WITH(one_hot(from_vector<int64_t>({1, 0, 5}).to(Device::cuda()), 3).cpu(),
                       Contains("one_hot") && Contains("label 5") && Contains("position 2"));
   const Tensor logits = randn({3, 4}, kFloat32, generator).to(Device::cuda());
-  REQUIRE_THROWS_WITH(cross_entropy(logits, from_vector<int64_t>({0, 9, 1}).to(Device::cuda())),
+  REQUIRE_THROWS_WITH(cross_entropy(logits, from_vector<int64_t>({0, 9, 1}).to(Device::cuda())).item(),
                       Contains("target 9") && Contains("row 1") && Contains("4 classes"));
+  // The first of several bad ops is the one reported; cuda::synchronize() reports too.
+  REQUIRE_THROWS_WITH(
+      [&] {
+        index_select(x, 0, from_vector<int64_t>({5}).to(Device::cuda()));
+        one_hot(from_vector<int64_t>({9}).to(Device::cuda()), 3);
+        cuda::synchronize();
+      }(),
+      Contains("index_select") && Contains("index 5"));
   // The ignored rows are skipped by the check, and the device is still usable after the errors.
   const Tensor loss = cross_entropy(logits, from_vector<int64_t>({-100, 3, -100}).to(Device::cuda()));
   const Tensor expected = cross_entropy(logits.cpu(), from_vector<int64_t>({-100, 3, -100}));

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstdint>
 #include <fstream>
 #include <iterator>
@@ -29,7 +30,12 @@ std::vector<std::string> TemporaryDirectory::entries() const {
   return names;
 }
 
-std::string fixture(const std::string& name) { return std::string(VISREP_TEST_FIXTURES) + "/" + name; }
+std::string fixture(const std::string& name) {
+  // The compile-time path is the source tree's; binaries built on one machine and run on
+  // another (tools/gpu-check.sh) find the tree through the environment instead.
+  const char* moved = std::getenv("VISREP_TEST_FIXTURES");
+  return std::string(moved != nullptr && *moved != '\0' ? moved : VISREP_TEST_FIXTURES) + "/" + name;
+}
 
 std::string read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -31,7 +31,8 @@ class TemporaryDirectory {
   std::filesystem::path path_;
 };
 
-// tests/fixtures/<name>.
+// tests/fixtures/<name>; the environment variable VISREP_TEST_FIXTURES, when set, names the
+// folder instead (binaries run away from the tree they were built from).
 std::string fixture(const std::string& name);
 
 std::string read_bytes(const std::string& path);

@@ -1,5 +1,7 @@
 #include "tests/support/test_data.h"
 
+#include <catch2/catch.hpp>
+
 #include <cmath>
 #include <functional>
 #include <numeric>
@@ -46,6 +48,30 @@ Tensor random_away_from_points(const Shape& shape, double low, double high, cons
     }
   }
   return x.to(dtype);
+}
+
+Tensor away_from_group_norm_relu_boundary(Tensor values, int64_t start, const Shape& shape, int64_t groups,
+                                          const Tensor& gamma, const Tensor& beta, DType dtype, double margin) {
+  const int64_t numel = shape_numel(shape);
+  if (numel == 0 || numel / (shape[0] * groups) <= 1) return values;
+  values = values.to(kFloat64);
+  const auto as_seen = [dtype](const Tensor& t) { return t.defined() ? t.to(dtype).to(kFloat64) : Tensor(); };
+  for (int round = 0; round < 8; ++round) {
+    const Tensor x = as_seen(values).narrow(0, start, numel).view(shape);
+    const std::vector<double> pre_relu =
+        group_norm(x, groups, as_seen(gamma), as_seen(beta), 1e-5, false).to_vector<double>();
+    std::vector<double> moved = values.to_vector<double>();
+    bool any = false;
+    for (int64_t i = 0; i < numel; ++i) {
+      if (std::abs(pre_relu[i]) >= margin) continue;
+      moved[static_cast<size_t>(start + i)] += (pre_relu[i] < 0 ? -5.0 : 5.0) * margin;
+      any = true;
+    }
+    if (!any) return values;
+    values = from_vector<double>(moved);
+  }
+  FAIL("could not move the inputs of group_norm " << shape_string(shape) << " away from the ReLU boundary");
+  return values;
 }
 
 double max_abs_difference(const Tensor& a, const Tensor& b) {

@@ -29,6 +29,17 @@ Tensor random_distinct(const Shape& shape, double gap, Generator& generator, DTy
 Tensor random_away_from_points(const Shape& shape, double low, double high, const std::vector<double>& points,
                                double margin, Generator& generator, DType dtype = kFloat64);
 
+// group_norm inputs kept away from the fused ReLU's boundary: `values` (float64) holds x of
+// `shape` at [start, start + numel); every x whose pre-ReLU value gamma * xhat + beta, as
+// the CPU computes it in float64 from the inputs rounded to `dtype`, lies within `margin`
+// of 0 is pushed 5 margins further to its own side (groups spread ~1, gamma >= 0.5: it
+// lands beyond the margin), repeated until none is left, since the statistics move a
+// little with it. Groups of one element are left alone: their y is beta, exactly, on any
+// device. gamma and beta may be undefined (1 and 0).
+Tensor away_from_group_norm_relu_boundary(Tensor values, int64_t start, const Shape& shape, int64_t groups,
+                                          const Tensor& gamma, const Tensor& beta, DType dtype,
+                                          double margin = 0.01);
+
 // The mean of values[begin, begin + count): a stretch of a loss curve.
 double mean_of(const std::vector<double>& values, size_t begin, size_t count);
 

@@ -6,6 +6,7 @@
 // tests/parity/test_parity_bit_normalization.cpp.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -218,6 +219,23 @@ TEST_CASE("group_norm with one element per group (N = 1, H = W = 1, C = 32, 32 g
   check_group_norm({1, 32, 3, 3}, 32, kFloat32, true, false, 0.0, 1e-5, gen);  // one channel per group
 }
 
+TEST_CASE("group_norm of an empty batch or empty images: empty outputs, zero parameter gradients", "[unit]") {
+  // Sums over no elements are 0: what the CUDA twin must write too (the parity case "group_norm
+  // with no elements" compares the two; the op allocates the gradients without initialising).
+  for (const Shape& shape : {Shape{0, 8, 4, 4}, Shape{2, 8, 0, 3}}) {
+    INFO("x of shape " << shape_string(shape));
+    Tensor x = zeros(shape).set_requires_grad();
+    Tensor gamma = ones({8}).set_requires_grad();
+    Tensor beta = zeros({8}).set_requires_grad();
+    const Tensor y = group_norm(x, 4, gamma, beta, 1e-5, true);
+    REQUIRE(y.shape() == shape);
+    y.backward(zeros(shape));
+    REQUIRE(x.grad().shape() == shape);
+    CHECK(gamma.grad().to_vector<float>() == std::vector<float>(8, 0.0f));
+    CHECK(beta.grad().to_vector<float>() == std::vector<float>(8, 0.0f));
+  }
+}
+
 TEST_CASE("group_norm non-contiguous input and gradients reach only what requires them", "[unit]") {
   Generator gen = generator_for("group_norm non-contiguous input");
   Tensor base = random_normal({4, 2, 3, 5}, gen).set_requires_grad();
@@ -414,4 +432,46 @@ TEST_CASE("nn standardized_weights: one call for several StdConv2d layers", "[un
   CHECK(max_abs_difference(together, separately) == 0.0);
   CHECK(max_abs_difference(grad_first, first->weight.grad()) <= 1e-6);
   CHECK(max_abs_difference(grad_second, second->weight.grad()) <= 1e-6);
+}
+
+TEST_CASE("group_norm parity inputs are kept away from the fused ReLU's boundary", "[unit]") {
+  // The parity cases' helper (tests/support/test_data.h): afterwards no pre-ReLU value lies
+  // within the margin of 0, and only the values that did were moved.
+  Generator gen = generator_for("group_norm parity inputs are kept away from the fused ReLU's boundary");
+  struct Case {
+    Shape shape;
+    int64_t groups;
+    DType dtype;
+    double offset;
+    int64_t start;
+  };
+  for (const Case& c : {Case{{2, 64, 28, 28}, 32, kFloat32, 0.0, 0}, Case{{2, 64, 14, 14}, 32, kFloat32, 1e4, 1},
+                        Case{{2, 256, 7, 7}, 32, kBFloat16, 0.0, 0}, Case{{3, 6, 5, 5}, 3, kFloat64, 0.0, 0}}) {
+    INFO(shape_string(c.shape) << " " << dtype_name(c.dtype));
+    const int64_t numel = shape_numel(c.shape), channels = c.shape[1];
+    const Tensor values = add(random_normal({numel + c.start}, gen), c.offset);
+    const Tensor gamma = random_uniform({channels}, 0.5, 1.5, gen), beta = random_uniform({channels}, -0.5, 0.5, gen);
+    const auto pre_relu = [&](const Tensor& v) {
+      const Tensor x = v.to(c.dtype).to(kFloat64).narrow(0, c.start, numel).view(c.shape);
+      return group_norm(x, c.groups, gamma.to(c.dtype).to(kFloat64), beta.to(c.dtype).to(kFloat64), 1e-5, false)
+          .to_vector<double>();
+    };
+    const auto near_boundary = [](const std::vector<double>& y) {
+      return std::count_if(y.begin(), y.end(), [](double v) { return std::abs(v) < 0.01; });
+    };
+    const std::vector<double> before = pre_relu(values);
+    const Tensor moved = away_from_group_norm_relu_boundary(values, c.start, c.shape, c.groups, gamma, beta, c.dtype);
+    const std::vector<double> after = pre_relu(moved);
+    if (numel > 1000) CHECK(near_boundary(before) > 0);  // ~0.8% of standard normal values
+    CHECK(near_boundary(after) == 0);
+    const std::vector<double> old_values = values.to_vector<double>(), new_values = moved.to_vector<double>();
+    int64_t changed = 0;
+    for (int64_t i = 0; i < numel; ++i) {
+      if (new_values[c.start + i] == old_values[c.start + i]) continue;
+      ++changed;
+      CHECK(std::abs(before[i]) < 0.011);  // near the boundary, or pushed there by the moved ones' shift
+    }
+    CHECK(changed >= near_boundary(before));
+    if (c.start == 1) CHECK(new_values[0] == old_values[0]);
+  }
 }

@@ -369,6 +369,32 @@ TEST_CASE("integer conversions truncate toward zero", "[unit]") {
   CHECK(x.to(kInt64).dtype() == kInt64);
 }
 
+TEST_CASE("float to integer: NaN gives 0, values beyond the range saturate", "[unit]") {
+  // kernels/convert.h: one rule for both devices (a plain cast gives INT_MIN on x86-64 for all
+  // of these and the saturated value on CUDA); the parity case "float -> integer special
+  // values" checks the CUDA side against this.
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  const Tensor x = from_vector<float>({nan, -nan, inf, -inf, 3e9f, -3e9f, 2147483520.0f, -2147483648.0f, 1e20f,
+                                       -1e20f, 255.9f, 256.0f, -0.9f, -1.0f, -7.9f});
+  CHECK(x.to(kInt32).to_vector<int32_t>() ==
+        std::vector<int32_t>{0, 0, INT32_MAX, INT32_MIN, INT32_MAX, INT32_MIN, 2147483520, INT32_MIN, INT32_MAX,
+                             INT32_MIN, 255, 256, 0, -1, -7});
+  CHECK(x.to(kInt64).to_vector<int64_t>() ==
+        std::vector<int64_t>{0, 0, INT64_MAX, INT64_MIN, 3000000000, -3000000000, 2147483520, -2147483648, INT64_MAX,
+                             INT64_MIN, 255, 256, 0, -1, -7});
+  CHECK(x.to(kUInt8).to_vector<uint8_t>() ==
+        std::vector<uint8_t>{0, 0, 255, 0, 255, 0, 255, 0, 255, 0, 255, 255, 0, 0, 0});
+  // float64 at the edges of int32 and int64, and bfloat16 (converted through float32).
+  CHECK(from_vector<double>({2147483647.9, 2147483648.0, -2147483648.9, -2147483649.0})
+            .to(kInt32)
+            .to_vector<int32_t>() == std::vector<int32_t>{INT32_MAX, INT32_MAX, INT32_MIN, INT32_MIN});
+  CHECK(from_vector<double>({9223372036854774784.0, 9223372036854775808.0, -9223372036854775808.0})
+            .to(kInt64)
+            .to_vector<int64_t>() == std::vector<int64_t>{9223372036854774784, INT64_MAX, INT64_MIN});
+  CHECK(from_vector<float>({nan, -inf, 1e10f, -3.9f}).to(kBFloat16).to(kInt32).to_vector<int32_t>() ==
+        std::vector<int32_t>{0, INT32_MIN, INT32_MAX, -3});
+}
+
 TEST_CASE("float32 and float64 conversions", "[unit]") {
   Generator gen = generator_for("float32 and float64 conversions");
   Tensor x = randn({100}, kFloat32, gen);

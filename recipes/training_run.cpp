@@ -1,0 +1,292 @@
+#include "recipes/training_run.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+
+#include "engine/error.h"
+#include "engine/io/safetensors.h"
+#include "engine/ops.h"
+#include "engine/util/plot.h"
+#include "recipes/run_files.h"
+#include "recipes/stop_request.h"
+
+namespace visrep::recipes {
+
+TrainingRun::TrainingRun(RunOptions options) : options_(std::move(options)) {
+  const std::string& recipe = options_.recipe;
+  if (with_epochs()) {
+    VISREP_CHECK(options_.epochs >= 1 && options_.steps == 0,
+                 "{}: a run of {} steps per epoch needs epochs >= 1 (got {}) and no separate step count (got {})",
+                 recipe, options_.steps_per_epoch, options_.epochs, options_.steps);
+  } else {
+    VISREP_CHECK(options_.steps >= 1 && options_.epochs == 0,
+                 "{}: a run without epochs needs steps >= 1 (got {}) and no epochs (got {})", recipe, options_.steps,
+                 options_.epochs);
+  }
+  VISREP_CHECK(options_.checkpoint_every >= 0, "{}: checkpoint_every must be >= 0, got {}", recipe,
+               options_.checkpoint_every);
+  VISREP_CHECK(options_.resumable || options_.resume.empty(), "{}: this run cannot resume (from '{}')", recipe,
+               options_.resume);
+}
+
+int64_t TrainingRun::total_steps() const {
+  return with_epochs() ? options_.epochs * options_.steps_per_epoch : options_.steps;
+}
+
+// ---- what a checkpoint holds ------------------------------------------------------------------
+
+void TrainingRun::checkpoint_module(const std::string& name, nn::Module& module) {
+  VISREP_CHECK(!started_, "{}: checkpoint_module('{}') after start()", options_.recipe, name);
+  modules_.emplace_back(name, &module);
+}
+
+void TrainingRun::checkpoint_optimizer(optim::Optimizer& optimizer) {
+  VISREP_CHECK(!started_, "{}: checkpoint_optimizer after start()", options_.recipe);
+  optimizer_ = &optimizer;
+}
+
+void TrainingRun::checkpoint_history(const std::string& name, std::vector<double>& values,
+                                     std::optional<HistoryPlot> plot) {
+  VISREP_CHECK(!started_, "{}: checkpoint_history('{}') after start()", options_.recipe, name);
+  histories_.push_back({name, &values, std::move(plot)});
+}
+
+// ---- starting: resume, the run folder ---------------------------------------------------------
+
+void TrainingRun::start() {
+  VISREP_CHECK(!started_, "{}: start() called twice", options_.recipe);
+  started_ = true;
+  if (!options_.resume.empty()) resume_from(options_.resume);
+  first_step_ = steps_done_;
+  if (writing()) {
+    const std::string metrics_path = options_.run_directory + "/metrics.jsonl";
+    if (!options_.resume.empty()) drop_metrics_after(metrics_path, steps_done_, options_.steps_per_epoch);
+    metrics_ = open_run_directory(options_.run_directory, !options_.resume.empty(), options_.recipe);
+  }
+  if (!with_epochs()) progress_.emplace(options_.progress_label, total_steps() - steps_done_);
+  progress_open_ = !with_epochs();
+}
+
+void TrainingRun::resume_from(const std::string& path) {
+  const io::SafetensorsContents contents = io::load_safetensors(path);
+  require_checkpoint_recipe(contents, options_.recipe, path);
+  for (const Setting& setting : settings_) require_checkpoint_setting(contents, setting.key, setting.value, path);
+
+  if (with_epochs()) {
+    const int64_t epochs_done = checkpoint_integer(contents, "epochs_done", path);
+    const int64_t batch = checkpoint_integer(contents, "batch", path);
+    const int64_t step = checkpoint_integer(contents, "step", path);
+    const double epoch_loss_sum = checkpoint_double(contents, "epoch_loss_sum", path);
+    const int64_t per_epoch = options_.steps_per_epoch;
+    VISREP_CHECK(batch >= 0 && batch < per_epoch && step == epochs_done * per_epoch + batch,
+                 "resume: the checkpoint '{}' stands at epoch {} batch {} step {}, which does not fit {} steps per "
+                 "epoch",
+                 path, epochs_done, batch, step, per_epoch);
+    steps_done_ = step;
+    epoch_loss_sum_ = epoch_loss_sum;
+  } else {
+    const int64_t step = checkpoint_integer(contents, "step", path);
+    VISREP_CHECK(step >= 0 && step <= total_steps(), "resume: the checkpoint '{}' stands at step {}, outside this "
+                 "run's 0..{}", path, step, total_steps());
+    steps_done_ = step;
+  }
+
+  try {
+    for (auto& [name, module] : modules_) module->load_state_dict(tensors_with_prefix(contents.tensors, name + "."));
+    if (optimizer_ != nullptr) optimizer_->load_state_dict(tensors_with_prefix(contents.tensors, "optimizer."));
+  } catch (const Error& error) {
+    std::string ours, theirs;
+    for (const auto& [name, module] : modules_) {
+      const std::string separator = ours.empty() ? "" : " + ";
+      ours += separator + module->describe();
+      theirs += separator + (contents.metadata.count(name) ? contents.metadata.at(name) : "?");
+    }
+    VISREP_FAIL("resume: the checkpoint '{}' does not fit this model ({}; the checkpoint's: {}): {}", path, ours,
+                theirs, error.what());
+  }
+  if (contents.tensors.count("history.step_losses")) {
+    loss_history_ = contents.tensors.at("history.step_losses").to_vector<double>();
+  }
+  for (const History& history : histories_) {
+    const auto found = contents.tensors.find("history." + history.name);
+    if (found != contents.tensors.end()) *history.values = found->second.to_vector<double>();
+  }
+}
+
+// ---- the loop ---------------------------------------------------------------------------------
+
+bool TrainingRun::next_epoch() {
+  VISREP_CHECK(started_ && with_epochs(), "{}: next_epoch() needs a started run with epochs", options_.recipe);
+  if (stopped_) return false;
+  const int64_t per_epoch = options_.steps_per_epoch;
+  epoch_ = steps_done_ / per_epoch + 1;  // a resume may stand within it
+  if (epoch_ > options_.epochs) return false;
+  epoch_first_batch_ = steps_done_ % per_epoch;
+  if (epoch_first_batch_ == 0) epoch_loss_sum_ = 0.0;
+  const std::string label = options_.progress_label.empty() ? "epoch" : options_.progress_label + " epoch";
+  progress_.emplace(fmt::format("{} {}/{}", label, epoch_, options_.epochs), per_epoch - epoch_first_batch_);
+  progress_open_ = true;
+  return true;
+}
+
+bool TrainingRun::next_step() {
+  VISREP_CHECK(started_ && (!with_epochs() || epoch_ > 0), "{}: next_step() before start() (or next_epoch())",
+               options_.recipe);
+  if (stopped_) return false;
+  const int64_t end = with_epochs() ? epoch_ * options_.steps_per_epoch : total_steps();
+  if (steps_done_ < end) return true;
+  if (progress_open_ && options_.show_progress) progress_->finish();
+  progress_open_ = false;
+  return false;
+}
+
+int64_t TrainingRun::batch_in_epoch() const { return steps_done_ - (epoch_ - 1) * options_.steps_per_epoch; }
+
+double TrainingRun::epoch_mean_loss() const {
+  return epoch_loss_sum_ / static_cast<double>(options_.steps_per_epoch);
+}
+
+double TrainingRun::images_per_second() const { return progress_ ? progress_->items_per_second() : 0.0; }
+
+void TrainingRun::end_step(double loss, double learning_rate, const nlohmann::json& extra) {
+  const int64_t step = steps_done_;
+  VISREP_CHECK(std::isfinite(loss), "{}: the loss became {} at step {} (lr {}); lower the learning rate",
+               options_.recipe, loss, step, learning_rate);
+  ++steps_done_;
+  loss_history_.push_back(loss);
+  step_losses_.push_back(loss);
+  nlohmann::json record = {{"kind", "step"}, {"step", step}, {"loss", loss}, {"lr", learning_rate}};
+  if (with_epochs()) {
+    epoch_loss_sum_ += loss;
+    record["epoch"] = epoch_;
+    // The progress line shows the epoch's running mean, which is what its summary will say.
+    if (options_.show_progress) {
+      progress_->update(batch_in_epoch() - epoch_first_batch_, options_.images_per_step,
+                        {{"loss", epoch_loss_sum_ / static_cast<double>(batch_in_epoch())}, {"lr", learning_rate}});
+    }
+  } else if (options_.show_progress) {
+    progress_->update(steps_done_ - first_step_, options_.images_per_step, {{"loss", loss}, {"lr", learning_rate}});
+  }
+  for (const auto& item : extra.items()) record[item.key()] = item.value();
+  write_record(record);
+  if (options_.on_step) options_.on_step(step, loss);
+
+  // After an epoch's last step the epoch ends first (its summary, then end_epoch stops).
+  const bool epoch_ends = with_epochs() && batch_in_epoch() == options_.steps_per_epoch;
+  if (stopping() && !epoch_ends) {
+    if (options_.show_progress) progress_->finish();
+    progress_open_ = false;
+    stop();
+  } else if (!with_epochs() && due(options_.checkpoint_every)) {
+    write_checkpoint();
+  }
+}
+
+void TrainingRun::end_epoch(nlohmann::json record) {
+  VISREP_CHECK(with_epochs() && epoch_ > 0 && batch_in_epoch() == options_.steps_per_epoch,
+               "{}: end_epoch() before the epoch's last step", options_.recipe);
+  record["kind"] = "epoch";
+  record["epoch"] = epoch_;
+  write_record(record);
+  if (stopping()) {
+    stop();
+  } else if (options_.resumable && options_.checkpoint_every > 0 && epoch_ % options_.checkpoint_every == 0 &&
+             epoch_ < options_.epochs) {
+    write_checkpoint();  // the last epoch's is finish()'s
+  }
+}
+
+void TrainingRun::finish() {
+  VISREP_CHECK(started_ && !stopped_, "{}: finish() of a run that was {}", options_.recipe,
+               stopped_ ? "stopped" : "not started");
+  if (options_.resumable) {
+    write_checkpoint();
+  } else if (writing()) {
+    write_plots();
+  }
+}
+
+bool TrainingRun::stopping() const {
+  return options_.resumable && stop_requested() && steps_done_ < total_steps();
+}
+
+bool TrainingRun::due(int64_t every) const {
+  return every > 0 && !stopped_ && steps_done_ < total_steps() && steps_done_ % every == 0;
+}
+
+// A stop: the checkpoint of where the run stands, then a "stopped" record.
+void TrainingRun::stop() {
+  write_checkpoint();
+  nlohmann::json record = {{"kind", "stopped"}, {"step", steps_done_}};
+  if (with_epochs()) record["epoch"] = epoch_;
+  write_record(record);
+  stopped_ = true;
+}
+
+// ---- output -----------------------------------------------------------------------------------
+
+void TrainingRun::log(const std::string& line) const {
+  if (options_.show_progress) fmt::print(stderr, "{}\n", line);
+}
+
+void TrainingRun::write_record(const nlohmann::json& record) {
+  if (metrics_.is_open()) metrics_.write(record);
+}
+
+void TrainingRun::save_model(const std::string& file, const nn::Module& module,
+                             std::map<std::string, std::string> metadata) {
+  if (!writing()) return;
+  metadata["format"] = "pt";
+  io::save_safetensors(options_.run_directory + "/" + file, module.state_dict(), metadata);
+}
+
+void TrainingRun::write_checkpoint() {
+  if (!writing()) return;
+  io::TensorMap tensors;
+  std::map<std::string, std::string> metadata = {{"format", "pt"}, {"recipe", options_.recipe}};
+  for (const auto& [name, module] : modules_) {
+    add_with_prefix(tensors, module->state_dict(), name + ".");
+    metadata[name] = module->describe();
+  }
+  if (optimizer_ != nullptr) add_with_prefix(tensors, optimizer_->state_dict(), "optimizer.");
+  const auto add_history = [&](const std::string& name, const std::vector<double>& values) {
+    if (!values.empty()) tensors["history." + name] = from_vector(values, {static_cast<int64_t>(values.size())});
+  };
+  add_history("step_losses", loss_history_);
+  for (const History& history : histories_) add_history(history.name, *history.values);
+
+  // Where the run stands: the next step is batch `batch` of epoch `epochs_done` + 1.
+  metadata["step"] = std::to_string(steps_done_);
+  if (with_epochs()) {
+    const int64_t batch = steps_done_ % options_.steps_per_epoch;
+    metadata["epochs_done"] = std::to_string(steps_done_ / options_.steps_per_epoch);
+    metadata["batch"] = std::to_string(batch);
+    metadata["epoch_loss_sum"] = exact_text(batch > 0 ? epoch_loss_sum_ : 0.0);
+    metadata["epochs"] = std::to_string(options_.epochs);
+  } else {
+    metadata["steps"] = std::to_string(options_.steps);
+  }
+  for (const Setting& setting : settings_) metadata[setting.key] = setting.text;
+
+  checkpoint_path_ = options_.run_directory + "/" + kCheckpointFileName;
+  io::save_safetensors(checkpoint_path_, tensors, metadata);
+  write_plots();
+}
+
+void TrainingRun::write_plots() const {
+  if (!loss_history_.empty()) {
+    util::write_line_plot_png(options_.run_directory + "/loss.png", options_.loss_plot_title, "step", "loss",
+                              {{"loss", loss_history_}});
+  }
+  for (const History& history : histories_) {
+    if (!history.plot) continue;
+    bool any_finite = false;
+    for (double value : *history.values) any_finite = any_finite || std::isfinite(value);
+    if (!any_finite) continue;
+    util::write_line_plot_png(options_.run_directory + "/" + history.plot->file, history.plot->title,
+                              history.plot->x_label, history.plot->y_label, {{history.plot->legend, *history.values}});
+  }
+}
+
+}  // namespace visrep::recipes
