@@ -106,8 +106,8 @@ std::vector<BitWeightName> bit_weight_names(const ResNetV2Config& config, bool i
       const std::array<int64_t, 3> norm_channels = {channels, mid, mid};
       for (size_t layer = 0; layer < 3; ++layer) {
         const char letter = letters[layer];
-        add(fmt::format("{}{}/{}/kernel", npz, letter, kConvName), fmt::format("{}conv{}.weight", timm, layer + 1), true,
-            kernels[layer]);
+        add(fmt::format("{}{}/{}/kernel", npz, letter, kConvName), fmt::format("{}conv{}.weight", timm, layer + 1),
+            true, kernels[layer]);
         add(fmt::format("{}{}/group_norm/gamma", npz, letter), fmt::format("{}norm{}.weight", timm, layer + 1), false,
             {norm_channels[layer]});
         add(fmt::format("{}{}/group_norm/beta", npz, letter), fmt::format("{}norm{}.bias", timm, layer + 1), false,
@@ -338,8 +338,8 @@ std::shared_ptr<ResNetV2> make_resnet_v2_from_timm_state(const io::TensorMap& st
   }
   for (const auto& [name, tensor] : state) {
     if (expected.count(name) == 0 && !name.starts_with("head.")) {
-      VISREP_FAIL("{}: the file has a tensor {} has no place for, '{}' (shape {})", source, resnet_v2_description(config),
-                  io::printable(name), shape_string(tensor.shape()));
+      VISREP_FAIL("{}: the file has a tensor {} has no place for, '{}' (shape {})", source,
+                  resnet_v2_description(config), io::printable(name), shape_string(tensor.shape()));
     }
   }
   auto model = std::make_shared<ResNetV2>(config);  // only now: every tensor is there

@@ -4,9 +4,8 @@
 // PNM: netpbm's pgm(5) and ppm(5)); only what the checks need is parsed.
 #include "engine/data/image_decode.h"
 
-#include <stb/stb_image.h>
-
 #include <fmt/format.h>
+#include <stb/stb_image.h>
 
 #include <algorithm>
 #include <climits>
@@ -73,9 +72,10 @@ Format detect_format(const FileBytes& file) {
 
 // "needs N bytes, the file holds M": a file cut short, which stb would decode with zeros.
 [[noreturn]] void truncated(std::string_view format, uint64_t needed, uint64_t held) {
-  VISREP_FAIL("the {} is truncated: its header implies {} bytes but the file holds {} (stb_image would fill the "
-              "missing pixels with zeros)",
-              format, needed, held);
+  VISREP_FAIL(
+      "the {} is truncated: its header implies {} bytes but the file holds {} (stb_image would fill the "
+      "missing pixels with zeros)",
+      format, needed, held);
 }
 
 void require_bytes(const FileBytes& file, std::string_view format, uint64_t needed) {
@@ -104,8 +104,9 @@ void check_jpeg_huffman_tables(const FileBytes& file, uint64_t position, int64_t
 // overflow is refused.
 void check_jpeg(const FileBytes& file) {
   const auto cut = [] {
-    VISREP_FAIL("the JPEG ends before its end-of-image marker (truncated: stb_image would decode the missing part "
-                "as grey)");
+    VISREP_FAIL(
+        "the JPEG ends before its end-of-image marker (truncated: stb_image would decode the missing part "
+        "as grey)");
   };
   uint64_t position = jpeg_start(file);
   while (true) {
@@ -117,7 +118,7 @@ void check_jpeg(const FileBytes& file) {
     while (file.has(position, 1) && file.u8(position) == 0xff) ++position;  // fill bytes
     if (!file.has(position, 1)) cut();
     const uint32_t marker = file.u8(position++);
-    if (marker == 0xd9) return;                                          // EOI
+    if (marker == 0xd9) return;                                                            // EOI
     if (marker == 0x00 || marker == 0x01 || (marker >= 0xd0 && marker <= 0xd8)) continue;  // no length
     if (!file.has(position, 2)) cut();
     const uint32_t length = file.be16(position);
@@ -176,9 +177,10 @@ void check_png(const FileBytes& file) {
   const uint64_t row_bytes = 1 + (width * depth * samples + 7) / 8;
   const uint64_t raw_bytes = row_bytes * height;
   if (raw_bytes > idat_bytes * kMaxDeflateRatio + 1024) {
-    VISREP_FAIL("the PNG declares {}x{} pixels ({} bytes of rows), more than its {} bytes of IDAT data can inflate "
-                "to (deflate expands at most {}:1)",
-                width, height, raw_bytes, idat_bytes, kMaxDeflateRatio);
+    VISREP_FAIL(
+        "the PNG declares {}x{} pixels ({} bytes of rows), more than its {} bytes of IDAT data can inflate "
+        "to (deflate expands at most {}:1)",
+        width, height, raw_bytes, idat_bytes, kMaxDeflateRatio);
   }
 }
 
@@ -266,7 +268,7 @@ void check_hdr(const FileBytes& file, std::string_view bytes) {
         const bool run = code > 128;
         const uint32_t count = run ? code - 128 : code;
         if (count > static_cast<uint32_t>(width - filled)) return;  // stb refuses the run
-        const uint64_t data_bytes = run ? 1 : count;  // the repeated value, or the copied ones
+        const uint64_t data_bytes = run ? 1 : count;                // the repeated value, or the copied ones
         if (!file.has(position, data_bytes)) cut();
         position += data_bytes;
         filled += count;
@@ -318,9 +320,10 @@ void check_tga(const FileBytes& file) {
   } else if (image_type >= 9 && image_type <= 11) {
     // Run-length packets: a header byte and at least one pixel byte for at most 128 pixels.
     if (pixels > 64 * file.size()) {
-      VISREP_FAIL("the run-length TGA declares {}x{} pixels, more than its {} bytes can encode (128 pixels per "
-                  "two-byte packet at most)",
-                  width, height, file.size());
+      VISREP_FAIL(
+          "the run-length TGA declares {}x{} pixels, more than its {} bytes can encode (128 pixels per "
+          "two-byte packet at most)",
+          width, height, file.size());
     }
   }
 }
@@ -396,7 +399,8 @@ DecodedImage decode_pnm(const FileBytes& file, std::string_view bytes, int chann
   uint64_t position = 2;
   const auto field = [&](const char* name) {
     while (true) {
-      while (position < file.size() && std::string_view(" \t\r\n\v\f").find(bytes[position]) != std::string_view::npos) {
+      while (position < file.size() &&
+             std::string_view(" \t\r\n\v\f").find(bytes[position]) != std::string_view::npos) {
         ++position;
       }
       if (position < file.size() && bytes[position] == '#') {
@@ -512,8 +516,8 @@ DecodedImage decode_image(std::string_view bytes, int channels, int64_t max_pixe
           stbi_load_16_from_memory(data, length, &decoded_width, &decoded_height, &file_channels, 0), stbi_image_free);
       if (decoded == nullptr) VISREP_FAIL("not a readable image ({})", stb_reason());
       if (decoded_width != width || decoded_height != height) {
-        VISREP_FAIL("the image decodes as {}x{} pixels but its header says {}x{}", decoded_width, decoded_height,
-                    width, height);
+        VISREP_FAIL("the image decodes as {}x{} pixels but its header says {}x{}", decoded_width, decoded_height, width,
+                    height);
       }
       image.pixels.resize(static_cast<size_t>(pixels) * file_channels);
       for (size_t i = 0; i < image.pixels.size(); ++i) {
@@ -526,8 +530,8 @@ DecodedImage decode_image(std::string_view bytes, int channels, int64_t max_pixe
           stbi_image_free);
       if (decoded == nullptr) VISREP_FAIL("not a readable image ({})", stb_reason());
       if (decoded_width != width || decoded_height != height) {
-        VISREP_FAIL("the image decodes as {}x{} pixels but its header says {}x{}", decoded_width, decoded_height,
-                    width, height);
+        VISREP_FAIL("the image decodes as {}x{} pixels but its header says {}x{}", decoded_width, decoded_height, width,
+                    height);
       }
       image.pixels.assign(decoded.get(), decoded.get() + static_cast<size_t>(pixels) * channels);
       image.channels = channels;

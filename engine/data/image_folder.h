@@ -1,9 +1,9 @@
 // Users' own images: root/<class name>/<image files> (JPEG, PNG, BMP, GIF, TGA, PSD, HDR,
 // PIC, PNM: what stb_image decodes, checked first as image_decode.h says), classes sorted
-// by folder name (label i is the i-th name), files sorted by name within a class. Every image is decoded at load, on several
-// threads, into one in-memory ImageDataset, so all images must end up one size: pass `size`
-// to resize each image's central square (its shorter side) to size x size, or give images
-// that already share a size.
+// by folder name (label i is the i-th name), files sorted by name within a class. Every
+// image is decoded at load, on several threads, into one in-memory ImageDataset, so all
+// images must end up one size: pass `size` to resize each image's central square (its
+// shorter side) to size x size, or give images that already share a size.
 #pragma once
 
 #include <cstdint>

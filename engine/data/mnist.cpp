@@ -96,7 +96,7 @@ StoredSize stored_size(const std::string& path) {
   in.read(reinterpret_cast<char*>(magic), 2);
   stored.gzip = in.gcount() == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
   if (stored.gzip) {
-    // 10-byte header + data + CRC-32 + ISIZE; a shorter file is cut, which gzread reports.
+    // 10-byte header + data + CRC-32 + ISIZE; a shorter file is cut (check_announced_size).
     if (stored.file_bytes < 18) return stored;
     unsigned char trailer[4] = {0, 0, 0, 0};
     in.seekg(static_cast<std::streamoff>(stored.file_bytes - 4));
@@ -120,7 +120,11 @@ void check_announced_size(const std::string& path, const StoredSize& stored, uin
                  "more)", path, what, stored.file_bytes - total);
     return;
   }
-  if (stored.file_bytes < 18) return;  // a cut gzip header: gzread says so
+  // zlib hands out what a cut stream decompresses to, so a header may have been read from
+  // a file too short for the gzip trailer: such a file is cut, whatever it announces.
+  VISREP_CHECK(stored.file_bytes >= 18,
+               "'{}' is truncated or corrupt: {} bytes cannot hold a gzip header and trailer (18 bytes)", path,
+               stored.file_bytes);
   constexpr uint64_t kMaxDeflateRatio = 1032;
   VISREP_CHECK(total <= stored.file_bytes * kMaxDeflateRatio + 1024,
                "'{}' is corrupt: its header announces {} {}, more than a {}-byte gzip file can hold (deflate expands "

@@ -56,7 +56,9 @@ class HeaderParser {
       skip_whitespace();
       expect(':');
       PythonLiteral value = parse_value(0);
-      if (!entries.emplace(key, std::move(value)).second) fail(fmt::format("the key '{}' appears twice", printable(key)));
+      if (!entries.emplace(key, std::move(value)).second) {
+        fail(fmt::format("the key '{}' appears twice", printable(key)));
+      }
       skip_whitespace();
       if (!consume(',')) {
         skip_whitespace();
@@ -72,7 +74,8 @@ class HeaderParser {
 
  private:
   [[noreturn]] void fail(std::string_view message) const {
-    file_.fail(fmt::format("malformed header: {} at character {} of \"{}\"", message, position_, printable(text_, 200)));
+    file_.fail(
+        fmt::format("malformed header: {} at character {} of \"{}\"", message, position_, printable(text_, 200)));
   }
 
   char peek() const { return position_ < text_.size() ? text_[position_] : '\0'; }

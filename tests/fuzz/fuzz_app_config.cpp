@@ -5,7 +5,6 @@
 // apps report through CLI11_PARSE with a non-zero exit) count as clean whatever their
 // message: they are CLI11's words about the user's own file.
 #include <CLI/CLI.hpp>
-
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -14,8 +13,7 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static visrep::fuzz::Outcomes outcomes("app_config");
-  static const visrep::fuzz::ScratchFolder scratch;
-  const std::string path = scratch.write("flags.toml", data, size);
+  const std::string path = visrep::fuzz::input_file("flags.toml", data, size);
   visrep::fuzz::run(outcomes, [&] {
     CLI::App app{"fuzzed configuration"};
     app.set_config("--config", "", "A TOML/INI file of these flags");

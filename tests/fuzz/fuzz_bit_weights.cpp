@@ -9,9 +9,8 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace visrep;
   static fuzz::Outcomes outcomes("bit_weights");
-  static const fuzz::ScratchFolder scratch;
   const bool is_zip = size >= 2 && data[0] == 'P' && data[1] == 'K';
-  const std::string path = scratch.write(is_zip ? "weights.npz" : "weights.safetensors", data, size);
+  const std::string path = visrep::fuzz::input_file(is_zip ? "weights.npz" : "weights.safetensors", data, size);
   fuzz::run(outcomes, [&] {
     // One GroupNorm group divides every width: the groups leave no trace in the weights.
     if (is_zip) {

@@ -6,8 +6,7 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using visrep::data::CifarFormat;
   static visrep::fuzz::Outcomes outcomes("cifar");
-  static const visrep::fuzz::ScratchFolder scratch;
-  const std::string path = scratch.write("data_batch_1.bin", data, size);
+  const std::string path = visrep::fuzz::input_file("data_batch_1.bin", data, size);
   visrep::fuzz::run(outcomes, [&] {
     if (size % 3073 == 0) {
       visrep::data::read_cifar_batch(path, CifarFormat::Cifar10);

@@ -7,10 +7,9 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static visrep::fuzz::Outcomes outcomes("idx");
-  static const visrep::fuzz::ScratchFolder scratch;
   const bool gzip = size >= 2 && data[0] == 0x1f && data[1] == 0x8b;
   const bool images = size >= 4 && data[0] == 0 && data[1] == 0 && data[2] == 8 && data[3] == 3;
-  const std::string path = scratch.write("input-idx-ubyte", data, size);
+  const std::string path = visrep::fuzz::input_file("input-idx-ubyte", data, size);
   visrep::fuzz::run(outcomes, [&] {
     if (gzip) {
       try {

@@ -6,9 +6,8 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using visrep::data::ImageFolderOptions;
   static visrep::fuzz::Outcomes outcomes("image");
-  static const visrep::fuzz::ScratchFolder scratch;
-  scratch.write("root/class/image", data, size);
-  const std::string root = (scratch.path() / "root").string();
+  visrep::fuzz::input_file("root/class/image", data, size);
+  const std::string root = (visrep::fuzz::scratch().path() / "root").string();
   visrep::fuzz::run(outcomes, [&] {
     visrep::data::load_image_folder(root, ImageFolderOptions{.threads = 1});
     visrep::data::load_image_folder(root, ImageFolderOptions{.size = 6, .channels = 1, .threads = 1});

@@ -4,8 +4,7 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static visrep::fuzz::Outcomes outcomes("npz");
-  static const visrep::fuzz::ScratchFolder scratch;
-  const std::string path = scratch.write("input.npz", data, size);
+  const std::string path = visrep::fuzz::input_file("input.npz", data, size);
   visrep::fuzz::run(outcomes, [&] { visrep::io::load_npz(path); });
   return 0;
 }

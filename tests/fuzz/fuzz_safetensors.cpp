@@ -5,8 +5,7 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static visrep::fuzz::Outcomes outcomes("safetensors");
-  static const visrep::fuzz::ScratchFolder scratch;
-  const std::string path = scratch.write("input.safetensors", data, size);
+  const std::string path = visrep::fuzz::input_file("input.safetensors", data, size);
   visrep::fuzz::run(outcomes, [&] { visrep::io::load_safetensors(path); });
   return 0;
 }

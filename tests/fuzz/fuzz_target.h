@@ -12,6 +12,7 @@
 #pragma once
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -21,8 +22,6 @@
 #include <filesystem>
 #include <string>
 #include <string_view>
-
-#include <fmt/format.h>
 
 #include "engine/error.h"
 
@@ -83,8 +82,8 @@ void run(Outcomes& outcomes, Read read) {
   }
 }
 
-// A scratch folder of this process (libFuzzer runs one input at a time per process), removed
-// at exit: the readers take paths, so each input is written to a file in it.
+// The scratch folder of this process (libFuzzer runs one input at a time per process),
+// removed at exit: the readers take paths, so each input is written to a file in it.
 class ScratchFolder {
  public:
   ScratchFolder() {
@@ -116,5 +115,15 @@ class ScratchFolder {
  private:
   std::filesystem::path path_;
 };
+
+inline const ScratchFolder& scratch() {
+  static const ScratchFolder folder;
+  return folder;
+}
+
+// The input written as `name` in the scratch folder; its path.
+inline std::string input_file(const std::string& name, const uint8_t* data, size_t size) {
+  return scratch().write(name, data, size);
+}
 
 }  // namespace visrep::fuzz

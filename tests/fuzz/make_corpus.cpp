@@ -82,17 +82,21 @@ void tensors() {
   // What other writers produce: big-endian, Fortran order, float16, bool, versions 2.0 and
   // 3.0 (4-byte header length).
   write("npy", "big_endian_int32.npy",
-        npy_bytes_by_hand(1, "{'descr': '>i4', 'fortran_order': False, 'shape': (2,), }", big_endian32(1) + big_endian32(2)));
+        npy_bytes_by_hand(1, "{'descr': '>i4', 'fortran_order': False, 'shape': (2,), }",
+                          big_endian32(1) + big_endian32(2)));
   write("npy", "fortran_float32.npy",
         npy_bytes_by_hand(1, "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }", byte_pattern(16)));
-  write("npy", "float16.npy", npy_bytes_by_hand(1, "{'descr': '<f2', 'fortran_order': False, 'shape': (3,), }",
-                                                std::string("\x00\x3c\x00\xc0\x00\x7c", 6)));
-  write("npy", "bool.npy", npy_bytes_by_hand(1, "{'descr': '|b1', 'fortran_order': False, 'shape': (3,), }",
-                                             std::string("\x01\x00\x02", 3)));
-  write("npy", "version2.npy", npy_bytes_by_hand(2, "{'descr': '<i8', 'fortran_order': False, 'shape': (1,), }",
-                                                 std::string(8, '\x05')));
-  write("npy", "version3.npy", npy_bytes_by_hand(3, "{\"descr\": \"<f8\", \"fortran_order\": False, \"shape\": (), }",
-                                                 std::string(8, '\x3f')));
+  write("npy", "float16.npy",
+        npy_bytes_by_hand(1, "{'descr': '<f2', 'fortran_order': False, 'shape': (3,), }",
+                          std::string("\x00\x3c\x00\xc0\x00\x7c", 6)));
+  write("npy", "bool.npy",
+        npy_bytes_by_hand(1, "{'descr': '|b1', 'fortran_order': False, 'shape': (3,), }",
+                          std::string("\x01\x00\x02", 3)));
+  write("npy", "version2.npy",
+        npy_bytes_by_hand(2, "{'descr': '<i8', 'fortran_order': False, 'shape': (1,), }", std::string(8, '\x05')));
+  write(
+      "npy", "version3.npy",
+      npy_bytes_by_hand(3, "{\"descr\": \"<f8\", \"fortran_order\": False, \"shape\": (), }", std::string(8, '\x3f')));
 
   write("npz", "stored.npz", via_file([&](const std::string& path) {
           io::save_npz(path, {{"a", matrix}, {"nested/b", arange(3)}});
@@ -100,7 +104,9 @@ void tensors() {
   write("npz", "empty.npz", via_file([&](const std::string& path) { io::save_npz(path, {}); }));
   const std::string member = io::npy_bytes(arange(64).to(kFloat32), "corpus");
   write("npz", "deflated.npz",
-        zip_bytes({{.name = "w.npy", .data = deflate_raw(member), .method = 8,
+        zip_bytes({{.name = "w.npy",
+                    .data = deflate_raw(member),
+                    .method = 8,
                     .unpacked_size = static_cast<int64_t>(member.size()),
                     .crc = static_cast<int64_t>(crc32_of(member))}}));
 }
@@ -108,7 +114,8 @@ void tensors() {
 // ---- datasets ---------------------------------------------------------------------------------
 
 void datasets() {
-  const std::string images = big_endian32(0x803) + big_endian32(2) + big_endian32(3) + big_endian32(4) + byte_pattern(24);
+  const std::string images =
+      big_endian32(0x803) + big_endian32(2) + big_endian32(3) + big_endian32(4) + byte_pattern(24);
   const std::string labels = big_endian32(0x801) + big_endian32(3) + std::string("\x01\x07\x03", 3);
   write("idx", "images-idx3-ubyte", images);
   write("idx", "images-idx3-ubyte.gz", gzip_bytes(images));
@@ -150,18 +157,15 @@ void images() {
   write("image", "colour.jpg", stb_written([&](stbi_write_func* f, void* c) {
           return stbi_write_jpg_to_func(f, c, 16, 8, 3, colour.data(), 50);
         }));
-  write("image", "rgb.bmp", stb_written([&](stbi_write_func* f, void* c) {
-          return stbi_write_bmp_to_func(f, c, 4, 3, 3, rgb.data());
-        }));
+  write("image", "rgb.bmp",
+        stb_written([&](stbi_write_func* f, void* c) { return stbi_write_bmp_to_func(f, c, 4, 3, 3, rgb.data()); }));
   write("image", "palette.bmp", bmp_palette_bytes(5, 3));
   stbi_write_tga_with_rle = 1;
-  write("image", "run_length.tga", stb_written([&](stbi_write_func* f, void* c) {
-          return stbi_write_tga_to_func(f, c, 4, 3, 3, rgb.data());
-        }));
+  write("image", "run_length.tga",
+        stb_written([&](stbi_write_func* f, void* c) { return stbi_write_tga_to_func(f, c, 4, 3, 3, rgb.data()); }));
   stbi_write_tga_with_rle = 0;
-  write("image", "raw.tga", stb_written([&](stbi_write_func* f, void* c) {
-          return stbi_write_tga_to_func(f, c, 4, 3, 4, rgba.data());
-        }));
+  write("image", "raw.tga",
+        stb_written([&](stbi_write_func* f, void* c) { return stbi_write_tga_to_func(f, c, 4, 3, 4, rgba.data()); }));
   std::vector<float> radiance(8 * 2 * 3);
   for (size_t i = 0; i < radiance.size(); ++i) radiance[i] = 0.05f * static_cast<float>(i);
   write("image", "run_length.hdr", stb_written([&](stbi_write_func* f, void* c) {

@@ -127,7 +127,8 @@ std::string gif_bytes(uint32_t width, uint32_t height) {
   bytes += "\x91";  // a global colour table of 4 entries
   bytes += std::string("\0\0", 2);
   bytes += std::string("\x00\x00\x00\xff\x00\x00\x00\xff\x00\xff\xff\xff", 12);
-  bytes += std::string("\x2c") + little_endian16(0) + little_endian16(0) + little_endian16(width) + little_endian16(height);
+  bytes +=
+      std::string("\x2c") + little_endian16(0) + little_endian16(0) + little_endian16(width) + little_endian16(height);
   bytes += '\0';    // no local colour table
   bytes += '\x02';  // LZW minimum code size 2: codes 0-3 are pixels, 4 clears, 5 ends
   // A clear code before every two pixels keeps every code 3 bits wide.
@@ -152,7 +153,8 @@ std::string gif_bytes(uint32_t width, uint32_t height) {
 std::string bmp_palette_bytes(uint32_t width, uint32_t height) {
   const uint32_t row = (width + 3) / 4 * 4;
   const uint32_t offset = 14 + 40 + 4 * 4;
-  std::string bytes = std::string("BM") + little_endian32(offset + row * height) + little_endian32(0) + little_endian32(offset);
+  std::string bytes =
+      std::string("BM") + little_endian32(offset + row * height) + little_endian32(0) + little_endian32(offset);
   bytes += little_endian32(40) + little_endian32(width) + little_endian32(height) + little_endian16(1) +
            little_endian16(8) + little_endian32(0) + little_endian32(row * height) + little_endian32(2835) +
            little_endian32(2835) + little_endian32(4) + little_endian32(0);
@@ -168,9 +170,10 @@ std::string bmp_palette_bytes(uint32_t width, uint32_t height) {
 std::string psd_bytes(uint32_t width, uint32_t height, int depth, bool run_length) {
   // Header: signature, version 1, 6 reserved bytes, channels, height, width, depth, mode 3 (RGB);
   // then empty colour mode data, image resources and layer sections; then the compression.
-  std::string bytes = std::string("8BPS") + big_endian16(1) + std::string(6, '\0') + big_endian16(3) + big_endian32(height) +
-                      big_endian32(width) + big_endian16(static_cast<uint32_t>(depth)) + big_endian16(3) +
-                      big_endian32(0) + big_endian32(0) + big_endian32(0) + big_endian16(run_length ? 1 : 0);
+  std::string bytes = std::string("8BPS") + big_endian16(1) + std::string(6, '\0') + big_endian16(3) +
+                      big_endian32(height) + big_endian32(width) + big_endian16(static_cast<uint32_t>(depth)) +
+                      big_endian16(3) + big_endian32(0) + big_endian32(0) + big_endian32(0) +
+                      big_endian16(run_length ? 1 : 0);
   const size_t row_bytes = width * static_cast<size_t>(depth / 8);
   if (!run_length) return bytes + byte_pattern(3 * height * row_bytes);
   // Every row's byte count, then the rows, each one literal PackBits packet (count n - 1, n bytes).

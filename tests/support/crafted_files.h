@@ -37,12 +37,12 @@ std::string npy_bytes_by_hand(int major, const std::string& header, const std::s
 // central entry may point at another member's local header (overlapping members).
 struct ZipMember {
   std::string name;
-  std::string data;             // as stored in the archive (already compressed if method != 0)
-  uint16_t method = 0;          // 0 stored, 8 deflate, 12 bzip2, ...
-  int64_t unpacked_size = -1;   // -1: data.size() (right for stored members)
-  int64_t packed_size = -1;     // -1: data.size()
-  int64_t crc = -1;             // -1: crc32_of(data) (right for stored members)
-  int same_data_as = -1;        // >= 0: the central entry points at that member's local header
+  std::string data;            // as stored in the archive (already compressed if method != 0)
+  uint16_t method = 0;         // 0 stored, 8 deflate, 12 bzip2, ...
+  int64_t unpacked_size = -1;  // -1: data.size() (right for stored members)
+  int64_t packed_size = -1;    // -1: data.size()
+  int64_t crc = -1;            // -1: crc32_of(data) (right for stored members)
+  int same_data_as = -1;       // >= 0: the central entry points at that member's local header
 };
 std::string zip_bytes(const std::vector<ZipMember>& members);
 // `bytes` deflated raw (RFC 1951), as a zip member's data with method 8.
