@@ -23,6 +23,7 @@
 //
 // Without a usable CUDA device it says so and exits 0 (tools/gpu-check.sh runs every
 // benchmark unconditionally).
+// Where to look for the rest of the family: kernels/cpu/contrastive.h.
 #include <algorithm>
 #include <chrono>
 #include <cmath>

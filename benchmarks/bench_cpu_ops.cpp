@@ -30,7 +30,7 @@
 #include "benchmarks/common/harness.h"
 #include "engine/ops.h"
 #include "kernels/cpu/conv2d.h"
-#include "kernels/cpu/gemm.h"
+#include "kernels/cpu/linear_algebra.h"
 
 namespace {
 
@@ -122,11 +122,20 @@ ConvResult bench_conv_layer(const ConvLayer& layer, const Settings& settings) {
   const Tensor dx = empty(x.shape());
   const Tensor dw = empty(w.shape());
 
-  const auto conv_forward = [&] { kernels::cpu::conv2d_forward<float>(g, floats(x), floats(w), nullptr, floats(y)); };
+  const auto conv_forward = [&] { kernels::cpu::conv2d_forward<float>({.geometry = g,
+                                                                       .input = floats(x),
+                                                                       .weight = floats(w),
+                                                                       .bias = nullptr,
+                                                                       .output = floats(y)}); };
   const auto conv_training = [&] {
     conv_forward();
-    kernels::cpu::conv2d_backward<float>(g, floats(dy), floats(x), floats(w),
-                                         layer.needs_input_grad ? floats(dx) : nullptr, floats(dw), nullptr);
+    kernels::cpu::conv2d_backward<float>({.geometry = g,
+                                          .grad_output = floats(dy),
+                                          .input = floats(x),
+                                          .weight = floats(w),
+                                          .grad_input = layer.needs_input_grad ? floats(dx) : nullptr,
+                                          .grad_weight = floats(dw),
+                                          .grad_bias = nullptr});
   };
 
   // The baseline's operands: the whole batch's columns and output as single matrices.
@@ -135,7 +144,7 @@ ConvResult bench_conv_layer(const ConvLayer& layer, const Settings& settings) {
   const Tensor wide_y = empty({g.out_channels, columns});
   const Tensor grad_unrolled = empty({rows, columns});
   using kernels::cpu::gemm;
-  using kernels::cpu::GemmShape;
+  using kernels::GemmShape;
   const auto sgemm_forward = [&] {
     gemm<float>(GemmShape{g.out_channels, columns, rows, false, false}, 1.f, floats(w), rows, floats(unrolled), columns,
                 0.f, floats(wide_y), columns);
@@ -266,9 +275,19 @@ void run_matmul_section(const Settings& settings, bench::JsonLinesWriter& json, 
     const auto engine = [&] { Tensor product = matmul(a, b); };
     const int64_t ldb = c.b_transposed ? c.k : c.n;
     const auto direct = [&] {
-      kernels::cpu::gemm_batched<float>(kernels::cpu::GemmShape{c.m, c.n, c.k, false, c.b_transposed}, c.batch, 1.f,
-                                        floats(a), c.k, c.m * c.k, floats(b_storage), ldb, c.k * c.n, 0.f, floats(out),
-                                        c.n, c.m * c.n);
+      kernels::cpu::gemm_batched<float>({.shape = kernels::GemmShape{c.m, c.n, c.k, false, c.b_transposed},
+                                         .batch = c.batch,
+                                         .alpha = 1.f,
+                                         .a = floats(a),
+                                         .lda = c.k,
+                                         .batch_stride_a = c.m * c.k,
+                                         .b = floats(b_storage),
+                                         .ldb = ldb,
+                                         .batch_stride_b = c.k * c.n,
+                                         .beta = 0.f,
+                                         .c = floats(out),
+                                         .ldc = c.n,
+                                         .batch_stride_c = c.m * c.n});
     };
     const std::vector<bench::Timing> t = bench::measure_interleaved({engine, direct}, settings.common);
     const double flops = 2.0 * c.batch * c.m * c.n * c.k;

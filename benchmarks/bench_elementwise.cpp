@@ -5,8 +5,8 @@
 // numbers include what a training step pays: output allocation from the caching allocator
 // and the op's checks, which are microseconds against the ~0.1-0.3 ms each case moves.
 // GB/s counts the bytes each kernel must read plus write (for relu's backward, the two
-// kernels it is made of: the mask gt(x, 0) and where(mask, g, 0)). The goal: at least
-// 85% of the copy's GB/s for the elementwise ops.
+// kernels it is made of: the mask gt(x, 0) and where(mask, g, 0)). The goal: at least 85% of
+// the copy's GB/s for the elementwise ops.
 //
 // Timing: CUDA events around `iterations` back-to-back launches (the host queues ahead, so
 // the GPU never waits for it), after warm-up, median of --repeats samples, contenders
@@ -16,6 +16,8 @@
 //
 // Without a usable CUDA device it says so and exits 0, so the GPU check script can run
 // every benchmark unconditionally.
+// Where to look for the rest of each family: kernels/cpu/elementwise.h, kernels/cpu/reduction.h
+// and kernels/cpu/copy.h.
 #include <cuda_runtime_api.h>
 
 #include <cstdint>

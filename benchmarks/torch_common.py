@@ -88,6 +88,35 @@ def write_json_lines(path, records):
     os.replace(temporary, path)
 
 
+def add_bandwidth_rows(rows, cases, milliseconds):
+    """The rows (name, shape, bytes, ms, copy GB/s) of (name, shape, bytes, run) cases timed
+    `milliseconds`; cases[0] is the device copy the others are compared with."""
+    copy_gbps = cases[0][2] / (milliseconds[0] * 1e6)
+    rows.extend((c[0], c[1], c[2], ms, copy_gbps) for c, ms in zip(cases, milliseconds))
+
+
+def report_bandwidth(rows, device_name, json_path, title):
+    """The twin of bench::report_bandwidth (benchmarks/common/harness.h): a table (case, shape,
+    us, GB/s, copy GB/s, % of copy) under `title`, and one JSON line per row; a row of None
+    is a rule."""
+    headers = ("case", "shape", "us", "GB/s", "copy GB/s", "% of copy")
+    table = []
+    records = []
+    for row in rows:
+        if row is None:
+            table.append(None)
+            continue
+        name, shape, bytes_moved, ms, copy_gbps = row
+        gbps = bytes_moved / (ms * 1e6)
+        table.append((name, shape, f"{ms * 1e3:.1f}", f"{gbps:.0f}", f"{copy_gbps:.0f}", f"{100 * gbps / copy_gbps:.1f}"))
+        records.append({"name": name, "shape": shape, "ms": ms, "peak_bytes": None, "device": device_name,
+                        "gb_per_s": gbps, "bytes": bytes_moved, "copy_gb_per_s": copy_gbps,
+                        "fraction_of_copy": gbps / copy_gbps})
+    print(title)
+    print_table(headers, table)
+    write_json_lines(json_path, records)
+
+
 def read_json_lines(path):
     """The records of a JSON-lines file (a C++ benchmark's --json output)."""
     with open(path) as lines:

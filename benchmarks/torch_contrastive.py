@@ -13,6 +13,8 @@ inputs (torch.cuda.max_memory_allocated), TFLOP/s counting 6 (2N)^2 D flops per 
 bench_contrastive does; "OOM" where the step does not fit.
 
 Without PyTorch or a GPU it says so and exits 0.
+
+Where to look for the rest of the family: kernels/cpu/contrastive.h.
 """
 import argparse
 import sys

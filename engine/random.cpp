@@ -1,3 +1,5 @@
+// Random draws: the generator state and the kernel calls (kernels/cpu/random.h lists the
+// family's files).
 #include "engine/random.h"
 
 #include <cmath>
@@ -5,10 +7,8 @@
 #include "engine/autograd.h"
 #include "engine/dispatch.h"
 #include "kernels/cpu/random.h"
-#include "kernels/philox.h"
-#if VISREP_WITH_CUDA
 #include "kernels/cuda/random.h"
-#endif
+#include "kernels/philox.h"
 
 namespace visrep {
 namespace {
@@ -89,13 +89,13 @@ Tensor uniform(const Shape& shape, double low, double high, TensorOptions option
   const uint64_t stream = generator.take_stream();
   visit_floating(drawn.dtype(), "uniform", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    T* out = static_cast<T*>(drawn.raw_data());
-    if (drawn.device().is_cuda()) {
-      VISREP_ON_CUDA("uniform", kernels::cuda::random_uniform<T>(generator.seed(), stream, drawn.numel(), low, high,
-                                                                 out, cuda_stream(drawn)));
-    } else {
-      kernels::cpu::random_uniform<T>(generator.seed(), stream, drawn.numel(), low, high, out);
-    }
+    VISREP_RUN_KERNEL("uniform", drawn.device(), random_uniform,
+                      kernels::RandomUniform<T>{.seed = generator.seed(),
+                                                .stream = stream,
+                                                .count = drawn.numel(),
+                                                .low = low,
+                                                .high = high,
+                                                .out = data_or_null<T>(drawn)});
   });
   return finish(drawn, options);
 }
@@ -111,13 +111,13 @@ Tensor normal(const Shape& shape, double mean, double std, TensorOptions options
   const uint64_t stream = generator.take_stream();
   visit_floating(drawn.dtype(), "normal", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    T* out = static_cast<T*>(drawn.raw_data());
-    if (drawn.device().is_cuda()) {
-      VISREP_ON_CUDA("normal", kernels::cuda::random_normal<T>(generator.seed(), stream, drawn.numel(), mean, std,
-                                                               out, cuda_stream(drawn)));
-    } else {
-      kernels::cpu::random_normal<T>(generator.seed(), stream, drawn.numel(), mean, std, out);
-    }
+    VISREP_RUN_KERNEL("normal", drawn.device(), random_normal,
+                      kernels::RandomNormal<T>{.seed = generator.seed(),
+                                               .stream = stream,
+                                               .count = drawn.numel(),
+                                               .mean = mean,
+                                               .std = std,
+                                               .out = data_or_null<T>(drawn)});
   });
   return finish(drawn, options);
 }
@@ -132,13 +132,13 @@ Tensor randint(int64_t low, int64_t high, const Shape& shape, TensorOptions opti
                low, high);
   Tensor drawn = empty(shape, TensorOptions(kInt64, options.device));
   const uint64_t stream = generator.take_stream();
-  int64_t* out = static_cast<int64_t*>(drawn.raw_data());
-  if (drawn.device().is_cuda()) {
-    VISREP_ON_CUDA("randint", kernels::cuda::random_integers(generator.seed(), stream, drawn.numel(), low, high, out,
-                                                             cuda_stream(drawn)));
-  } else {
-    kernels::cpu::random_integers(generator.seed(), stream, drawn.numel(), low, high, out);
-  }
+  VISREP_RUN_KERNEL("randint", drawn.device(), random_integers,
+                    kernels::RandomIntegers{.seed = generator.seed(),
+                                            .stream = stream,
+                                            .count = drawn.numel(),
+                                            .low = low,
+                                            .high = high,
+                                            .out = data_or_null<int64_t>(drawn)});
   return finish(drawn, options.with_requires_grad(false));
 }
 
@@ -148,13 +148,9 @@ Tensor permutation(int64_t n, Device device, Generator& generator) {
   VISREP_CHECK(n >= 0 && n < (int64_t{1} << 32), "permutation: n = {} must be in [0, 2^32)", n);
   Tensor result = empty({n}, TensorOptions(kInt64, device));
   const uint64_t stream = generator.take_stream();
-  int64_t* out = static_cast<int64_t*>(result.raw_data());
-  if (device.is_cuda()) {
-    VISREP_ON_CUDA("permutation",
-                   kernels::cuda::random_permutation(generator.seed(), stream, n, out, cuda_stream(result)));
-  } else {
-    kernels::cpu::random_permutation(generator.seed(), stream, n, out);
-  }
+  VISREP_RUN_KERNEL("permutation", result.device(), random_permutation,
+                    kernels::RandomPermutation{
+                        .seed = generator.seed(), .stream = stream, .count = n, .out = data_or_null<int64_t>(result)});
   return result;
 }
 

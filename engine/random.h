@@ -4,6 +4,7 @@
 // element i of that draw is philox(seed, stream, i). So a run is reproducible from its
 // seed, a resumed run continues from the saved (seed, stream) pair, and the CUDA backend
 // draws identical numbers without sharing any state with the CPU.
+// Where to look for the rest of the family: kernels/cpu/random.h.
 #pragma once
 
 #include <cstdint>

@@ -2,6 +2,7 @@
 // (numel, contiguous strides, broadcasting, dimension wrapping) and for error messages.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -12,6 +13,8 @@
 namespace visrep {
 
 using Shape = std::vector<int64_t>;
+// (height, width) of a 2-D window, stride, padding or dilation.
+using Pair = std::array<int64_t, 2>;
 
 int64_t shape_numel(const Shape& shape);
 Shape contiguous_strides(const Shape& shape);

@@ -13,9 +13,7 @@
 #include "engine/ops/elementwise.h"
 #include "engine/ops/reduction.h"
 #include "kernels/cpu/copy.h"
-#if VISREP_WITH_CUDA
-#include "kernels/cuda/elementwise.h"
-#endif
+#include "kernels/cuda/copy.h"
 
 namespace visrep {
 namespace {
@@ -355,7 +353,7 @@ void Tensor::set_grad(const Tensor& grad) const {
   impl_->grad = grad.impl();
 }
 
-void Tensor::backward(const Tensor& seed) const { run_backward(*this, seed); }
+void Tensor::backward(const Tensor& seed) const { ::visrep::backward({*this}, {seed}); }
 
 // ---- in-place writes ---------------------------------------------------------------------------
 
@@ -386,14 +384,11 @@ Tensor& Tensor::copy_(const Tensor& source) {
     using Source = typename decltype(source_tag)::type;
     visit_dtype(dtype(), [&](auto destination_tag) {
       using Destination = typename decltype(destination_tag)::type;
-      const Source* source = static_cast<const Source*>(from.raw_data());
-      Destination* destination = static_cast<Destination*>(raw_data());
-      if (device().is_cuda()) {
-        VISREP_ON_CUDA("copy_", kernels::cuda::copy(source, source_layout, destination, destination_layout,
-                                                    cuda_stream(*this)));
-      } else {
-        kernels::cpu::copy(source, source_layout, destination, destination_layout);
-      }
+      VISREP_RUN_KERNEL("copy_", device(), copy,
+                        kernels::Copy<Source, Destination>{.src = data_or_null<const Source>(from),
+                                                           .src_layout = source_layout,
+                                                           .dst = data_or_null<Destination>(*this),
+                                                           .dst_layout = destination_layout});
     });
   });
   storage()->bump_version();
@@ -408,12 +403,9 @@ Tensor& Tensor::fill_(double value) {
     T converted;
     if constexpr (std::is_same_v<T, bfloat16>) converted = bfloat16(static_cast<float>(value));
     else converted = static_cast<T>(value);
-    T* destination = static_cast<T*>(raw_data());
-    if (device().is_cuda()) {
-      VISREP_ON_CUDA("fill_", kernels::cuda::fill(destination, destination_layout, converted, cuda_stream(*this)));
-    } else {
-      kernels::cpu::fill(destination, destination_layout, converted);
-    }
+    VISREP_RUN_KERNEL(
+        "fill_", device(), fill,
+        kernels::Fill<T>{.dst = data_or_null<T>(*this), .dst_layout = destination_layout, .value = converted});
   });
   storage()->bump_version();
   return *this;
@@ -561,9 +553,5 @@ template Tensor from_vector<int32_t>(const std::vector<int32_t>&, const Shape&, 
 template Tensor from_vector<int64_t>(const std::vector<int64_t>&, const Shape&, std::optional<TensorOptions>);
 template Tensor from_vector<uint8_t>(const std::vector<uint8_t>&, const Shape&, std::optional<TensorOptions>);
 template Tensor from_vector<bfloat16>(const std::vector<bfloat16>&, const Shape&, std::optional<TensorOptions>);
-
-Tensor make_view(const Tensor& base, const Shape& shape, const Shape& strides, int64_t offset) {
-  return new_like_geometry(base, shape, strides, offset);
-}
 
 }  // namespace visrep

@@ -41,7 +41,6 @@ struct TensorOptions {
   TensorOptions(Device device_) : device(device_) {}  // NOLINT: implicit
 
   TensorOptions with_dtype(DType value) const { auto copy = *this; copy.dtype = value; return copy; }
-  TensorOptions with_device(Device value) const { auto copy = *this; copy.device = value; return copy; }
   TensorOptions with_requires_grad(bool value) const { auto copy = *this; copy.requires_grad = value; return copy; }
 };
 
@@ -56,6 +55,7 @@ struct TensorImpl {
   bool requires_grad = false;
   std::shared_ptr<TensorImpl> grad;
   std::shared_ptr<Node> grad_fn;
+  size_t grad_fn_output = 0;  // which output of grad_fn this tensor is (0 for one-output ops)
 };
 
 class Tensor {
@@ -121,17 +121,18 @@ class Tensor {
   Tensor& set_requires_grad(bool value = true);
   bool is_leaf() const { return checked().grad_fn == nullptr; }
   const std::shared_ptr<Node>& grad_fn() const { return checked().grad_fn; }
+  size_t grad_fn_output() const { return checked().grad_fn_output; }
   // The accumulated gradient of a leaf; undefined until a backward pass reaches it.
   Tensor grad() const;
   void set_grad(const Tensor& grad) const;
   // Reverse-mode pass from this tensor. Without a seed the tensor must hold one element
-  // and the seed is 1. Gradients add into the .grad of every leaf that requires one.
+  // and the seed is 1. Gradients add into the .grad of every leaf that requires one
+  // (several roots at once, or gradients without .grad: engine/autograd.h).
   void backward(const Tensor& seed = Tensor()) const;
 
   // ---- in-place writes (no autograd; they bump the storage version) --------------------------
   Tensor& copy_(const Tensor& source);  // broadcasts source, converts dtype, crosses devices
   Tensor& fill_(double value);
-  Tensor& zero_() { return fill_(0.0); }
   Tensor& add_(const Tensor& other, double alpha = 1.0);  // this += alpha * other
   Tensor& mul_(double factor);
 
@@ -166,9 +167,5 @@ Tensor arange(int64_t end, TensorOptions options = kInt64);
 // options.dtype says otherwise, in which case the values are converted.
 template <class T>
 Tensor from_vector(const std::vector<T>& values, const Shape& shape = {}, std::optional<TensorOptions> options = {});
-
-// ---- internals shared by the op implementations ------------------------------------------
-// A tensor over `storage` with the given geometry (no copy, no checks beyond the bounds).
-Tensor make_view(const Tensor& base, const Shape& shape, const Shape& strides, int64_t offset);
 
 }  // namespace visrep

@@ -1,12 +1,17 @@
-// bfloat16: the upper 16 bits of an IEEE float32 (1 sign, 8 exponent, 7 mantissa bits).
-// Conversion from float rounds to nearest, ties to even, as the hardware does
-// (cvt.rn.bf16.f32 on sm_80+); NaN stays a quiet NaN of the same sign.
+// bfloat16: the upper 16 bits of an IEEE float32 (1 sign, 8 exponent, 7 mantissa bits), the
+// one bfloat16 type of the host and of device code. Conversion from float rounds to
+// nearest, ties to even, as the hardware does (cvt.rn.bf16.f32 on sm_80+, which the device
+// side uses); NaN stays a quiet NaN of the same sign.
 #pragma once
 
 #include <cstdint>
 #include <cstring>
 
 #include "kernels/host_device.h"
+
+#if defined(__CUDACC__)
+#include <cuda_bf16.h>
+#endif
 
 namespace visrep {
 
@@ -24,6 +29,12 @@ struct bfloat16 {
   }
 
   VISREP_HOST_DEVICE static uint16_t round_from_float(float value) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    // The hardware's conversion rounds the same way (to nearest even, subnormals kept) in one
+    // instruction; only its NaN differs (the canonical one), so NaN takes the rule below and
+    // both devices give the same bits for every input.
+    if (value == value) return __bfloat16_as_ushort(__float2bfloat16_rn(value));
+#endif
     uint32_t word = float_bits(value);
     if ((word & 0x7fffffffu) > 0x7f800000u) {  // NaN: keep the sign, force a quiet NaN
       return static_cast<uint16_t>((word >> 16) | 0x0040u);

@@ -33,17 +33,6 @@ struct StridedLayout {
     }
     return true;
   }
-
-  // Memory offset (in elements) of the element with row-major linear index `linear`.
-  VISREP_HOST_DEVICE int64_t offset_of(int64_t linear) const {
-    int64_t offset = 0;
-    for (int d = ndim - 1; d >= 0; --d) {
-      int64_t index = linear % sizes[d];
-      linear /= sizes[d];
-      offset += index * strides[d];
-    }
-    return offset;
-  }
 };
 
 }  // namespace visrep::kernels

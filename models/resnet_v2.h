@@ -18,7 +18,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "engine/nn/bit_layers.h"
+#include "engine/nn/layers.h"
 
 namespace visrep::models {
 

@@ -9,7 +9,8 @@
 #           cases not yet run go on in a fresh process. Budget 300 s.
 #   bench   the headline benchmarks next to their baselines: the fused contrastive losses vs
 #           the unfused ones and torch_contrastive.py; GroupNorm and weight standardisation vs
-#           a copy and torch_norm.py; the SimCLR and BiT training steps vs torch_train.py.
+#           a copy and torch_group_norm.py / torch_weight_standardization.py; the SimCLR and
+#           BiT training steps vs torch_train.py.
 #           Budget 300 s.
 #   all     parity, then bench, for a machine that has the time. Budget 560 s.
 # Prepare on the development machine with one command, tools/pack-gpu-deps.sh: it fills
@@ -421,8 +422,10 @@ bench_parts() {
   cat <<EOF
 bench_contrastive|60|${binary[bench_contrastive]:-bench_contrastive} --rows 2048 8192 32768 --dims 128 --repeats 5 --json $j/bench_contrastive.jsonl
 torch_contrastive|45|python3 benchmarks/torch_contrastive.py --rows 2048 8192 32768 --dims 128 --repeats 5 --json $j/torch_contrastive.jsonl
-bench_norm|40|${binary[bench_norm]:-bench_norm} --repeats 10 --json $j/bench_norm.jsonl
-torch_norm|40|python3 benchmarks/torch_norm.py --repeats 10 --json $j/torch_norm.jsonl
+bench_group_norm|25|${binary[bench_group_norm]:-bench_group_norm} --repeats 10 --json $j/bench_group_norm.jsonl
+torch_group_norm|25|python3 benchmarks/torch_group_norm.py --repeats 10 --json $j/torch_group_norm.jsonl
+bench_weight_standardization|15|${binary[bench_weight_standardization]:-bench_weight_standardization} --repeats 10 --json $j/bench_weight_standardization.jsonl
+torch_weight_standardization|15|python3 benchmarks/torch_weight_standardization.py --repeats 10 --json $j/torch_weight_standardization.jsonl
 bench_train|60|${binary[bench_train]:-bench_train} --case simclr supervised --precision tf32 --warmup 2 --steps 10 --json $j/bench_train.jsonl
 torch_train|50|python3 benchmarks/torch_train.py --case simclr supervised --precision tf32 --warmup 2 --steps 10 --visrep-json $j/bench_train.jsonl --json $j/torch_train.jsonl
 bench_train_bit|50|${binary[bench_train]:-bench_train} --case bit --precision tf32 --warmup 2 --steps 6 --json $j/bench_train_bit.jsonl

@@ -18,7 +18,7 @@ visrep_system_libraries=(linux-vdso ld-linux libc.so libm.so libdl.so librt.so l
 
 # The binaries each stage runs, as CMake targets.
 visrep_parity_targets=(test_parity)
-visrep_bench_targets=(bench_contrastive bench_norm bench_train)
+visrep_bench_targets=(bench_contrastive bench_group_norm bench_weight_standardization bench_train)
 
 # The folder the carried Debian packages are unpacked into: never /, and kept between stages.
 visrep_default_deps_root() {

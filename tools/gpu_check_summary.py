@@ -172,7 +172,8 @@ def parity(report_path, cases_path):
 
 # ---- benchmarks ----------------------------------------------------------------------------
 
-# bench_norm's cases and torch_norm.py's for the same work.
+# bench_group_norm's and bench_weight_standardization's cases, and those of their PyTorch
+# twins (torch_group_norm.py, torch_weight_standardization.py) for the same work.
 NORM_PAIRS = [
     ("group_norm forward", "torch group_norm forward"),
     ("group_norm forward + relu", "torch group_norm forward + relu_"),
@@ -215,7 +216,8 @@ def contrastive_headline(out):
 
 
 def norm_headline(out):
-    visrep, torch = records_of(out, "bench_norm"), records_of(out, "torch_norm")
+    visrep = records_of(out, "bench_group_norm") + records_of(out, "bench_weight_standardization")
+    torch = records_of(out, "torch_group_norm") + records_of(out, "torch_weight_standardization")
     if not visrep:
         return []
     lines = ["GroupNorm / weight standardisation: % of a device copy's GB/s, and speed-up over PyTorch eager:"]

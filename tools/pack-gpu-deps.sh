@@ -5,8 +5,8 @@
 #   .deps/     the Debian packages the stage binaries load there and a fallback build needs
 #              (tools/gpu-common.sh lists them), fetched with apt-get download; gpu-check.sh
 #              unpacks them with dpkg -x into a folder outside / (never installs them)
-#   .gpu-bin/  binaries.tar.xz: the stage binaries (test_parity, bench_contrastive, bench_norm,
-#              bench_train) built for sm_90 without -march=native (the GPU machine's CPU is
+#   .gpu-bin/  binaries.tar.xz: the stage binaries (test_parity, bench_contrastive,
+#              bench_group_norm, bench_weight_standardization, bench_train) built for sm_90 without -march=native (the GPU machine's CPU is
 #              another one), stripped; manifest.txt: the source digest they were built from
 # It checks with ldd that every shared library the binaries need is either carried or on a
 # stock Ubuntu 24.04 + CUDA machine, prints the sizes, and fails when the tree plus both

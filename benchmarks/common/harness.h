@@ -1,6 +1,6 @@
 // The small harness every benchmark binary shares: wall-clock timing (warm-up, then the
 // median of many repeats), an aligned text table for stdout and JSON-lines records for
-// files.
+// files, so every benchmark reports a ratio against a baseline measured in the same run.
 //
 // Contenders that are compared with each other (a kernel and its baseline) are timed
 // interleaved, one repeat of each in turn, so a burst of load from another process on the
@@ -133,6 +133,14 @@ inline std::vector<double> median_ms_on_device(const std::vector<Case>& cases, c
   std::vector<double> medians;
   for (const Timing& timing : measure_interleaved_on_device(runs, flags, iterations)) medians.push_back(timing.median_ms);
   return medians;
+}
+
+// The device's L2 cache in bytes (50 MiB if the query fails): benchmarks that must not read
+// what the previous run left in L2 rotate their inputs over several times this.
+inline int64_t l2_cache_bytes() {
+  int bytes = 0;
+  if (cudaDeviceGetAttribute(&bytes, cudaDevAttrL2CacheSize, 0) != cudaSuccess) return 50 << 20;
+  return bytes;
 }
 #endif
 
@@ -270,5 +278,53 @@ class JsonLinesWriter {
   std::string path_;
   std::vector<std::string> lines_;
 };
+
+#if VISREP_WITH_CUDA
+// ---- bandwidth tables ---------------------------------------------------------------------------
+// One row of a bandwidth table: a case's bytes and time next to the GB/s of the device copy
+// of the same bytes measured in the same run; `rule` makes a separator line instead.
+struct BandwidthRow {
+  std::string name, shape;
+  double bytes = 0, ms = 0;
+  double baseline_gbps = 0;
+  bool rule = false;
+};
+
+// The rows of `cases` timed `ms` (cases[0] is the copy baseline the others are compared with).
+inline void add_bandwidth_rows(std::vector<BandwidthRow>& rows, const std::vector<Case>& cases,
+                               const std::vector<double>& ms) {
+  const double baseline_gbps = cases[0].bytes / (ms[0] * 1e6);
+  for (size_t i = 0; i < cases.size(); ++i) {
+    rows.push_back({cases[i].name, cases[i].shape, cases[i].bytes, ms[i], baseline_gbps});
+  }
+}
+
+// Prints the rows as a table (case, shape, us, GB/s, copy GB/s, % of copy) under `title`
+// and writes one JSON line per row (gb_per_s, bytes, copy_gb_per_s, fraction_of_copy) to
+// json_path (nothing without one).
+inline void report_bandwidth(const std::vector<BandwidthRow>& rows, const std::string& device,
+                             const std::string& json_path, const std::string& title) {
+  JsonLinesWriter json(json_path);
+  Table table({"case", "shape", "us", "GB/s", "copy GB/s", "% of copy"});
+  for (const BandwidthRow& row : rows) {
+    if (row.rule) {
+      table.add_rule();
+      continue;
+    }
+    const double gbps = row.bytes / (row.ms * 1e6);
+    table.add_row({row.name, row.shape, fixed(row.ms * 1e3, 1), fixed(gbps, 0), fixed(row.baseline_gbps, 0),
+                   fixed(100.0 * gbps / row.baseline_gbps, 1)});
+    nlohmann::json record = make_record(row.name, row.shape, row.ms, device);
+    record["gb_per_s"] = gbps;
+    record["bytes"] = row.bytes;
+    record["copy_gb_per_s"] = row.baseline_gbps;
+    record["fraction_of_copy"] = gbps / row.baseline_gbps;
+    json.add(record);
+  }
+  std::cout << title << "\n";
+  table.print(std::cout);
+  json.commit();
+}
+#endif
 
 }  // namespace visrep::bench

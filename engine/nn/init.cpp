@@ -64,6 +64,5 @@ void constant_(Tensor& tensor, double value) {
 }
 
 void zeros_(Tensor& tensor) { constant_(tensor, 0.0); }
-void ones_(Tensor& tensor) { constant_(tensor, 1.0); }
 
 }  // namespace visrep::nn::init

@@ -27,6 +27,5 @@ void normal_(Tensor& tensor, double mean = 0.0, double std = 1.0, Generator& gen
 void uniform_(Tensor& tensor, double low = 0.0, double high = 1.0, Generator& generator = default_generator());
 void constant_(Tensor& tensor, double value);
 void zeros_(Tensor& tensor);
-void ones_(Tensor& tensor);
 
 }  // namespace visrep::nn::init

@@ -37,7 +37,6 @@ class Module {
   NamedTensors named_parameters() const;
   NamedTensors named_buffers() const;
   std::vector<Tensor> parameters() const;
-  std::vector<std::pair<std::string, std::shared_ptr<Module>>> named_children() const { return children_; }
   int64_t parameter_count() const;
 
   // Train/eval mode, set on the whole tree (BatchNorm uses batch or running statistics).

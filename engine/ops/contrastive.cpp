@@ -1,3 +1,6 @@
+// nt_xent_loss and supcon_loss: one contract on both devices (kernels/cpu/contrastive.h
+// defines the losses and lists the family's files): checks, the saved state in the device's
+// precision, one kernel call forward, one backward.
 #include "engine/ops/contrastive.h"
 
 #include <cmath>
@@ -7,9 +10,7 @@
 #include "engine/cuda.h"
 #include "engine/dispatch.h"
 #include "kernels/cpu/contrastive.h"
-#if VISREP_WITH_CUDA
 #include "kernels/cuda/contrastive.h"
-#endif
 
 namespace visrep {
 namespace {
@@ -72,92 +73,31 @@ kernels::ContrastiveProblem make_problem(const ContrastiveArguments& a, const Te
   return problem;
 }
 
-template <class T>
-const T* data_or_null(const Tensor& tensor) {
-  return tensor.defined() ? static_cast<const T*>(tensor.raw_data()) : nullptr;
-}
+// What the forward pass keeps for the backward pass, in the precision the device's kernels
+// compute in (kernels::ContrastiveForward): double for the CPU reference; on CUDA, z in the
+// embeddings' dtype and the statistics in its accumulate type. O(C x D) + O(C).
+struct SavedState {
+  Tensor z, norm, log_sum_exp, positive_count;
 
-template <class T>
-T* mutable_data_or_null(const Tensor& tensor) {
-  return tensor.defined() ? static_cast<T*>(tensor.raw_data()) : nullptr;
-}
-
-// ---- CPU: the double-precision reference ---------------------------------------------------
-
-Tensor contrastive_on_cpu(const ContrastiveArguments& a) {
-  // bfloat16 is a storage format: the CPU computes in float32 and hands back a bfloat16 gradient.
-  const DType input_dtype = a.h.dtype();
-  const DType compute = input_dtype == kBFloat16 ? kFloat32 : input_dtype;
-  const Tensor h = a.h.to(compute).contiguous();
-  const Tensor extra = a.extra.defined() && a.extra.size(0) > 0 ? a.extra.to(compute).contiguous() : Tensor();
-  const Tensor labels = a.labels.defined() ? a.labels.contiguous() : Tensor();
-  ContrastiveArguments arguments = a;
-  arguments.extra = extra;
-  const kernels::ContrastiveProblem problem = make_problem(arguments, labels);
-
-  // The state the backward pass needs, in double: O(C x D) + O(C).
-  struct SavedState {
-    Tensor z, norm, log_sum_exp, positive_count;
-    kernels::cpu::ContrastiveSavedCpu pointers() const {
-      return {z.data<double>(), norm.data<double>(), log_sum_exp.data<double>(), positive_count.data<int32_t>()};
-    }
-  };
-  const SavedState state{empty({problem.columns(), problem.dim}, kFloat64), empty({problem.columns()}, kFloat64),
-                         empty({problem.anchors}, kFloat64), empty({problem.anchors}, kInt32)};
-  const kernels::cpu::ContrastiveSavedCpu saved = state.pointers();
-  const kernels::cpu::ContrastiveForwardResult result = visit_floating(compute, a.op, [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    return kernels::cpu::contrastive_forward<T>(data_or_null<T>(h), data_or_null<T>(extra), problem, saved);
-  });
-  if (result.first_non_finite_row >= 0) {
-    const bool in_h = result.first_non_finite_row < problem.rows;
-    VISREP_FAIL("{}: {} row {} holds a NaN or Inf; the loss of non-finite embeddings is undefined", a.op,
-                in_h ? "h" : "extra_negatives",
-                in_h ? result.first_non_finite_row : result.first_non_finite_row - problem.rows);
+  template <class Z, class Stat>
+  kernels::ContrastiveSaved<Z, Stat> pointers() const {
+    return {data_or_null<Z>(z), data_or_null<Stat>(norm), data_or_null<Stat>(log_sum_exp),
+            data_or_null<int32_t>(positive_count)};
   }
+};
 
-  const Tensor loss = scalar_tensor(result.loss, compute);
-  const bool extra_wants_grad = extra.defined() && a.extra.requires_grad();
-  const int64_t counted = result.counted_anchors;
-  const DType extra_dtype = input_dtype;
-  return record(a.op, loss, {a.h, a.extra},
-                [=](const Tensor& grad_output) -> TensorList {
-                  const double grad_loss = grad_output.item();
-                  Tensor grad_h = empty({problem.rows, problem.dim}, compute);
-                  Tensor grad_extra =
-                      extra_wants_grad ? empty({problem.extra_rows, problem.dim}, compute) : Tensor();
-                  kernels::ContrastiveProblem p = problem;  // labels alive through the capture below
-                  p.labels = labels.defined() ? static_cast<const int64_t*>(labels.raw_data()) : nullptr;
-                  visit_floating(compute, "contrastive backward", [&](auto tag) {
-                    using T = typename decltype(tag)::type;
-                    kernels::cpu::contrastive_backward<T>(grad_loss, p, state.pointers(), counted,
-                                                          grad_h.data<T>(), mutable_data_or_null<T>(grad_extra));
-                  });
-                  if (input_dtype != compute) {
-                    grad_h = grad_h.to(input_dtype);
-                    if (grad_extra.defined()) grad_extra = grad_extra.to(extra_dtype);
-                  }
-                  return {grad_h, grad_extra};
-                });
+SavedState allocate_state(const kernels::ContrastiveProblem& problem, const Tensor& h) {
+  const bool on_cpu = h.device().is_cpu();
+  const TensorOptions z_options(on_cpu ? kFloat64 : h.dtype(), h.device());
+  const TensorOptions statistic_options = on_cpu ? TensorOptions(kFloat64) : accumulate_options(h);
+  return {empty({problem.columns(), problem.dim}, z_options), empty({problem.columns()}, statistic_options),
+          empty({problem.anchors}, statistic_options), empty({problem.anchors}, TensorOptions(kInt32, h.device()))};
 }
 
-// ---- CUDA: the fused kernels ---------------------------------------------------------------
-
-#if VISREP_WITH_CUDA
-template <class F>
-decltype(auto) visit_contrastive_cuda(DType dtype, F&& f) {
-  switch (dtype) {
-    case DType::Float32: return f(std::type_identity<float>{});
-    case DType::Float64: return f(std::type_identity<double>{});
-    case DType::BFloat16: return f(std::type_identity<bfloat16>{});
-    default: VISREP_FAIL("contrastive loss: no CUDA kernel for {}", dtype_name(dtype));
-  }
-}
-
-Tensor contrastive_on_cuda(const ContrastiveArguments& a) {
+Tensor contrastive_loss(const ContrastiveArguments& a) {
+  check_arguments(a);
   const Device device = a.h.device();
-  const DType dtype = a.h.dtype();
-  const DType stat_dtype = dtype == kFloat64 ? kFloat64 : kFloat32;
+  const bool on_cpu = device.is_cpu();
   const Tensor h = a.h.contiguous();
   const Tensor extra = a.extra.defined() && a.extra.size(0) > 0 ? a.extra.contiguous() : Tensor();
   const Tensor labels = a.labels.defined() ? a.labels.contiguous() : Tensor();
@@ -165,79 +105,74 @@ Tensor contrastive_on_cuda(const ContrastiveArguments& a) {
   arguments.extra = extra;
   const kernels::ContrastiveProblem problem = make_problem(arguments, labels);
   // Chosen once, so the backward pass recomputes the similarities exactly as forward did.
-  const bool tensor_cores = dtype == kBFloat16 || (dtype == kFloat32 && cuda::tf32_enabled());
-
-  const Tensor z = empty({problem.columns(), problem.dim}, TensorOptions(dtype, device));
-  const Tensor norm = empty({problem.columns()}, TensorOptions(stat_dtype, device));
-  const Tensor log_sum_exp = empty({problem.anchors}, TensorOptions(stat_dtype, device));
-  const Tensor positive_count = empty({problem.anchors}, TensorOptions(kInt32, device));
-  const Tensor loss = empty({}, TensorOptions(stat_dtype, device));
+  const bool tensor_cores = h.dtype() == kBFloat16 || (h.dtype() == kFloat32 && cuda::tf32_enabled());
+  const SavedState state = allocate_state(problem, h);
+  const Tensor loss = empty({}, accumulate_options(h));  // float32 for float32 and bfloat16, float64 for float64
   const Tensor counted = empty({}, TensorOptions(kInt32, device));
-  const cudaStream_t stream = cuda_stream(h);
-  // Non-finite embeddings are an error with a message, not a NaN loss discovered steps
-  // later; but reading the verdict back here would make every training step wait for the
-  // forward pass. So the kernel marks a deferred check (engine/dispatch.h), reported at the
-  // next synchronisation, typically the loss's item() for logging in the same step.
-  const int64_t h_rows = problem.rows;
-  const auto message = [op = std::string(a.op), h_rows](long long row, long long) {
-    const bool in_h = row < h_rows;
-    return fmt::format("{}: {} row {} holds a NaN or Inf (or values so large that their squares overflow float32); "
-                       "the loss of non-finite embeddings is undefined",
-                       op, in_h ? "h" : "extra_negatives", in_h ? row : row - h_rows);
-  };
-  long long* first_non_finite_row = defer_cuda_check(a.op, h, message);
 
-  visit_contrastive_cuda(dtype, [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    using Stat = kernels::cuda::ContrastiveStat<T>;
-    const kernels::cuda::ContrastiveSavedCuda<T> saved{static_cast<T*>(z.raw_data()), static_cast<Stat*>(norm.raw_data()),
-                                                       static_cast<Stat*>(log_sum_exp.raw_data()),
-                                                       static_cast<int32_t*>(positive_count.raw_data())};
-    VISREP_ON_CUDA(a.op, kernels::cuda::contrastive_forward<T>(
-                             data_or_null<T>(h), data_or_null<T>(extra), problem, tensor_cores, saved,
-                             static_cast<Stat*>(loss.raw_data()), static_cast<int32_t*>(counted.raw_data()),
-                             first_non_finite_row, stream));
+  // Non-finite embeddings are an error with a message, not a NaN loss discovered steps
+  // later: the kernel marks the first such row. The CPU reports it at once; on CUDA the
+  // report comes at the next synchronisation, typically the loss's item() for logging in
+  // the same step (engine/dispatch.h's InputCheck), so the step does not wait here.
+  const int64_t h_rows = problem.rows;
+  const std::string overflow_note = on_cpu ? "" : " (or values so large that their squares overflow float32)";
+  const InputCheck non_finite(a.op, device, [op = std::string(a.op), h_rows, overflow_note](long long row, long long) {
+    const bool in_h = row < h_rows;
+    return fmt::format("{}: {} row {} holds a NaN or Inf{}; the loss of non-finite embeddings is undefined", op,
+                       in_h ? "h" : "extra_negatives", in_h ? row : row - h_rows, overflow_note);
   });
+  visit_floating_or_bfloat16(h.dtype(), a.op, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    using S = kernels::AccumulateType<T>;
+    VISREP_RUN_KERNEL(
+        a.op, device, contrastive_forward,
+        kernels::ContrastiveForward<T>{
+            .h = data_or_null<const T>(h),
+            .extra = data_or_null<const T>(extra),
+            .problem = problem,
+            .tensor_cores = tensor_cores,
+            .saved_cpu = on_cpu ? state.pointers<double, double>() : kernels::ContrastiveSaved<double, double>{},
+            .saved_cuda = on_cpu ? kernels::ContrastiveSaved<T, S>{} : state.pointers<T, S>(),
+            .loss = data_or_null<S>(loss),
+            .counted_anchors = data_or_null<int32_t>(counted),
+            .first_non_finite_row = non_finite.slot()});
+  });
+  non_finite.report();
 
   const bool extra_wants_grad = extra.defined() && a.extra.requires_grad();
-  const SavedTensor saved_h(h);
-  const SavedTensor saved_extra = extra.defined() ? SavedTensor(extra) : SavedTensor();
-  return record(a.op, loss, {a.h, a.extra}, [=](const Tensor& grad_output) -> TensorList {
-    const Tensor grad = grad_output.contiguous();
-    const Tensor& h_saved = saved_h.get();
+  // The CUDA backward recomputes z from the embeddings; the CPU keeps z itself.
+  const SavedTensor saved_h = on_cpu ? SavedTensor() : SavedTensor(h);
+  const SavedTensor saved_extra = on_cpu || !extra.defined() ? SavedTensor() : SavedTensor(extra);
+  const std::string op(a.op);
+  const DType dtype = h.dtype();
+  return record(op, loss, {a.h, a.extra}, [=](const Tensor& grad_output) -> TensorList {
+    const Tensor grad_loss = grad_output.contiguous();
+    const Tensor h_saved = saved_h.defined() ? saved_h.get() : Tensor();
     const Tensor extra_saved = saved_extra.defined() ? saved_extra.get() : Tensor();
-    Tensor grad_h = empty_like(h_saved);
-    Tensor grad_extra = extra_wants_grad ? empty_like(extra_saved) : Tensor();
-    kernels::ContrastiveProblem p = problem;
-    p.labels = labels.defined() ? static_cast<const int64_t*>(labels.raw_data()) : nullptr;
-    visit_contrastive_cuda(dtype, [&](auto tag) {
+    Tensor grad_h = empty({problem.rows, problem.dim}, TensorOptions(dtype, device));
+    Tensor grad_extra =
+        extra_wants_grad ? empty({problem.extra_rows, problem.dim}, TensorOptions(dtype, device)) : Tensor();
+    kernels::ContrastiveProblem p = problem;  // labels alive through the capture
+    p.labels = data_or_null<const int64_t>(labels);
+    visit_floating_or_bfloat16(dtype, op, [&](auto tag) {
       using T = typename decltype(tag)::type;
-      using Stat = kernels::cuda::ContrastiveStat<T>;
-      const kernels::cuda::ContrastiveSavedCuda<T> saved{
-          static_cast<T*>(z.raw_data()), static_cast<Stat*>(norm.raw_data()),
-          static_cast<Stat*>(log_sum_exp.raw_data()), static_cast<int32_t*>(positive_count.raw_data())};
-      VISREP_ON_CUDA("contrastive backward",
-                     kernels::cuda::contrastive_backward<T>(
-                         static_cast<const Stat*>(grad.raw_data()), data_or_null<T>(h_saved),
-                         data_or_null<T>(extra_saved), p, tensor_cores, saved,
-                         static_cast<const int32_t*>(counted.raw_data()), static_cast<T*>(grad_h.raw_data()),
-                         mutable_data_or_null<T>(grad_extra), cuda_stream(grad)));
+      using S = kernels::AccumulateType<T>;
+      VISREP_RUN_KERNEL(
+          op, device, contrastive_backward,
+          kernels::ContrastiveBackward<T>{
+              .grad_loss = data_or_null<const S>(grad_loss),
+              .h = data_or_null<const T>(h_saved),
+              .extra = data_or_null<const T>(extra_saved),
+              .problem = p,
+              .tensor_cores = tensor_cores,
+              .saved_cpu = on_cpu ? state.pointers<double, double>() : kernels::ContrastiveSaved<double, double>{},
+              .saved_cuda = on_cpu ? kernels::ContrastiveSaved<T, S>{} : state.pointers<T, S>(),
+              .counted_anchors = data_or_null<const int32_t>(counted),
+              .grad_h = data_or_null<T>(grad_h),
+              .grad_extra = data_or_null<T>(grad_extra)});
     });
     return {grad_h, grad_extra};
   });
-}
-#endif
-
-Tensor contrastive_loss(const ContrastiveArguments& arguments) {
-  check_arguments(arguments);
-  if (arguments.h.device().is_cuda()) {
-#if VISREP_WITH_CUDA
-    return contrastive_on_cuda(arguments);
-#else
-    VISREP_FAIL("{}: visrep was built without the CUDA backend", arguments.op);
-#endif
-  }
-  return contrastive_on_cpu(arguments);
 }
 
 }  // namespace

@@ -1,3 +1,5 @@
+// Elementwise ops: broadcasting, dtype rules, the kernel calls and their backward
+// (kernels/cpu/elementwise.h lists the family's files).
 #include "engine/ops/elementwise.h"
 
 #include <cmath>
@@ -7,9 +9,7 @@
 #include "engine/dispatch.h"
 #include "engine/ops/reduction.h"
 #include "kernels/cpu/elementwise.h"
-#if VISREP_WITH_CUDA
 #include "kernels/cuda/elementwise.h"
-#endif
 
 namespace visrep {
 namespace {
@@ -53,15 +53,14 @@ Tensor binary_kernel(BinaryOp op, const Tensor& a, const Tensor& b) {
   const auto b_layout = make_layout(shape, broadcast_strides(b.shape(), b.strides(), shape));
   visit_arithmetic(a.dtype(), name, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    const T* a_data = static_cast<const T*>(a.raw_data());
-    const T* b_data = static_cast<const T*>(b.raw_data());
-    T* out_data = static_cast<T*>(out.raw_data());
-    if (a.device().is_cuda()) {
-      VISREP_ON_CUDA(name, kernels::cuda::binary(op, a_data, a_layout, b_data, b_layout, out_data, out.layout(),
-                                                 cuda_stream(a)));
-    } else {
-      kernels::cpu::binary(op, a_data, a_layout, b_data, b_layout, out_data, out.layout());
-    }
+    VISREP_RUN_KERNEL(name, a.device(), binary,
+                      kernels::Binary<T>{.op = op,
+                                         .a = data_or_null<const T>(a),
+                                         .a_layout = a_layout,
+                                         .b = data_or_null<const T>(b),
+                                         .b_layout = b_layout,
+                                         .out = data_or_null<T>(out),
+                                         .out_layout = out.layout()});
   });
   return out;
 }
@@ -136,14 +135,13 @@ Tensor unary_kernel(UnaryOp op, kernels::UnaryParameters parameters, const Tenso
   Tensor out = empty(x.shape(), TensorOptions(x.dtype(), x.device()));
   visit_floating(x.dtype(), name, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    const T* x_data = static_cast<const T*>(x.raw_data());
-    T* out_data = static_cast<T*>(out.raw_data());
-    if (x.device().is_cuda()) {
-      VISREP_ON_CUDA(name, kernels::cuda::unary(op, parameters, x_data, x.layout(), out_data, out.layout(),
-                                                cuda_stream(x)));
-    } else {
-      kernels::cpu::unary(op, parameters, x_data, x.layout(), out_data, out.layout());
-    }
+    VISREP_RUN_KERNEL(name, x.device(), unary,
+                      kernels::Unary<T>{.op = op,
+                                        .parameters = parameters,
+                                        .x = data_or_null<const T>(x),
+                                        .x_layout = x.layout(),
+                                        .out = data_or_null<T>(out),
+                                        .out_layout = out.layout()});
   });
   return out;
 }
@@ -185,15 +183,14 @@ Tensor compare(CompareOp op, std::string_view name, Tensor a, Tensor b) {
   const auto b_layout = make_layout(shape, broadcast_strides(b.shape(), b.strides(), shape));
   visit_arithmetic(a.dtype(), name, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    const T* a_data = static_cast<const T*>(a.raw_data());
-    const T* b_data = static_cast<const T*>(b.raw_data());
-    uint8_t* out_data = static_cast<uint8_t*>(out.raw_data());
-    if (a.device().is_cuda()) {
-      VISREP_ON_CUDA(name, kernels::cuda::compare(op, a_data, a_layout, b_data, b_layout, out_data, out.layout(),
-                                                  cuda_stream(a)));
-    } else {
-      kernels::cpu::compare(op, a_data, a_layout, b_data, b_layout, out_data, out.layout());
-    }
+    VISREP_RUN_KERNEL(name, a.device(), compare,
+                      kernels::Compare<T>{.op = op,
+                                          .a = data_or_null<const T>(a),
+                                          .a_layout = a_layout,
+                                          .b = data_or_null<const T>(b),
+                                          .b_layout = b_layout,
+                                          .out = data_or_null<uint8_t>(out),
+                                          .out_layout = out.layout()});
   });
   return out;
 }
@@ -327,16 +324,15 @@ Tensor where(const Tensor& condition, const Tensor& a_in, const Tensor& b_in) {
   const auto b_layout = make_layout(shape, broadcast_strides(b.shape(), b.strides(), shape));
   visit_arithmetic(a.dtype(), "where", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    const uint8_t* c_data = static_cast<const uint8_t*>(condition.raw_data());
-    const T* a_data = static_cast<const T*>(a.raw_data());
-    const T* b_data = static_cast<const T*>(b.raw_data());
-    T* out_data = static_cast<T*>(out.raw_data());
-    if (a.device().is_cuda()) {
-      VISREP_ON_CUDA("where", kernels::cuda::where(c_data, c_layout, a_data, a_layout, b_data, b_layout, out_data,
-                                                   out.layout(), cuda_stream(a)));
-    } else {
-      kernels::cpu::where(c_data, c_layout, a_data, a_layout, b_data, b_layout, out_data, out.layout());
-    }
+    VISREP_RUN_KERNEL("where", a.device(), where,
+                      kernels::Where<T>{.condition = data_or_null<const uint8_t>(condition),
+                                        .condition_layout = c_layout,
+                                        .a = data_or_null<const T>(a),
+                                        .a_layout = a_layout,
+                                        .b = data_or_null<const T>(b),
+                                        .b_layout = b_layout,
+                                        .out = data_or_null<T>(out),
+                                        .out_layout = out.layout()});
   });
   const Shape a_shape = a.shape(), b_shape = b.shape();
   const SavedTensor saved_condition = needs_grad({a, b}) ? SavedTensor(condition) : SavedTensor();

@@ -1,6 +1,7 @@
 // Elementwise ops with NumPy broadcasting, each differentiable (gradients of broadcast
 // inputs are summed back to the input's shape). A double argument acts as a scalar of the
 // tensor's dtype. bfloat16 tensors compute in float32 and round the result once.
+// Where to look for the rest of the family: kernels/cpu/elementwise.h.
 #pragma once
 
 #include "engine/tensor.h"

@@ -1,15 +1,14 @@
+// index_select, gather, one_hot, concat, stack, split and pad: checks, the kernel calls and
+// their backward (kernels/cpu/indexing.h lists the family's files).
 #include "engine/ops/indexing.h"
 
 #include <algorithm>
-#include <functional>
 #include <string>
 
 #include "engine/autograd.h"
 #include "engine/dispatch.h"
 #include "kernels/cpu/indexing.h"
-#if VISREP_WITH_CUDA
 #include "kernels/cuda/indexing.h"
-#endif
 
 namespace visrep {
 namespace {
@@ -33,37 +32,14 @@ void check_index_tensor(std::string_view op, const Tensor& x, const Tensor& inde
   check_same_device(op, x, index);
 }
 
-template <class T>
-const T* input_pointer(const Tensor& t) {
-  return static_cast<const T*>(t.raw_data());
-}
-template <class T>
-T* output_pointer(const Tensor& t) {
-  return static_cast<T*>(t.raw_data());
-}
-
-// The range check of a contiguous int64 index tensor: every value in [0, size), else
-// message(value, position) for the first one. The CPU checks at once (its kernels would read
-// outside the tensor); a CUDA index is checked on the device without waiting for it, and the
-// error comes at the next synchronisation (engine/dispatch.h, check_cuda_indices_deferred).
-void check_in_range(std::string_view op, const Tensor& index, int64_t size,
-                    const std::function<std::string(int64_t value, int64_t position)>& message) {
-  if (index.device().is_cuda()) {
-#if VISREP_WITH_CUDA
-    check_cuda_indices_deferred(op, index, size, std::nullopt, message);
-#endif
-    return;
-  }
-  const int64_t* values = input_pointer<int64_t>(index);
-  const int64_t bad = kernels::cpu::first_out_of_range(values, index.numel(), size);
-  VISREP_CHECK(bad < 0, "{}", message(values[bad], bad));
-}
-
+// Every index in [0, size) of dimension `dim` of x (shape): at once on the CPU (its kernels
+// would read outside the tensor), at the next synchronisation on CUDA (engine/dispatch.h).
 void check_in_range(std::string_view op, const Tensor& index, int64_t size, int64_t dim, const Shape& shape) {
-  check_in_range(op, index, size, [op = std::string(op), size, dim, shape](int64_t value, int64_t position) {
-    return fmt::format("{}: index {} (at position {}) is out of range for dimension {} of size {} in shape {}", op,
-                       value, position, dim, size, shape_string(shape));
-  });
+  check_indices_in_range(
+      op, index, size, std::nullopt, [op = std::string(op), size, dim, shape](int64_t value, int64_t position) {
+        return fmt::format("{}: index {} (at position {}) is out of range for dimension {} of size {} in shape {}", op,
+                           value, position, dim, size, shape_string(shape));
+      });
 }
 
 }  // namespace
@@ -167,15 +143,14 @@ Tensor index_select(const Tensor& x_in, int64_t dim, const Tensor& index_in) {
   Tensor out = empty(out_shape, TensorOptions(x.dtype(), x.device()));
   visit_dtype(x.dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;
-    const T* input = input_pointer<T>(x);
-    const int64_t* indices = input_pointer<int64_t>(index);
-    T* output = output_pointer<T>(out);
-    if (x.device().is_cuda()) {
-      VISREP_ON_CUDA("index_select", kernels::cuda::index_select<T>(input, view.outer, view.size, view.inner, indices,
-                                                                    index.numel(), output, cuda_stream(x)));
-    } else {
-      kernels::cpu::index_select<T>(input, view.outer, view.size, view.inner, indices, index.numel(), output);
-    }
+    VISREP_RUN_KERNEL("index_select", x.device(), index_select,
+                      kernels::IndexSelect<T>{.x = data_or_null<const T>(x),
+                                              .outer = view.outer,
+                                              .size = view.size,
+                                              .inner = view.inner,
+                                              .indices = data_or_null<const int64_t>(index),
+                                              .count = index.numel(),
+                                              .out = data_or_null<T>(out)});
   });
   const Shape input_shape = x.shape();
   return record("index_select", out, {x_in}, [=](const Tensor& g_out) -> TensorList {
@@ -183,15 +158,14 @@ Tensor index_select(const Tensor& x_in, int64_t dim, const Tensor& index_in) {
     Tensor dx = zeros(input_shape, TensorOptions(grad.dtype(), grad.device()));
     visit_floating(grad.dtype(), "index_select", [&](auto tag) {
       using T = typename decltype(tag)::type;
-      const T* dy = input_pointer<T>(grad);
-      const int64_t* indices = input_pointer<int64_t>(index);
-      T* dx_data = output_pointer<T>(dx);
-      if (grad.device().is_cuda()) {
-        VISREP_ON_CUDA("index_select", kernels::cuda::index_add<T>(dy, view.outer, index.numel(), view.inner, indices,
-                                                                   view.size, dx_data, cuda_stream(grad)));
-      } else {
-        kernels::cpu::index_add<T>(dy, view.outer, index.numel(), view.inner, indices, view.size, dx_data);
-      }
+      VISREP_RUN_KERNEL("index_select", grad.device(), index_add,
+                        kernels::IndexAdd<T>{.src = data_or_null<const T>(grad),
+                                             .outer = view.outer,
+                                             .count = index.numel(),
+                                             .inner = view.inner,
+                                             .indices = data_or_null<const int64_t>(index),
+                                             .size = view.size,
+                                             .dst = data_or_null<T>(dx)});
     });
     return {dx};
   });
@@ -215,15 +189,14 @@ Tensor gather(const Tensor& x_in, int64_t dim, const Tensor& index_in) {
   Tensor out = empty(index.shape(), TensorOptions(x.dtype(), x.device()));
   visit_dtype(x.dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;
-    const T* input = input_pointer<T>(x);
-    const int64_t* indices = input_pointer<int64_t>(index);
-    T* output = output_pointer<T>(out);
-    if (x.device().is_cuda()) {
-      VISREP_ON_CUDA("gather", kernels::cuda::gather<T>(input, view.outer, view.size, view.inner, indices, count,
-                                                        output, cuda_stream(x)));
-    } else {
-      kernels::cpu::gather<T>(input, view.outer, view.size, view.inner, indices, count, output);
-    }
+    VISREP_RUN_KERNEL("gather", x.device(), gather,
+                      kernels::Gather<T>{.x = data_or_null<const T>(x),
+                                         .outer = view.outer,
+                                         .size = view.size,
+                                         .inner = view.inner,
+                                         .indices = data_or_null<const int64_t>(index),
+                                         .count = count,
+                                         .out = data_or_null<T>(out)});
   });
   const Shape input_shape = x.shape();
   return record("gather", out, {x_in}, [=](const Tensor& g_out) -> TensorList {
@@ -231,15 +204,14 @@ Tensor gather(const Tensor& x_in, int64_t dim, const Tensor& index_in) {
     Tensor dx = zeros(input_shape, TensorOptions(grad.dtype(), grad.device()));
     visit_floating(grad.dtype(), "gather", [&](auto tag) {
       using T = typename decltype(tag)::type;
-      const T* dy = input_pointer<T>(grad);
-      const int64_t* indices = input_pointer<int64_t>(index);
-      T* dx_data = output_pointer<T>(dx);
-      if (grad.device().is_cuda()) {
-        VISREP_ON_CUDA("gather", kernels::cuda::scatter_add<T>(dy, view.outer, count, view.inner, indices, view.size,
-                                                               dx_data, cuda_stream(grad)));
-      } else {
-        kernels::cpu::scatter_add<T>(dy, view.outer, count, view.inner, indices, view.size, dx_data);
-      }
+      VISREP_RUN_KERNEL("gather", grad.device(), scatter_add,
+                        kernels::ScatterAdd<T>{.src = data_or_null<const T>(grad),
+                                               .outer = view.outer,
+                                               .count = count,
+                                               .inner = view.inner,
+                                               .indices = data_or_null<const int64_t>(index),
+                                               .size = view.size,
+                                               .dst = data_or_null<T>(dx)});
     });
     return {dx};
   });
@@ -250,7 +222,7 @@ Tensor one_hot(const Tensor& labels_in, int64_t classes, DType dtype) {
   VISREP_CHECK(labels_in.dtype() == kInt64, "one_hot: labels must be int64, got {}", dtype_name(labels_in.dtype()));
   VISREP_CHECK(classes > 0, "one_hot: the number of classes must be positive, got {}", classes);
   const Tensor labels = labels_in.contiguous();
-  check_in_range("one_hot", labels, classes, [classes](int64_t value, int64_t position) {
+  check_indices_in_range("one_hot", labels, classes, std::nullopt, [classes](int64_t value, int64_t position) {
     return fmt::format("one_hot: label {} (at position {}) is out of range for {} classes", value, position, classes);
   });
   Shape out_shape = labels.shape();
@@ -258,14 +230,11 @@ Tensor one_hot(const Tensor& labels_in, int64_t classes, DType dtype) {
   Tensor out = empty(out_shape, TensorOptions(dtype, labels.device()));
   visit_arithmetic(dtype, "one_hot", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    const int64_t* label_data = input_pointer<int64_t>(labels);
-    T* output = output_pointer<T>(out);
-    if (labels.device().is_cuda()) {
-      VISREP_ON_CUDA("one_hot",
-                     kernels::cuda::one_hot<T>(label_data, labels.numel(), classes, output, cuda_stream(labels)));
-    } else {
-      kernels::cpu::one_hot<T>(label_data, labels.numel(), classes, output);
-    }
+    VISREP_RUN_KERNEL("one_hot", labels.device(), one_hot,
+                      kernels::OneHot<T>{.labels = data_or_null<const int64_t>(labels),
+                                         .count = labels.numel(),
+                                         .classes = classes,
+                                         .out = data_or_null<T>(out)});
   });
   return out;
 }

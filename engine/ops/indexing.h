@@ -1,4 +1,5 @@
 // Joining, splitting, padding and indexing.
+// Where to look for the rest of the family: kernels/cpu/indexing.h.
 #pragma once
 
 #include <vector>

@@ -1,3 +1,5 @@
+// matmul and linear: checks, the kernel call and its backward (kernels/cpu/linear_algebra.h
+// lists the family's files); normalize, composed of elementwise ops and a sum.
 #include "engine/ops/linear_algebra.h"
 
 #include <algorithm>
@@ -7,10 +9,8 @@
 #include "engine/dispatch.h"
 #include "engine/ops/elementwise.h"
 #include "engine/ops/reduction.h"
-#include "kernels/cpu/gemm.h"
-#if VISREP_WITH_CUDA
-#include "kernels/cuda/gemm.h"
-#endif
+#include "kernels/cpu/linear_algebra.h"
+#include "kernels/cuda/linear_algebra.h"
 
 namespace visrep {
 namespace {
@@ -82,19 +82,20 @@ Tensor batched_matmul(const Tensor& a, const Tensor& b) {
     const MatrixOperand right = as_matrices(b.detach().expand(b_full));
     visit_floating(a.dtype(), "matmul", [&](auto tag) {
       using T = typename decltype(tag)::type;
-      const kernels::cpu::GemmShape shape{m, n, k, left.transposed, right.transposed};
-      const T* left_data = static_cast<const T*>(left.tensor.raw_data());
-      const T* right_data = static_cast<const T*>(right.tensor.raw_data());
-      T* out_data = static_cast<T*>(out.raw_data());
-      if (out.device().is_cuda()) {
-        VISREP_ON_CUDA("matmul", kernels::cuda::gemm_batched<T>(shape, batch, T(1), left_data, left.leading,
-                                                                left.batch_stride, right_data, right.leading,
-                                                                right.batch_stride, T(0), out_data, n, m * n,
-                                                                cuda_stream(out)));
-      } else {
-        kernels::cpu::gemm_batched<T>(shape, batch, T(1), left_data, left.leading, left.batch_stride, right_data,
-                                      right.leading, right.batch_stride, T(0), out_data, n, m * n);
-      }
+      VISREP_RUN_KERNEL("matmul", out.device(), gemm_batched,
+                        kernels::GemmBatched<T>{.shape = {m, n, k, left.transposed, right.transposed},
+                                                .batch = batch,
+                                                .alpha = T(1),
+                                                .a = data_or_null<const T>(left.tensor),
+                                                .lda = left.leading,
+                                                .batch_stride_a = left.batch_stride,
+                                                .b = data_or_null<const T>(right.tensor),
+                                                .ldb = right.leading,
+                                                .batch_stride_b = right.batch_stride,
+                                                .beta = T(0),
+                                                .c = data_or_null<T>(out),
+                                                .ldc = n,
+                                                .batch_stride_c = m * n});
     });
   }
 
@@ -153,6 +154,16 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   Tensor y = matmul(rows, weight.t());
   if (bias.defined()) y = add(y, bias);
   return x.dim() == 2 ? y : y.reshape(out_shape);
+}
+
+Tensor normalize(const Tensor& x, int64_t dim, double eps) {
+  check_defined("normalize", x, "x");
+  VISREP_CHECK(eps > 0, "normalize: eps must be positive, got {}", eps);
+  dim = wrap_dim(dim, x.dim(), "normalize");
+  // max(||x||, eps) written as sqrt(max(||x||^2, eps^2)): the same value, and the clamp
+  // stops the gradient before it reaches sqrt at 0 (where sqrt's derivative is infinite).
+  Tensor norm = sqrt(clamp_min(sum(mul(x, x), {dim}, true), eps * eps));
+  return div(x, norm);
 }
 
 }  // namespace visrep

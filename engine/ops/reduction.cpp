@@ -1,3 +1,5 @@
+// Reductions: dims, keepdim, the kernel calls and their backward (kernels/cpu/reduction.h
+// lists the family's files).
 #include "engine/ops/reduction.h"
 
 #include <algorithm>
@@ -6,10 +8,8 @@
 #include "engine/autograd.h"
 #include "engine/dispatch.h"
 #include "engine/ops/elementwise.h"
-#include "kernels/cpu/reduce.h"
-#if VISREP_WITH_CUDA
-#include "kernels/cuda/reduce.h"
-#endif
+#include "kernels/cpu/reduction.h"
+#include "kernels/cuda/reduction.h"
 
 namespace visrep {
 namespace {
@@ -76,19 +76,16 @@ Tensor reduce_values(ReduceOp op, std::string_view name, const Tensor& x, const 
   const ReductionPlan plan = plan_reduction(x, dims);
   const bool integer_sum = op == ReduceOp::Sum && !is_floating(x.dtype());
   Tensor out = empty(plan.kept_shape, TensorOptions(integer_sum ? kInt64 : x.dtype(), x.device()));
-  const bool on_cuda = x.device().is_cuda();
   if (integer_sum) {
     visit_arithmetic(x.dtype(), name, [&](auto tag) {
       using T = typename decltype(tag)::type;
       if constexpr (std::is_integral_v<T>) {
-        const T* input = static_cast<const T*>(plan.input.raw_data());
-        int64_t* output = static_cast<int64_t*>(out.raw_data());
-        if (on_cuda) {
-          VISREP_ON_CUDA(name, kernels::cuda::sum_integer(input, plan.outer, plan.reduced, plan.inner, output,
-                                                          cuda_stream(x)));
-        } else {
-          kernels::cpu::sum_integer(input, plan.outer, plan.reduced, plan.inner, output);
-        }
+        VISREP_RUN_KERNEL(name, x.device(), sum_integer,
+                          kernels::SumInteger<T>{.x = data_or_null<const T>(plan.input),
+                                                 .outer = plan.outer,
+                                                 .reduced = plan.reduced,
+                                                 .inner = plan.inner,
+                                                 .out = data_or_null<int64_t>(out)});
       }
     });
   } else {
@@ -96,14 +93,13 @@ Tensor reduce_values(ReduceOp op, std::string_view name, const Tensor& x, const 
                  "{}: cannot reduce an empty dimension of shape {}", name, shape_string(x.shape()));
     visit_floating(x.dtype(), name, [&](auto tag) {
       using T = typename decltype(tag)::type;
-      const T* input = static_cast<const T*>(plan.input.raw_data());
-      T* output = static_cast<T*>(out.raw_data());
-      if (on_cuda) {
-        VISREP_ON_CUDA(name, kernels::cuda::reduce(op, input, plan.outer, plan.reduced, plan.inner, output,
-                                                   cuda_stream(x)));
-      } else {
-        kernels::cpu::reduce(op, input, plan.outer, plan.reduced, plan.inner, output);
-      }
+      VISREP_RUN_KERNEL(name, x.device(), reduce,
+                        kernels::Reduce<T>{.op = op,
+                                           .x = data_or_null<const T>(plan.input),
+                                           .outer = plan.outer,
+                                           .reduced = plan.reduced,
+                                           .inner = plan.inner,
+                                           .out = data_or_null<T>(out)});
     });
   }
   return keepdim ? out : out.reshape(plan.result_shape);
@@ -159,14 +155,13 @@ Tensor arg_extremum(bool maximum, const Tensor& x_in, std::optional<int64_t> dim
   Tensor out = empty(plan.kept_shape, TensorOptions(kInt64, x.device()));
   visit_floating(x.dtype(), name, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    const T* input = static_cast<const T*>(plan.input.raw_data());
-    int64_t* output = static_cast<int64_t*>(out.raw_data());
-    if (x.device().is_cuda()) {
-      VISREP_ON_CUDA(name, kernels::cuda::arg_extremum(maximum, input, plan.outer, plan.reduced, plan.inner, output,
-                                                       cuda_stream(x)));
-    } else {
-      kernels::cpu::arg_extremum(maximum, input, plan.outer, plan.reduced, plan.inner, output);
-    }
+    VISREP_RUN_KERNEL(name, x.device(), arg_extremum,
+                      kernels::ArgExtremum<T>{.maximum = maximum,
+                                              .x = data_or_null<const T>(plan.input),
+                                              .outer = plan.outer,
+                                              .reduced = plan.reduced,
+                                              .inner = plan.inner,
+                                              .out = data_or_null<int64_t>(out)});
   });
   if (!dim) return out.reshape({});
   return keepdim ? out : out.reshape(plan.result_shape);
@@ -196,14 +191,13 @@ Tensor var(const Tensor& x, const Dims& dims_in, int64_t correction, bool keepdi
   Tensor out = empty(plan.kept_shape, TensorOptions(x.dtype(), x.device()));
   visit_floating(x.dtype(), "var", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    const T* input = static_cast<const T*>(plan.input.raw_data());
-    T* output = static_cast<T*>(out.raw_data());
-    if (x.device().is_cuda()) {
-      VISREP_ON_CUDA("var", kernels::cuda::variance(input, plan.outer, plan.reduced, plan.inner, correction, output,
-                                                    cuda_stream(x)));
-    } else {
-      kernels::cpu::variance(input, plan.outer, plan.reduced, plan.inner, correction, output);
-    }
+    VISREP_RUN_KERNEL("var", x.device(), variance,
+                      kernels::Variance<T>{.x = data_or_null<const T>(plan.input),
+                                           .outer = plan.outer,
+                                           .reduced = plan.reduced,
+                                           .inner = plan.inner,
+                                           .correction = correction,
+                                           .out = data_or_null<T>(out)});
   });
   if (!keepdim) out = out.reshape(plan.result_shape);
   const Shape kept_shape = plan.kept_shape;

@@ -1,6 +1,7 @@
 // Reductions over all elements or over a list of dimensions (negative dims count from the
 // end). keepdim keeps each reduced dimension with size 1, so the result broadcasts
 // against the input. Sums accumulate in double on the CPU.
+// Where to look for the rest of the family: kernels/cpu/reduction.h.
 #pragma once
 
 #include <initializer_list>

@@ -1,3 +1,5 @@
+// The augmentation ops on the CPU, the reference of kernels/cuda/augment.cu
+// (kernels/cpu/augment.h specifies them and lists the family's files).
 #include "kernels/cpu/augment.h"
 
 #include <algorithm>

@@ -17,6 +17,17 @@
 //   -> grayscale (if applied) -> Gaussian blur (if applied) -> solarize (if applied)
 //   -> (value - mean[c]) / std[c], written as CHW.
 // kernels/cuda/augment.h fuses the same steps into as few passes as possible.
+//
+// Where to look, augmentation:
+//   op               engine/data/augment.{h,cpp}   the parameter draws (AugmentParams) and augment_images();
+//                    the data loader (engine/data/loader.h) runs it per batch
+//   CPU reference    kernels/cpu/augment.{h,cpp}   this header; the per-pixel formulas: kernels/cpu/augment_pixel.h
+//   CUDA twin        kernels/cuda/augment.{h,cu}
+//   unit tests       tests/unit/test_augment.cpp (the draws, the presets, bad settings),
+//                    tests/unit/test_augment_kernels.cpp (each CPU kernel against values computed by hand)
+//   gradient check   none (augmentation is not differentiated)
+//   parity cases     tests/parity/test_parity_augment.cpp
+//   benchmark        benchmarks/bench_augment.cpp (images/s next to the CPU training step)
 #pragma once
 
 #include <cstdint>

@@ -1,3 +1,5 @@
+// Batch normalisation on the CPU, the reference of the CUDA twins
+// (kernels/cpu/batch_norm.h specifies them and lists the family's files).
 #include "kernels/cpu/batch_norm.h"
 
 #include <cmath>
@@ -14,9 +16,18 @@ void for_each_plane_of_channel(const BatchNormShape& s, int64_t c, Body&& body) 
 }  // namespace
 
 template <class T>
-void batch_norm_forward_training(const BatchNormShape& s, const T* x, const T* gamma, const T* beta, double eps,
-                                 double momentum, T* running_mean, T* running_var, T* y, T* saved_mean,
-                                 T* saved_invstd) {
+void batch_norm_forward_training(const BatchNormForwardTraining<T>& arguments) {
+  const BatchNormShape& s = arguments.shape;
+  const T* x = arguments.x;
+  const T* gamma = arguments.gamma;
+  const T* beta = arguments.beta;
+  const double eps = arguments.eps;
+  const double momentum = arguments.momentum;
+  T* running_mean = arguments.running_mean;
+  T* running_var = arguments.running_var;
+  T* y = arguments.y;
+  T* saved_mean = arguments.saved_mean;
+  T* saved_invstd = arguments.saved_invstd;
   const double count = static_cast<double>(s.batch * s.spatial);
 #pragma omp parallel for schedule(static) if (s.batch * s.channels * s.spatial >= 32768)
   for (int64_t c = 0; c < s.channels; ++c) {
@@ -52,8 +63,15 @@ void batch_norm_forward_training(const BatchNormShape& s, const T* x, const T* g
 }
 
 template <class T>
-void batch_norm_forward_inference(const BatchNormShape& s, const T* x, const T* gamma, const T* beta,
-                                  const T* running_mean, const T* running_var, double eps, T* y) {
+void batch_norm_forward_inference(const BatchNormForwardInference<T>& arguments) {
+  const BatchNormShape& s = arguments.shape;
+  const T* x = arguments.x;
+  const T* gamma = arguments.gamma;
+  const T* beta = arguments.beta;
+  const T* running_mean = arguments.running_mean;
+  const T* running_var = arguments.running_var;
+  const double eps = arguments.eps;
+  T* y = arguments.y;
 #pragma omp parallel for schedule(static) if (s.batch * s.channels * s.spatial >= 32768)
   for (int64_t c = 0; c < s.channels; ++c) {
     const double invstd = 1.0 / std::sqrt(static_cast<double>(running_var[c]) + eps);
@@ -66,8 +84,13 @@ void batch_norm_forward_inference(const BatchNormShape& s, const T* x, const T* 
 }
 
 template <class T>
-void batch_norm_inference_statistics(int64_t channels, const T* running_mean, const T* running_var, double eps,
-                                     T* mean, T* invstd) {
+void batch_norm_inference_statistics(const BatchNormInferenceStatistics<T>& arguments) {
+  const int64_t channels = arguments.channels;
+  const T* running_mean = arguments.running_mean;
+  const T* running_var = arguments.running_var;
+  const double eps = arguments.eps;
+  T* mean = arguments.mean;
+  T* invstd = arguments.invstd;
   for (int64_t c = 0; c < channels; ++c) {
     mean[c] = running_mean[c];
     invstd[c] = static_cast<T>(1.0 / std::sqrt(static_cast<double>(running_var[c]) + eps));
@@ -79,8 +102,17 @@ void batch_norm_inference_statistics(int64_t channels, const T* running_mean, co
 //   training:  grad_x = gamma * invstd * (dy - grad_beta / M - xhat * grad_gamma / M)
 //   inference: grad_x = gamma * invstd * dy           (mean and invstd are constants)
 template <class T>
-void batch_norm_backward(const BatchNormShape& s, bool training, const T* grad_y, const T* x, const T* gamma,
-                         const T* mean, const T* invstd, T* grad_x, T* grad_gamma, T* grad_beta) {
+void batch_norm_backward(const BatchNormBackward<T>& arguments) {
+  const BatchNormShape& s = arguments.shape;
+  const bool training = arguments.training;
+  const T* grad_y = arguments.grad_y;
+  const T* x = arguments.x;
+  const T* gamma = arguments.gamma;
+  const T* mean = arguments.mean;
+  const T* invstd = arguments.invstd;
+  T* grad_x = arguments.grad_x;
+  T* grad_gamma = arguments.grad_gamma;
+  T* grad_beta = arguments.grad_beta;
   const double count = static_cast<double>(s.batch * s.spatial);
 #pragma omp parallel for schedule(static) if (s.batch * s.channels * s.spatial >= 32768)
   for (int64_t c = 0; c < s.channels; ++c) {
@@ -109,14 +141,11 @@ void batch_norm_backward(const BatchNormShape& s, bool training, const T* grad_y
   }
 }
 
-#define VISREP_INSTANTIATE_BATCH_NORM(T)                                                                           \
-  template void batch_norm_forward_training<T>(const BatchNormShape&, const T*, const T*, const T*, double, double, \
-                                               T*, T*, T*, T*, T*);                                                \
-  template void batch_norm_forward_inference<T>(const BatchNormShape&, const T*, const T*, const T*, const T*,      \
-                                                const T*, double, T*);                                             \
-  template void batch_norm_inference_statistics<T>(int64_t, const T*, const T*, double, T*, T*);                   \
-  template void batch_norm_backward<T>(const BatchNormShape&, bool, const T*, const T*, const T*, const T*,         \
-                                       const T*, T*, T*, T*);
+#define VISREP_INSTANTIATE_BATCH_NORM(T)                                                    \
+  template void batch_norm_forward_training<T>(const BatchNormForwardTraining<T>&);         \
+  template void batch_norm_forward_inference<T>(const BatchNormForwardInference<T>&);       \
+  template void batch_norm_inference_statistics<T>(const BatchNormInferenceStatistics<T>&); \
+  template void batch_norm_backward<T>(const BatchNormBackward<T>&);
 
 VISREP_INSTANTIATE_BATCH_NORM(float)
 VISREP_INSTANTIATE_BATCH_NORM(double)

@@ -10,6 +10,8 @@
 #include <limits>
 #include <vector>
 
+#include "kernels/cpu/double_accumulation.h"
+
 namespace visrep::kernels::cpu {
 namespace {
 
@@ -32,24 +34,27 @@ bool is_positive(const ContrastiveProblem& problem, int64_t anchor, int64_t colu
 }  // namespace
 
 template <class T>
-ContrastiveForwardResult contrastive_forward(const T* h, const T* extra, const ContrastiveProblem& problem,
-                                             const ContrastiveSavedCpu& saved) {
+void contrastive_forward(const ContrastiveForward<T>& arguments) {
+  const T* h = arguments.h;
+  const T* extra = arguments.extra;
+  const ContrastiveProblem& problem = arguments.problem;
+  const ContrastiveSaved<double, double>& saved = arguments.saved_cpu;
   const int64_t rows = problem.rows, columns = problem.columns(), dim = problem.dim, anchors = problem.anchors;
-  ContrastiveForwardResult result;
 
   // z_j = h_j / max(||h_j||, eps); a row with a NaN or Inf stops everything here.
   for (int64_t j = 0; j < columns; ++j) {
     const T* source = j < rows ? h + j * dim : extra + (j - rows) * dim;
     double squares = 0.0;
-    for (int64_t d = 0; d < dim; ++d) squares += static_cast<double>(source[d]) * static_cast<double>(source[d]);
+    for (int64_t d = 0; d < dim; ++d) squares += to_double(source[d]) * to_double(source[d]);
     if (!std::isfinite(squares)) {
-      result.first_non_finite_row = j;
-      return result;
+      arguments.first_non_finite_row[0] = j;
+      arguments.first_non_finite_row[1] = 0;
+      return;
     }
     const double norm = std::sqrt(squares);
     const double scale = 1.0 / std::max(norm, problem.norm_eps);
     saved.norm[j] = norm;
-    for (int64_t d = 0; d < dim; ++d) saved.z[j * dim + d] = static_cast<double>(source[d]) * scale;
+    for (int64_t d = 0; d < dim; ++d) saved.z[j * dim + d] = to_double(source[d]) * scale;
   }
 
   // lse_i, the positives' sum of s_ip and their count, one anchor per iteration.
@@ -86,18 +91,24 @@ ContrastiveForwardResult contrastive_forward(const T* h, const T* extra, const C
 
   // The mean over counted anchors, summed in anchor order (deterministic).
   double total = 0.0;
+  int64_t counted = 0;
   for (int64_t i = 0; i < anchors; ++i) {
     if (saved.positive_count[i] == 0) continue;
     total += -problem.loss_scale * (positive_sum[i] / saved.positive_count[i] - saved.log_sum_exp[i]);
-    ++result.counted_anchors;
+    ++counted;
   }
-  result.loss = result.counted_anchors > 0 ? total / static_cast<double>(result.counted_anchors) : 0.0;
-  return result;
+  *arguments.loss = static_cast<AccumulateType<T>>(counted > 0 ? total / static_cast<double>(counted) : 0.0);
+  *arguments.counted_anchors = static_cast<int32_t>(counted);
 }
 
 template <class T>
-void contrastive_backward(double grad_loss, const ContrastiveProblem& problem, const ContrastiveSavedCpu& saved,
-                          int64_t counted_anchors, T* grad_h, T* grad_extra) {
+void contrastive_backward(const ContrastiveBackward<T>& arguments) {
+  const double grad_loss = static_cast<double>(*arguments.grad_loss);
+  const ContrastiveProblem& problem = arguments.problem;
+  const ContrastiveSaved<double, double>& saved = arguments.saved_cpu;
+  const int64_t counted_anchors = *arguments.counted_anchors;
+  T* grad_h = arguments.grad_h;
+  T* grad_extra = arguments.grad_extra;
   const int64_t rows = problem.rows, dim = problem.dim, anchors = problem.anchors;
   // Columns whose gradient is wanted: the rows of h, and the extra rows when asked for.
   const int64_t columns = problem.columns();
@@ -146,21 +157,20 @@ void contrastive_backward(double grad_loss, const ContrastiveProblem& problem, c
     const double norm = saved.norm[k];
     if (norm > problem.norm_eps) {
       const double projection = dot(zk, g, dim);
-      for (int64_t d = 0; d < dim; ++d) out[d] = static_cast<T>(coefficient * (g[d] - zk[d] * projection) / norm);
+      for (int64_t d = 0; d < dim; ++d) out[d] = from_double<T>(coefficient * (g[d] - zk[d] * projection) / norm);
     } else {
-      for (int64_t d = 0; d < dim; ++d) out[d] = static_cast<T>(coefficient * g[d] / problem.norm_eps);
+      for (int64_t d = 0; d < dim; ++d) out[d] = from_double<T>(coefficient * g[d] / problem.norm_eps);
     }
   }
 }
 
-#define VISREP_INSTANTIATE_CONTRASTIVE(T)                                                                      \
-  template ContrastiveForwardResult contrastive_forward<T>(const T*, const T*, const ContrastiveProblem&,      \
-                                                           const ContrastiveSavedCpu&);                        \
-  template void contrastive_backward<T>(double, const ContrastiveProblem&, const ContrastiveSavedCpu&, int64_t, \
-                                        T*, T*);
+#define VISREP_INSTANTIATE_CONTRASTIVE(T)                                  \
+  template void contrastive_forward<T>(const ContrastiveForward<T>&); \
+  template void contrastive_backward<T>(const ContrastiveBackward<T>&);
 
 VISREP_INSTANTIATE_CONTRASTIVE(float)
 VISREP_INSTANTIATE_CONTRASTIVE(double)
+VISREP_INSTANTIATE_CONTRASTIVE(bfloat16)
 #undef VISREP_INSTANTIATE_CONTRASTIVE
 
 }  // namespace visrep::kernels::cpu

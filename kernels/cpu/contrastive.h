@@ -22,9 +22,10 @@
 //   -(temperature / base_temperature). Without labels its mask is the identity over images:
 //   the positive is the other view, and the loss equals NT-Xent when base_tau = tau.
 //   One deliberate difference: SupContrast gives an anchor without positives a loss of 0
-//   and still counts it in the mean; here (as the issue specifies) it is left out of the
-//   mean. With two views and per-image labels every anchor has a positive, so the two
-//   agree; they differ only for per-row labels with singleton rows.
+//   and still counts it in the mean; here it is left out of the mean (a loss over the
+//   anchors that have something to pull toward). With two views and per-image labels every
+//   anchor has a positive, so the two agree; they differ only for per-row labels with
+//   singleton rows.
 //
 // Gradient (with G_ij = dL/ds_ij = (scale / K) (p_ij - [j in P(i)] / |P(i)|) for counted
 // anchors i, p_ij = exp(s_ij - lse_i), K the number of counted anchors, scale = tau/base_tau):
@@ -32,9 +33,21 @@
 //   dL/dh_k = (dz_k - z_k (z_k . dz_k)) / ||h_k||           (||h_k|| > eps; dz_k / eps below)
 // so nothing of size R x C is ever needed: the row terms and the column terms are two
 // passes over the same (recomputed) similarities.
+//
+// Where to look, the contrastive losses:
+//   op               engine/ops/contrastive.{h,cpp}   nt_xent_loss, supcon_loss
+//   CPU reference    kernels/cpu/contrastive.{h,cpp}  this header and its double loops
+//   CUDA twin        kernels/cuda/contrastive.{h,cu}  (tiles: contrastive_tiles.cuh, contrastive_tensor_core.{cuh,cu};
+//                    row normalisation: contrastive_rows.cuh; launches: contrastive_launch.cuh)
+//   unit tests       tests/unit/test_contrastive.cpp
+//   gradient check   tests/gradcheck/test_contrastive_gradcheck.cpp
+//   parity cases     tests/parity/test_parity_contrastive.cpp
+//   benchmark        benchmarks/bench_contrastive.cpp (PyTorch eager: benchmarks/torch_contrastive.py)
 #pragma once
 
 #include <cstdint>
+
+#include "kernels/accumulate_type.h"
 
 namespace visrep::kernels {
 
@@ -64,26 +77,55 @@ struct ContrastiveSaved {
   int32_t* positive_count = nullptr; // A: |P(i)|
 };
 
-}  // namespace visrep::kernels
-
-namespace visrep::kernels::cpu {
-
-using ContrastiveSavedCpu = ContrastiveSaved<double, double>;
-
-struct ContrastiveForwardResult {
-  double loss = 0.0;
-  int64_t counted_anchors = 0;       // K: anchors with at least one positive
-  int64_t first_non_finite_row = -1; // the first row of [h; extra] with a NaN/Inf (then nothing else is valid)
+// The forward pass of both losses. h: R x D, extra: M x D (null when M = 0), row-major,
+// contiguous. Fills the saved state (arrays the caller allocates: z C x D, norm C,
+// log_sum_exp A, positive_count A), writes the loss and K (the anchors with at least one
+// positive) and, for the first row of [h; extra] holding a NaN or Inf (or whose squares
+// overflow the arithmetic), marks first_non_finite_row, a slot (engine/dispatch.h's
+// InputCheck: [row, 0]); nothing else is valid then.
+//
+// The state is kept in the precision the device computes in, and the op allocates the one
+// its device uses: saved_cpu (the reference computes everything in double, whatever T) or
+// saved_cuda (z in T, the statistics in AccumulateType<T>). tensor_cores: for the CUDA
+// twin, TF32 for float (bfloat16 always takes its tensor cores); the CPU ignores it.
+template <class T>
+struct ContrastiveForward {
+  const T* h = nullptr;
+  const T* extra = nullptr;
+  ContrastiveProblem problem;
+  bool tensor_cores = false;
+  ContrastiveSaved<double, double> saved_cpu;
+  ContrastiveSaved<T, AccumulateType<T>> saved_cuda;
+  AccumulateType<T>* loss = nullptr;
+  int32_t* counted_anchors = nullptr;
+  long long* first_non_finite_row = nullptr;
 };
 
-// h: R x D, extra: M x D (null when M = 0), row-major, contiguous. Everything in double.
+// The backward pass for the loss's gradient *grad_loss, given what the forward pass saved
+// (the same state, and its K): writes grad_h (R x D) and, unless null, grad_extra (M x D).
 template <class T>
-ContrastiveForwardResult contrastive_forward(const T* h, const T* extra, const ContrastiveProblem& problem,
-                                             const ContrastiveSavedCpu& saved);
+struct ContrastiveBackward {
+  const AccumulateType<T>* grad_loss = nullptr;
+  const T* h = nullptr;
+  const T* extra = nullptr;
+  ContrastiveProblem problem;
+  bool tensor_cores = false;
+  ContrastiveSaved<double, double> saved_cpu;
+  ContrastiveSaved<T, AccumulateType<T>> saved_cuda;
+  const int32_t* counted_anchors = nullptr;
+  T* grad_h = nullptr;
+  T* grad_extra = nullptr;
+};
 
-// grad_h (R x D) and, unless null, grad_extra (M x D) for the loss's gradient grad_loss.
+}  // namespace visrep::kernels
+
+// float32, bfloat16 and float64 embeddings.
+namespace visrep::kernels::cpu {
+
 template <class T>
-void contrastive_backward(double grad_loss, const ContrastiveProblem& problem, const ContrastiveSavedCpu& saved,
-                          int64_t counted_anchors, T* grad_h, T* grad_extra);
+void contrastive_forward(const ContrastiveForward<T>& arguments);
+
+template <class T>
+void contrastive_backward(const ContrastiveBackward<T>& arguments);
 
 }  // namespace visrep::kernels::cpu

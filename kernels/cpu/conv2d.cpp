@@ -1,4 +1,5 @@
-// im2col + GEMM convolution, parallel over images.
+// im2col + GEMM convolution, parallel over images (kernels/cpu/conv2d.h specifies it and
+// lists the family's files).
 //
 // For one group, im2col unrolls every receptive field of a chunk of images into a column:
 //   columns (K = C_in/groups * kH * kW,  images * P),  P = H_out * W_out,
@@ -45,7 +46,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "kernels/cpu/gemm.h"
+#include "kernels/cpu/linear_algebra.h"
 
 namespace visrep::kernels::cpu {
 namespace {
@@ -545,7 +546,12 @@ void backward_images(const Conv2dGeometry& g, const Plan& plan, const T* grad_ou
 }  // namespace
 
 template <class T>
-void conv2d_forward(const Conv2dGeometry& g, const T* input, const T* weight, const T* bias, T* output) {
+void conv2d_forward(const Conv2dForward<T>& arguments) {
+  const Conv2dGeometry& g = arguments.geometry;
+  const T* input = arguments.input;
+  const T* weight = arguments.weight;
+  const T* bias = arguments.bias;
+  T* output = arguments.output;
   const Plan plan = make_plan(g);
   if (g.batch == 0) return;
   run_workers(plan, g.batch, [&](int64_t first_image, int64_t end_image, int) {
@@ -554,8 +560,14 @@ void conv2d_forward(const Conv2dGeometry& g, const T* input, const T* weight, co
 }
 
 template <class T>
-void conv2d_backward(const Conv2dGeometry& g, const T* grad_output, const T* input, const T* weight, T* grad_input,
-                     T* grad_weight, T* grad_bias) {
+void conv2d_backward(const Conv2dBackward<T>& arguments) {
+  const Conv2dGeometry& g = arguments.geometry;
+  const T* grad_output = arguments.grad_output;
+  const T* input = arguments.input;
+  const T* weight = arguments.weight;
+  T* grad_input = arguments.grad_input;
+  T* grad_weight = arguments.grad_weight;
+  T* grad_bias = arguments.grad_bias;
   const Plan plan = make_plan(g);
   const int64_t weight_numel = g.groups * plan.group_out_channels * plan.column_rows;
 
@@ -596,11 +608,9 @@ void conv2d_backward(const Conv2dGeometry& g, const T* grad_output, const T* inp
   }
 }
 
-template void conv2d_forward<float>(const Conv2dGeometry&, const float*, const float*, const float*, float*);
-template void conv2d_forward<double>(const Conv2dGeometry&, const double*, const double*, const double*, double*);
-template void conv2d_backward<float>(const Conv2dGeometry&, const float*, const float*, const float*, float*, float*,
-                                     float*);
-template void conv2d_backward<double>(const Conv2dGeometry&, const double*, const double*, const double*, double*,
-                                      double*, double*);
+template void conv2d_forward<float>(const Conv2dForward<float>&);
+template void conv2d_forward<double>(const Conv2dForward<double>&);
+template void conv2d_backward<float>(const Conv2dBackward<float>&);
+template void conv2d_backward<double>(const Conv2dBackward<double>&);
 
 }  // namespace visrep::kernels::cpu

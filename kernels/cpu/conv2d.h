@@ -1,5 +1,17 @@
 // 2-D convolution (cross-correlation, as in every deep-learning library) over NCHW tensors,
-// with stride, zero padding, dilation and groups, by im2col + GEMM.
+// with stride, zero padding, dilation and groups, by im2col + GEMM (kernels/cpu/conv2d.cpp
+// explains the work); the CUDA twin runs cuDNN. float32 and float64.
+//
+// Where to look, conv2d:
+//   op               engine/ops/conv2d.{h,cpp}   conv2d(); the module nn::Conv2d is in engine/nn/layers.h
+//   CPU reference    kernels/cpu/conv2d.{h,cpp}  this header; the GEMMs are kernels/cpu/linear_algebra.h's
+//   CUDA twin        kernels/cuda/conv2d.{h,cu}
+//   unit tests       tests/unit/test_conv2d.cpp (the op), tests/unit/test_conv2d_kernels.cpp (the CPU
+//                    kernel against direct loops, its threading and edge cases)
+//   gradient check   tests/gradcheck/test_conv2d_gradcheck.cpp
+//   parity cases     tests/parity/test_parity_conv2d.cpp
+//   benchmark        benchmarks/bench_cpu_ops.cpp (the CPU kernel against sgemm of the same FLOPs);
+//                    on the GPU inside the training steps of benchmarks/bench_train.cpp
 #pragma once
 
 #include <cstdint>
@@ -30,19 +42,38 @@ struct Conv2dGeometry {
   }
 };
 
-}  // namespace visrep::kernels
-
-namespace visrep::kernels::cpu {
-
 // output (N, C_out, H_out, W_out) = conv(input (N, C_in, H, W), weight (C_out, C_in/groups,
-// kH, kW)) + bias (C_out, or null). float, double.
+// kH, kW)) + bias (C_out, or null).
 template <class T>
-void conv2d_forward(const Conv2dGeometry& geometry, const T* input, const T* weight, const T* bias, T* output);
+struct Conv2dForward {
+  Conv2dGeometry geometry;
+  const T* input = nullptr;
+  const T* weight = nullptr;
+  const T* bias = nullptr;
+  T* output = nullptr;
+};
 
 // Gradients of the forward pass given grad_output; any of grad_input, grad_weight and
 // grad_bias may be null when that gradient is not wanted. All are overwritten, not added to.
 template <class T>
-void conv2d_backward(const Conv2dGeometry& geometry, const T* grad_output, const T* input, const T* weight,
-                     T* grad_input, T* grad_weight, T* grad_bias);
+struct Conv2dBackward {
+  Conv2dGeometry geometry;
+  const T* grad_output = nullptr;
+  const T* input = nullptr;
+  const T* weight = nullptr;
+  T* grad_input = nullptr;
+  T* grad_weight = nullptr;
+  T* grad_bias = nullptr;
+};
+
+}  // namespace visrep::kernels
+
+namespace visrep::kernels::cpu {
+
+template <class T>
+void conv2d_forward(const Conv2dForward<T>& arguments);
+
+template <class T>
+void conv2d_backward(const Conv2dBackward<T>& arguments);
 
 }  // namespace visrep::kernels::cpu

@@ -1,3 +1,5 @@
+// Strided copy and fill on the CPU, the reference of the CUDA twins (kernels/cpu/copy.h
+// specifies them and lists the family's files).
 #include "kernels/cpu/copy.h"
 
 #include <cstring>
@@ -9,7 +11,11 @@
 namespace visrep::kernels::cpu {
 
 template <class Source, class Destination>
-void copy(const Source* src, const StridedLayout& src_layout, Destination* dst, const StridedLayout& dst_layout) {
+void copy(const Copy<Source, Destination>& arguments) {
+  const Source* src = arguments.src;
+  const StridedLayout& src_layout = arguments.src_layout;
+  Destination* dst = arguments.dst;
+  const StridedLayout& dst_layout = arguments.dst_layout;
   if constexpr (std::is_same_v<Source, Destination>) {
     if (src_layout.is_contiguous() && dst_layout.is_contiguous()) {
       std::memcpy(dst, src, static_cast<size_t>(dst_layout.numel()) * sizeof(Destination));
@@ -22,18 +28,21 @@ void copy(const Source* src, const StridedLayout& src_layout, Destination* dst, 
 }
 
 template <class T>
-void fill(T* dst, const StridedLayout& dst_layout, T value) {
+void fill(const Fill<T>& arguments) {
+  T* dst = arguments.dst;
+  const StridedLayout& dst_layout = arguments.dst_layout;
+  const T value = arguments.value;
   for_each_strided<1>({&dst_layout}, [&](const std::array<int64_t, 1>& at) { dst[at[0]] = value; });
 }
 
-#define VISREP_INSTANTIATE_COPY_FROM(S)                                                        \
-  template void copy<S, float>(const S*, const StridedLayout&, float*, const StridedLayout&);   \
-  template void copy<S, double>(const S*, const StridedLayout&, double*, const StridedLayout&); \
-  template void copy<S, bfloat16>(const S*, const StridedLayout&, bfloat16*, const StridedLayout&); \
-  template void copy<S, int32_t>(const S*, const StridedLayout&, int32_t*, const StridedLayout&); \
-  template void copy<S, int64_t>(const S*, const StridedLayout&, int64_t*, const StridedLayout&); \
-  template void copy<S, uint8_t>(const S*, const StridedLayout&, uint8_t*, const StridedLayout&); \
-  template void fill<S>(S*, const StridedLayout&, S);
+#define VISREP_INSTANTIATE_COPY_FROM(S)                      \
+  template void copy<S, float>(const Copy<S, float>&);       \
+  template void copy<S, double>(const Copy<S, double>&);     \
+  template void copy<S, bfloat16>(const Copy<S, bfloat16>&); \
+  template void copy<S, int32_t>(const Copy<S, int32_t>&);   \
+  template void copy<S, int64_t>(const Copy<S, int64_t>&);   \
+  template void copy<S, uint8_t>(const Copy<S, uint8_t>&);   \
+  template void fill<S>(const Fill<S>&);
 
 VISREP_INSTANTIATE_COPY_FROM(float)
 VISREP_INSTANTIATE_COPY_FROM(double)

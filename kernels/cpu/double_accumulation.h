@@ -1,4 +1,4 @@
-// Conversions for the CPU references that accumulate in double (group_norm.cpp,
+// Conversions for the CPU references that accumulate in double (group_norm.cpp, contrastive.cpp,
 // weight_standardization.cpp): every stored type widens exactly to double, and results
 // narrow back the way the GPU narrows them (bfloat16 rounds from float, so a CPU value and
 // a GPU value of the same float agree bit for bit).

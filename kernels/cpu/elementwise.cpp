@@ -1,3 +1,5 @@
+// The elementwise ops on the CPU, the reference of the CUDA twins
+// (kernels/cpu/elementwise.h specifies them and lists the family's files).
 #include "kernels/cpu/elementwise.h"
 
 #include <algorithm>
@@ -26,8 +28,13 @@ void map_binary(const T* a, const StridedLayout& a_layout, const T* b, const Str
 }  // namespace
 
 template <class T>
-void unary(UnaryOp op, UnaryParameters parameters, const T* x, const StridedLayout& x_layout, T* out,
-           const StridedLayout& out_layout) {
+void unary(const Unary<T>& arguments) {
+  const UnaryOp op = arguments.op;
+  const UnaryParameters parameters = arguments.parameters;
+  const T* x = arguments.x;
+  const StridedLayout& x_layout = arguments.x_layout;
+  T* out = arguments.out;
+  const StridedLayout& out_layout = arguments.out_layout;
   static_assert(std::is_floating_point_v<T>);
   const T first = static_cast<T>(parameters.first);
   const T second = static_cast<T>(parameters.second);
@@ -50,8 +57,14 @@ void unary(UnaryOp op, UnaryParameters parameters, const T* x, const StridedLayo
 }
 
 template <class T>
-void binary(BinaryOp op, const T* a, const StridedLayout& a_layout, const T* b, const StridedLayout& b_layout,
-            T* out, const StridedLayout& out_layout) {
+void binary(const Binary<T>& arguments) {
+  const BinaryOp op = arguments.op;
+  const T* a = arguments.a;
+  const StridedLayout& a_layout = arguments.a_layout;
+  const T* b = arguments.b;
+  const StridedLayout& b_layout = arguments.b_layout;
+  T* out = arguments.out;
+  const StridedLayout& out_layout = arguments.out_layout;
   auto run = [&](auto f) { map_binary(a, a_layout, b, b_layout, out, out_layout, f); };
   switch (op) {
     case BinaryOp::Add: return run([](T x, T y) -> T { return x + y; });
@@ -84,8 +97,14 @@ void binary(BinaryOp op, const T* a, const StridedLayout& a_layout, const T* b, 
 }
 
 template <class T>
-void compare(CompareOp op, const T* a, const StridedLayout& a_layout, const T* b, const StridedLayout& b_layout,
-             uint8_t* out, const StridedLayout& out_layout) {
+void compare(const Compare<T>& arguments) {
+  const CompareOp op = arguments.op;
+  const T* a = arguments.a;
+  const StridedLayout& a_layout = arguments.a_layout;
+  const T* b = arguments.b;
+  const StridedLayout& b_layout = arguments.b_layout;
+  uint8_t* out = arguments.out;
+  const StridedLayout& out_layout = arguments.out_layout;
   auto run = [&](auto f) { map_binary(a, a_layout, b, b_layout, out, out_layout, f); };
   switch (op) {
     case CompareOp::Equal: return run([](T x, T y) -> uint8_t { return x == y; });
@@ -99,19 +118,23 @@ void compare(CompareOp op, const T* a, const StridedLayout& a_layout, const T* b
 }
 
 template <class T>
-void where(const uint8_t* condition, const StridedLayout& condition_layout, const T* a, const StridedLayout& a_layout,
-           const T* b, const StridedLayout& b_layout, T* out, const StridedLayout& out_layout) {
+void where(const Where<T>& arguments) {
+  const uint8_t* condition = arguments.condition;
+  const StridedLayout& condition_layout = arguments.condition_layout;
+  const T* a = arguments.a;
+  const StridedLayout& a_layout = arguments.a_layout;
+  const T* b = arguments.b;
+  const StridedLayout& b_layout = arguments.b_layout;
+  T* out = arguments.out;
+  const StridedLayout& out_layout = arguments.out_layout;
   for_each_strided<4>({&out_layout, &condition_layout, &a_layout, &b_layout},
                       [&](const std::array<int64_t, 4>& at) { out[at[0]] = condition[at[1]] ? a[at[2]] : b[at[3]]; });
 }
 
-#define VISREP_INSTANTIATE_ARITHMETIC(T)                                                                         \
-  template void binary<T>(BinaryOp, const T*, const StridedLayout&, const T*, const StridedLayout&, T*,        \
-                          const StridedLayout&);                                                               \
-  template void compare<T>(CompareOp, const T*, const StridedLayout&, const T*, const StridedLayout&, uint8_t*, \
-                           const StridedLayout&);                                                              \
-  template void where<T>(const uint8_t*, const StridedLayout&, const T*, const StridedLayout&, const T*,       \
-                         const StridedLayout&, T*, const StridedLayout&);
+#define VISREP_INSTANTIATE_ARITHMETIC(T)       \
+  template void binary<T>(const Binary<T>&);   \
+  template void compare<T>(const Compare<T>&); \
+  template void where<T>(const Where<T>&);
 
 VISREP_INSTANTIATE_ARITHMETIC(float)
 VISREP_INSTANTIATE_ARITHMETIC(double)
@@ -120,8 +143,7 @@ VISREP_INSTANTIATE_ARITHMETIC(int64_t)
 VISREP_INSTANTIATE_ARITHMETIC(uint8_t)
 #undef VISREP_INSTANTIATE_ARITHMETIC
 
-template void unary<float>(UnaryOp, UnaryParameters, const float*, const StridedLayout&, float*, const StridedLayout&);
-template void unary<double>(UnaryOp, UnaryParameters, const double*, const StridedLayout&, double*,
-                            const StridedLayout&);
+template void unary<float>(const Unary<float>&);
+template void unary<double>(const Unary<double>&);
 
 }  // namespace visrep::kernels::cpu

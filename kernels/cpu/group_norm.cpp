@@ -1,4 +1,5 @@
-// Group normalisation on the CPU: the reference the CUDA kernels are checked against.
+// Group normalisation on the CPU: the reference the CUDA kernels are checked against
+// (kernels/cpu/group_norm.h specifies it and lists the family's files).
 // Each (sample, group) is one contiguous run of M = (C / G) * S elements; statistics are
 // an exact two-pass mean and biased variance in double, so inputs offset far from zero
 // (1e4 + N(0, 1)) lose nothing. Groups run in parallel (OpenMP); the per-channel parameter
@@ -24,9 +25,17 @@ constexpr int64_t kParallelThreshold = 32768;  // elements; below this, threads 
 }  // namespace
 
 template <class T>
-void group_norm_forward(const GroupNormShape& s, const T* x, const T* gamma, const T* beta, double eps, bool relu,
-                        T* y, NormalizationStatistic<T>* mean_out, NormalizationStatistic<T>* invstd_out) {
-  using Statistic = NormalizationStatistic<T>;
+void group_norm_forward(const GroupNormForward<T>& arguments) {
+  using Statistic = AccumulateType<T>;
+  const GroupNormShape& s = arguments.shape;
+  const T* x = arguments.x;
+  const T* gamma = arguments.gamma;
+  const T* beta = arguments.beta;
+  const double eps = arguments.eps;
+  const bool relu = arguments.relu;
+  T* y = arguments.y;
+  Statistic* mean_out = arguments.mean;
+  Statistic* invstd_out = arguments.invstd;
   const int64_t per_group = s.group_size(), cpg = s.channels_per_group();
   const double count = static_cast<double>(per_group);
 #pragma omp parallel for schedule(static) if (s.batch * s.channels * s.spatial >= kParallelThreshold)
@@ -61,9 +70,18 @@ void group_norm_forward(const GroupNormShape& s, const T* x, const T* gamma, con
 }
 
 template <class T>
-void group_norm_backward(const GroupNormShape& s, bool relu, const T* grad_y, const T* x, const T* gamma,
-                         const T* beta, const NormalizationStatistic<T>* mean_in,
-                         const NormalizationStatistic<T>* invstd_in, T* grad_x, T* grad_gamma, T* grad_beta) {
+void group_norm_backward(const GroupNormBackward<T>& arguments) {
+  const GroupNormShape& s = arguments.shape;
+  const bool relu = arguments.relu;
+  const T* grad_y = arguments.grad_y;
+  const T* x = arguments.x;
+  const T* gamma = arguments.gamma;
+  const T* beta = arguments.beta;
+  const AccumulateType<T>* mean_in = arguments.mean;
+  const AccumulateType<T>* invstd_in = arguments.invstd;
+  T* grad_x = arguments.grad_x;
+  T* grad_gamma = arguments.grad_gamma;
+  T* grad_beta = arguments.grad_beta;
   const int64_t per_group = s.group_size(), cpg = s.channels_per_group();
   const double count = static_cast<double>(per_group);
   // Per (sample, channel): sum d and sum d * xhat, for the parameter gradients.
@@ -129,12 +147,9 @@ void group_norm_backward(const GroupNormShape& s, bool relu, const T* grad_y, co
   }
 }
 
-#define VISREP_INSTANTIATE_GROUP_NORM(T)                                                                          \
-  template void group_norm_forward<T>(const GroupNormShape&, const T*, const T*, const T*, double, bool, T*,      \
-                                      NormalizationStatistic<T>*, NormalizationStatistic<T>*);                    \
-  template void group_norm_backward<T>(const GroupNormShape&, bool, const T*, const T*, const T*, const T*,       \
-                                       const NormalizationStatistic<T>*, const NormalizationStatistic<T>*, T*, T*, \
-                                       T*);
+#define VISREP_INSTANTIATE_GROUP_NORM(T)                             \
+  template void group_norm_forward<T>(const GroupNormForward<T>&); \
+  template void group_norm_backward<T>(const GroupNormBackward<T>&);
 
 VISREP_INSTANTIATE_GROUP_NORM(float)
 VISREP_INSTANTIATE_GROUP_NORM(double)

@@ -9,13 +9,21 @@
 // mask (pre-activation > 0), which the backward pass recomputes from x and the statistics).
 //
 // This header is the specification: kernels/cpu/group_norm.cpp computes it with plain
-// loops accumulating in double; kernels/cuda/group_norm.cu must agree within the parity
-// tolerances (tests/parity/test_parity_bit_normalization.cpp).
+// loops accumulating in double; the CUDA twin must agree within the parity tolerances.
+//
+// Where to look, GroupNorm:
+//   op               engine/ops/group_norm.{h,cpp}   group_norm(); the module nn::GroupNorm is in engine/nn/layers.h
+//   CPU reference    kernels/cpu/group_norm.{h,cpp}  this header and its loops
+//   CUDA twin        kernels/cuda/group_norm.{h,cu}
+//   unit tests       tests/unit/test_group_norm.cpp
+//   gradient check   tests/gradcheck/test_group_norm_gradcheck.cpp
+//   parity cases     tests/parity/test_parity_group_norm.cpp
+//   benchmark        benchmarks/bench_group_norm.cpp (PyTorch eager: benchmarks/torch_group_norm.py)
 #pragma once
 
 #include <cstdint>
-#include <type_traits>
 
+#include "kernels/accumulate_type.h"
 #include "kernels/bfloat16.h"
 
 namespace visrep::kernels {
@@ -32,16 +40,6 @@ struct GroupNormShape {
   int64_t group_count() const { return batch * groups; }
 };
 
-// The type the per-row statistics (mean and 1 / sqrt(var + eps)) are kept in: float32 for
-// float32 and bfloat16 tensors (fp32 statistics, as PyTorch keeps them), float64 for
-// float64. Shared by group normalisation and weight standardisation.
-template <class T>
-using NormalizationStatistic = std::conditional_t<std::is_same_v<T, double>, double, float>;
-
-}  // namespace visrep::kernels
-
-namespace visrep::kernels::cpu {
-
 // Forward. gamma and beta (C) may be null (no affine transform). relu: y = max(0, ...).
 // mean and invstd (N * G, in (sample, group) order) keep the statistics for the backward
 // pass: invstd = 1 / sqrt(var + eps), and the mean relative to the group's first element
@@ -50,8 +48,17 @@ namespace visrep::kernels::cpu {
 // values (Sterbenz) and mean - x0 is small, so (x - x0) - (mean - x0) keeps the digits.
 // y is computed from the unrounded double statistics.
 template <class T>
-void group_norm_forward(const GroupNormShape& shape, const T* x, const T* gamma, const T* beta, double eps, bool relu,
-                        T* y, NormalizationStatistic<T>* mean, NormalizationStatistic<T>* invstd);
+struct GroupNormForward {
+  GroupNormShape shape;
+  const T* x = nullptr;
+  const T* gamma = nullptr;
+  const T* beta = nullptr;
+  double eps = 1e-5;
+  bool relu = false;
+  T* y = nullptr;
+  AccumulateType<T>* mean = nullptr;
+  AccumulateType<T>* invstd = nullptr;
+};
 
 // Backward, given the statistics the forward pass saved. With xhat = (x - mean) * invstd
 // (evaluated as ((x - x0) - saved mean) * invstd),
@@ -62,8 +69,29 @@ void group_norm_forward(const GroupNormShape& shape, const T* x, const T* gamma,
 // Any of grad_x, grad_gamma, grad_beta may be null (not wanted). beta is read only for the
 // ReLU mask (null: 0).
 template <class T>
-void group_norm_backward(const GroupNormShape& shape, bool relu, const T* grad_y, const T* x, const T* gamma,
-                         const T* beta, const NormalizationStatistic<T>* mean, const NormalizationStatistic<T>* invstd,
-                         T* grad_x, T* grad_gamma, T* grad_beta);
+struct GroupNormBackward {
+  GroupNormShape shape;
+  bool relu = false;
+  const T* grad_y = nullptr;
+  const T* x = nullptr;
+  const T* gamma = nullptr;
+  const T* beta = nullptr;
+  const AccumulateType<T>* mean = nullptr;
+  const AccumulateType<T>* invstd = nullptr;
+  T* grad_x = nullptr;
+  T* grad_gamma = nullptr;
+  T* grad_beta = nullptr;
+};
+
+}  // namespace visrep::kernels
+
+// float32, bfloat16 (statistics and arithmetic in float32) and float64.
+namespace visrep::kernels::cpu {
+
+template <class T>
+void group_norm_forward(const GroupNormForward<T>& arguments);
+
+template <class T>
+void group_norm_backward(const GroupNormBackward<T>& arguments);
 
 }  // namespace visrep::kernels::cpu

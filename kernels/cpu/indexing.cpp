@@ -1,3 +1,5 @@
+// The indexing kernels on the CPU, the reference of kernels/cuda/indexing.cu
+// (kernels/cpu/indexing.h specifies them and lists the family's files).
 #include "kernels/cpu/indexing.h"
 
 #include <algorithm>
@@ -7,16 +9,26 @@
 
 namespace visrep::kernels::cpu {
 
-int64_t first_out_of_range(const int64_t* indices, int64_t count, int64_t size) {
-  for (int64_t k = 0; k < count; ++k) {
-    if (indices[k] < 0 || indices[k] >= size) return k;
+void mark_first_out_of_range(const MarkFirstOutOfRange& a) {
+  for (int64_t k = 0; k < a.count; ++k) {
+    const int64_t value = a.indices[k];
+    if ((value < 0 || value >= a.size) && !(a.has_ignored && value == a.ignored)) {
+      a.slot[0] = static_cast<long long>(k);
+      a.slot[1] = static_cast<long long>(value);
+      return;
+    }
   }
-  return -1;
 }
 
 template <class T>
-void index_select(const T* x, int64_t outer, int64_t size, int64_t inner, const int64_t* indices, int64_t count,
-                  T* out) {
+void index_select(const IndexSelect<T>& arguments) {
+  const T* x = arguments.x;
+  const int64_t outer = arguments.outer;
+  const int64_t size = arguments.size;
+  const int64_t inner = arguments.inner;
+  const int64_t* indices = arguments.indices;
+  const int64_t count = arguments.count;
+  T* out = arguments.out;
 #pragma omp parallel for collapse(2) schedule(static) if (outer * count * inner >= 32768)
   for (int64_t o = 0; o < outer; ++o) {
     for (int64_t k = 0; k < count; ++k) {
@@ -26,8 +38,14 @@ void index_select(const T* x, int64_t outer, int64_t size, int64_t inner, const 
 }
 
 template <class T>
-void index_add(const T* src, int64_t outer, int64_t count, int64_t inner, const int64_t* indices, int64_t size,
-               T* dst) {
+void index_add(const IndexAdd<T>& arguments) {
+  const T* src = arguments.src;
+  const int64_t outer = arguments.outer;
+  const int64_t count = arguments.count;
+  const int64_t inner = arguments.inner;
+  const int64_t* indices = arguments.indices;
+  const int64_t size = arguments.size;
+  T* dst = arguments.dst;
   // Threads split (outer, inner) so that repeated indices never race.
 #pragma omp parallel for schedule(static) if (outer * count * inner >= 32768 && outer > 1)
   for (int64_t o = 0; o < outer; ++o) {
@@ -40,7 +58,14 @@ void index_add(const T* src, int64_t outer, int64_t count, int64_t inner, const 
 }
 
 template <class T>
-void gather(const T* x, int64_t outer, int64_t size, int64_t inner, const int64_t* indices, int64_t count, T* out) {
+void gather(const Gather<T>& arguments) {
+  const T* x = arguments.x;
+  const int64_t outer = arguments.outer;
+  const int64_t size = arguments.size;
+  const int64_t inner = arguments.inner;
+  const int64_t* indices = arguments.indices;
+  const int64_t count = arguments.count;
+  T* out = arguments.out;
 #pragma omp parallel for schedule(static) if (outer * count * inner >= 32768)
   for (int64_t o = 0; o < outer; ++o) {
     for (int64_t k = 0; k < count; ++k) {
@@ -53,8 +78,14 @@ void gather(const T* x, int64_t outer, int64_t size, int64_t inner, const int64_
 }
 
 template <class T>
-void scatter_add(const T* src, int64_t outer, int64_t count, int64_t inner, const int64_t* indices, int64_t size,
-                 T* dst) {
+void scatter_add(const ScatterAdd<T>& arguments) {
+  const T* src = arguments.src;
+  const int64_t outer = arguments.outer;
+  const int64_t count = arguments.count;
+  const int64_t inner = arguments.inner;
+  const int64_t* indices = arguments.indices;
+  const int64_t size = arguments.size;
+  T* dst = arguments.dst;
 #pragma omp parallel for schedule(static) if (outer * count * inner >= 32768 && outer > 1)
   for (int64_t o = 0; o < outer; ++o) {
     for (int64_t k = 0; k < count; ++k) {
@@ -67,19 +98,23 @@ void scatter_add(const T* src, int64_t outer, int64_t count, int64_t inner, cons
 }
 
 template <class T>
-void one_hot(const int64_t* labels, int64_t count, int64_t classes, T* out) {
+void one_hot(const OneHot<T>& arguments) {
+  const int64_t* labels = arguments.labels;
+  const int64_t count = arguments.count;
+  const int64_t classes = arguments.classes;
+  T* out = arguments.out;
   std::fill(out, out + count * classes, T(0));
   for (int64_t k = 0; k < count; ++k) out[k * classes + labels[k]] = T(1);
 }
 
-#define VISREP_INSTANTIATE_INDEXING(T)                                                                  \
-  template void index_select<T>(const T*, int64_t, int64_t, int64_t, const int64_t*, int64_t, T*);      \
-  template void gather<T>(const T*, int64_t, int64_t, int64_t, const int64_t*, int64_t, T*);
+#define VISREP_INSTANTIATE_INDEXING(T)                                   \
+  template void index_select<T>(const IndexSelect<T>&);                  \
+  template void gather<T>(const Gather<T>&);
 
-#define VISREP_INSTANTIATE_INDEX_ADD(T)                                                                 \
-  template void index_add<T>(const T*, int64_t, int64_t, int64_t, const int64_t*, int64_t, T*);         \
-  template void scatter_add<T>(const T*, int64_t, int64_t, int64_t, const int64_t*, int64_t, T*);       \
-  template void one_hot<T>(const int64_t*, int64_t, int64_t, T*);
+#define VISREP_INSTANTIATE_INDEX_ADD(T)                                  \
+  template void index_add<T>(const IndexAdd<T>&);                        \
+  template void scatter_add<T>(const ScatterAdd<T>&);                    \
+  template void one_hot<T>(const OneHot<T>&);
 
 VISREP_INSTANTIATE_INDEXING(float)
 VISREP_INSTANTIATE_INDEXING(double)

@@ -1,3 +1,5 @@
+// The pooling ops on the CPU, the reference of the CUDA twins (kernels/cpu/pool.h
+// specifies them and lists the family's files).
 #include "kernels/cpu/pool.h"
 
 #include <algorithm>
@@ -34,7 +36,11 @@ int64_t adaptive_end(int64_t index, int64_t in_size, int64_t out_size) {
 }  // namespace
 
 template <class T>
-void max_pool2d_forward(const Pool2dGeometry& g, const T* input, T* output, int64_t* argmax) {
+void max_pool2d_forward(const MaxPool2dForward<T>& arguments) {
+  const Pool2dGeometry& g = arguments.geometry;
+  const T* input = arguments.input;
+  T* output = arguments.output;
+  int64_t* argmax = arguments.argmax;
   const int64_t oh_count = g.out_height(), ow_count = g.out_width();
 #pragma omp parallel for schedule(static) if (g.planes * oh_count * ow_count >= 16384)
   for (int64_t plane = 0; plane < g.planes; ++plane) {
@@ -63,7 +69,11 @@ void max_pool2d_forward(const Pool2dGeometry& g, const T* input, T* output, int6
 }
 
 template <class T>
-void max_pool2d_backward(const Pool2dGeometry& g, const T* grad_output, const int64_t* argmax, T* grad_input) {
+void max_pool2d_backward(const MaxPool2dBackward<T>& arguments) {
+  const Pool2dGeometry& g = arguments.geometry;
+  const T* grad_output = arguments.grad_output;
+  const int64_t* argmax = arguments.argmax;
+  T* grad_input = arguments.grad_input;
   const int64_t out_plane = g.out_height() * g.out_width();
   const int64_t in_plane = g.in_height * g.in_width;
 #pragma omp parallel for schedule(static) if (g.planes * out_plane >= 16384)
@@ -75,7 +85,11 @@ void max_pool2d_backward(const Pool2dGeometry& g, const T* grad_output, const in
 }
 
 template <class T>
-void avg_pool2d_forward(const Pool2dGeometry& g, bool count_include_pad, const T* input, T* output) {
+void avg_pool2d_forward(const AvgPool2dForward<T>& arguments) {
+  const Pool2dGeometry& g = arguments.geometry;
+  const bool count_include_pad = arguments.count_include_pad;
+  const T* input = arguments.input;
+  T* output = arguments.output;
   const int64_t oh_count = g.out_height(), ow_count = g.out_width();
 #pragma omp parallel for schedule(static) if (g.planes * oh_count * ow_count >= 16384)
   for (int64_t plane = 0; plane < g.planes; ++plane) {
@@ -94,7 +108,11 @@ void avg_pool2d_forward(const Pool2dGeometry& g, bool count_include_pad, const T
 }
 
 template <class T>
-void avg_pool2d_backward(const Pool2dGeometry& g, bool count_include_pad, const T* grad_output, T* grad_input) {
+void avg_pool2d_backward(const AvgPool2dBackward<T>& arguments) {
+  const Pool2dGeometry& g = arguments.geometry;
+  const bool count_include_pad = arguments.count_include_pad;
+  const T* grad_output = arguments.grad_output;
+  T* grad_input = arguments.grad_input;
   const int64_t oh_count = g.out_height(), ow_count = g.out_width();
   const int64_t in_plane = g.in_height * g.in_width;
 #pragma omp parallel for schedule(static) if (g.planes * oh_count * ow_count >= 16384)
@@ -114,8 +132,14 @@ void avg_pool2d_backward(const Pool2dGeometry& g, bool count_include_pad, const 
 }
 
 template <class T>
-void adaptive_avg_pool2d_forward(int64_t planes, int64_t in_height, int64_t in_width, int64_t out_height,
-                                 int64_t out_width, const T* input, T* output) {
+void adaptive_avg_pool2d_forward(const AdaptiveAvgPool2dForward<T>& arguments) {
+  const int64_t planes = arguments.planes;
+  const int64_t in_height = arguments.in_height;
+  const int64_t in_width = arguments.in_width;
+  const int64_t out_height = arguments.out_height;
+  const int64_t out_width = arguments.out_width;
+  const T* input = arguments.input;
+  T* output = arguments.output;
 #pragma omp parallel for schedule(static) if (planes * in_height * in_width >= 32768)
   for (int64_t plane = 0; plane < planes; ++plane) {
     const T* x = input + plane * in_height * in_width;
@@ -133,8 +157,14 @@ void adaptive_avg_pool2d_forward(int64_t planes, int64_t in_height, int64_t in_w
 }
 
 template <class T>
-void adaptive_avg_pool2d_backward(int64_t planes, int64_t in_height, int64_t in_width, int64_t out_height,
-                                  int64_t out_width, const T* grad_output, T* grad_input) {
+void adaptive_avg_pool2d_backward(const AdaptiveAvgPool2dBackward<T>& arguments) {
+  const int64_t planes = arguments.planes;
+  const int64_t in_height = arguments.in_height;
+  const int64_t in_width = arguments.in_width;
+  const int64_t out_height = arguments.out_height;
+  const int64_t out_width = arguments.out_width;
+  const T* grad_output = arguments.grad_output;
+  T* grad_input = arguments.grad_input;
 #pragma omp parallel for schedule(static) if (planes * in_height * in_width >= 32768)
   for (int64_t plane = 0; plane < planes; ++plane) {
     T* dx = grad_input + plane * in_height * in_width;
@@ -151,13 +181,13 @@ void adaptive_avg_pool2d_backward(int64_t planes, int64_t in_height, int64_t in_
   }
 }
 
-#define VISREP_INSTANTIATE_POOL(T)                                                                            \
-  template void max_pool2d_forward<T>(const Pool2dGeometry&, const T*, T*, int64_t*);                         \
-  template void max_pool2d_backward<T>(const Pool2dGeometry&, const T*, const int64_t*, T*);                  \
-  template void avg_pool2d_forward<T>(const Pool2dGeometry&, bool, const T*, T*);                             \
-  template void avg_pool2d_backward<T>(const Pool2dGeometry&, bool, const T*, T*);                            \
-  template void adaptive_avg_pool2d_forward<T>(int64_t, int64_t, int64_t, int64_t, int64_t, const T*, T*);    \
-  template void adaptive_avg_pool2d_backward<T>(int64_t, int64_t, int64_t, int64_t, int64_t, const T*, T*);
+#define VISREP_INSTANTIATE_POOL(T)                                                     \
+  template void max_pool2d_forward<T>(const MaxPool2dForward<T>&);                     \
+  template void max_pool2d_backward<T>(const MaxPool2dBackward<T>&);                   \
+  template void avg_pool2d_forward<T>(const AvgPool2dForward<T>&);                     \
+  template void avg_pool2d_backward<T>(const AvgPool2dBackward<T>&);                   \
+  template void adaptive_avg_pool2d_forward<T>(const AdaptiveAvgPool2dForward<T>&);    \
+  template void adaptive_avg_pool2d_backward<T>(const AdaptiveAvgPool2dBackward<T>&);
 
 VISREP_INSTANTIATE_POOL(float)
 VISREP_INSTANTIATE_POOL(double)

@@ -1,3 +1,5 @@
+// The Philox draws on the CPU, the reference of the CUDA twins (kernels/cpu/random.h
+// specifies them and lists the family's files).
 #include "kernels/cpu/random.h"
 
 #include <algorithm>
@@ -9,7 +11,13 @@
 namespace visrep::kernels::cpu {
 
 template <class T>
-void random_uniform(uint64_t seed, uint64_t stream, int64_t count, double low, double high, T* out) {
+void random_uniform(const RandomUniform<T>& arguments) {
+  const uint64_t seed = arguments.seed;
+  const uint64_t stream = arguments.stream;
+  const int64_t count = arguments.count;
+  const double low = arguments.low;
+  const double high = arguments.high;
+  T* out = arguments.out;
   const double span = high - low;
 #pragma omp parallel for schedule(static) if (count >= 65536)
   for (int64_t i = 0; i < count; ++i) {
@@ -20,7 +28,13 @@ void random_uniform(uint64_t seed, uint64_t stream, int64_t count, double low, d
 }
 
 template <class T>
-void random_normal(uint64_t seed, uint64_t stream, int64_t count, double mean, double std, T* out) {
+void random_normal(const RandomNormal<T>& arguments) {
+  const uint64_t seed = arguments.seed;
+  const uint64_t stream = arguments.stream;
+  const int64_t count = arguments.count;
+  const double mean = arguments.mean;
+  const double std = arguments.std;
+  T* out = arguments.out;
   // Whole Philox blocks at a time (four normals from one block and two logarithms); the
   // values are normal_at's, element by element.
   const int64_t blocks = (count + 3) / 4;
@@ -36,7 +50,13 @@ void random_normal(uint64_t seed, uint64_t stream, int64_t count, double mean, d
   }
 }
 
-void random_integers(uint64_t seed, uint64_t stream, int64_t count, int64_t low, int64_t high, int64_t* out) {
+void random_integers(const RandomIntegers& arguments) {
+  const uint64_t seed = arguments.seed;
+  const uint64_t stream = arguments.stream;
+  const int64_t count = arguments.count;
+  const int64_t low = arguments.low;
+  const int64_t high = arguments.high;
+  int64_t* out = arguments.out;
   const uint64_t range = static_cast<uint64_t>(high - low);
 #pragma omp parallel for schedule(static) if (count >= 65536)
   for (int64_t i = 0; i < count; ++i) {
@@ -44,7 +64,11 @@ void random_integers(uint64_t seed, uint64_t stream, int64_t count, int64_t low,
   }
 }
 
-void random_permutation(uint64_t seed, uint64_t stream, int64_t count, int64_t* out) {
+void random_permutation(const RandomPermutation& arguments) {
+  const uint64_t seed = arguments.seed;
+  const uint64_t stream = arguments.stream;
+  const int64_t count = arguments.count;
+  int64_t* out = arguments.out;
   std::vector<uint64_t> keyed(static_cast<size_t>(count));
   for (int64_t i = 0; i < count; ++i) {
     keyed[i] = (static_cast<uint64_t>(philox_bits(seed, stream, i)) << 32) | static_cast<uint64_t>(i);
@@ -53,9 +77,9 @@ void random_permutation(uint64_t seed, uint64_t stream, int64_t count, int64_t* 
   for (int64_t i = 0; i < count; ++i) out[i] = static_cast<int64_t>(keyed[i] & 0xffffffffu);
 }
 
-template void random_uniform<float>(uint64_t, uint64_t, int64_t, double, double, float*);
-template void random_uniform<double>(uint64_t, uint64_t, int64_t, double, double, double*);
-template void random_normal<float>(uint64_t, uint64_t, int64_t, double, double, float*);
-template void random_normal<double>(uint64_t, uint64_t, int64_t, double, double, double*);
+template void random_uniform<float>(const RandomUniform<float>&);
+template void random_uniform<double>(const RandomUniform<double>&);
+template void random_normal<float>(const RandomNormal<float>&);
+template void random_normal<double>(const RandomNormal<double>&);
 
 }  // namespace visrep::kernels::cpu

@@ -1,4 +1,5 @@
-// Weight standardisation on the CPU: the reference for kernels/cuda/weight_standardization.cu.
+// Weight standardisation on the CPU: the reference for kernels/cuda/weight_standardization.cu
+// (kernels/cpu/weight_standardization.h specifies it and lists the family's files).
 // Rows (output channels) are independent; each is an exact two-pass mean and biased
 // variance in double. The rows of every tensor in the list run in parallel (OpenMP over
 // one flattened (tensor, row) index, so a list of small weights still fills the cores).
@@ -31,7 +32,7 @@ constexpr int64_t kParallelThreshold = 32768;  // elements
 
 template <class T>
 void weight_standardization_forward(const WeightStandardizationForward<T>* tensors, int64_t count, double eps) {
-  using Statistic = NormalizationStatistic<T>;
+  using Statistic = AccumulateType<T>;
   int64_t elements = 0;
   const auto rows = all_rows(tensors, count, elements);
   const int64_t total_rows = static_cast<int64_t>(rows.size());

@@ -12,11 +12,23 @@
 // struct that the CUDA twin passes to the kernel by value (kernels/cuda/weight_standardization.h).
 // This header is the specification; kernels/cpu/weight_standardization.cpp computes it in
 // double.
+//
+// Where to look, weight standardisation:
+//   op               engine/ops/weight_standardization.{h,cpp}   weight_standardization() of one weight or a
+//                    list; the module nn::StdConv2d and standardized_weights() are in engine/nn/layers.h
+//   CPU reference    kernels/cpu/weight_standardization.{h,cpp}  this header and its loops
+//   CUDA twin        kernels/cuda/weight_standardization.{h,cu}
+//   unit tests       tests/unit/test_weight_standardization.cpp
+//   gradient check   tests/gradcheck/test_weight_standardization_gradcheck.cpp
+//   parity cases     tests/parity/test_parity_weight_standardization.cpp
+//   benchmark        benchmarks/bench_weight_standardization.cpp
+//                    (PyTorch eager: benchmarks/torch_weight_standardization.py)
 #pragma once
 
 #include <cstdint>
 
-#include "kernels/cpu/group_norm.h"  // NormalizationStatistic<T>
+#include "kernels/accumulate_type.h"
+#include "kernels/bfloat16.h"
 
 namespace visrep::kernels {
 
@@ -29,8 +41,8 @@ template <class T>
 struct WeightStandardizationForward {
   const T* weight = nullptr;
   T* standardized = nullptr;
-  NormalizationStatistic<T>* mean = nullptr;
-  NormalizationStatistic<T>* invstd = nullptr;
+  AccumulateType<T>* mean = nullptr;
+  AccumulateType<T>* invstd = nullptr;
   int64_t rows = 0;
   int64_t fan_in = 0;
 };
@@ -42,14 +54,15 @@ struct WeightStandardizationBackward {
   const T* weight = nullptr;
   const T* grad_standardized = nullptr;
   T* grad_weight = nullptr;
-  const NormalizationStatistic<T>* mean = nullptr;
-  const NormalizationStatistic<T>* invstd = nullptr;
+  const AccumulateType<T>* mean = nullptr;
+  const AccumulateType<T>* invstd = nullptr;
   int64_t rows = 0;
   int64_t fan_in = 0;
 };
 
 }  // namespace visrep::kernels
 
+// float32, bfloat16 (statistics in float32) and float64.
 namespace visrep::kernels::cpu {
 
 // Standardises tensors[0 .. count): each row over its fan_in, with variance + eps under

@@ -21,6 +21,7 @@
 //
 // Every __syncthreads is reached by all threads of a block: the early returns before one
 // depend only on the block's view (its parameters), never on the thread.
+// Where to look for the rest of the family: kernels/cpu/augment.h.
 #include "kernels/cuda/augment.h"
 
 #include <cuda_runtime.h>

@@ -1,5 +1,6 @@
 // CUDA twin of the augmentation pipeline of kernels/cpu/augment.h (which specifies what
-// it computes): uint8 NHWC source images -> float32 NCHW views, one AugmentParams per view.
+// it computes and lists the family's files): uint8 NHWC source images -> float32 NCHW
+// views, one AugmentParams per view.
 #pragma once
 
 #include <cuda_runtime_api.h>

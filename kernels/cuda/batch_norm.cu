@@ -272,9 +272,18 @@ void normalize(const BatchNormShape& s, const T* x, const double* scale, const d
 }  // namespace
 
 template <class T>
-void batch_norm_forward_training(const BatchNormShape& s, const T* x, const T* gamma, const T* beta, double eps,
-                                 double momentum, T* running_mean, T* running_var, T* y, T* saved_mean,
-                                 T* saved_invstd, cudaStream_t stream) {
+void batch_norm_forward_training(const BatchNormForwardTraining<T>& a, cudaStream_t stream) {
+  const BatchNormShape& s = a.shape;
+  const T* x = a.x;
+  const T* gamma = a.gamma;
+  const T* beta = a.beta;
+  const double eps = a.eps;
+  const double momentum = a.momentum;
+  T* running_mean = a.running_mean;
+  T* running_var = a.running_var;
+  T* y = a.y;
+  T* saved_mean = a.saved_mean;
+  T* saved_invstd = a.saved_invstd;
   check_shape(s);
   if (s.channels == 0) return;
   const int device = current_device();
@@ -301,31 +310,38 @@ void batch_norm_forward_training(const BatchNormShape& s, const T* x, const T* g
 }
 
 template <class T>
-void batch_norm_forward_inference(const BatchNormShape& s, const T* x, const T* gamma, const T* beta,
-                                  const T* running_mean, const T* running_var, double eps, T* y, cudaStream_t stream) {
-  check_shape(s);
-  if (s.channels == 0) return;
-  DeviceBuffer coefficients(sizeof(double) * 2 * s.channels, current_device(), stream);  // scale, shift
+void batch_norm_forward_inference(const BatchNormForwardInference<T>& a, cudaStream_t stream) {
+  check_shape(a.shape);
+  if (a.shape.channels == 0) return;
+  DeviceBuffer coefficients(sizeof(double) * 2 * a.shape.channels, current_device(), stream);  // scale, shift
   double* scale = coefficients.get<double>();
-  double* shift = scale + s.channels;
-  inference_coefficients_kernel<T><<<grid_size_for(s.channels), kThreadsPerBlock, 0, stream>>>(
-      s.channels, gamma, beta, running_mean, running_var, eps, scale, shift);
+  double* shift = scale + a.shape.channels;
+  inference_coefficients_kernel<T><<<grid_size_for(a.shape.channels), kThreadsPerBlock, 0, stream>>>(
+      a.shape.channels, a.gamma, a.beta, a.running_mean, a.running_var, a.eps, scale, shift);
   VISREP_CUDA_CHECK_LAUNCH("inference_coefficients_kernel");
-  normalize(s, x, scale, shift, y, stream);
+  normalize(a.shape, a.x, scale, shift, a.y, stream);
 }
 
 template <class T>
-void batch_norm_inference_statistics(int64_t channels, const T* running_mean, const T* running_var, double eps,
-                                     T* mean, T* invstd, cudaStream_t stream) {
-  if (channels <= 0) return;
-  inference_statistics_kernel<T><<<grid_size_for(channels), kThreadsPerBlock, 0, stream>>>(
-      channels, running_mean, running_var, eps, mean, invstd);
+void batch_norm_inference_statistics(const BatchNormInferenceStatistics<T>& a, cudaStream_t stream) {
+  if (a.channels <= 0) return;
+  inference_statistics_kernel<T><<<grid_size_for(a.channels), kThreadsPerBlock, 0, stream>>>(
+      a.channels, a.running_mean, a.running_var, a.eps, a.mean, a.invstd);
   VISREP_CUDA_CHECK_LAUNCH("inference_statistics_kernel");
 }
 
 template <class T>
-void batch_norm_backward(const BatchNormShape& s, bool training, const T* grad_y, const T* x, const T* gamma,
-                         const T* mean, const T* invstd, T* grad_x, T* grad_gamma, T* grad_beta, cudaStream_t stream) {
+void batch_norm_backward(const BatchNormBackward<T>& a, cudaStream_t stream) {
+  const BatchNormShape& s = a.shape;
+  const bool training = a.training;
+  const T* grad_y = a.grad_y;
+  const T* x = a.x;
+  const T* gamma = a.gamma;
+  const T* mean = a.mean;
+  const T* invstd = a.invstd;
+  T* grad_x = a.grad_x;
+  T* grad_gamma = a.grad_gamma;
+  T* grad_beta = a.grad_beta;
   check_shape(s);
   if (s.channels == 0 || (grad_x == nullptr && grad_gamma == nullptr && grad_beta == nullptr)) return;
   const int device = current_device();
@@ -349,14 +365,11 @@ void batch_norm_backward(const BatchNormShape& s, bool training, const T* grad_y
   VISREP_CUDA_CHECK_LAUNCH("grad_input_kernel");
 }
 
-#define VISREP_INSTANTIATE_BATCH_NORM(T)                                                                            \
-  template void batch_norm_forward_training<T>(const BatchNormShape&, const T*, const T*, const T*, double, double,  \
-                                               T*, T*, T*, T*, T*, cudaStream_t);                                   \
-  template void batch_norm_forward_inference<T>(const BatchNormShape&, const T*, const T*, const T*, const T*,       \
-                                                const T*, double, T*, cudaStream_t);                                \
-  template void batch_norm_inference_statistics<T>(int64_t, const T*, const T*, double, T*, T*, cudaStream_t);      \
-  template void batch_norm_backward<T>(const BatchNormShape&, bool, const T*, const T*, const T*, const T*,          \
-                                       const T*, T*, T*, T*, cudaStream_t);
+#define VISREP_INSTANTIATE_BATCH_NORM(T)                                                                  \
+  template void batch_norm_forward_training<T>(const BatchNormForwardTraining<T>&, cudaStream_t);         \
+  template void batch_norm_forward_inference<T>(const BatchNormForwardInference<T>&, cudaStream_t);       \
+  template void batch_norm_inference_statistics<T>(const BatchNormInferenceStatistics<T>&, cudaStream_t); \
+  template void batch_norm_backward<T>(const BatchNormBackward<T>&, cudaStream_t);
 
 VISREP_INSTANTIATE_BATCH_NORM(float)
 VISREP_INSTANTIATE_BATCH_NORM(double)

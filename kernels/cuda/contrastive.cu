@@ -1,4 +1,5 @@
-// The fused NT-Xent / SupCon losses on CUDA: the CUDA twins of kernels/cpu/contrastive.cpp.
+// The fused NT-Xent / SupCon losses on CUDA: the CUDA twins of kernels/cpu/contrastive.h
+// (which defines them and lists the family's files).
 //
 // Forward: normalize_rows_kernel (z, ||h||; O(C D)), statistics_kernel (lse, the positives'
 // logit sum and count per anchor; O(A C D) flops, O(A) bytes out), finalize_loss_kernel (the
@@ -11,7 +12,6 @@
 // TensorCoreTiles (TF32 / bf16 WMMA, contrastive_tensor_core.cu); see contrastive_tiles.cuh.
 #include "kernels/cuda/contrastive.h"
 
-#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -31,20 +31,6 @@ namespace {
 
 using namespace contrastive_detail;
 
-// visrep::bfloat16 and __nv_bfloat16 are both the upper half of a float32: same bits.
-template <class T>
-using DeviceType = std::conditional_t<std::is_same_v<T, bfloat16>, __nv_bfloat16, T>;
-static_assert(sizeof(bfloat16) == sizeof(__nv_bfloat16));
-
-template <class T>
-const DeviceType<T>* device_pointer(const T* pointer) {
-  return reinterpret_cast<const DeviceType<T>*>(pointer);
-}
-template <class T>
-DeviceType<T>* device_pointer(T* pointer) {
-  return reinterpret_cast<DeviceType<T>*>(pointer);
-}
-
 // One warp per row, grid-stride beyond 65536 blocks.
 unsigned int blocks_for_rows(int64_t rows) { return std::min<unsigned int>(blocks_for(rows, kRowsPerBlock), 65536u); }
 
@@ -59,7 +45,7 @@ void check_problem(const ContrastiveProblem& problem) {
 }
 
 template <class T>
-void launch_statistics_for(const TileProblem<DeviceType<T>, ContrastiveStat<T>>& tiles, bool tensor_cores,
+void launch_statistics_for(const TileProblem<T, AccumulateType<T>>& tiles, bool tensor_cores,
                            cudaStream_t stream) {
   if constexpr (std::is_same_v<T, double>) {
     launch_statistics<SimtTiles<double>>(tiles, stream);
@@ -72,7 +58,7 @@ void launch_statistics_for(const TileProblem<DeviceType<T>, ContrastiveStat<T>>&
 }
 
 template <class T>
-void launch_gradient_for(const TileProblem<DeviceType<T>, ContrastiveStat<T>>& tiles, bool tensor_cores,
+void launch_gradient_for(const TileProblem<T, AccumulateType<T>>& tiles, bool tensor_cores,
                          cudaStream_t stream) {
   if constexpr (std::is_same_v<T, double>) {
     launch_gradient<SimtTiles<double>>(tiles, stream);
@@ -87,57 +73,52 @@ void launch_gradient_for(const TileProblem<DeviceType<T>, ContrastiveStat<T>>& t
 }  // namespace
 
 template <class T>
-void contrastive_forward(const T* h, const T* extra, const ContrastiveProblem& problem, bool tensor_cores,
-                         const ContrastiveSavedCuda<T>& saved, ContrastiveStat<T>* loss, int32_t* counted_anchors,
-                         long long* first_non_finite_row, cudaStream_t stream) {
-  using Stat = ContrastiveStat<T>;
+void contrastive_forward(const ContrastiveForward<T>& a, cudaStream_t stream) {
+  using Stat = AccumulateType<T>;
+  const ContrastiveProblem& problem = a.problem;
+  const ContrastiveSaved<T, Stat>& saved = a.saved_cuda;
   check_problem(problem);
   const int64_t columns = problem.columns();
-  normalize_rows_kernel<DeviceType<T>, Stat><<<blocks_for_rows(columns), kRowThreads, 0, stream>>>(
-      device_pointer(h), device_pointer(extra), problem.rows, columns, problem.dim, static_cast<Stat>(problem.norm_eps),
-      device_pointer(saved.z), saved.norm, first_non_finite_row);
+  normalize_rows_kernel<T, Stat><<<blocks_for_rows(columns), kRowThreads, 0, stream>>>(
+      a.h, a.extra, problem.rows, columns, problem.dim, static_cast<Stat>(problem.norm_eps), saved.z, saved.norm,
+      a.first_non_finite_row);
   VISREP_CUDA_CHECK_LAUNCH("contrastive normalize_rows_kernel");
 
   DeviceBuffer positive_sum(static_cast<size_t>(problem.anchors) * sizeof(Stat), current_device(), stream);
-  auto tiles = make_tile_problem<DeviceType<T>, Stat>(problem, device_pointer(saved.z), saved.log_sum_exp,
-                                                      saved.positive_count);
+  auto tiles = make_tile_problem<T, Stat>(problem, saved.z, saved.log_sum_exp, saved.positive_count);
   tiles.positive_sum = positive_sum.get<Stat>();
-  launch_statistics_for<T>(tiles, tensor_cores, stream);
+  launch_statistics_for<T>(tiles, a.tensor_cores, stream);
 
   finalize_loss_kernel<Stat><<<1, kRowThreads, kFinalizeSharedBytes, stream>>>(saved.log_sum_exp, tiles.positive_sum,
                                                             saved.positive_count, problem.anchors,
-                                                            problem.loss_scale, loss, counted_anchors);
+                                                            problem.loss_scale, a.loss, a.counted_anchors);
   VISREP_CUDA_CHECK_LAUNCH("contrastive finalize_loss_kernel");
 }
 
 template <class T>
-void contrastive_backward(const ContrastiveStat<T>* grad_loss, const T* h, const T* extra,
-                          const ContrastiveProblem& problem, bool tensor_cores, const ContrastiveSavedCuda<T>& saved,
-                          const int32_t* counted_anchors, T* grad_h, T* grad_extra, cudaStream_t stream) {
-  using Stat = ContrastiveStat<T>;
+void contrastive_backward(const ContrastiveBackward<T>& a, cudaStream_t stream) {
+  using Stat = AccumulateType<T>;
+  const ContrastiveProblem& problem = a.problem;
+  const ContrastiveSaved<T, Stat>& saved = a.saved_cuda;
   check_problem(problem);
-  const int64_t wanted = grad_extra != nullptr ? problem.columns() : problem.rows;
+  const int64_t wanted = a.grad_extra != nullptr ? problem.columns() : problem.rows;
   DeviceBuffer grad_z(static_cast<size_t>(wanted * problem.dim) * sizeof(Stat), current_device(), stream);
-  auto tiles = make_tile_problem<DeviceType<T>, Stat>(problem, device_pointer(saved.z), saved.log_sum_exp,
-                                                      saved.positive_count);
-  tiles.grad_loss = grad_loss;
-  tiles.counted_anchors = counted_anchors;
+  auto tiles = make_tile_problem<T, Stat>(problem, saved.z, saved.log_sum_exp, saved.positive_count);
+  tiles.grad_loss = a.grad_loss;
+  tiles.counted_anchors = a.counted_anchors;
   tiles.grad_z = grad_z.get<Stat>();
   tiles.wanted = wanted;
-  launch_gradient_for<T>(tiles, tensor_cores, stream);
+  launch_gradient_for<T>(tiles, a.tensor_cores, stream);
 
-  normalize_backward_kernel<DeviceType<T>, Stat><<<blocks_for_rows(wanted), kRowThreads, 0, stream>>>(
-      device_pointer(h), device_pointer(extra), saved.norm, tiles.grad_z, problem.rows, wanted, problem.dim,
-      static_cast<Stat>(problem.norm_eps), device_pointer(grad_h), device_pointer(grad_extra));
+  normalize_backward_kernel<T, Stat><<<blocks_for_rows(wanted), kRowThreads, 0, stream>>>(
+      a.h, a.extra, saved.norm, tiles.grad_z, problem.rows, wanted, problem.dim, static_cast<Stat>(problem.norm_eps),
+      a.grad_h, a.grad_extra);
   VISREP_CUDA_CHECK_LAUNCH("contrastive normalize_backward_kernel");
 }
 
-#define VISREP_INSTANTIATE_CONTRASTIVE(T)                                                                           \
-  template void contrastive_forward<T>(const T*, const T*, const ContrastiveProblem&, bool,                        \
-                                       const ContrastiveSavedCuda<T>&, ContrastiveStat<T>*, int32_t*, long long*,  \
-                                       cudaStream_t);                                                              \
-  template void contrastive_backward<T>(const ContrastiveStat<T>*, const T*, const T*, const ContrastiveProblem&, \
-                                        bool, const ContrastiveSavedCuda<T>&, const int32_t*, T*, T*, cudaStream_t);
+#define VISREP_INSTANTIATE_CONTRASTIVE(T)                                               \
+  template void contrastive_forward<T>(const ContrastiveForward<T>&, cudaStream_t); \
+  template void contrastive_backward<T>(const ContrastiveBackward<T>&, cudaStream_t);
 
 VISREP_INSTANTIATE_CONTRASTIVE(float)
 VISREP_INSTANTIATE_CONTRASTIVE(double)

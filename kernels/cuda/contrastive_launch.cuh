@@ -9,17 +9,10 @@
 
 namespace visrep::kernels::cuda::contrastive_detail {
 
-// Above 48 KiB a kernel must opt in to dynamic shared memory; setting the attribute is a
-// cheap host call, so it is made before every launch rather than cached.
-template <class Kernel>
-void allow_shared_bytes(Kernel* kernel, size_t bytes) {
-  VISREP_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
-}
-
 template <class Policy>
 void launch_statistics(const TileProblem<typename Policy::Z, typename Policy::Stat>& p, cudaStream_t stream) {
   constexpr size_t bytes = statistics_shared_bytes<Policy>();
-  allow_shared_bytes(statistics_kernel<Policy>, bytes);
+  allow_dynamic_shared_memory(statistics_kernel<Policy>, bytes);
   statistics_kernel<Policy><<<blocks_for(p.anchors, Policy::kRows), Policy::kThreads, bytes, stream>>>(p);
   VISREP_CUDA_CHECK_LAUNCH("contrastive statistics_kernel");
 }
@@ -30,8 +23,8 @@ template <class Policy>
 void launch_gradient(const TileProblem<typename Policy::Z, typename Policy::Stat>& p, cudaStream_t stream) {
   constexpr size_t bytes = gradient_shared_bytes<Policy>();
   const unsigned int value_blocks = blocks_for(p.dim, Policy::kValues);
-  allow_shared_bytes(gradient_kernel<Policy, false>, bytes);
-  allow_shared_bytes(gradient_kernel<Policy, true>, bytes);
+  allow_dynamic_shared_memory(gradient_kernel<Policy, false>, bytes);
+  allow_dynamic_shared_memory(gradient_kernel<Policy, true>, bytes);
   gradient_kernel<Policy, false>
       <<<dim3(blocks_for(p.anchors, Policy::kRows), value_blocks), Policy::kThreads, bytes, stream>>>(p);
   VISREP_CUDA_CHECK_LAUNCH("contrastive gradient_kernel (rows)");

@@ -2,41 +2,24 @@
 // the rows (forward and backward) and the final mean over the anchors. Each reads and
 // writes every row once; next to the O(C^2 D) tile work they are noise.
 // - normalize_rows_kernel: one warp per row: sum of squares (warp shuffles), then
-//   z = h / max(||h||, eps) stored in the operand type (float, double or bf16) and ||h||.
+//   z = h / max(||h||, eps) stored in the operand type (float, double or bfloat16) and ||h||.
 // - normalize_backward_kernel: one warp per row: dh = (dz - z (z . dz)) / ||h|| (dz / eps
 //   where the norm was clamped), with z recomputed from h in the statistics type.
 // - finalize_loss_kernel: one block sums the per-anchor losses in double in a fixed order
 //   (deterministic) and counts the anchors with positives.
 #pragma once
 
-#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include <cstddef>
 #include <cstdint>
 
+#include "kernels/cuda/device_utils.cuh"
+
 namespace visrep::kernels::cuda::contrastive_detail {
 
 constexpr int kRowThreads = 256;  // 8 warps, one row each
 constexpr int kRowsPerBlock = kRowThreads / 32;
-
-// The dynamic shared memory of every contrastive kernel (one declaration, sized per launch).
-extern __shared__ __align__(128) unsigned char contrastive_shared_memory[];
-
-__device__ __forceinline__ float widen(float v) { return v; }
-__device__ __forceinline__ double widen(double v) { return v; }
-__device__ __forceinline__ float widen(__nv_bfloat16 v) { return __bfloat162float(v); }
-
-// Statistics type -> storage type; the second argument only picks the overload.
-__device__ __forceinline__ float narrow(float v, float) { return v; }
-__device__ __forceinline__ double narrow(double v, double) { return v; }
-__device__ __forceinline__ __nv_bfloat16 narrow(float v, __nv_bfloat16) { return __float2bfloat16_rn(v); }
-
-template <class S>
-__device__ __forceinline__ S warp_sum(S value) {
-  for (int offset = 16; offset > 0; offset /= 2) value += __shfl_xor_sync(0xffffffffu, value, offset);
-  return value;
-}
 
 __device__ __forceinline__ float square_root(float v) { return sqrtf(v); }
 __device__ __forceinline__ double square_root(double v) { return sqrt(v); }
@@ -62,7 +45,7 @@ __global__ void __launch_bounds__(kRowThreads)
     if (!isfinite(squares) && lane == 0) atomicMin(first_non_finite_row, static_cast<long long>(j));
     const Stat length = square_root(squares);
     const Stat scale = Stat(1) / (length > eps ? length : eps);
-    for (int64_t d = lane; d < dim; d += 32) z[j * dim + d] = narrow(widen(source[d]) * scale, T{});
+    for (int64_t d = lane; d < dim; d += 32) z[j * dim + d] = narrow<T>(widen(source[d]) * scale);
     if (lane == 0) norm[j] = length;
   }
 }
@@ -86,9 +69,9 @@ __global__ void __launch_bounds__(kRowThreads)
       for (int64_t d = lane; d < dim; d += 32) projection += widen(source[d]) * scale * g[d];
       projection = warp_sum(projection);
       for (int64_t d = lane; d < dim; d += 32)
-        out[d] = narrow((g[d] - widen(source[d]) * scale * projection) * scale, T{});
+        out[d] = narrow<T>((g[d] - widen(source[d]) * scale * projection) * scale);
     } else {
-      for (int64_t d = lane; d < dim; d += 32) out[d] = narrow(g[d] / eps, T{});
+      for (int64_t d = lane; d < dim; d += 32) out[d] = narrow<T>(g[d] / eps);
     }
   }
 }
@@ -101,8 +84,8 @@ template <class Stat>
 __global__ void __launch_bounds__(kRowThreads)
     finalize_loss_kernel(const Stat* log_sum_exp, const Stat* positive_sum, const int32_t* positive_count,
                          int64_t anchors, double loss_scale, Stat* loss, int32_t* counted_anchors) {
-  double* totals = reinterpret_cast<double*>(contrastive_shared_memory);
-  int64_t* counts = reinterpret_cast<int64_t*>(contrastive_shared_memory + kRowThreads * sizeof(double));
+  double* totals = dynamic_shared_memory<double>();
+  int64_t* counts = reinterpret_cast<int64_t*>(dynamic_shared_memory<unsigned char>() + kRowThreads * sizeof(double));
   double total = 0.0;
   int64_t count = 0;
   for (int64_t i = threadIdx.x; i < anchors; i += kRowThreads) {

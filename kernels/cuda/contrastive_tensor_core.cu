@@ -10,14 +10,14 @@ namespace visrep::kernels::cuda::contrastive_detail {
 void launch_statistics_tensor_core(const TileProblem<float, float>& p, cudaStream_t stream) {
   launch_statistics<TensorCoreTiles<float>>(p, stream);
 }
-void launch_statistics_tensor_core(const TileProblem<__nv_bfloat16, float>& p, cudaStream_t stream) {
-  launch_statistics<TensorCoreTiles<__nv_bfloat16>>(p, stream);
+void launch_statistics_tensor_core(const TileProblem<bfloat16, float>& p, cudaStream_t stream) {
+  launch_statistics<TensorCoreTiles<bfloat16>>(p, stream);
 }
 void launch_gradient_tensor_core(const TileProblem<float, float>& p, cudaStream_t stream) {
   launch_gradient<TensorCoreTiles<float>>(p, stream);
 }
-void launch_gradient_tensor_core(const TileProblem<__nv_bfloat16, float>& p, cudaStream_t stream) {
-  launch_gradient<TensorCoreTiles<__nv_bfloat16>>(p, stream);
+void launch_gradient_tensor_core(const TileProblem<bfloat16, float>& p, cudaStream_t stream) {
+  launch_gradient<TensorCoreTiles<bfloat16>>(p, stream);
 }
 
 }  // namespace visrep::kernels::cuda::contrastive_detail

@@ -3,8 +3,9 @@
 // on warp matrix-multiply-accumulate (nvcuda::wmma) with FP32 accumulation.
 // - TF32 (Z = float): m16n16k8 fragments; operands rounded to TF32 (__float_to_tf32), a
 //   10-bit mantissa, so scores carry ~1e-3 relative error (what PyTorch's TF32 matmul does).
-// - bf16 (Z = __nv_bfloat16): m16n16k16 fragments on bf16 z; the weights G' are rounded to
-//   bf16 for the backward product, as flash attention does with its dS.
+// - bf16 (Z = bfloat16): m16n16k16 fragments on bf16 z (the fragments' __nv_bfloat16 reads
+//   the same bits, device_utils.cuh's wmma_pointer); the weights G' are rounded to bf16 for
+//   the backward product, as flash attention does with its dS.
 // 128 threads = 4 warps. For the 64 x 64 score tile warp w owns rows 32 (w / 2) + {0, 16}
 // and columns 32 (w % 2) + {0, 16} (2 x 2 fragments); for the 64 x 128 backward accumulator
 // rows 32 (w / 2) + {0, 16} and columns 64 (w % 2) + {0, 16, 32, 48} (2 x 4 fragments, 64
@@ -26,15 +27,12 @@
 
 namespace visrep::kernels::cuda::contrastive_detail {
 
-__device__ __forceinline__ float to_operand(float v, float) { return v; }
-__device__ __forceinline__ __nv_bfloat16 to_operand(float v, __nv_bfloat16) { return __float2bfloat16_rn(v); }
-
 template <class ZType>
 struct TensorCoreTiles {
   using Z = ZType;
   using Stat = float;
   static constexpr bool kTf32 = std::is_same_v<Z, float>;
-  static_assert(kTf32 || std::is_same_v<Z, __nv_bfloat16>, "TF32 (float) or bf16 operands");
+  static_assert(kTf32 || std::is_same_v<Z, bfloat16>, "TF32 (float) or bf16 operands");
   static constexpr int kThreads = 128;
   static constexpr int kRows = 64, kColumns = 64;
   static constexpr int kChunk = 32;
@@ -100,13 +98,13 @@ struct TensorCoreTiles {
         FragmentA a[2];
         FragmentBColumns b[2];
         for (int x = 0; x < 2; ++x) {
-          nvcuda::wmma::load_matrix_sync(a[x], shared.own_chunk + (warp_row * 32 + x * 16) * kChunkStride + k,
-                                         kChunkStride);
+          nvcuda::wmma::load_matrix_sync(
+              a[x], wmma_pointer(shared.own_chunk + (warp_row * 32 + x * 16) * kChunkStride + k), kChunkStride);
           round_operands(a[x]);
         }
         for (int y = 0; y < 2; ++y) {
-          nvcuda::wmma::load_matrix_sync(b[y], shared.other_chunk + (warp_column * 32 + y * 16) * kChunkStride + k,
-                                         kChunkStride);
+          nvcuda::wmma::load_matrix_sync(
+              b[y], wmma_pointer(shared.other_chunk + (warp_column * 32 + y * 16) * kChunkStride + k), kChunkStride);
           round_operands(b[y]);
         }
         for (int x = 0; x < 2; ++x)
@@ -126,7 +124,7 @@ struct TensorCoreTiles {
     if constexpr (kTf32) {
       shared.scores[r * kScoreStride + o] = weight;
     } else {
-      shared.weights[r * kWeightStride + o] = to_operand(weight, Z{});
+      shared.weights[r * kWeightStride + o] = narrow<Z>(weight);
     }
   }
 
@@ -149,14 +147,14 @@ struct TensorCoreTiles {
           nvcuda::wmma::load_matrix_sync(g[x], shared.scores + (warp_row * 32 + x * 16) * kScoreStride + k,
                                          kScoreStride);
         } else {
-          nvcuda::wmma::load_matrix_sync(g[x], shared.weights + (warp_row * 32 + x * 16) * kWeightStride + k,
-                                         kWeightStride);
+          nvcuda::wmma::load_matrix_sync(
+              g[x], wmma_pointer(shared.weights + (warp_row * 32 + x * 16) * kWeightStride + k), kWeightStride);
         }
         round_operands(g[x]);
       }
       for (int y = 0; y < 4; ++y) {
-        nvcuda::wmma::load_matrix_sync(v[y], shared.values + k * kValueStride + warp_column * 64 + y * 16,
-                                       kValueStride);
+        nvcuda::wmma::load_matrix_sync(
+            v[y], wmma_pointer(shared.values + k * kValueStride + warp_column * 64 + y * 16), kValueStride);
         round_operands(v[y]);
       }
       for (int x = 0; x < 2; ++x)
@@ -196,8 +194,8 @@ namespace visrep::kernels::cuda::contrastive_detail {
 // Host launchers of the tensor-core tile kernels (contrastive_tensor_core.cu), so that the
 // exact path's translation unit does not compile them too.
 void launch_statistics_tensor_core(const TileProblem<float, float>& p, cudaStream_t stream);
-void launch_statistics_tensor_core(const TileProblem<__nv_bfloat16, float>& p, cudaStream_t stream);
+void launch_statistics_tensor_core(const TileProblem<bfloat16, float>& p, cudaStream_t stream);
 void launch_gradient_tensor_core(const TileProblem<float, float>& p, cudaStream_t stream);
-void launch_gradient_tensor_core(const TileProblem<__nv_bfloat16, float>& p, cudaStream_t stream);
+void launch_gradient_tensor_core(const TileProblem<bfloat16, float>& p, cudaStream_t stream);
 
 }  // namespace visrep::kernels::cuda::contrastive_detail

@@ -99,7 +99,8 @@ __device__ void load_side(TileSide<Stat, kCount>& side, const TileProblem<Z, Sta
 }
 
 // ---- shared memory -------------------------------------------------------------------------
-// One dynamic allocation per block (contrastive_shared_memory), carved into aligned regions.
+// One dynamic allocation per block (device_utils.cuh's dynamic_shared_memory), carved into
+// aligned regions.
 // The policies' epilogues may reuse it from offset 0 once the main loop is over (kOutputBytes).
 
 constexpr size_t align_to_128(size_t bytes) { return (bytes + 127) / 128 * 128; }
@@ -144,7 +145,7 @@ struct Shared {
 
   __device__ explicit Shared(bool backward) {
     const SharedLayout<Policy> l = SharedLayout<Policy>::make(backward);
-    base = contrastive_shared_memory;
+    base = dynamic_shared_memory<unsigned char>();
     own_chunk = reinterpret_cast<Z*>(base + l.own_chunk);
     other_chunk = reinterpret_cast<Z*>(base + l.other_chunk);
     scores = reinterpret_cast<Stat*>(base + l.scores);

@@ -362,8 +362,12 @@ void fill_zero(void* pointer, int64_t elements, size_t element_bytes, cudaStream
 }  // namespace
 
 template <class T>
-void conv2d_forward(const Conv2dGeometry& g, const T* input_in, const T* weight_in, const T* bias_in, T* output,
-                    cudaStream_t stream) {
+void conv2d_forward(const Conv2dForward<T>& arguments, cudaStream_t stream) {
+  const Conv2dGeometry& g = arguments.geometry;
+  const T* input_in = arguments.input;
+  const T* weight_in = arguments.weight;
+  const T* bias_in = arguments.bias;
+  T* output = arguments.output;
   check_geometry(g);
   const int64_t out_elements = output_numel(g);
   if (out_elements == 0) return;
@@ -398,8 +402,14 @@ void conv2d_forward(const Conv2dGeometry& g, const T* input_in, const T* weight_
 }
 
 template <class T>
-void conv2d_backward(const Conv2dGeometry& g, const T* grad_output_in, const T* input_in, const T* weight_in,
-                     T* grad_input, T* grad_weight, T* grad_bias, cudaStream_t stream) {
+void conv2d_backward(const Conv2dBackward<T>& arguments, cudaStream_t stream) {
+  const Conv2dGeometry& g = arguments.geometry;
+  const T* grad_output_in = arguments.grad_output;
+  const T* input_in = arguments.input;
+  const T* weight_in = arguments.weight;
+  T* grad_input = arguments.grad_input;
+  T* grad_weight = arguments.grad_weight;
+  T* grad_bias = arguments.grad_bias;
   check_geometry(g);
   if (grad_input == nullptr && grad_weight == nullptr && grad_bias == nullptr) return;
   check_output_aligned(grad_input, "grad_input");
@@ -452,13 +462,9 @@ void conv2d_backward(const Conv2dGeometry& g, const T* grad_output_in, const T* 
   }
 }
 
-template void conv2d_forward<float>(const Conv2dGeometry&, const float*, const float*, const float*, float*,
-                                    cudaStream_t);
-template void conv2d_forward<double>(const Conv2dGeometry&, const double*, const double*, const double*, double*,
-                                     cudaStream_t);
-template void conv2d_backward<float>(const Conv2dGeometry&, const float*, const float*, const float*, float*, float*,
-                                     float*, cudaStream_t);
-template void conv2d_backward<double>(const Conv2dGeometry&, const double*, const double*, const double*, double*,
-                                      double*, double*, cudaStream_t);
+template void conv2d_forward<float>(const Conv2dForward<float>&, cudaStream_t);
+template void conv2d_forward<double>(const Conv2dForward<double>&, cudaStream_t);
+template void conv2d_backward<float>(const Conv2dBackward<float>&, cudaStream_t);
+template void conv2d_backward<double>(const Conv2dBackward<double>&, cudaStream_t);
 
 }  // namespace visrep::kernels::cuda

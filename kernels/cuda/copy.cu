@@ -1,4 +1,4 @@
-// CUDA twins of kernels/cpu/copy.cpp: strided copy with dtype conversion, and fill. They
+// CUDA twins of kernels/cpu/copy.h: strided copy with dtype conversion, and fill. They
 // make contiguous(), clone(), to(dtype), broadcasting copy_() and full()/zeros() on the GPU.
 //
 // A copy reads each source element once and writes each destination element once;
@@ -11,6 +11,7 @@
 // Conversions are the CPU's, the same function on both sides (kernels/convert.h): float to
 // integer truncates toward zero with NaN -> 0 and saturation beyond the range, to bfloat16
 // rounds to nearest even, from bfloat16 widens exactly to float first.
+// Where to look for the rest of the family: kernels/cpu/copy.h.
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -18,7 +19,7 @@
 
 #include "kernels/bfloat16.h"
 #include "kernels/convert.h"
-#include "kernels/cuda/elementwise.h"
+#include "kernels/cuda/copy.h"
 #include "kernels/cuda/elementwise_launch.cuh"
 
 namespace visrep::kernels::cuda {
@@ -41,39 +42,34 @@ struct ConstantFunction {
 }  // namespace
 
 template <class Source, class Destination>
-void copy(const Source* src, const StridedLayout& src_layout, Destination* dst, const StridedLayout& dst_layout,
-          cudaStream_t stream) {
-  const auto plan = make_plan<2>({&dst_layout, &src_layout});
+void copy(const Copy<Source, Destination>& a, cudaStream_t stream) {
+  const auto plan = make_plan<2>({&a.dst_layout, &a.src_layout});
   if constexpr (std::is_same_v<Source, Destination>) {
     if (plan.count > 0 && plan.contiguous && !plan.broadcast[1]) {
-      VISREP_CUDA_CHECK(cudaMemcpyAsync(dst, src, static_cast<size_t>(plan.count) * sizeof(Destination),
+      VISREP_CUDA_CHECK(cudaMemcpyAsync(a.dst, a.src, static_cast<size_t>(plan.count) * sizeof(Destination),
                                         cudaMemcpyDeviceToDevice, stream));
       return;
     }
   }
   using Function = ConvertFunction<Destination, Source>;
-  launch(elementwise_detail::Map1<Destination, Source, Function>{Function{}, dst, src, plan.broadcast[1]}, plan,
+  launch(elementwise_detail::Map1<Destination, Source, Function>{Function{}, a.dst, a.src, plan.broadcast[1]}, plan,
          stream);
 }
 
 template <class T>
-void fill(T* dst, const StridedLayout& dst_layout, T value, cudaStream_t stream) {
-  const auto plan = make_plan<1>({&dst_layout});
-  launch(elementwise_detail::Map0<T, ConstantFunction<T>>{ConstantFunction<T>{value}, dst}, plan, stream);
+void fill(const Fill<T>& a, cudaStream_t stream) {
+  const auto plan = make_plan<1>({&a.dst_layout});
+  launch(elementwise_detail::Map0<T, ConstantFunction<T>>{ConstantFunction<T>{a.value}, a.dst}, plan, stream);
 }
 
-#define VISREP_INSTANTIATE_COPY_FROM(S)                                                                     \
-  template void copy<S, float>(const S*, const StridedLayout&, float*, const StridedLayout&, cudaStream_t);   \
-  template void copy<S, double>(const S*, const StridedLayout&, double*, const StridedLayout&, cudaStream_t); \
-  template void copy<S, bfloat16>(const S*, const StridedLayout&, bfloat16*, const StridedLayout&,            \
-                                  cudaStream_t);                                                            \
-  template void copy<S, int32_t>(const S*, const StridedLayout&, int32_t*, const StridedLayout&,              \
-                                 cudaStream_t);                                                             \
-  template void copy<S, int64_t>(const S*, const StridedLayout&, int64_t*, const StridedLayout&,              \
-                                 cudaStream_t);                                                             \
-  template void copy<S, uint8_t>(const S*, const StridedLayout&, uint8_t*, const StridedLayout&,              \
-                                 cudaStream_t);                                                             \
-  template void fill<S>(S*, const StridedLayout&, S, cudaStream_t);
+#define VISREP_INSTANTIATE_COPY_FROM(S)                                    \
+  template void copy<S, float>(const Copy<S, float>&, cudaStream_t);       \
+  template void copy<S, double>(const Copy<S, double>&, cudaStream_t);     \
+  template void copy<S, bfloat16>(const Copy<S, bfloat16>&, cudaStream_t); \
+  template void copy<S, int32_t>(const Copy<S, int32_t>&, cudaStream_t);   \
+  template void copy<S, int64_t>(const Copy<S, int64_t>&, cudaStream_t);   \
+  template void copy<S, uint8_t>(const Copy<S, uint8_t>&, cudaStream_t);   \
+  template void fill<S>(const Fill<S>&, cudaStream_t);
 
 VISREP_INSTANTIATE_COPY_FROM(float)
 VISREP_INSTANTIATE_COPY_FROM(double)

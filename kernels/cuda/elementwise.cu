@@ -1,4 +1,4 @@
-// CUDA twins of kernels/cpu/elementwise.cpp: unary maps, binary arithmetic with
+// CUDA twins of kernels/cpu/elementwise.h: unary maps, binary arithmetic with
 // broadcasting, comparisons and where, over strided operands.
 //
 // Each op is a tiny per-element function (the structs below, one template per family with
@@ -11,6 +11,7 @@
 // propagation (relu, clamp, maximum, minimum) and integer division by zero (= 0) agree.
 // Transcendentals (exp, log, pow) come from CUDA's math library: within a few ulp of
 // glibc's, not bit-identical; sqrt and division are correctly rounded on both.
+// Where to look for the rest of the family: kernels/cpu/elementwise.h.
 #include "kernels/cuda/elementwise.h"
 
 #include <cuda_runtime.h>
@@ -115,8 +116,13 @@ void run_binary(Function f, const T* a, const StridedLayout& a_layout, const T* 
 }  // namespace
 
 template <class T>
-void unary(UnaryOp op, UnaryParameters parameters, const T* x, const StridedLayout& x_layout, T* out,
-           const StridedLayout& out_layout, cudaStream_t stream) {
+void unary(const Unary<T>& arguments, cudaStream_t stream) {
+  const UnaryOp op = arguments.op;
+  const UnaryParameters parameters = arguments.parameters;
+  const T* x = arguments.x;
+  const StridedLayout& x_layout = arguments.x_layout;
+  T* out = arguments.out;
+  const StridedLayout& out_layout = arguments.out_layout;
   static_assert(std::is_floating_point_v<T>);
   const auto plan = make_plan<2>({&out_layout, &x_layout});
   const T first = static_cast<T>(parameters.first);
@@ -140,10 +146,12 @@ void unary(UnaryOp op, UnaryParameters parameters, const T* x, const StridedLayo
 }
 
 template <class T>
-void binary(BinaryOp op, const T* a, const StridedLayout& a_layout, const T* b, const StridedLayout& b_layout,
-            T* out, const StridedLayout& out_layout, cudaStream_t stream) {
-  auto run = [&](auto f) { run_binary<T>(f, a, a_layout, b, b_layout, out, out_layout, stream); };
-  switch (op) {
+void binary(const Binary<T>& arguments, cudaStream_t stream) {
+  auto run = [&](auto f) {
+    run_binary<T>(f, arguments.a, arguments.a_layout, arguments.b, arguments.b_layout, arguments.out,
+                  arguments.out_layout, stream);
+  };
+  switch (arguments.op) {
     case BinaryOp::Add: return run(BinaryFunction<T, BinaryOp::Add>{});
     case BinaryOp::Subtract: return run(BinaryFunction<T, BinaryOp::Subtract>{});
     case BinaryOp::Multiply: return run(BinaryFunction<T, BinaryOp::Multiply>{});
@@ -156,10 +164,12 @@ void binary(BinaryOp op, const T* a, const StridedLayout& a_layout, const T* b, 
 }
 
 template <class T>
-void compare(CompareOp op, const T* a, const StridedLayout& a_layout, const T* b, const StridedLayout& b_layout,
-             uint8_t* out, const StridedLayout& out_layout, cudaStream_t stream) {
-  auto run = [&](auto f) { run_binary<uint8_t>(f, a, a_layout, b, b_layout, out, out_layout, stream); };
-  switch (op) {
+void compare(const Compare<T>& arguments, cudaStream_t stream) {
+  auto run = [&](auto f) {
+    run_binary<uint8_t>(f, arguments.a, arguments.a_layout, arguments.b, arguments.b_layout, arguments.out,
+                        arguments.out_layout, stream);
+  };
+  switch (arguments.op) {
     case CompareOp::Equal: return run(CompareFunction<T, CompareOp::Equal>{});
     case CompareOp::NotEqual: return run(CompareFunction<T, CompareOp::NotEqual>{});
     case CompareOp::Less: return run(CompareFunction<T, CompareOp::Less>{});
@@ -171,21 +181,19 @@ void compare(CompareOp op, const T* a, const StridedLayout& a_layout, const T* b
 }
 
 template <class T>
-void where(const uint8_t* condition, const StridedLayout& condition_layout, const T* a, const StridedLayout& a_layout,
-           const T* b, const StridedLayout& b_layout, T* out, const StridedLayout& out_layout, cudaStream_t stream) {
-  const auto plan = make_plan<4>({&out_layout, &condition_layout, &a_layout, &b_layout});
-  launch(Map3<T, uint8_t, T, T, SelectFunction<T>>{SelectFunction<T>{}, out, condition, a, b, plan.broadcast[1],
-                                                   plan.broadcast[2], plan.broadcast[3]},
-         plan, stream);
+void where(const Where<T>& arguments, cudaStream_t stream) {
+  const auto plan =
+      make_plan<4>({&arguments.out_layout, &arguments.condition_layout, &arguments.a_layout, &arguments.b_layout});
+  launch(
+      Map3<T, uint8_t, T, T, SelectFunction<T>>{SelectFunction<T>{}, arguments.out, arguments.condition, arguments.a,
+                                                arguments.b, plan.broadcast[1], plan.broadcast[2], plan.broadcast[3]},
+      plan, stream);
 }
 
-#define VISREP_INSTANTIATE_ARITHMETIC(T)                                                                         \
-  template void binary<T>(BinaryOp, const T*, const StridedLayout&, const T*, const StridedLayout&, T*,        \
-                          const StridedLayout&, cudaStream_t);                                                 \
-  template void compare<T>(CompareOp, const T*, const StridedLayout&, const T*, const StridedLayout&, uint8_t*, \
-                           const StridedLayout&, cudaStream_t);                                                \
-  template void where<T>(const uint8_t*, const StridedLayout&, const T*, const StridedLayout&, const T*,       \
-                         const StridedLayout&, T*, const StridedLayout&, cudaStream_t);
+#define VISREP_INSTANTIATE_ARITHMETIC(T)                     \
+  template void binary<T>(const Binary<T>&, cudaStream_t);   \
+  template void compare<T>(const Compare<T>&, cudaStream_t); \
+  template void where<T>(const Where<T>&, cudaStream_t);
 
 VISREP_INSTANTIATE_ARITHMETIC(float)
 VISREP_INSTANTIATE_ARITHMETIC(double)
@@ -194,9 +202,7 @@ VISREP_INSTANTIATE_ARITHMETIC(int64_t)
 VISREP_INSTANTIATE_ARITHMETIC(uint8_t)
 #undef VISREP_INSTANTIATE_ARITHMETIC
 
-template void unary<float>(UnaryOp, UnaryParameters, const float*, const StridedLayout&, float*, const StridedLayout&,
-                           cudaStream_t);
-template void unary<double>(UnaryOp, UnaryParameters, const double*, const StridedLayout&, double*,
-                            const StridedLayout&, cudaStream_t);
+template void unary<float>(const Unary<float>&, cudaStream_t);
+template void unary<double>(const Unary<double>&, cudaStream_t);
 
 }  // namespace visrep::kernels::cuda

@@ -1,7 +1,9 @@
 // Group normalisation, the CUDA twins of kernels/cpu/group_norm.h (which specifies what
-// they compute): y = gamma_c (x - mean) / sqrt(var + eps) + beta_c per (sample, group),
-// optionally followed by a ReLU, and its backward (dx, dgamma, dbeta). float32, bfloat16
-// and float64 tensors; statistics and arithmetic in float32 (float64 for float64).
+// they compute and lists the family's files): y = gamma_c (x - mean) / sqrt(var + eps) +
+// beta_c per (sample, group), optionally followed by a ReLU, and its backward (dx, dgamma,
+// dbeta). float32, bfloat16 and float64 tensors; statistics and arithmetic in float32
+// (float64 for float64). The reductions and Welford's statistics are kernels/cuda/
+// device_utils.cuh's.
 //
 // Shape of the work: one thread block per (sample, group). In NCHW memory a group is one
 // contiguous run of M = (C / G) * H * W elements, so a block streams it with 16-byte packs
@@ -45,49 +47,15 @@
 
 #include "kernels/bfloat16.h"
 #include "kernels/cuda/device_buffer.h"
+#include "kernels/cuda/device_utils.cuh"
 #include "kernels/cuda/runtime.h"
 
 namespace visrep::kernels::cuda {
 namespace {
 
-constexpr int kWarpSize = 32;
-constexpr int kMaxThreads = 1024;
-constexpr int kMaxWarps = kMaxThreads / kWarpSize;
-constexpr unsigned int kFullMask = 0xffffffffu;
 // Shared memory the kernels declare statically (reduction scratch), kept free when
 // deciding whether a group fits on chip.
 constexpr size_t kStaticSharedBytes = 4096;
-
-// ---- small device helpers -----------------------------------------------------------------------
-
-// V consecutive elements, aligned so that one 16-byte load or store moves them all.
-template <class T, int V>
-struct alignas(sizeof(T) * V) Pack {
-  T lane[V];
-};
-
-template <class T>
-constexpr int pack_width() {
-  return static_cast<int>(16 / sizeof(T));
-}
-
-template <class T>
-__device__ __forceinline__ NormalizationStatistic<T> widen(T value) {
-  if constexpr (std::is_same_v<T, bfloat16>) {
-    return static_cast<float>(value);
-  } else {
-    return value;
-  }
-}
-
-template <class T, class A>
-__device__ __forceinline__ T narrow(A value) {
-  if constexpr (std::is_same_v<T, bfloat16>) {
-    return bfloat16(static_cast<float>(value));
-  } else {
-    return static_cast<T>(value);
-  }
-}
 
 template <class A>
 __device__ __forceinline__ A relu_of(A value) {
@@ -100,93 +68,10 @@ __device__ __forceinline__ A masked_gradient(A dy, A xhat, A gamma_c, A beta_c, 
   return relu && !(gamma_c * xhat + beta_c > A(0)) ? A(0) : dy;
 }
 
-// Butterfly sum: every lane ends with the same, bitwise identical total. All 32 lanes of
-// the warp must call it.
-template <class A>
-__device__ __forceinline__ A warp_sum(A value) {
-  for (int offset = kWarpSize / 2; offset > 0; offset /= 2) value += __shfl_xor_sync(kFullMask, value, offset);
-  return value;
-}
-
-template <class A>
-struct SumPair {
-  A first;
-  A second;
-};
-
-// Sums a pair over the block; every thread receives the same totals (each warp adds the
-// per-warp partials in the same order). blockDim.x must be a multiple of 32 and every
-// thread of the block must call it. Starts with a barrier, so `scratch` may be reused by
-// consecutive calls, and it also orders any shared-memory writes made before the call.
-template <class A>
-__device__ SumPair<A> block_sum(SumPair<A> value, SumPair<A>* scratch) {
-  const int lane = threadIdx.x % kWarpSize, warp = threadIdx.x / kWarpSize;
-  const int warps = blockDim.x / kWarpSize;
-  value.first = warp_sum(value.first);
-  value.second = warp_sum(value.second);
-  __syncthreads();
-  if (lane == 0) scratch[warp] = value;
-  __syncthreads();
-  SumPair<A> total{A(0), A(0)};
-  if (lane < warps) total = scratch[lane];
-  total.first = warp_sum(total.first);
-  total.second = warp_sum(total.second);
-  return total;
-}
-
-// Welford's running (count, mean, sum of squared deviations) and Chan et al.'s update for
-// merging two of them.
-template <class A>
-struct Welford {
-  A count;
-  A mean;
-  A m2;
-};
-
-template <class A>
-__device__ __forceinline__ Welford<A> merge(Welford<A> a, Welford<A> b) {
-  if (b.count == A(0)) return a;
-  if (a.count == A(0)) return b;
-  const A count = a.count + b.count;
-  const A delta = b.mean - a.mean;
-  const A weight_b = b.count / count;
-  return {count, a.mean + delta * weight_b, a.m2 + b.m2 + delta * delta * a.count * weight_b};
-}
-
-// Merges every thread's Welford over the block, in a fixed order; every thread receives
-// the result. Called by every thread of the block, once per kernel.
-template <class A>
-__device__ Welford<A> block_welford(Welford<A> value, Welford<A>* scratch) {
-  const int lane = threadIdx.x % kWarpSize, warp = threadIdx.x / kWarpSize;
-  const int warps = blockDim.x / kWarpSize;
-  for (int offset = kWarpSize / 2; offset > 0; offset /= 2) {
-    const Welford<A> other{__shfl_down_sync(kFullMask, value.count, offset),
-                           __shfl_down_sync(kFullMask, value.mean, offset),
-                           __shfl_down_sync(kFullMask, value.m2, offset)};
-    if (lane + offset < kWarpSize) value = merge(value, other);
-  }
-  if (lane == 0) scratch[warp] = value;
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    Welford<A> total = scratch[0];
-    for (int w = 1; w < warps; ++w) total = merge(total, scratch[w]);
-    scratch[kMaxWarps] = total;
-  }
-  __syncthreads();
-  return scratch[kMaxWarps];
-}
-
-// The block's dynamic shared memory (the launch's third argument), 16-byte aligned.
-template <class U>
-__device__ __forceinline__ U* dynamic_shared_memory() {
-  extern __shared__ __align__(16) unsigned char dynamic_shared[];
-  return reinterpret_cast<U*>(dynamic_shared);
-}
-
 // Per-channel parameters, 1 and 0 when the transform has no weight or bias.
 template <class T>
-__device__ __forceinline__ NormalizationStatistic<T> parameter_or(const T* values, int64_t c,
-                                                                  NormalizationStatistic<T> otherwise) {
+__device__ __forceinline__ AccumulateType<T> parameter_or(const T* values, int64_t c,
+                                                                  AccumulateType<T> otherwise) {
   return values != nullptr ? widen(values[c]) : otherwise;
 }
 
@@ -195,18 +80,18 @@ __device__ __forceinline__ NormalizationStatistic<T> parameter_or(const T* value
 // One block per (sample, group) = blockIdx.x. kOnChip: the group is staged in dynamic
 // shared memory (M * sizeof(T) bytes). V: elements per pack (M % V == 0 and x, y aligned).
 template <class T, int V, bool kOnChip>
-__global__ void __launch_bounds__(kMaxThreads)
+__global__ void __launch_bounds__(kMaxThreadsPerBlock)
     group_norm_forward_kernel(GroupNormShape shape, const T* __restrict__ x, const T* __restrict__ gamma,
-                              const T* __restrict__ beta, NormalizationStatistic<T> eps, bool relu,
-                              T* __restrict__ y, NormalizationStatistic<T>* __restrict__ mean_out,
-                              NormalizationStatistic<T>* __restrict__ invstd_out) {
-  using A = NormalizationStatistic<T>;
+                              const T* __restrict__ beta, AccumulateType<T> eps, bool relu,
+                              T* __restrict__ y, AccumulateType<T>* __restrict__ mean_out,
+                              AccumulateType<T>* __restrict__ invstd_out) {
+  using A = AccumulateType<T>;
   using P = Pack<T, V>;
   // On chip the group is under 227 KB, so 32-bit indices within it are enough (and much
   // cheaper to divide); streamed groups may be larger.
   using Index = std::conditional_t<kOnChip, int, int64_t>;
-  __shared__ SumPair<A> sum_scratch[kMaxWarps];
-  __shared__ Welford<A> welford_scratch[kMaxWarps + 1];
+  __shared__ SumPair<A> sum_scratch[kMaxWarpsPerBlock];
+  __shared__ Welford<A> welford_scratch[kMaxWarpsPerBlock + 1];
 
   const int64_t group = blockIdx.x;
   const Index channels_per_group = static_cast<Index>(shape.channels / shape.groups);
@@ -251,13 +136,7 @@ __global__ void __launch_bounds__(kMaxThreads)
     for (Index p = threadIdx.x; p < packs; p += blockDim.x) {
       const P v = x_packs[p];
 #pragma unroll
-      for (int j = 0; j < V; ++j) {
-        const A value = widen(v.lane[j]) - shift;
-        running.count += A(1);
-        const A delta = value - running.mean;
-        running.mean += delta / running.count;
-        running.m2 += delta * (value - running.mean);
-      }
+      for (int j = 0; j < V; ++j) welford_add(running, widen(v.lane[j]) - shift);
     }
     const Welford<A> total = block_welford(running, welford_scratch);
     center = total.mean;
@@ -307,18 +186,18 @@ __global__ void __launch_bounds__(kMaxThreads)
 // channel_sum_d is not null, the per-(sample, channel) sums of d and d * xhat at
 // [n * C + c]. kOnChip: x and dy are staged in dynamic shared memory (2 M sizeof(T) bytes).
 template <class T, int V, bool kOnChip>
-__global__ void __launch_bounds__(kMaxThreads)
+__global__ void __launch_bounds__(kMaxThreadsPerBlock)
     group_norm_backward_kernel(GroupNormShape shape, bool relu, const T* __restrict__ grad_y,
                                const T* __restrict__ x, const T* __restrict__ gamma, const T* __restrict__ beta,
-                               const NormalizationStatistic<T>* __restrict__ mean_in,
-                               const NormalizationStatistic<T>* __restrict__ invstd_in, T* __restrict__ grad_x,
-                               NormalizationStatistic<T>* __restrict__ channel_sum_d,
-                               NormalizationStatistic<T>* __restrict__ channel_sum_d_xhat) {
-  using A = NormalizationStatistic<T>;
+                               const AccumulateType<T>* __restrict__ mean_in,
+                               const AccumulateType<T>* __restrict__ invstd_in, T* __restrict__ grad_x,
+                               AccumulateType<T>* __restrict__ channel_sum_d,
+                               AccumulateType<T>* __restrict__ channel_sum_d_xhat) {
+  using A = AccumulateType<T>;
   using P = Pack<T, V>;
   using Index = std::conditional_t<kOnChip, int, int64_t>;
-  __shared__ SumPair<A> sum_scratch[kMaxWarps];
-  __shared__ SumPair<A> part_scratch[kMaxWarps];
+  __shared__ SumPair<A> sum_scratch[kMaxWarpsPerBlock];
+  __shared__ SumPair<A> part_scratch[kMaxWarpsPerBlock];
 
   const int64_t group = blockIdx.x;
   const int64_t n = group / shape.groups;
@@ -448,10 +327,10 @@ constexpr int kParameterRows = 8;
 template <class T>
 __global__ void __launch_bounds__(kWarpSize* kParameterRows)
     group_norm_parameter_gradients_kernel(int64_t batch, int64_t channels,
-                                          const NormalizationStatistic<T>* __restrict__ channel_sum_d,
-                                          const NormalizationStatistic<T>* __restrict__ channel_sum_d_xhat,
+                                          const AccumulateType<T>* __restrict__ channel_sum_d,
+                                          const AccumulateType<T>* __restrict__ channel_sum_d_xhat,
                                           T* __restrict__ grad_gamma, T* __restrict__ grad_beta) {
-  using A = NormalizationStatistic<T>;
+  using A = AccumulateType<T>;
   __shared__ A partial_d[kParameterRows][kWarpSize];
   __shared__ A partial_d_xhat[kParameterRows][kWarpSize];
   const int64_t c = static_cast<int64_t>(blockIdx.x) * kWarpSize + threadIdx.x;
@@ -488,40 +367,20 @@ void check_shape(const GroupNormShape& s) {
   }
 }
 
-template <class T>
-bool aligned_to_pack(const T* pointer) {
-  return pointer == nullptr || reinterpret_cast<uintptr_t>(pointer) % 16 == 0;
-}
-
 // Threads per block: about four packs per thread, from 128 to 1024 (a multiple of 32, as
 // block_sum requires).
 int threads_for(int64_t packs) {
   int threads = 128;
-  while (threads < kMaxThreads && static_cast<int64_t>(threads) * 4 < packs) threads *= 2;
+  while (threads < kMaxThreadsPerBlock && static_cast<int64_t>(threads) * 4 < packs) threads *= 2;
   return threads;
-}
-
-// The most dynamic shared memory one block of the current device may use (opt-in).
-size_t shared_memory_limit() {
-  int bytes = 0;
-  VISREP_CUDA_CHECK(cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, current_device()));
-  return static_cast<size_t>(bytes);
 }
 
 bool fits_on_chip(size_t staged_bytes) { return staged_bytes + kStaticSharedBytes <= shared_memory_limit(); }
 
-// Above 48 KB a kernel must opt in to its dynamic shared memory.
-template <class Kernel>
-void allow_dynamic_shared_memory(Kernel* kernel, size_t bytes) {
-  if (bytes > 48 * 1024) {
-    VISREP_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
-  }
-}
-
 template <class T, int V>
 void launch_forward(const GroupNormShape& s, const T* x, const T* gamma, const T* beta, double eps, bool relu, T* y,
-                    NormalizationStatistic<T>* mean, NormalizationStatistic<T>* invstd, cudaStream_t stream) {
-  using A = NormalizationStatistic<T>;
+                    AccumulateType<T>* mean, AccumulateType<T>* invstd, cudaStream_t stream) {
+  using A = AccumulateType<T>;
   const int64_t per_group = s.group_size();
   const unsigned int blocks = static_cast<unsigned int>(s.group_count());
   const int threads = threads_for(per_group / V);
@@ -540,8 +399,8 @@ void launch_forward(const GroupNormShape& s, const T* x, const T* gamma, const T
 
 template <class T, int V>
 void launch_backward(const GroupNormShape& s, bool relu, const T* grad_y, const T* x, const T* gamma, const T* beta,
-                     const NormalizationStatistic<T>* mean, const NormalizationStatistic<T>* invstd, T* grad_x,
-                     NormalizationStatistic<T>* channel_sum_d, NormalizationStatistic<T>* channel_sum_d_xhat,
+                     const AccumulateType<T>* mean, const AccumulateType<T>* invstd, T* grad_x,
+                     AccumulateType<T>* channel_sum_d, AccumulateType<T>* channel_sum_d_xhat,
                      cudaStream_t stream) {
   const int64_t per_group = s.group_size();
   const unsigned int blocks = static_cast<unsigned int>(s.group_count());
@@ -568,8 +427,14 @@ bool group_norm_group_fits_on_chip(const GroupNormShape& shape, bool backward) {
 }
 
 template <class T>
-void group_norm_forward(const GroupNormShape& s, const T* x, const T* gamma, const T* beta, double eps, bool relu,
-                        T* y, NormalizationStatistic<T>* mean, NormalizationStatistic<T>* invstd, cudaStream_t stream) {
+void group_norm_forward(const GroupNormForward<T>& a, cudaStream_t stream) {
+  const GroupNormShape& s = a.shape;
+  const T *x = a.x, *gamma = a.gamma, *beta = a.beta;
+  const double eps = a.eps;
+  const bool relu = a.relu;
+  T* y = a.y;
+  AccumulateType<T>* mean = a.mean;
+  AccumulateType<T>* invstd = a.invstd;
   check_shape(s);
   if (s.group_count() == 0 || s.group_size() == 0) return;  // nothing to normalise (the engine never asks)
   constexpr int V = pack_width<T>();
@@ -581,10 +446,13 @@ void group_norm_forward(const GroupNormShape& s, const T* x, const T* gamma, con
 }
 
 template <class T>
-void group_norm_backward(const GroupNormShape& s, bool relu, const T* grad_y, const T* x, const T* gamma,
-                         const T* beta, const NormalizationStatistic<T>* mean, const NormalizationStatistic<T>* invstd,
-                         T* grad_x, T* grad_gamma, T* grad_beta, cudaStream_t stream) {
-  using A = NormalizationStatistic<T>;
+void group_norm_backward(const GroupNormBackward<T>& a, cudaStream_t stream) {
+  using A = AccumulateType<T>;
+  const GroupNormShape& s = a.shape;
+  const bool relu = a.relu;
+  const T *grad_y = a.grad_y, *x = a.x, *gamma = a.gamma, *beta = a.beta;
+  const A *mean = a.mean, *invstd = a.invstd;
+  T *grad_x = a.grad_x, *grad_gamma = a.grad_gamma, *grad_beta = a.grad_beta;
   check_shape(s);
   if (s.group_count() == 0 || s.group_size() == 0) {
     // No elements (batch 0 or no pixels): grad_x is empty, but the parameter gradients are
@@ -616,12 +484,9 @@ void group_norm_backward(const GroupNormShape& s, bool relu, const T* grad_y, co
   VISREP_CUDA_CHECK_LAUNCH("group_norm_parameter_gradients_kernel");
 }
 
-#define VISREP_INSTANTIATE_GROUP_NORM(T)                                                                           \
-  template void group_norm_forward<T>(const GroupNormShape&, const T*, const T*, const T*, double, bool, T*,       \
-                                      NormalizationStatistic<T>*, NormalizationStatistic<T>*, cudaStream_t);       \
-  template void group_norm_backward<T>(const GroupNormShape&, bool, const T*, const T*, const T*, const T*,        \
-                                       const NormalizationStatistic<T>*, const NormalizationStatistic<T>*, T*, T*, \
-                                       T*, cudaStream_t);                                                          \
+#define VISREP_INSTANTIATE_GROUP_NORM(T)                                           \
+  template void group_norm_forward<T>(const GroupNormForward<T>&, cudaStream_t);   \
+  template void group_norm_backward<T>(const GroupNormBackward<T>&, cudaStream_t); \
   template bool group_norm_group_fits_on_chip<T>(const GroupNormShape&, bool);
 
 VISREP_INSTANTIATE_GROUP_NORM(float)

@@ -24,12 +24,12 @@
 // value at the first one, and the host reads the slot at its next synchronisation. So that
 // the op may run meanwhile, the kernels here never follow a bad index: select and gather
 // read it as 0, index_add and scatter_add add nothing for it.
+// Where to look for the rest of the family: kernels/cpu/indexing.h.
 #include "kernels/cuda/indexing.h"
 
 #include <cuda_runtime.h>
 
 #include <cstdint>
-#include <optional>
 
 #include "kernels/bfloat16.h"
 #include "kernels/cuda/per_element_launch.cuh"
@@ -151,56 +151,52 @@ __global__ void one_hot_kernel(const int64_t* labels, int64_t count, int64_t cla
 
 }  // namespace
 
-void mark_first_out_of_range(const int64_t* indices, int64_t count, int64_t size, std::optional<int64_t> ignored,
-                             long long* slot, cudaStream_t stream) {
-  if (count <= 0) return;
-  launch_per_element(mark_first_out_of_range_kernel, "mark_first_out_of_range_kernel", count, stream, indices, count,
-                     size, ignored.has_value(), ignored.value_or(0), slot);
-  record_first_bad_value_kernel<<<1, 1, 0, stream>>>(indices, slot);
+void mark_first_out_of_range(const MarkFirstOutOfRange& a, cudaStream_t stream) {
+  if (a.count <= 0) return;
+  launch_per_element(mark_first_out_of_range_kernel, "mark_first_out_of_range_kernel", a.count, stream, a.indices,
+                     a.count, a.size, a.has_ignored, a.ignored, a.slot);
+  record_first_bad_value_kernel<<<1, 1, 0, stream>>>(a.indices, a.slot);
   VISREP_CUDA_CHECK_LAUNCH("record_first_bad_value_kernel");
 }
 
 template <class T>
-void index_select(const T* x, int64_t outer, int64_t size, int64_t inner, const int64_t* indices, int64_t count,
-                  T* out, cudaStream_t stream) {
-  launch_per_element(index_select_kernel<T>, "index_select_kernel", outer * count * inner, stream, x, outer, size,
-                     inner, indices, count, out);
+void index_select(const IndexSelect<T>& a, cudaStream_t stream) {
+  launch_per_element(index_select_kernel<T>, "index_select_kernel", a.outer * a.count * a.inner, stream, a.x, a.outer,
+                     a.size, a.inner, a.indices, a.count, a.out);
 }
 
 template <class T>
-void index_add(const T* src, int64_t outer, int64_t count, int64_t inner, const int64_t* indices, int64_t size, T* dst,
-               cudaStream_t stream) {
-  launch_per_element(index_add_kernel<T>, "index_add_kernel", outer * count * inner, stream, src, outer, count, inner,
-                     indices, size, dst);
+void index_add(const IndexAdd<T>& a, cudaStream_t stream) {
+  launch_per_element(index_add_kernel<T>, "index_add_kernel", a.outer * a.count * a.inner, stream, a.src, a.outer,
+                     a.count, a.inner, a.indices, a.size, a.dst);
 }
 
 template <class T>
-void gather(const T* x, int64_t outer, int64_t size, int64_t inner, const int64_t* indices, int64_t count, T* out,
-            cudaStream_t stream) {
-  launch_per_element(gather_kernel<T>, "gather_kernel", outer * count * inner, stream, x, outer, size, inner, indices,
-                     count, out);
+void gather(const Gather<T>& a, cudaStream_t stream) {
+  launch_per_element(gather_kernel<T>, "gather_kernel", a.outer * a.count * a.inner, stream, a.x, a.outer, a.size,
+                     a.inner, a.indices, a.count, a.out);
 }
 
 template <class T>
-void scatter_add(const T* src, int64_t outer, int64_t count, int64_t inner, const int64_t* indices, int64_t size,
-                 T* dst, cudaStream_t stream) {
-  launch_per_element(scatter_add_kernel<T>, "scatter_add_kernel", outer * count * inner, stream, src, outer, count,
-                     inner, indices, size, dst);
+void scatter_add(const ScatterAdd<T>& a, cudaStream_t stream) {
+  launch_per_element(scatter_add_kernel<T>, "scatter_add_kernel", a.outer * a.count * a.inner, stream, a.src, a.outer,
+                     a.count, a.inner, a.indices, a.size, a.dst);
 }
 
 template <class T>
-void one_hot(const int64_t* labels, int64_t count, int64_t classes, T* out, cudaStream_t stream) {
-  launch_per_element(one_hot_kernel<T>, "one_hot_kernel", count * classes, stream, labels, count, classes, out);
+void one_hot(const OneHot<T>& a, cudaStream_t stream) {
+  launch_per_element(one_hot_kernel<T>, "one_hot_kernel", a.count * a.classes, stream, a.labels, a.count, a.classes,
+                     a.out);
 }
 
-#define VISREP_INSTANTIATE_INDEXING(T)                                                                            \
-  template void index_select<T>(const T*, int64_t, int64_t, int64_t, const int64_t*, int64_t, T*, cudaStream_t);  \
-  template void gather<T>(const T*, int64_t, int64_t, int64_t, const int64_t*, int64_t, T*, cudaStream_t);
+#define VISREP_INSTANTIATE_INDEXING(T)                                   \
+  template void index_select<T>(const IndexSelect<T>&, cudaStream_t);    \
+  template void gather<T>(const Gather<T>&, cudaStream_t);
 
-#define VISREP_INSTANTIATE_INDEX_ADD(T)                                                                           \
-  template void index_add<T>(const T*, int64_t, int64_t, int64_t, const int64_t*, int64_t, T*, cudaStream_t);     \
-  template void scatter_add<T>(const T*, int64_t, int64_t, int64_t, const int64_t*, int64_t, T*, cudaStream_t);   \
-  template void one_hot<T>(const int64_t*, int64_t, int64_t, T*, cudaStream_t);
+#define VISREP_INSTANTIATE_INDEX_ADD(T)                                  \
+  template void index_add<T>(const IndexAdd<T>&, cudaStream_t);          \
+  template void scatter_add<T>(const ScatterAdd<T>&, cudaStream_t);      \
+  template void one_hot<T>(const OneHot<T>&, cudaStream_t);
 
 VISREP_INSTANTIATE_INDEXING(float)
 VISREP_INSTANTIATE_INDEXING(double)

@@ -13,6 +13,7 @@
 // cache) and writes the output (+ the int64 argmax); backward reads grad_output (and argmax)
 // about (kernel / stride)^2 times and writes grad_input once. The average forwards
 // accumulate in double, as the CPU does, so they match it exactly as well.
+// Where to look for the rest of the family: kernels/cpu/pool.h.
 #include "kernels/cuda/pool.h"
 
 #include <cuda_runtime.h>
@@ -249,64 +250,56 @@ __global__ void adaptive_avg_pool2d_backward_kernel(int64_t planes, int64_t in_h
 }  // namespace
 
 template <class T>
-void max_pool2d_forward(const Pool2dGeometry& geometry, const T* input, T* output, int64_t* argmax,
-                        cudaStream_t stream) {
-  const int64_t out_height = geometry.out_height(), out_width = geometry.out_width();
+void max_pool2d_forward(const MaxPool2dForward<T>& a, cudaStream_t stream) {
+  const int64_t out_height = a.geometry.out_height(), out_width = a.geometry.out_width();
   launch_per_element(max_pool2d_forward_kernel<T>, "max_pool2d_forward_kernel",
-                     geometry.planes * out_height * out_width, stream, geometry, out_height, out_width, input, output,
-                     argmax);
+                     a.geometry.planes * out_height * out_width, stream, a.geometry, out_height, out_width, a.input,
+                     a.output, a.argmax);
 }
 
 template <class T>
-void max_pool2d_backward(const Pool2dGeometry& geometry, const T* grad_output, const int64_t* argmax, T* grad_input,
-                         cudaStream_t stream) {
+void max_pool2d_backward(const MaxPool2dBackward<T>& a, cudaStream_t stream) {
   launch_per_element(max_pool2d_backward_kernel<T>, "max_pool2d_backward_kernel",
-                     geometry.planes * geometry.in_height * geometry.in_width, stream, geometry, geometry.out_height(),
-                     geometry.out_width(), grad_output, argmax, grad_input);
+                     a.geometry.planes * a.geometry.in_height * a.geometry.in_width, stream, a.geometry,
+                     a.geometry.out_height(), a.geometry.out_width(), a.grad_output, a.argmax, a.grad_input);
 }
 
 template <class T>
-void avg_pool2d_forward(const Pool2dGeometry& geometry, bool count_include_pad, const T* input, T* output,
-                        cudaStream_t stream) {
-  const int64_t out_height = geometry.out_height(), out_width = geometry.out_width();
+void avg_pool2d_forward(const AvgPool2dForward<T>& a, cudaStream_t stream) {
+  const int64_t out_height = a.geometry.out_height(), out_width = a.geometry.out_width();
   launch_per_element(avg_pool2d_forward_kernel<T>, "avg_pool2d_forward_kernel",
-                     geometry.planes * out_height * out_width, stream, geometry, out_height, out_width,
-                     count_include_pad, input, output);
+                     a.geometry.planes * out_height * out_width, stream, a.geometry, out_height, out_width,
+                     a.count_include_pad, a.input, a.output);
 }
 
 template <class T>
-void avg_pool2d_backward(const Pool2dGeometry& geometry, bool count_include_pad, const T* grad_output, T* grad_input,
-                         cudaStream_t stream) {
+void avg_pool2d_backward(const AvgPool2dBackward<T>& a, cudaStream_t stream) {
   launch_per_element(avg_pool2d_backward_kernel<T>, "avg_pool2d_backward_kernel",
-                     geometry.planes * geometry.in_height * geometry.in_width, stream, geometry, geometry.out_height(),
-                     geometry.out_width(), count_include_pad, grad_output, grad_input);
+                     a.geometry.planes * a.geometry.in_height * a.geometry.in_width, stream, a.geometry,
+                     a.geometry.out_height(), a.geometry.out_width(), a.count_include_pad, a.grad_output, a.grad_input);
 }
 
 template <class T>
-void adaptive_avg_pool2d_forward(int64_t planes, int64_t in_height, int64_t in_width, int64_t out_height,
-                                 int64_t out_width, const T* input, T* output, cudaStream_t stream) {
+void adaptive_avg_pool2d_forward(const AdaptiveAvgPool2dForward<T>& a, cudaStream_t stream) {
   launch_per_element(adaptive_avg_pool2d_forward_kernel<T>, "adaptive_avg_pool2d_forward_kernel",
-                     planes * out_height * out_width, stream, planes, in_height, in_width, out_height, out_width, input,
-                     output);
+                     a.planes * a.out_height * a.out_width, stream, a.planes, a.in_height, a.in_width, a.out_height,
+                     a.out_width, a.input, a.output);
 }
 
 template <class T>
-void adaptive_avg_pool2d_backward(int64_t planes, int64_t in_height, int64_t in_width, int64_t out_height,
-                                  int64_t out_width, const T* grad_output, T* grad_input, cudaStream_t stream) {
+void adaptive_avg_pool2d_backward(const AdaptiveAvgPool2dBackward<T>& a, cudaStream_t stream) {
   launch_per_element(adaptive_avg_pool2d_backward_kernel<T>, "adaptive_avg_pool2d_backward_kernel",
-                     planes * in_height * in_width, stream, planes, in_height, in_width, out_height, out_width,
-                     grad_output, grad_input);
+                     a.planes * a.in_height * a.in_width, stream, a.planes, a.in_height, a.in_width, a.out_height,
+                     a.out_width, a.grad_output, a.grad_input);
 }
 
-#define VISREP_INSTANTIATE_POOL(T)                                                                               \
-  template void max_pool2d_forward<T>(const Pool2dGeometry&, const T*, T*, int64_t*, cudaStream_t);              \
-  template void max_pool2d_backward<T>(const Pool2dGeometry&, const T*, const int64_t*, T*, cudaStream_t);       \
-  template void avg_pool2d_forward<T>(const Pool2dGeometry&, bool, const T*, T*, cudaStream_t);                  \
-  template void avg_pool2d_backward<T>(const Pool2dGeometry&, bool, const T*, T*, cudaStream_t);                 \
-  template void adaptive_avg_pool2d_forward<T>(int64_t, int64_t, int64_t, int64_t, int64_t, const T*, T*,       \
-                                               cudaStream_t);                                                    \
-  template void adaptive_avg_pool2d_backward<T>(int64_t, int64_t, int64_t, int64_t, int64_t, const T*, T*,      \
-                                                cudaStream_t);
+#define VISREP_INSTANTIATE_POOL(T)                                                                   \
+  template void max_pool2d_forward<T>(const MaxPool2dForward<T>&, cudaStream_t);                     \
+  template void max_pool2d_backward<T>(const MaxPool2dBackward<T>&, cudaStream_t);                   \
+  template void avg_pool2d_forward<T>(const AvgPool2dForward<T>&, cudaStream_t);                     \
+  template void avg_pool2d_backward<T>(const AvgPool2dBackward<T>&, cudaStream_t);                   \
+  template void adaptive_avg_pool2d_forward<T>(const AdaptiveAvgPool2dForward<T>&, cudaStream_t);    \
+  template void adaptive_avg_pool2d_backward<T>(const AdaptiveAvgPool2dBackward<T>&, cudaStream_t);
 
 VISREP_INSTANTIATE_POOL(float)
 VISREP_INSTANTIATE_POOL(double)

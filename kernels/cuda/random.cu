@@ -1,4 +1,4 @@
-// CUDA twins of kernels/cpu/random.cpp. Element i of a draw keyed by (seed, stream) is
+// CUDA twins of kernels/cpu/random.h. Element i of a draw keyed by (seed, stream) is
 // philox(seed, stream, i) (kernels/philox.h, the same code on both sides), so a thread per
 // element computes exactly the CPU's value: uniform and integer draws are bit-identical, and
 // normal draws are too except in the ~2^-29 cases where CUDA's double log/sin/cos land on
@@ -13,6 +13,7 @@
 // and keeps the low 32 bits: the keys are distinct, so the order is exactly std::sort's on
 // the CPU. Traffic: the keys are written once, sorted (CUB's passes, 8 bytes per key each),
 // and read once.
+// Where to look for the rest of the family: kernels/cpu/random.h.
 #include "kernels/cuda/random.h"
 
 #include <cuda_runtime.h>
@@ -77,31 +78,34 @@ __global__ void permutation_indices_kernel(const uint64_t* sorted_keys, int64_t 
 }  // namespace
 
 template <class T>
-void random_uniform(uint64_t seed, uint64_t philox_stream, int64_t count, double low, double high, T* out,
-                    cudaStream_t stream) {
-  if (count <= 0) return;
-  uniform_kernel<T><<<grid_size_for(count), kThreadsPerBlock, 0, stream>>>(seed, philox_stream, count, low,
-                                                                           high - low, out);
+void random_uniform(const RandomUniform<T>& a, cudaStream_t stream) {
+  if (a.count <= 0) return;
+  uniform_kernel<T><<<grid_size_for(a.count), kThreadsPerBlock, 0, stream>>>(a.seed, a.stream, a.count, a.low,
+                                                                             a.high - a.low, a.out);
   VISREP_CUDA_CHECK_LAUNCH("uniform_kernel");
 }
 
 template <class T>
-void random_normal(uint64_t seed, uint64_t philox_stream, int64_t count, double mean, double std, T* out,
-                   cudaStream_t stream) {
-  if (count <= 0) return;
-  normal_kernel<T><<<grid_size_for(count), kThreadsPerBlock, 0, stream>>>(seed, philox_stream, count, mean, std, out);
+void random_normal(const RandomNormal<T>& a, cudaStream_t stream) {
+  if (a.count <= 0) return;
+  normal_kernel<T>
+      <<<grid_size_for(a.count), kThreadsPerBlock, 0, stream>>>(a.seed, a.stream, a.count, a.mean, a.std, a.out);
   VISREP_CUDA_CHECK_LAUNCH("normal_kernel");
 }
 
-void random_integers(uint64_t seed, uint64_t philox_stream, int64_t count, int64_t low, int64_t high, int64_t* out,
-                     cudaStream_t stream) {
-  if (count <= 0) return;
-  const uint64_t range = static_cast<uint64_t>(high - low);
-  integers_kernel<<<grid_size_for(count), kThreadsPerBlock, 0, stream>>>(seed, philox_stream, count, low, range, out);
+void random_integers(const RandomIntegers& a, cudaStream_t stream) {
+  if (a.count <= 0) return;
+  const uint64_t range = static_cast<uint64_t>(a.high - a.low);
+  integers_kernel<<<grid_size_for(a.count), kThreadsPerBlock, 0, stream>>>(a.seed, a.stream, a.count, a.low, range,
+                                                                           a.out);
   VISREP_CUDA_CHECK_LAUNCH("integers_kernel");
 }
 
-void random_permutation(uint64_t seed, uint64_t philox_stream, int64_t count, int64_t* out, cudaStream_t stream) {
+void random_permutation(const RandomPermutation& a, cudaStream_t stream) {
+  const uint64_t seed = a.seed;
+  const uint64_t philox_stream = a.stream;
+  const int64_t count = a.count;
+  int64_t* out = a.out;
   if (count <= 0) return;
   if (count > (int64_t{1} << 32)) {
     throw std::runtime_error("random_permutation: " + std::to_string(count) +
@@ -127,9 +131,9 @@ void random_permutation(uint64_t seed, uint64_t philox_stream, int64_t count, in
   VISREP_CUDA_CHECK_LAUNCH("permutation_indices_kernel");
 }
 
-template void random_uniform<float>(uint64_t, uint64_t, int64_t, double, double, float*, cudaStream_t);
-template void random_uniform<double>(uint64_t, uint64_t, int64_t, double, double, double*, cudaStream_t);
-template void random_normal<float>(uint64_t, uint64_t, int64_t, double, double, float*, cudaStream_t);
-template void random_normal<double>(uint64_t, uint64_t, int64_t, double, double, double*, cudaStream_t);
+template void random_uniform<float>(const RandomUniform<float>&, cudaStream_t);
+template void random_uniform<double>(const RandomUniform<double>&, cudaStream_t);
+template void random_normal<float>(const RandomNormal<float>&, cudaStream_t);
+template void random_normal<double>(const RandomNormal<double>&, cudaStream_t);
 
 }  // namespace visrep::kernels::cuda

@@ -1,7 +1,7 @@
 // Weight standardisation, the CUDA twins of kernels/cpu/weight_standardization.h (which
-// specifies what they compute): each row (output channel) of each weight in a list is
-// standardised over its fan-in, forward and backward, one launch for up to
-// kWeightStandardizationTensorsPerLaunch weights.
+// specifies what they compute and lists the family's files): each row (output channel) of
+// each weight in a list is standardised over its fan-in, forward and backward, one launch
+// for up to kWeightStandardizationTensorsPerLaunch weights.
 //
 // Why one launch for many tensors: a convolution weight is small (BiT-R50x1's 53 weights
 // hold 23.5 M values in all, 9.4 k to 2.4 M each), so a launch per weight costs more in
@@ -27,49 +27,17 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
-#include <type_traits>
 
 #include "kernels/bfloat16.h"
+#include "kernels/cuda/device_utils.cuh"
 #include "kernels/cuda/runtime.h"
 
 namespace visrep::kernels::cuda {
 namespace {
 
-constexpr int kWarpSize = 32;
 constexpr int kWarpsPerBlock = 8;  // rows per block
 constexpr int kThreads = kWarpsPerBlock * kWarpSize;
-constexpr unsigned int kFullMask = 0xffffffffu;
 constexpr int kMaxTensors = kWeightStandardizationTensorsPerLaunch;
-
-template <class T, int V>
-struct alignas(sizeof(T) * V) Pack {
-  T lane[V];
-};
-
-template <class T>
-__device__ __forceinline__ NormalizationStatistic<T> widen(T value) {
-  if constexpr (std::is_same_v<T, bfloat16>) {
-    return static_cast<float>(value);
-  } else {
-    return value;
-  }
-}
-
-template <class T, class A>
-__device__ __forceinline__ T narrow(A value) {
-  if constexpr (std::is_same_v<T, bfloat16>) {
-    return bfloat16(static_cast<float>(value));
-  } else {
-    return static_cast<T>(value);
-  }
-}
-
-// Every lane ends with the same total; all 32 lanes must call it.
-template <class A>
-__device__ __forceinline__ A warp_sum(A value) {
-  for (int offset = kWarpSize / 2; offset > 0; offset /= 2) value += __shfl_xor_sync(kFullMask, value, offset);
-  return value;
-}
 
 // Up to kMaxTensors descriptors and where each tensor's blocks start: tensor t owns blocks
 // [first_block[t], first_block[t + 1]), and its row r is warp r % 8 of block first_block[t] + r / 8.
@@ -99,20 +67,15 @@ __device__ __forceinline__ int tensor_of_block(const Batch<Descriptor>& batch, i
   return low;
 }
 
-template <class T>
-__device__ __forceinline__ bool aligned_for_packs(const void* pointer) {
-  return reinterpret_cast<uintptr_t>(pointer) % 16 == 0;
-}
-
 // ---- forward --------------------------------------------------------------------------------------
 
 // One row of `fan_in` values: statistics, then the standardised row. V: values per pack
 // (fan_in % V == 0 and both pointers aligned).
 template <class T, int V>
-__device__ __forceinline__ void standardize_row(const T* w, T* out, int64_t fan_in, NormalizationStatistic<T> eps,
-                                                int lane, NormalizationStatistic<T>* mean_out,
-                                                NormalizationStatistic<T>* invstd_out) {
-  using A = NormalizationStatistic<T>;
+__device__ __forceinline__ void standardize_row(const T* w, T* out, int64_t fan_in, AccumulateType<T> eps,
+                                                int lane, AccumulateType<T>* mean_out,
+                                                AccumulateType<T>* invstd_out) {
+  using A = AccumulateType<T>;
   using P = Pack<T, V>;
   const int64_t packs = fan_in / V;
   const P* w_packs = reinterpret_cast<const P*>(w);
@@ -152,7 +115,7 @@ __device__ __forceinline__ void standardize_row(const T* w, T* out, int64_t fan_
 template <class T>
 __global__ void __launch_bounds__(kThreads)
     weight_standardization_forward_kernel(const __grid_constant__ Batch<WeightStandardizationForward<T>> batch,
-                                          NormalizationStatistic<T> eps) {
+                                          AccumulateType<T> eps) {
   const int t = tensor_of_block(batch, static_cast<int>(blockIdx.x));
   const WeightStandardizationForward<T>& tensor = batch.tensors[t];
   const int64_t row = static_cast<int64_t>(static_cast<int>(blockIdx.x) - batch.first_block[t]) * kWarpsPerBlock +
@@ -162,12 +125,12 @@ __global__ void __launch_bounds__(kThreads)
   const int64_t fan_in = tensor.fan_in;
   const T* w = tensor.weight + row * fan_in;
   T* out = tensor.standardized + row * fan_in;
-  NormalizationStatistic<T>* mean = tensor.mean != nullptr ? tensor.mean + row : nullptr;
-  NormalizationStatistic<T>* invstd = tensor.invstd != nullptr ? tensor.invstd + row : nullptr;
-  constexpr int V = static_cast<int>(16 / sizeof(T));
+  AccumulateType<T>* mean = tensor.mean != nullptr ? tensor.mean + row : nullptr;
+  AccumulateType<T>* invstd = tensor.invstd != nullptr ? tensor.invstd + row : nullptr;
+  constexpr int V = pack_width<T>();
   // Uniform over the warp (it depends on the tensor only): every row start is aligned when
   // the tensor's first is and fan_in is a multiple of V.
-  if (fan_in % V == 0 && aligned_for_packs<T>(tensor.weight) && aligned_for_packs<T>(tensor.standardized)) {
+  if (fan_in % V == 0 && aligned_to_pack(tensor.weight) && aligned_to_pack(tensor.standardized)) {
     standardize_row<T, V>(w, out, fan_in, eps, lane, mean, invstd);
   } else {
     standardize_row<T, 1>(w, out, fan_in, eps, lane, mean, invstd);
@@ -178,9 +141,9 @@ __global__ void __launch_bounds__(kThreads)
 
 template <class T, int V>
 __device__ __forceinline__ void standardize_row_backward(const T* w, const T* g, T* dw, int64_t fan_in,
-                                                         NormalizationStatistic<T> center,
-                                                         NormalizationStatistic<T> invstd, int lane) {
-  using A = NormalizationStatistic<T>;
+                                                         AccumulateType<T> center,
+                                                         AccumulateType<T> invstd, int lane) {
+  using A = AccumulateType<T>;
   using P = Pack<T, V>;
   const int64_t packs = fan_in / V;
   const P* w_packs = reinterpret_cast<const P*>(w);
@@ -226,10 +189,10 @@ __global__ void __launch_bounds__(kThreads)
   const T* w = tensor.weight + row * fan_in;
   const T* g = tensor.grad_standardized + row * fan_in;
   T* dw = tensor.grad_weight + row * fan_in;
-  const NormalizationStatistic<T> center = tensor.mean[row], invstd = tensor.invstd[row];
-  constexpr int V = static_cast<int>(16 / sizeof(T));
-  if (fan_in % V == 0 && aligned_for_packs<T>(tensor.weight) && aligned_for_packs<T>(tensor.grad_standardized) &&
-      aligned_for_packs<T>(tensor.grad_weight)) {
+  const AccumulateType<T> center = tensor.mean[row], invstd = tensor.invstd[row];
+  constexpr int V = pack_width<T>();
+  if (fan_in % V == 0 && aligned_to_pack(tensor.weight) && aligned_to_pack(tensor.grad_standardized) &&
+      aligned_to_pack(tensor.grad_weight)) {
     standardize_row_backward<T, V>(w, g, dw, fan_in, center, invstd, lane);
   } else {
     standardize_row_backward<T, 1>(w, g, dw, fan_in, center, invstd, lane);
@@ -285,7 +248,7 @@ void weight_standardization_forward(const WeightStandardizationForward<T>* tenso
                                     cudaStream_t stream) {
   for_each_batch(tensors, count, [&](const Batch<WeightStandardizationForward<T>>& batch, unsigned int blocks) {
     weight_standardization_forward_kernel<T>
-        <<<blocks, kThreads, 0, stream>>>(batch, static_cast<NormalizationStatistic<T>>(eps));
+        <<<blocks, kThreads, 0, stream>>>(batch, static_cast<AccumulateType<T>>(eps));
     VISREP_CUDA_CHECK_LAUNCH("weight_standardization_forward_kernel");
   });
 }

@@ -1,5 +1,5 @@
-// CUDA twins of kernels/cpu/weight_standardization.h (which specifies what they compute),
-// for float32, bfloat16 (statistics in float32) and float64.
+// CUDA twins of kernels/cpu/weight_standardization.h (which specifies what they compute and
+// lists the family's files), for float32, bfloat16 (statistics in float32) and float64.
 //
 // The list of descriptors stays on the host; the twin copies up to
 // kWeightStandardizationTensorsPerLaunch of them at a time into the kernel's parameter
@@ -8,9 +8,8 @@
 // pointers inside the descriptors are device pointers.
 #pragma once
 
-#include <cuda_runtime_api.h>
-
 #include "kernels/cpu/weight_standardization.h"
+#include "kernels/cuda/stream.h"
 
 namespace visrep::kernels::cuda {
 

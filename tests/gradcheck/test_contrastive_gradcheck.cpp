@@ -1,6 +1,7 @@
 // Gradient checks of the fused contrastive losses (engine/ops/contrastive.h) on the CPU: the
 // analytic backward pass (rows, then columns, then through the L2 normalisation) against
 // float64 central differences, for both losses, every option and small odd sizes.
+// Where to look for the rest of the family: kernels/cpu/contrastive.h.
 #include <catch2/catch.hpp>
 
 #include <vector>

@@ -1,6 +1,7 @@
 // Gradient checks of the elementwise ops (engine/ops/elementwise.h): float64 central
 // differences against the analytic backward, with broadcasting variants whose gradients
 // must come back summed to each input's own shape.
+// Where to look for the rest of the family: kernels/cpu/elementwise.h.
 #include <catch2/catch.hpp>
 
 #include "engine/ops.h"

@@ -1,5 +1,6 @@
 // Gradient checks of matmul (every rank combination PyTorch's matmul accepts, broadcast
-// batches, transposed and strided operands) and linear.
+// batches, transposed and strided operands), linear and normalize (engine/ops/linear_algebra.h;
+// kernels/cpu/linear_algebra.h lists the family's files).
 #include <catch2/catch.hpp>
 
 #include "engine/ops.h"
@@ -14,6 +15,9 @@ namespace {
 // Bilinear in the inputs: the central difference is exact up to rounding. Outputs are sums
 // of K <= 5 products of O(1) values, so |L| stays ~10 and rounding ~1e-9.
 constexpr GradcheckTolerance kBilinear{.eps = 1e-6, .atol = 1e-7, .rtol = 1e-5};
+// normalize: a smooth composition of a sum of squares, sqrt and a division on O(1) inputs:
+// truncation ~ f''' eps^2 ~ 1e-12, rounding ~ 1e-16 |L| / eps ~ 1e-9.
+constexpr GradcheckTolerance kSmooth{.eps = 1e-6, .atol = 1e-7, .rtol = 1e-5};
 
 Tensor product(const TensorList& in) { return matmul(in[0], in[1]); }
 
@@ -92,4 +96,13 @@ TEST_CASE("linear", "[gradcheck]") {
     VISREP_CHECK_GRADIENTS(kBilinear, [](const TensorList& in) { return linear(in[0].transpose(0, 1), in[1], in[2]); }, x,
                     w, b);
   }
+}
+
+TEST_CASE("normalize", "[gradcheck]") {
+  Generator gen = generator_for("normalize");
+  Tensor x = leaf(random_normal({3, 4}, gen));
+  VISREP_CHECK_GRADIENTS(kSmooth, [](const TensorList& in) { return normalize(in[0]); }, x);
+  VISREP_CHECK_GRADIENTS(kSmooth, [](const TensorList& in) { return normalize(in[0], 0); }, x);
+  Tensor y = leaf(random_normal({2, 3, 4}, gen));
+  VISREP_CHECK_GRADIENTS(kSmooth, [](const TensorList& in) { return normalize(in[0], 1); }, y);
 }

@@ -1,5 +1,6 @@
 // Gradient checks of the reductions (engine/ops/reduction.h) over single dims, several
 // (adjacent and not) dims, negative dims, all elements, keepdim both ways.
+// Where to look for the rest of the family: kernels/cpu/reduction.h.
 #include <catch2/catch.hpp>
 
 #include "engine/ops.h"

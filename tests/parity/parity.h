@@ -69,6 +69,21 @@ void report_parity_check(const ParityCheckReport& report);
 
 using ParityInputs = std::vector<Tensor>;
 
+// " float32", " float64", ...: the dtype appended to a case's name.
+inline std::string dtype_suffix(DType dtype) { return " " + std::string(dtype_name(dtype)); }
+
+// The NMSE bound of the normalisation ops (group_norm, weight_standardization): the CPU
+// computes in double and rounds once; the GPU keeps float32 statistics and arithmetic
+// (float64 for float64), so float32 results differ by a few float32 roundings of sums over
+// up to ~10^5 values: NMSE ~1e-13, bound 1e-10 (a formula slip, e.g. a missing gamma or an
+// unbiased variance, is >= 1e-4). bfloat16: the two sides round their (slightly different)
+// float results to 8 bits, so some elements differ by one bfloat16 ulp (2^-8 relative):
+// NMSE <= ~1e-5, bound 1e-4. float64: 1e-24.
+inline double normalization_tolerance(DType dtype) {
+  if (dtype == kFloat64) return 1e-24;
+  return dtype == kBFloat16 ? 1e-4 : 1e-10;
+}
+
 // An input whose gradient is compared: `tensor` converted to `dtype`, requiring a gradient.
 inline Tensor parity_leaf(const Tensor& tensor, DType dtype = kFloat32) {
   return tensor.to(dtype).detach().set_requires_grad();

@@ -9,6 +9,7 @@
 // expected difference is ~1e-6 (the two devices share the per-pixel formulas of
 // kernels/cpu/augment_pixel.h; only fused multiply-adds, expf and the order in which the
 // contrast means are summed differ).
+// Where to look for the rest of the family: kernels/cpu/augment.h.
 #include <catch2/catch.hpp>
 
 #include <algorithm>

@@ -7,6 +7,7 @@
 // additions differs, far below float32's rounding. So the float32 outputs agree to about
 // one ulp (NMSE ~1e-15): 1e-12 catches any formula slip (a biased/unbiased mix-up in the
 // running variance alone is ~1e-4) while leaving room for the rounding. float64: 1e-26.
+// Where to look for the rest of the family: kernels/cpu/batch_norm.h.
 #include <catch2/catch.hpp>
 
 #include "tests/parity/parity.h"

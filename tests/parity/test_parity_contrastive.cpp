@@ -2,7 +2,7 @@
 // reference (kernels/cpu/contrastive.cpp, double accumulation): the loss and the gradient of
 // h (and of the extra negatives) for NT-Xent and SupCon, at row counts that are and are not
 // multiples of the 64-row tiles (2N = 2, 6, 130, 4098), D = 3, 100, 128 (and 2048, the
-// largest D the issue asks for: 16 value blocks in the backward grid), tau = 0.05 and 1.0.
+// largest projection width the SimCLR and SupCon heads use: 16 value blocks in the backward grid), tau = 0.05 and 1.0.
 //
 // Tolerances (NMSE, parity.h). They were sized with a CPU emulation of each path's rounding
 // (z and the backward weights rounded as the kernels round them, float accumulation) against
@@ -15,6 +15,7 @@
 //   D = 3): emulated <= 3e-6 for 2N <= 130 -> 3e-5; <= 8e-5 at 2N = 4098 -> 1e-3.
 // - bf16 (z and the weights G' in bf16, 8-bit mantissas; the CPU sees the same rounded h):
 //   emulated <= 2.4e-4 for 2N <= 130 -> 3e-3; <= 5e-3 at 2N = 4098, D = 3 -> 5e-2.
+// Where to look for the rest of the family: kernels/cpu/contrastive.h.
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -125,7 +126,7 @@ void check_contrastive(const ContrastiveCase& c) {
                 .tolerance = tolerance_for(c)});
 }
 
-// The sizes of the issue: tile remainders in rows (2, 6, 130 = 2 x 64 + 2) and in D (3, 100).
+// Tile remainders in rows (2, 6, 130 = 2 x 64 + 2) and in D (3, 100).
 struct Size {
   int64_t rows, dim;
 };

@@ -2,6 +2,7 @@
 // concat/stack/split/pad). Forward passes only move data, so they must be exact; the
 // backward passes of index_select and gather add repeated indices with float atomics in an
 // order that varies, so they get 1e-12 (float rounding of sums of a few terms).
+// Where to look for the rest of the family: kernels/cpu/indexing.h.
 #include <catch2/catch.hpp>
 
 #include "engine/cuda.h"

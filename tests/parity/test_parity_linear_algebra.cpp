@@ -1,10 +1,11 @@
-// Parity cases of matmul and linear (kernels/cuda/gemm.cu on cuBLAS).
+// Parity cases of matmul and linear (kernels/cuda/linear_algebra.cu on cuBLAS).
 //
 // Tolerances: float32 with TF32 off computes fp32 products on both devices, but OpenBLAS
 // and cuBLAS add them in different orders (blocking, split-K), so results differ by a few
 // ulps: NMSE ~1e-14 for these sizes. 1e-10 leaves room for that and still fails on a
 // single wrong element of the smaller outputs (~1e-3). float64 gets 1e-24 for the same
 // reason. TF32 rounds each input to a 10-bit mantissa (relative error ~5e-4), hence 1e-5.
+// Where to look for the rest of the family: kernels/cpu/linear_algebra.h.
 #include <catch2/catch.hpp>
 
 #include "engine/cuda.h"

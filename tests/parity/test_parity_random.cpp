@@ -8,6 +8,7 @@
 // normal draws are compared within 2 float32 ulps of the draw (plus one rounding of the
 // output dtype), and the bit-identical ones are counted separately: at least 99.9% must be,
 // or the devices compute the normals differently, however close the values.
+// Where to look for the rest of the family: kernels/cpu/random.h.
 #include <catch2/catch.hpp>
 
 #include <cmath>

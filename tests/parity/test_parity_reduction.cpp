@@ -14,6 +14,7 @@
 //          variance of 300001 values, 8e-13 relative on the CPU, 1e-15 on the GPU's tree);
 //          after cancellation in a sum that can reach 1e-10 of the total. Still 1000 times
 //          tighter than float32 precision.
+// Where to look for the rest of the family: kernels/cpu/reduction.h.
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -30,12 +31,6 @@ using namespace visrep::testing;
 namespace {
 
 using Inputs = ParityInputs;
-
-std::string dtype_suffix(DType dtype) {
-  std::string suffix(" ");
-  suffix.append(dtype_name(dtype));
-  return suffix;
-}
 
 // The shapes every floating reduction runs over: (name, shape, dims, keepdim). Empty dims
 // reduce everything.

@@ -25,6 +25,17 @@ double worst_error(const std::vector<double>& actual, const std::vector<double>&
   return worst;
 }
 
+double error_of(const Tensor& actual, const std::vector<double>& expected) {
+  REQUIRE(actual.defined());
+  return worst_error(actual.detach().to_vector<double>(), expected);
+}
+
+double tolerance_for(DType dtype) {
+  if (dtype == kFloat64) return 1e-12;
+  if (dtype == kBFloat16) return 2e-2;
+  return 1e-5;
+}
+
 void require_close(const Tensor& actual, const Array& expected, double tolerance) {
   INFO("shape " << shape_string(actual.shape()) << " expected " << shape_string(expected.shape));
   REQUIRE(actual.shape() == expected.shape);

@@ -38,6 +38,14 @@ double worst_error(const std::vector<double>& actual, const std::vector<double>&
 // Inside a Catch2 test: the shapes must match and worst_error must be <= tolerance.
 void require_close(const Tensor& actual, const Array& expected, double tolerance);
 
+// worst_error of a defined tensor (REQUIREd) against a flat reference.
+double error_of(const Tensor& actual, const std::vector<double>& expected);
+
+// What the normalisation ops (group_norm, weight_standardization) may differ from their
+// float64 references in `dtype`: float32 statistics and outputs, or bfloat16 inputs, outputs
+// and gradients rounded to 8 bits.
+double tolerance_for(DType dtype);
+
 // Calls f(index) for every index of `shape` in row-major order.
 void for_each_index(const Shape& shape, const std::function<void(const std::vector<int64_t>&)>& f);
 

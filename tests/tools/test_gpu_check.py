@@ -143,12 +143,13 @@ class DryRun(Sandbox):
 
     def test_bench(self):
         stdout = self.dry_run("bench")
-        for part in ("bench_contrastive", "torch_contrastive", "bench_norm", "torch_norm", "bench_train", "torch_train",
+        for part in ("bench_contrastive", "torch_contrastive", "bench_group_norm", "torch_group_norm",
+                     "bench_weight_standardization", "torch_weight_standardization", "bench_train", "torch_train",
                      "bench_train_bit", "torch_train_bit"):
             self.assertRegex(stdout, rf"\n  {part} +cap +\d+ s")
         self.assertIn("--rows 2048 8192 32768", stdout)
         summary = stdout[stdout.index("== summary: bench"):]
-        self.assertIn("8 parts: 1 failed, 1 not-run, 5 ok, 1 timeout", summary)
+        self.assertIn("10 parts: 1 failed, 1 not-run, 7 ok, 1 timeout", summary)
         self.assertIn("fused 0.910, unfused 3.640 (4.0x), torch 2.700 (3.0x)", summary)
         self.assertIn("2.75x torch", summary)
         self.assertIn("made-up failure", summary)  # a failed part's output is shown
@@ -209,7 +210,7 @@ class StandInDevice(Sandbox):
         self.binaries = os.path.join(self.temporary, "binaries")
         os.makedirs(self.binaries)
         write_executable(os.path.join(self.binaries, "test_parity"), FAKE_PARITY)
-        for name in ("bench_contrastive", "bench_norm", "bench_train"):
+        for name in ("bench_contrastive", "bench_group_norm", "bench_weight_standardization", "bench_train"):
             write_executable(os.path.join(self.binaries, name), FAKE_BENCH)
 
     def test_parity_goes_on_after_a_crash_and_summarises_everything(self):

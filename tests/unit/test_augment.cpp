@@ -2,6 +2,7 @@
 // function of (seed, epoch, sample, view), follow the SimCLR distributions, and do not
 // depend on the batch a sample lands in; the presets; running a batch on the CPU; and
 // configurations that are refused with a message naming the setting.
+// Where to look for the rest of the family: kernels/cpu/augment.h.
 #include <catch2/catch.hpp>
 
 #include <cmath>

@@ -3,6 +3,7 @@
 // the unfused formulation built from the engine's own ops (normalize, matmul,
 // masking, log_softmax: the full 2N x C matrix, differentiated by autograd), the identities
 // the definitions promise, and bad input.
+// Where to look for the rest of the family: kernels/cpu/contrastive.h.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -80,8 +81,8 @@ Tensor per_row_labels(const std::vector<int64_t>& values) { return from_vector(v
 // The losses written out literally in plain double loops over the materialised matrix, as
 // HobbitLong/SupContrast losses.py computes them: logits = z z^T / tau, logits_mask drops the
 // self term, log_prob = logits - log sum_j logits_mask exp(logits), mean_log_prob_pos over the
-// positives, times -(tau / base_tau); anchors without positives are left out of the mean (the
-// issue's rule, where SupContrast would divide 0 by 0). Shares no code with the op or with the
+// positives, times -(tau / base_tau); anchors without positives are left out of the mean
+// (kernels/cpu/contrastive.h's rule, where SupContrast would divide 0 by 0). Shares no code with the op or with the
 // engine's ops: h and extra as plain vectors, row j of class classes[j] (R values).
 double direct_reference_loss(const std::vector<double>& h, const std::vector<double>& extra, int64_t dim,
                              const std::vector<int64_t>& classes, double tau, double base_tau, int64_t anchors) {

@@ -263,7 +263,12 @@ TEST_CASE("random_normal draws normal_at's values block by block, for any count"
   // per element. They must be the same numbers, including a count that ends mid-block.
   for (int64_t count : {1, 3, 4, 5, 4099}) {
     std::vector<float> drawn(static_cast<size_t>(count));
-    kernels::cpu::random_normal<float>(42, 7, count, 0.0, 1.0, drawn.data());
+    kernels::cpu::random_normal<float>({.seed = 42,
+                                        .stream = 7,
+                                        .count = count,
+                                        .mean = 0.0,
+                                        .std = 1.0,
+                                        .out = drawn.data()});
     for (int64_t i = 0; i < count; ++i) {
       INFO("count " << count << ", index " << i);
       REQUIRE(drawn[static_cast<size_t>(i)] == kernels::normal_at(42, 7, static_cast<uint64_t>(i)));
