@@ -13,6 +13,9 @@ visrep_runtime_packages=(libfmt9 libzip4 libstb0 libopenblas0-pthread libgfortra
 visrep_build_packages=(libfmt-dev catch2 libstb-dev nlohmann-json3-dev libcli11-dev libzip-dev zlib1g-dev
                        libopenblas-pthread-dev)
 # Libraries the GPU machine has without .deps: sonames (prefixes) that need no package.
+# libmpi and libnccl are not among them, nor carried: the stage binaries do not link the
+# communicator (engine/distributed/, library visrep_distributed), and pack-gpu-deps.sh's
+# ldd check fails if one ever does.
 visrep_system_libraries=(linux-vdso ld-linux libc.so libm.so libdl.so librt.so libpthread.so libstdc++.so libgcc_s.so
                          libgomp.so libz.so libcudart.so libcublas.so libcublasLt.so libcudnn)
 

@@ -14,7 +14,9 @@ packages=(
   nlohmann-json3-dev    # safetensors headers, configs, JSON-lines metrics
   libcli11-dev          # command lines of the apps
   dataset-fashion-mnist # the embedded default dataset
+  libopenmpi-dev openmpi-bin  # the communicator's MPI transport and mpirun (multi-rank jobs and their tests)
   python3               # the GPU check's summaries and their test (tools/gpu_check_summary.py)
+  clang-14 libclang-rt-14-dev libomp-14-dev  # the fuzz targets: libFuzzer, ASan, UBSan, OpenMP (tests/fuzz)
   "$@"
 )
 

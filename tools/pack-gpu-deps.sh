@@ -122,7 +122,7 @@ fi
 # ---- what travels ----------------------------------------------------------------------------
 tree_bytes=$( (git ls-files -z --cached --others --exclude-standard 2>/dev/null || true) | xargs -0 -r stat -c %s 2>/dev/null |
              awk '{s += $1} END {print s + 0}')
-carried_bytes=$(du -sb .deps .gpu-bin 2>/dev/null | awk '{s += $1} END {print s + 0}')
+carried_bytes=$( (du -sb .deps .gpu-bin 2>/dev/null || true) | awk '{s += $1} END {print s + 0}')
 total=$((tree_bytes + carried_bytes))
 echo "pack-gpu-deps: travels: working tree $((tree_bytes / 1024)) KiB + .deps and .gpu-bin $((carried_bytes / 1024)) KiB" \
      "= $((total / 1024 / 1024)) MiB of 64 MiB; carry [\".deps\", \".gpu-bin\"]"

@@ -70,14 +70,17 @@ inline double median_of(std::vector<double> values) {
 }
 
 // Times each contender `repeats` times after `warmup` untimed runs, round-robin.
+// `before_each`, when given, runs untimed before every timed run (bench_distributed's barrier).
 inline std::vector<Timing> measure_interleaved(const std::vector<std::function<void()>>& contenders,
-                                               const CommonFlags& flags) {
+                                               const CommonFlags& flags,
+                                               const std::function<void()>& before_each = {}) {
   using Clock = std::chrono::steady_clock;
   for (int i = 0; i < flags.warmup; ++i)
     for (const auto& run : contenders) run();
   std::vector<std::vector<double>> samples(contenders.size());
   for (int r = 0; r < flags.repeats; ++r) {
     for (size_t c = 0; c < contenders.size(); ++c) {
+      if (before_each) before_each();
       const auto start = Clock::now();
       contenders[c]();
       samples[c].push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
