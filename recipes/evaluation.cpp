@@ -199,6 +199,12 @@ Tensor raw_pixel_features(const Tensor& images) {
   return images.dtype() == kUInt8 ? div(flat, 255.0) : flat;
 }
 
+Tensor mean_centred_pixel_features(const Tensor& images) {
+  NoGradGuard no_grad;
+  const Tensor pixels = raw_pixel_features(images);
+  return sub(pixels, mean(pixels, {1}, /*keepdim=*/true));
+}
+
 LinearEvalResult linear_eval(const Tensor& train_features, const Tensor& train_labels, const Tensor& test_features,
                              const Tensor& test_labels, int64_t classes, const LinearEvalOptions& options) {
   constexpr const char* kFunction = "linear_eval";

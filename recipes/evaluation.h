@@ -56,6 +56,12 @@ double knn_accuracy(const Tensor& train_features, const Tensor& train_labels, co
 // images of any shape (N, ...) flattened to (N, prod(...)) float32, uint8 scaled to [0, 1].
 Tensor raw_pixel_features(const Tensor& images);
 
+// The stronger pixel baseline: raw_pixel_features with each image's own mean subtracted
+// (row i minus the mean of row i), so the cosine compares patterns rather than overall
+// brightness. On Fashion-MNIST a bright garment and a dark one of the same shape are far
+// apart under the plain cosine of non-negative pixels and close after the centring.
+Tensor mean_centred_pixel_features(const Tensor& images);
+
 // ---- linear evaluation ------------------------------------------------------------------------
 //
 // A linear classifier (y = x W^T + b) trained with cross-entropy and SGD with momentum on

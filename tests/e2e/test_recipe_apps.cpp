@@ -144,11 +144,12 @@ TEST_CASE("visrep-simclr: a tiny run, Ctrl-C, and --resume", "[e2e]") {
   INFO(reference.output);
   REQUIRE(reference.exit_code == 0);
   CHECK_THAT(reference.output, Contains("128 train / 64 test images of 16x16"));
-  CHECK_THAT(reference.output, Contains("kNN top-1") && Contains("linear top-1"));
+  CHECK_THAT(reference.output, Contains("kNN top-1") && Contains("linear top-1") &&
+                                   Contains("mean-centred raw pixels"));
   CHECK(files_under(reference_dir) == std::vector<std::string>{"checkpoint.safetensors", "encoder.safetensors",
                                                                "knn.png", "loss.png", "metrics.jsonl", "summary.json"});
   const nlohmann::json summary = read_json(reference_dir + "/summary.json");
-  for (const char* key : {"knn_accuracy", "linear_accuracy", "raw_pixel_knn_accuracy"}) {
+  for (const char* key : {"knn_accuracy", "linear_accuracy", "raw_pixel_knn_accuracy", "mean_centred_pixel_knn_accuracy"}) {
     INFO(key);
     REQUIRE(summary.contains(key));
     CHECK(summary[key].get<double>() >= 0.0);

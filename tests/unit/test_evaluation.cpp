@@ -1,6 +1,7 @@
 // The evaluation recipes on frozen features: the weighted kNN classifier on cases worked
 // out by hand and against a brute-force reference, its tie rules and bad input; the linear
-// probe on a linearly separable set; raw-pixel kNN on a tiny synthetic image set.
+// probe on a linearly separable set; raw-pixel kNN on a tiny synthetic image set and the
+// mean-centred pixels on one worked out by hand.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -171,6 +172,31 @@ TEST_CASE("raw-pixel knn separates a tiny synthetic image set", "[unit]") {
                                                 pixels.narrow(0, 120, 40), dataset.labels.narrow(0, 120, 40), 4,
                                                 {.k = 20});
   REQUIRE(accuracy >= 0.95);
+}
+
+TEST_CASE("mean-centred pixels subtract each image's own mean and change the kNN answer", "[unit]") {
+  // Three 2x2 uint8 images: class 0 is bright at pixel 0, class 1 at pixel 3; the query is
+  // class 1's pattern on a bright background. Worked out by hand:
+  //   plain cosine: q = (10, 10, 10, 11) against (2, 1, 1, 1) gives 51 / (20.52 x 2.646) = 0.94,
+  //   against (0, 0, 0, 1) 11 / 20.52 = 0.54, so the nearest neighbour is class 0 (wrong);
+  //   centred: q - 10.25 = (-1, -1, -1, 3) / 4 is exactly (0, 0, 0, 1) - 0.25, cosine 1, and
+  //   (2, 1, 1, 1) - 1.25 = (3, -1, -1, -1) / 4 has cosine -1/3: class 1 (right).
+  const Tensor images = from_vector(std::vector<double>{2, 1, 1, 1, 0, 0, 0, 1, 10, 10, 10, 11}, {3, 1, 2, 2}).to(kUInt8);
+  const Tensor centred = recipes::mean_centred_pixel_features(images);
+  REQUIRE(centred.shape() == Shape{3, 4});
+  REQUIRE(centred.dtype() == kFloat32);
+  const std::vector<double> expected = {0.75, -0.25, -0.25, -0.25, -0.25, -0.25, -0.25, 0.75, -0.25, -0.25, -0.25, 0.75};
+  const std::vector<float> got = centred.to_vector<float>();
+  for (size_t i = 0; i < expected.size(); ++i) {
+    INFO("element " << i);
+    REQUIRE(got[i] == Approx(expected[i] / 255.0).margin(1e-7));
+  }
+  const Tensor train_labels = labels({0, 1}), query_labels = labels({1});
+  const Tensor plain = recipes::raw_pixel_features(images);
+  REQUIRE(recipes::knn_accuracy(plain.narrow(0, 0, 2), train_labels, plain.narrow(0, 2, 1), query_labels, 2,
+                                {.k = 1}) == 0.0);
+  REQUIRE(recipes::knn_accuracy(centred.narrow(0, 0, 2), train_labels, centred.narrow(0, 2, 1), query_labels, 2,
+                                {.k = 1}) == 1.0);
 }
 
 namespace {
