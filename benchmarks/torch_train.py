@@ -12,7 +12,8 @@ Run both in the same command. --case picks the steps, as in bench_train:
   ResNetV2 (big_transfer's bit_pytorch/models.py written out here: StdConv2d with eps 1e-10,
   GroupNorm(8 groups, eps 1e-5), pre-activation bottlenecks, one per stage, base width 16,
   zero padding before the stem's max-pool; 512 features) -> the same 2-layer head to 128 ->
-  NT-Xent (tau 0.1) -> backward -> LARS. B = 256.
+  NT-Xent (tau 0.1) -> backward -> LARS. B = 256. (The main job now trains at tau 0.2: the
+  same work per step, so this case times it too.)
 - supervised (simclr's baseline): B images -> the same ResNet-18 (defined here, torchvision-
   free) -> Linear(512, 10) -> cross-entropy on random labels -> backward -> SGD (momentum
   0.9, weight decay 5e-4).
@@ -71,7 +72,7 @@ TABLE_ORDER = ("supervised", "simclr", "bit-tiny", "bit")  # the baseline before
 PRECISIONS = ("tf32", "bf16", "fp32")  # in the order they are measured
 CIFAR_CLASSES = 10
 TEMPERATURE = 0.5
-MAIN_JOB_TEMPERATURE = 0.1  # bit-tiny: apps/visrep_simclr.cpp's
+MAIN_JOB_TEMPERATURE = 0.1  # bit-tiny: apps/visrep_simclr.cpp's when the case was written
 MAIN_JOB_IMAGE_SIZE = 28  # Fashion-MNIST, one channel
 BIT_MODEL = "resnetv2_50x1_bit"
 BIT_CLASSES = 1000
