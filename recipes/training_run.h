@@ -105,6 +105,8 @@ class TrainingRun {
 
   // The module's state dict as "<name>.*", its describe() as the metadata entry <name>.
   void checkpoint_module(const std::string& name, nn::Module& module);
+  // The optimizer's state as "optimizer.<module>.<parameter>.<buffer>": every parameter it
+  // updates must belong to a checkpointed module.
   void checkpoint_optimizer(optim::Optimizer& optimizer);
   // A setting whose change would make a resumed run differ from an uninterrupted one (the
   // seed, the batch size, ...): written to the metadata, and a resume with another value is
@@ -181,6 +183,9 @@ class TrainingRun {
   int64_t total_steps() const;
   bool writing() const { return !options_.run_directory.empty(); }
   void resume_from(const std::string& path);
+  // The checkpointed modules' parameters, "<module>.<parameter>": the names the optimizer's
+  // state is keyed by.
+  nn::NamedTensors checkpointed_parameters() const;
   void write_checkpoint();
   void write_plots() const;
   void stop();
