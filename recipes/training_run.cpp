@@ -10,6 +10,7 @@
 #include "engine/ops.h"
 #include "engine/shape.h"
 #include "engine/util/version.h"
+#include "models/model_description.h"
 #include "engine/util/plot.h"
 #include "recipes/run_files.h"
 #include "recipes/stop_request.h"
@@ -47,6 +48,11 @@ void TrainingRun::checkpoint_module(const std::string& name, nn::Module& module)
 void TrainingRun::checkpoint_optimizer(optim::Optimizer& optimizer) {
   VISREP_CHECK(!started_, "{}: checkpoint_optimizer after start()", options_.recipe);
   optimizer_ = &optimizer;
+}
+
+void TrainingRun::checkpoint_input(nlohmann::json input) {
+  VISREP_CHECK(!started_, "{}: checkpoint_input after start()", options_.recipe);
+  input_ = std::move(input);
 }
 
 void TrainingRun::checkpoint_history(const std::string& name, std::vector<double>& values,
@@ -280,6 +286,11 @@ void TrainingRun::save_model(const std::string& file, const nn::Module& module,
   if (!writing()) return;
   metadata["format"] = "pt";
   metadata["visrep.version"] = version();
+  std::string name = "model";  // the module's checkpoint name, when it has one
+  for (const auto& [checkpointed, other] : modules_) {
+    if (other == &module) name = checkpointed;
+  }
+  metadata[models::kModelDescriptionKey] = models::model_description({{name, &module}}, input_);
   io::save_safetensors(options_.run_directory + "/" + file, module.state_dict(), metadata);
 }
 
@@ -287,10 +298,13 @@ void TrainingRun::write_checkpoint() {
   if (!writing()) return;
   io::TensorMap tensors;
   std::map<std::string, std::string> metadata = {{"format", "pt"}, {"recipe", options_.recipe}, {"visrep.version", version()}};
+  std::vector<std::pair<std::string, const nn::Module*>> described;
   for (const auto& [name, module] : modules_) {
     add_with_prefix(tensors, module->state_dict(), name + ".");
     metadata[name] = module->describe();
+    described.emplace_back(name, module);
   }
+  metadata[models::kModelDescriptionKey] = models::model_description(described, input_);
   if (optimizer_ != nullptr) add_with_prefix(tensors, optimizer_->state_dict(checkpointed_parameters()), "optimizer.");
   const auto add_history = [&](const std::string& name, const std::vector<double>& values) {
     if (!values.empty()) tensors["history." + name] = from_vector(values, {static_cast<int64_t>(values.size())});

@@ -108,6 +108,9 @@ class TrainingRun {
   // The optimizer's state as "optimizer.<module>.<parameter>.<buffer>": every parameter it
   // updates must belong to a checkpointed module.
   void checkpoint_optimizer(optim::Optimizer& optimizer);
+  // The input the modules expect (models::describe_input), recorded with their architectures
+  // in the "visrep.model" entry of every checkpoint and model file (models/model_description.h).
+  void checkpoint_input(nlohmann::json input);
   // A setting whose change would make a resumed run differ from an uninterrupted one (the
   // seed, the batch size, ...): written to the metadata, and a resume with another value is
   // refused, naming it.
@@ -193,6 +196,7 @@ class TrainingRun {
   RunOptions options_;
   std::vector<std::pair<std::string, nn::Module*>> modules_;
   optim::Optimizer* optimizer_ = nullptr;
+  nlohmann::json input_;  // null until checkpoint_input
   std::vector<Setting> settings_;
   std::vector<History> histories_;
 
