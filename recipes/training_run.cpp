@@ -9,9 +9,8 @@
 #include "engine/io/safetensors.h"
 #include "engine/ops.h"
 #include "engine/shape.h"
-#include "engine/util/version.h"
-#include "models/model_description.h"
 #include "engine/util/plot.h"
+#include "models/model_description.h"
 #include "recipes/run_files.h"
 #include "recipes/stop_request.h"
 
@@ -285,7 +284,6 @@ void TrainingRun::save_model(const std::string& file, const nn::Module& module,
                              std::map<std::string, std::string> metadata) {
   if (!writing()) return;
   metadata["format"] = "pt";
-  metadata["visrep.version"] = version();
   std::string name = "model";  // the module's checkpoint name, when it has one
   for (const auto& [checkpointed, other] : modules_) {
     if (other == &module) name = checkpointed;
@@ -297,7 +295,7 @@ void TrainingRun::save_model(const std::string& file, const nn::Module& module,
 void TrainingRun::write_checkpoint() {
   if (!writing()) return;
   io::TensorMap tensors;
-  std::map<std::string, std::string> metadata = {{"format", "pt"}, {"recipe", options_.recipe}, {"visrep.version", version()}};
+  std::map<std::string, std::string> metadata = {{"format", "pt"}, {"recipe", options_.recipe}};
   std::vector<std::pair<std::string, const nn::Module*>> described;
   for (const auto& [name, module] : modules_) {
     add_with_prefix(tensors, module->state_dict(), name + ".");

@@ -38,7 +38,7 @@
 //   checkpoint.safetensors  each module's state dict under "<name>.", the optimizer's under
 //                           "optimizer.", "history.<name>" series (step_losses and the
 //                           recipe's); in the metadata the recipe, each module's description,
-//                           the position (step; with epochs also epochs_done, batch and
+//                           "visrep.model" (models/model_description.h), the position (step; with epochs also epochs_done, batch and
 //                           epoch_loss_sum), the settings, and the run's length (epochs or
 //                           steps). Every checkpoint_every epochs (or steps), on a stop
 //                           request and at the end.
@@ -162,7 +162,8 @@ class TrainingRun {
   void log(const std::string& line) const;  // on stderr, when show_progress
   void write_record(const nlohmann::json& record);  // to metrics.jsonl
   // The run's model file (`file` in the run folder): the module's state dict, `metadata`
-  // with "format": "pt".
+  // with "format": "pt" and the "visrep.model" description of the module (under its
+  // checkpoint name, else "model") and the input.
   void save_model(const std::string& file, const nn::Module& module, std::map<std::string, std::string> metadata);
 
   // ---- results ----------------------------------------------------------------------------------

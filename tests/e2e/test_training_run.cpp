@@ -76,13 +76,10 @@ void require_clean_resume_after_crash(Config& config, const Train& train, const 
   CHECK(without_timing(testing::read_json_lines(metrics)) == expected);
 }
 
-}  // namespace
-
-TEST_CASE("training run: a resume after a crash past the checkpoint keeps each step once (epochs)", "[e2e][simclr]") {
-  recipes::clear_stop_request();
-  testing::TemporaryDirectory directory;
+// SimCLR on tiny_train_set: `epochs` of 4 steps of 32, a checkpoint after every epoch.
+recipes::SimclrConfig tiny_simclr_config(int64_t epochs) {
   recipes::SimclrConfig config;
-  config.epochs = 3;
+  config.epochs = epochs;
   config.batch_size = 32;
   config.base_learning_rate = 1.0;
   config.learning_rate_scaling = optim::LearningRateScaling::None;
@@ -93,6 +90,15 @@ TEST_CASE("training run: a resume after a crash past the checkpoint keeps each s
   config.knn_monitor = false;
   config.show_progress = false;
   config.checkpoint_every = 1;
+  return config;
+}
+
+}  // namespace
+
+TEST_CASE("training run: a resume after a crash past the checkpoint keeps each step once (epochs)", "[e2e][simclr]") {
+  recipes::clear_stop_request();
+  testing::TemporaryDirectory directory;
+  recipes::SimclrConfig config = tiny_simclr_config(3);
   auto train = [&](uint64_t init_seed) {
     manual_seed(init_seed);
     models::SmallConvNet encoder({.in_channels = 1, .classes = 16, .width = 4});
@@ -134,18 +140,7 @@ TEST_CASE("training run: a resume refuses checkpoint entries out of range, namin
           "[e2e][simclr][hostile]") {
   recipes::clear_stop_request();
   testing::TemporaryDirectory directory;
-  recipes::SimclrConfig config;
-  config.epochs = 1;
-  config.batch_size = 32;
-  config.base_learning_rate = 1.0;
-  config.learning_rate_scaling = optim::LearningRateScaling::None;
-  config.warmup_epochs = 0;
-  config.augment = data::augment_preset("simclr", 16);
-  config.seed = 2;
-  config.loader_workers = 1;
-  config.knn_monitor = false;
-  config.show_progress = false;
-  config.checkpoint_every = 1;
+  recipes::SimclrConfig config = tiny_simclr_config(1);
   config.run_directory = directory.file("run");
   auto train = [&] {
     manual_seed(7);
@@ -156,7 +151,7 @@ TEST_CASE("training run: a resume refuses checkpoint entries out of range, namin
   train();  // 1 epoch of 4 steps: the checkpoint stands at epoch 1, batch 0, step 4
   const io::SafetensorsContents written = io::load_safetensors(config.run_directory + "/checkpoint.safetensors");
   REQUIRE(written.metadata.at("epochs_done") == "1");
-  REQUIRE(written.metadata.at("visrep.version") == version());
+  REQUIRE(nlohmann::json::parse(written.metadata.at("visrep.model")).at("visrep_version") == version());
   // The optimizer's state is keyed by the parameters' names in the checkpoint.
   REQUIRE(written.tensors.count("optimizer.encoder.classifier.weight.momentum") == 1);
 
