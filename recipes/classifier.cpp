@@ -6,6 +6,7 @@
 #include "engine/ops.h"
 #include "engine/optim/learning_rate_schedule.h"
 #include "engine/optim/sgd.h"
+#include "models/model_description.h"
 #include "recipes/training_run.h"
 
 namespace visrep::recipes {
@@ -95,6 +96,10 @@ ClassifierResult train_classifier(nn::Module& model, const data::ImageDataset& t
                    .run_directory = config.run_directory, .resumable = false, .epochs = config.epochs,
                    .steps_per_epoch = steps_per_epoch, .images_per_step = config.batch_size,
                    .show_progress = config.show_progress});
+  // Evaluated (and saved for) unaugmented images normalised by config.mean and std.
+  run.checkpoint_input(models::describe_input(
+      {.height = train_set.height(), .width = train_set.width(), .mean = config.mean, .std = config.std},
+      train_set.channels()));
   run.start();
 
   ClassifierResult result;
