@@ -296,8 +296,9 @@ int main(int argc, char** argv) {
       const int y = title_height + static_cast<int>(row) * row_height;
       canvas.image(kMargin, y, original_pixels.data() + row * plane, channels, size, size, scale);
       const int64_t label = labels[static_cast<size_t>(row)];
-      const std::string class_name =
-          label < dataset.class_count() ? dataset.class_names[static_cast<size_t>(label)] : std::to_string(label);
+      const std::string class_name = label < static_cast<int64_t>(dataset.class_names.size())
+                                         ? dataset.class_names[static_cast<size_t>(label)]
+                                         : std::to_string(label);
       canvas.text(kMargin, y + tile + 4, fmt::format("#{}", samples[static_cast<size_t>(row)]), kInk);
       canvas.text(kMargin, y + tile + 4 + kLineHeight, class_name.substr(0, caption_chars), kDim);
       for (int64_t view = 0; view < views; ++view) {

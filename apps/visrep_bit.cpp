@@ -95,8 +95,8 @@ FineTuneModel load_pretrained(const std::string& checkpoint, const std::string& 
     const io::TensorMap npz = io::load_npz(path);
     models::ResNetV2Config config = architecture_of(path, gn_groups, [&](int64_t groups) { return models::infer_resnet_v2_config(npz, groups); });
     config.classes = classes;
-    auto model = std::make_shared<models::ResNetV2>(config);
-    models::load_bit_weights(*model, npz, /*load_head=*/false, fmt::format("'{}'", path));
+    // Built only once the file is known to hold every array (models/bit_weights.h).
+    auto model = models::make_resnet_v2_from_bit_weights(npz, config, /*load_head=*/false, fmt::format("'{}'", path));
     return {model, model->describe() + ", zero head", path, config.in_channels};
   }
 
@@ -107,19 +107,7 @@ FineTuneModel load_pretrained(const std::string& checkpoint, const std::string& 
     models::ResNetV2Config config =
         architecture_of(path, gn_groups, [&](int64_t groups) { return models::infer_resnet_v2_config_from_state(state, groups); });
     config.classes = classes;
-    auto model = std::make_shared<models::ResNetV2>(config);
-    std::map<std::string, Tensor> backbone;
-    for (const auto& [name, tensor] : state) {
-      if (name.rfind("head.", 0) != 0) backbone[name] = tensor;
-    }
-    for (const auto& [name, tensor] : model->state_dict()) {
-      if (name.rfind("head.", 0) == 0) backbone[name] = zeros_like(tensor);
-    }
-    try {
-      model->load_state_dict(backbone, /*strict=*/true);
-    } catch (const Error& error) {
-      VISREP_FAIL("the checkpoint '{}' does not load into {}: {}", path, model->describe(), error.what());
-    }
+    auto model = models::make_resnet_v2_from_timm_state(state, config, fmt::format("the checkpoint '{}'", path));
     return {model, model->describe() + ", zero head", path, config.in_channels};
   }
 
@@ -278,7 +266,7 @@ int main(int argc, char** argv) {
     // A missing checkpoint is reported before the data is read.
     if (!checkpoint.empty()) checkpoint = checkpoint_file(checkpoint);
     recipes::DatasetPair dataset = recipes::load_dataset(data_root, dataset_options);
-    const int64_t classes = data::class_count(dataset.train);
+    const int64_t classes = dataset.train.class_count();
     if (image_size == 0) image_size = dataset.train.height();
     FineTuneModel model =
         checkpoint.empty()

@@ -99,7 +99,7 @@ int main(int argc, char** argv) {
     }
     dataset_options.seed = seed;
     const recipes::DatasetPair dataset = recipes::load_dataset(data_root, dataset_options);
-    const int64_t classes = data::class_count(dataset.train);
+    const int64_t classes = dataset.train.class_count();
     fmt::print(stderr, "data: {}\n", recipes::describe(dataset, data_root));
 
     Tensor train_features, test_features;

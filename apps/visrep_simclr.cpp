@@ -148,7 +148,7 @@ int main(int argc, char** argv) {
 
     // Evaluation: the encoder's features against raw pixels, under the same protocols.
     const data::AugmentConfig transform = recipes::evaluation_transform(recipes::resolve_augment(config, dataset.train));
-    const int64_t classes = data::class_count(dataset.train);
+    const int64_t classes = dataset.train.class_count();
     nlohmann::json summary = {{"dataset", dataset.name},    {"encoder", encoder.description},
                               {"epochs", config.epochs},    {"batch_size", config.batch_size},
                               {"device", config.device.str()}, {"train_seconds", train_seconds}};

@@ -131,7 +131,7 @@ int main(int argc, char** argv) {
 
     const recipes::DatasetPair dataset = recipes::load_dataset(data_root, dataset_options);
     const int64_t image_size = config.image_size > 0 ? config.image_size : dataset.train.height();
-    const int64_t classes = data::class_count(dataset.train);
+    const int64_t classes = dataset.train.class_count();
     const apps::Architecture network =
         apps::resolve_architecture(apps::Binary::Supcon, architecture, width, config.device);
     // The baseline's encoder is built after the same manual_seed, so both methods start from

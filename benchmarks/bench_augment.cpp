@@ -175,7 +175,11 @@ int main(int argc, char** argv) {
         Tensor output = empty({2 * c.batch, c.channels, c.output_side, c.output_side}, kFloat32);
         const bench::Timing kernel = bench::measure(
             [&] {
-              kernels::cpu::augment_batch(geometry, params.data(), dataset.images.data<uint8_t>(), output.data<float>());
+              kernels::cpu::augment_batch({.geometry = geometry,
+                                           .host_params = params.data(),
+                                           .params = params.data(),
+                                           .images = dataset.images.data<uint8_t>(),
+                                           .output = output.data<float>()});
             },
             settings.common);
         rows.push_back({c.name, "cpu kernel", shape_of(c), kernel.median_ms,

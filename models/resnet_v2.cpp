@@ -226,12 +226,14 @@ Tensor ResNetV2::forward(const Tensor& images) {
   return head ? head->forward(features) : features;
 }
 
-std::string ResNetV2::describe() const {
-  std::string details = config_.classes > 0 ? fmt::format("{} classes", config_.classes) : "features";
-  if (config_.base_width != 64) details += fmt::format(", base width {}", config_.base_width);
-  if (config_.gn_groups != 32) details += fmt::format(", {} GN groups", config_.gn_groups);
-  if (config_.in_channels != 3) details += fmt::format(", {} input channels", config_.in_channels);
-  return fmt::format("ResNetV2-{}x{} (BiT, {})", resnet_v2_depth(config_), config_.width_factor, details);
+std::string resnet_v2_description(const ResNetV2Config& config) {
+  std::string details = config.classes > 0 ? fmt::format("{} classes", config.classes) : "features";
+  if (config.base_width != 64) details += fmt::format(", base width {}", config.base_width);
+  if (config.gn_groups != 32) details += fmt::format(", {} GN groups", config.gn_groups);
+  if (config.in_channels != 3) details += fmt::format(", {} input channels", config.in_channels);
+  return fmt::format("ResNetV2-{}x{} (BiT, {})", resnet_v2_depth(config), config.width_factor, details);
 }
+
+std::string ResNetV2::describe() const { return resnet_v2_description(config_); }
 
 }  // namespace visrep::models

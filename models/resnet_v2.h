@@ -49,6 +49,8 @@ std::array<int, 4> resnet_v2_units(const ResNetV2Config& config);
 int resnet_v2_depth(const ResNetV2Config& config);
 // Channels of the pooled features: 32 * base_width * width_factor (2048 x width in BiT).
 int64_t resnet_v2_feature_dim(const ResNetV2Config& config);
+// What ResNetV2::describe() says of a network of this config, without building it.
+std::string resnet_v2_description(const ResNetV2Config& config);
 
 // The standardised weight of each StdConv2d of a network, computed by one
 // weight-standardisation call for all of them (nn::standardized_weights) per forward pass.

@@ -5,10 +5,10 @@
 
 #include <cmath>
 
+#include "engine/data/loader.h"
 #include "engine/error.h"
 #include "engine/ops.h"
 #include "engine/optim/sgd.h"
-#include "recipes/batches.h"
 #include "recipes/evaluation.h"  // encode_dataset
 #include "recipes/mixup.h"
 #include "recipes/training_run.h"
@@ -155,38 +155,6 @@ namespace {
 
 constexpr const char* kRecipe = "bit";
 
-// Which training images make up the batch of each step (see the header: passes laid end to
-// end, pass p in epoch_order(size, seed, p)), each keyed by its pass.
-class TrainingOrder {
- public:
-  TrainingOrder(int64_t dataset_size, int64_t batch_size, uint64_t seed)
-      : dataset_size_(dataset_size), batch_size_(batch_size), seed_(seed) {}
-
-  std::vector<BatchSample> batch(int64_t step) {
-    std::vector<BatchSample> samples;
-    samples.reserve(static_cast<size_t>(batch_size_));
-    for (int64_t position = step * batch_size_; position < (step + 1) * batch_size_; ++position) {
-      const int64_t pass = position / dataset_size_;
-      samples.push_back({.index = order_of_pass(pass)[static_cast<size_t>(position % dataset_size_)], .epoch = pass});
-    }
-    return samples;
-  }
-
- private:
-  const std::vector<int64_t>& order_of_pass(int64_t pass) {
-    if (pass != cached_pass_) {
-      cached_order_ = epoch_order(dataset_size_, seed_, pass);
-      cached_pass_ = pass;
-    }
-    return cached_order_;
-  }
-
-  int64_t dataset_size_, batch_size_;
-  uint64_t seed_;
-  int64_t cached_pass_ = -1;
-  std::vector<int64_t> cached_order_;
-};
-
 // The model's number of outputs, from one evaluation-mode forward pass of one image.
 int64_t model_outputs(nn::Module& model, const data::ImageDataset& training_set, const data::AugmentConfig& transform,
                       Device device) {
@@ -206,20 +174,17 @@ BitResult train_bit(nn::Module& model, const data::ImageDataset& train_set, cons
   BitResult result;
   result.plan = plan_bit_run(config, training_set);
   const BitPlan& plan = result.plan;
-  // Each image once per step, cropped and flipped as keyed by (seed, pass, image).
-  const BatchTransform train_transform{.augment = bit_train_transform(plan.resolution), .seed = config.seed};
   const data::AugmentConfig eval_transform = bit_eval_transform(plan.resolution);
   const int64_t micro_batch = config.batch_size / config.batch_split;
   const int64_t eval_batch = config.eval_batch_size > 0 ? config.eval_batch_size : micro_batch;
 
   model.to(config.device);
-  const int64_t classes = data::class_count(training_set);
+  const int64_t classes = training_set.class_count();
   const int64_t outputs = model_outputs(model, training_set, eval_transform, config.device);
   VISREP_CHECK(outputs == classes, "bit: the model has {} outputs but the training set has {} classes", outputs,
                classes);
-  VISREP_CHECK(test_set.size() == 0 || data::class_count(test_set) <= outputs,
-               "bit: the test set has {} classes, more than the model's {} outputs", data::class_count(test_set),
-               outputs);
+  VISREP_CHECK(test_set.size() == 0 || test_set.class_count() <= outputs,
+               "bit: the test set has {} classes, more than the model's {} outputs", test_set.class_count(), outputs);
   model.train();
 
   // train.py: torch.optim.SGD(model.parameters(), lr, momentum=0.9), no weight decay.
@@ -253,12 +218,19 @@ BitResult train_bit(nn::Module& model, const data::ImageDataset& train_set, cons
   };
 
   run.log(describe(plan, training_set));
-  TrainingOrder order(training_set.size(), config.batch_size, config.seed);
+  // Step s's batch: the s-th batch_size images of the passes over the training set laid end to
+  // end (see the header), one view of each, cropped and flipped as keyed by (seed, pass, image).
+  data::DataLoader loader(training_set, {.batch_size = config.batch_size,
+                                         .seed = config.seed,
+                                         .device = config.device,
+                                         .augment = bit_train_transform(plan.resolution)});
+  loader.start(data::batches_over_passes(training_set.size(), config.seed, config.batch_size, plan.steps()),
+               run.first_step());
   while (run.next_step()) {
     const int64_t step = run.step();
     const double learning_rate = *bit_learning_rate(step, plan.schedule, plan.learning_rate);
     optimizer.set_learning_rate(learning_rate);
-    const data::Batch batch = make_batch(training_set, order.batch(step), train_transform, config.device);
+    const data::Batch batch = loader.next_required(kRecipe);
     // MixUp over the whole batch, then the micro-batches: batch_split only changes the memory.
     MixedBatch mixed{batch.images, batch.labels, batch.labels, 1.0};
     if (plan.mixup_alpha > 0) {

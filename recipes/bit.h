@@ -24,11 +24,11 @@
 //
 // Reproducibility: nothing in the loop holds random state. Step s's batch is a function of
 // (seed, s): pass p over the training set visits it in the permutation drawn from Philox
-// stream p of the seed (the data loader's epoch order), batches are consecutive runs of the
-// passes laid end to end, each image's crop and flip are keyed by (seed, pass, image), and
-// MixUp's weight and partners by (seed, s) (recipes/mixup.h). So the model, the optimizer's
-// momentum buffers, the step and the seed are the whole state: resuming a checkpoint on the
-// CPU gives bit-identical next losses.
+// stream p of the seed (data::epoch_order), batches are consecutive runs of the passes laid
+// end to end (data::batches_over_passes), each image's crop and flip are keyed by (seed, pass,
+// image), and MixUp's weight and partners by (seed, s) (recipes/mixup.h). So the model, the
+// optimizer's momentum buffers, the step and the seed are the whole state: resuming a
+// checkpoint on the CPU gives bit-identical next losses.
 //
 // Files in run_directory (nothing when it is empty), all written atomically (the run folder,
 // metrics and checkpoints are recipes/training_run.h's):

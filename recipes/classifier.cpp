@@ -2,10 +2,10 @@
 
 #include <fmt/format.h>
 
+#include "engine/data/loader.h"
 #include "engine/ops.h"
 #include "engine/optim/learning_rate_schedule.h"
 #include "engine/optim/sgd.h"
-#include "recipes/batches.h"
 #include "recipes/training_run.h"
 
 namespace visrep::recipes {
@@ -40,22 +40,40 @@ void check_config(const ClassifierConfig& config, const data::ImageDataset& trai
                config.batch_size);
 }
 
+// The loader of the classifier's batches. Training: shuffled full batches (for batch norm),
+// one view per image when the config asks for augmentation (keyed by seed, epoch and sample),
+// else the images normalised by config.mean and std. Evaluation: every image once, in order,
+// never augmented.
+data::LoaderConfig batches_of(const ClassifierConfig& config, bool training) {
+  data::LoaderConfig batches{.batch_size = config.batch_size, .seed = config.seed, .device = config.device};
+  if (training && config.augment) {
+    batches.augment = config.augment;
+  } else {
+    batches.mean = config.mean;
+    batches.std = config.std;
+  }
+  if (!training) {
+    batches.batch_size = std::max<int64_t>(config.batch_size, 256);
+    batches.shuffle = batches.drop_last = false;
+  }
+  return batches;
+}
+
 }  // namespace
 
 double evaluate_accuracy(nn::Module& model, const data::ImageDataset& dataset, const ClassifierConfig& config) {
+  if (dataset.size() == 0) return 0.0;
   NoGradGuard no_grad;
   const bool was_training = model.is_training();
   model.eval();
   int64_t correct = 0;
-  const int64_t batch_size = std::max<int64_t>(config.batch_size, 256);
-  const BatchTransform plain{.mean = config.mean, .std = config.std};  // evaluation never augments
-  for (int64_t start = 0; start < dataset.size(); start += batch_size) {
-    const std::vector<BatchSample> samples = consecutive_samples(start, std::min(start + batch_size, dataset.size()));
-    const data::Batch batch = make_batch(dataset, samples, plain, config.device);
-    correct += sum(eq(argmax(model(batch.images), 1), batch.labels)).item<int64_t>();
+  data::DataLoader loader(dataset, batches_of(config, /*training=*/false));
+  loader.start_epoch(0);
+  while (const std::optional<data::Batch> batch = loader.next()) {
+    correct += sum(eq(argmax(model(batch->images), 1), batch->labels)).item<int64_t>();
   }
   model.train(was_training);
-  return dataset.size() > 0 ? static_cast<double>(correct) / static_cast<double>(dataset.size()) : 0.0;
+  return static_cast<double>(correct) / static_cast<double>(dataset.size());
 }
 
 ClassifierResult train_classifier(nn::Module& model, const data::ImageDataset& train_set,
@@ -65,13 +83,11 @@ ClassifierResult train_classifier(nn::Module& model, const data::ImageDataset& t
   model.train();
   optim::Sgd optimizer(parameter_groups(model, config));
 
-  const int64_t steps_per_epoch = train_set.size() / config.batch_size;  // drop_last: full batches for batch norm
+  const int64_t steps_per_epoch = train_set.size() / config.batch_size;  // full batches (drop_last)
   const int64_t total_steps = steps_per_epoch * config.epochs;
   const optim::WarmupCosineSchedule schedule(config.learning_rate, std::max<int64_t>(steps_per_epoch / 10, 1),
                                              total_steps);
-  // One view per image when the config asks for augmentation (keyed by seed, epoch and
-  // sample), else the plain normalised images.
-  const BatchTransform input{.augment = config.augment, .seed = config.seed, .mean = config.mean, .std = config.std};
+  data::DataLoader loader(train_set, batches_of(config, /*training=*/true));
 
   // Not resumable: no checkpoints and no resume (visrep-classifier has neither), and a stop
   // request does not end the run (visrep-supcon reports its baseline's last epoch).
@@ -83,11 +99,10 @@ ClassifierResult train_classifier(nn::Module& model, const data::ImageDataset& t
 
   ClassifierResult result;
   while (run.next_epoch()) {
-    const std::vector<int64_t> order = epoch_order(train_set.size(), config.seed, run.epoch());
+    loader.start_epoch(run.epoch(), run.batch_in_epoch());
     int64_t correct = 0;
     while (run.next_step()) {
-      const data::Batch batch = make_batch(
-          train_set, epoch_batch(order, run.epoch(), run.batch_in_epoch(), config.batch_size), input, config.device);
+      const data::Batch batch = loader.next_required("train_classifier");
       optimizer.set_learning_rate(schedule.at(run.step()));
       const Tensor logits = model(batch.images);
       const Tensor loss = cross_entropy(logits, batch.labels, {.label_smoothing = config.label_smoothing});

@@ -141,14 +141,12 @@ ContrastiveTrainingResult train_contrastive(nn::Module& encoder, nn::Module& hea
   while (run.next_epoch()) {
     loader.start_epoch(run.epoch(), run.batch_in_epoch());
     while (run.next_step()) {
-      const std::optional<data::Batch> batch = loader.next();
-      VISREP_CHECK(batch.has_value(), "{}: the loader ended epoch {} after {} of {} batches", recipe, run.epoch(),
-                   run.batch_in_epoch(), steps_per_epoch);
+      const data::Batch batch = loader.next_required(recipe);
       optimizer->set_learning_rate(schedule.at(run.step()));
       // One forward pass over both views together (2B rows), so batch norm sees all of them,
       // as simclr's tf2/model.py does by concatenating the views along the batch axis.
-      const Tensor embeddings = head(encoder(batch->images));
-      const Tensor loss = loss_function(embeddings, batch->labels);
+      const Tensor embeddings = head(encoder(batch.images));
+      const Tensor loss = loss_function(embeddings, batch.labels);
       optimizer->zero_grad();
       loss.backward();
       optimizer->step();

@@ -77,7 +77,7 @@ DatasetPair load_dataset(const std::string& root_text, const DatasetOptions& opt
 std::string describe(const DatasetPair& dataset, const std::string& root) {
   return fmt::format("{} at {}: {} train / {} test images of {}x{}x{}, {} classes", dataset.name, root,
                      dataset.train.size(), dataset.test.size(), dataset.train.height(), dataset.train.width(),
-                     dataset.train.channels(), data::class_count(dataset.train));
+                     dataset.train.channels(), dataset.train.class_count());
 }
 
 }  // namespace visrep::recipes

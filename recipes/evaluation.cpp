@@ -6,10 +6,10 @@
 #include <cmath>
 #include <utility>
 
+#include "engine/data/loader.h"
 #include "engine/ops.h"
 #include "engine/optim/learning_rate_schedule.h"
 #include "engine/optim/sgd.h"
-#include "recipes/batches.h"
 
 namespace visrep::recipes {
 namespace {
@@ -294,18 +294,17 @@ Tensor encode_dataset(nn::Module& encoder, const data::ImageDataset& dataset, co
   // "eval" transform does to them (and it is much cheaper than running the pipeline).
   const bool same_size = dataset.height() == transform.height && dataset.width() == transform.width &&
                          transform.crop == data::CropMode::Center && transform.crop_fraction == 1.0;
-  BatchTransform input;
+  data::LoaderConfig batches{.batch_size = batch_size, .shuffle = false, .drop_last = false, .device = device};
   if (same_size) {
-    input.mean = transform.mean;
-    input.std = transform.std;
+    batches.mean = transform.mean;
+    batches.std = transform.std;
   } else {
-    input.augment = transform;  // nothing random in it: every key gives the same view
+    batches.augment = transform;  // nothing random in it: every key gives the same view
   }
+  data::DataLoader loader(dataset, batches);
+  loader.start_epoch(0);
   std::vector<Tensor> features;
-  for (int64_t start = 0; start < dataset.size(); start += batch_size) {
-    const std::vector<BatchSample> samples = consecutive_samples(start, std::min(start + batch_size, dataset.size()));
-    features.push_back(encoder(make_batch(dataset, samples, input, device).images));
-  }
+  while (const std::optional<data::Batch> batch = loader.next()) features.push_back(encoder(batch->images));
   encoder.train(was_training);
   return features.size() == 1 ? features[0] : concat(features, 0);
 }
@@ -316,7 +315,7 @@ double knn_monitor_accuracy(nn::Module& encoder, const data::ImageDataset& train
   const Tensor memory_bank = encode_dataset(encoder, train_set, transform, device);
   const Tensor queries = encode_dataset(encoder, test_set, transform, device);
   return knn_accuracy(memory_bank, train_set.labels, queries, test_set.labels,
-                      std::max(data::class_count(train_set), data::class_count(test_set)), options);
+                      std::max(train_set.class_count(), test_set.class_count()), options);
 }
 
 LinearEvalResult linear_eval_of_encoder(nn::Module& encoder, const data::ImageDataset& train_set,
@@ -325,7 +324,7 @@ LinearEvalResult linear_eval_of_encoder(nn::Module& encoder, const data::ImageDa
   const Tensor train_features = encode_dataset(encoder, train_set, transform, device);
   const Tensor test_features = encode_dataset(encoder, test_set, transform, device);
   return linear_eval(train_features, train_set.labels.to(device), test_features, test_set.labels.to(device),
-                     std::max(data::class_count(train_set), data::class_count(test_set)), options);
+                     std::max(train_set.class_count(), test_set.class_count()), options);
 }
 
 FrozenEncoderEvaluation evaluate_frozen_encoder(nn::Module& encoder, const data::ImageDataset& train_set,
@@ -334,7 +333,7 @@ FrozenEncoderEvaluation evaluate_frozen_encoder(nn::Module& encoder, const data:
                                                 const LinearEvalOptions& linear) {
   const Tensor train_features = encode_dataset(encoder, train_set, transform, device);
   const Tensor test_features = encode_dataset(encoder, test_set, transform, device);
-  const int64_t classes = std::max(data::class_count(train_set), data::class_count(test_set));
+  const int64_t classes = std::max(train_set.class_count(), test_set.class_count());
   FrozenEncoderEvaluation evaluation;
   evaluation.knn_accuracy = knn_accuracy(train_features, train_set.labels, test_features, test_set.labels, classes);
   if (linear.epochs > 0) {

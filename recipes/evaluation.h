@@ -97,7 +97,7 @@ data::AugmentConfig evaluation_transform(const data::AugmentConfig& training);
 
 // The encoder's features (or a classifier's logits) of every image of `dataset`, in order:
 // (N, D) float32 on `device`, computed in evaluation mode without a graph, `batch_size` images
-// at a time (recipes/batches.h make_batch); the encoder's mode is restored afterwards.
+// at a time (from a data::DataLoader); the encoder's mode is restored afterwards.
 Tensor encode_dataset(nn::Module& encoder, const data::ImageDataset& dataset, const data::AugmentConfig& transform,
                       Device device, int64_t batch_size = 256);
 

@@ -26,7 +26,7 @@
 //
 // Where a run stands is its step count (and, with epochs, the running loss of the unfinished
 // epoch): the recipes keep no random state, every batch and view is keyed by the seed, the
-// epoch and the sample (recipes/batches.h), so a checkpoint of the modules, the optimizer and
+// epoch and the sample (engine/data/loader.h), so a checkpoint of the modules, the optimizer and
 // the position resumes with bit-identical losses on the CPU.
 //
 // Files in run_directory (nothing when it is empty), all written atomically:
@@ -50,7 +50,7 @@
 // and end_step() is the one place every step passes after the optimizer's: data-parallel
 // training would choose there which rank writes (rank 0) and, between backward() and the
 // optimizer's step, all-reduce the gradients, with each rank building its slice of the
-// step's batch (recipes/batches.h).
+// step's batch (a data loader over its share of the samples).
 #pragma once
 
 #include <concepts>

@@ -16,6 +16,7 @@ packages=(
   dataset-fashion-mnist # the embedded default dataset
   libopenmpi-dev openmpi-bin  # the communicator's MPI transport and mpirun (multi-rank jobs and their tests)
   python3               # the GPU check's summaries and their test (tools/gpu_check_summary.py)
+  clang-14 libclang-rt-14-dev libomp-14-dev  # the fuzz targets: libFuzzer, ASan, UBSan, OpenMP (tests/fuzz)
   "$@"
 )
 

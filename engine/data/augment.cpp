@@ -8,11 +8,9 @@
 
 #include "engine/dispatch.h"
 #include "engine/error.h"
-#include "kernels/philox.h"
-
-#if VISREP_WITH_CUDA
+#include "kernels/cpu/augment.h"
 #include "kernels/cuda/augment.h"
-#endif
+#include "kernels/philox.h"
 
 namespace visrep::data {
 namespace {
@@ -262,20 +260,31 @@ AugmentParams draw_augment_params(const AugmentConfig& c, int64_t in_height, int
   return p;
 }
 
-std::vector<AugmentParams> draw_batch_params(const AugmentConfig& c, int64_t in_height, int64_t in_width,
-                                             uint64_t seed, uint64_t epoch, const std::vector<int64_t>& samples,
-                                             int views) {
+std::vector<AugmentParams> draw_batch_params(const AugmentConfig& c, int64_t in_height, int64_t in_width, uint64_t seed,
+                                             const std::vector<BatchSample>& samples, int views) {
   VISREP_CHECK(views >= 1, "draw_batch_params: views must be >= 1, got {}", views);
   const auto batch = static_cast<int64_t>(samples.size());
   std::vector<AugmentParams> params(static_cast<size_t>(batch * views));
   for (int view = 0; view < views; ++view) {
     for (int64_t i = 0; i < batch; ++i) {
+      const BatchSample& sample = samples[static_cast<size_t>(i)];
+      VISREP_CHECK(sample.epoch >= 0, "draw_batch_params: sample {} has the negative epoch {}", sample.index,
+                   sample.epoch);
       AugmentParams& p = params[static_cast<size_t>(view * batch + i)];
-      p = draw_augment_params(c, in_height, in_width, seed, epoch, samples[static_cast<size_t>(i)], view);
+      p = draw_augment_params(c, in_height, in_width, seed, static_cast<uint64_t>(sample.epoch), sample.index, view);
       p.source = static_cast<int32_t>(i);
     }
   }
   return params;
+}
+
+std::vector<AugmentParams> draw_batch_params(const AugmentConfig& c, int64_t in_height, int64_t in_width, uint64_t seed,
+                                             uint64_t epoch, const std::vector<int64_t>& samples, int views) {
+  VISREP_CHECK(epoch <= static_cast<uint64_t>(INT64_MAX), "draw_batch_params: epoch {} too large", epoch);
+  std::vector<BatchSample> keyed;
+  keyed.reserve(samples.size());
+  for (int64_t index : samples) keyed.push_back({.index = index, .epoch = static_cast<int64_t>(epoch)});
+  return draw_batch_params(c, in_height, in_width, seed, keyed, views);
 }
 
 std::string describe(const AugmentParams& p) {
@@ -332,20 +341,23 @@ Tensor augment_images(const Tensor& images, const Tensor& device_params, const s
   const Tensor source = images.contiguous();
   Tensor output = empty({g.views, g.channels, g.out_height, g.out_width}, TensorOptions(kFloat32, images.device()));
   if (g.views == 0) return output;
-  if (images.device().is_cuda()) {
+  // The kernel reads the parameters where it runs: the host array on the CPU, their uploaded
+  // copy on a GPU.
+  const AugmentParams* params_on_device = params.data();
+  if (!images.device().is_cpu()) {
     VISREP_CHECK(device_params.defined() && device_params.device() == images.device() &&
                      device_params.dtype() == kUInt8 && device_params.is_contiguous() &&
                      device_params.numel() == static_cast<int64_t>(params.size() * sizeof(AugmentParams)),
                  "augment_images: the parameters must be {} bytes of uint8 on {}", params.size() * sizeof(AugmentParams),
                  images.device().str());
-    VISREP_ON_CUDA("augment_images",
-                   kernels::cuda::augment_batch(g, params.data(),
-                                                static_cast<const AugmentParams*>(device_params.raw_data()),
-                                                static_cast<const uint8_t*>(source.raw_data()),
-                                                static_cast<float*>(output.raw_data()), cuda_stream(images)));
-  } else {
-    kernels::cpu::augment_batch(g, params.data(), source.data<uint8_t>(), output.data<float>());
+    params_on_device = static_cast<const AugmentParams*>(device_params.raw_data());
   }
+  VISREP_RUN_KERNEL("augment_images", images.device(), augment_batch,
+                    kernels::AugmentBatch{.geometry = g,
+                                          .host_params = params.data(),
+                                          .params = params_on_device,
+                                          .images = data_or_null<const uint8_t>(source),
+                                          .output = data_or_null<float>(output)});
   return output;
 }
 

@@ -89,9 +89,20 @@ std::string describe(const AugmentConfig& config);
 AugmentParams draw_augment_params(const AugmentConfig& config, int64_t in_height, int64_t in_width, uint64_t seed,
                                   uint64_t epoch, int64_t sample, int view);
 
+// A dataset sample and the epoch its views are drawn for (with the seed and the view, the
+// key of their parameters): the epoch of an epoch-based recipe, BiT's pass over the training
+// set. A batch is a list of them (engine/data/loader.h).
+struct BatchSample {
+  int64_t index = 0;
+  int64_t epoch = 0;
+};
+
 // `views` views of each sample of a batch, view-major: entry v * B + i is view v of
 // samples[i], made from batch image i. So the first B outputs are every sample's first
 // view, the next B their second: the two halves a contrastive loss pairs up.
+std::vector<AugmentParams> draw_batch_params(const AugmentConfig& config, int64_t in_height, int64_t in_width,
+                                             uint64_t seed, const std::vector<BatchSample>& samples, int views);
+// The same for dataset samples `samples` all drawn for `epoch`.
 std::vector<AugmentParams> draw_batch_params(const AugmentConfig& config, int64_t in_height, int64_t in_width,
                                              uint64_t seed, uint64_t epoch, const std::vector<int64_t>& samples,
                                              int views);

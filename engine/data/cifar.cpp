@@ -4,7 +4,6 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <vector>
 
 #include "engine/error.h"
@@ -17,17 +16,34 @@ constexpr int64_t kSide = 32;
 constexpr int64_t kPlane = kSide * kSide;
 constexpr int64_t kPixelBytes = 3 * kPlane;
 
+// The whole file, read in one go into a buffer of the file's size. Only regular files: a
+// FIFO or a device such as /dev/zero has no size and would be read forever.
 std::vector<char> read_whole_file(const std::string& path) {
+  std::error_code error;
+  const std::filesystem::file_status status = std::filesystem::status(path, error);
+  VISREP_CHECK(std::filesystem::exists(status), "cannot open '{}': no such file", path);
+  VISREP_CHECK(std::filesystem::is_regular_file(status), "cannot open '{}': not a regular file", path);
+  const uintmax_t size = std::filesystem::file_size(path, error);
+  VISREP_CHECK(!error, "cannot read the size of '{}': {}", path, error.message());
   std::ifstream in(path, std::ios::binary);
   VISREP_CHECK(in.good(), "cannot open '{}': {}", path, std::strerror(errno));
-  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  VISREP_CHECK(!in.bad(), "error reading '{}'", path);
+  std::vector<char> bytes(static_cast<size_t>(size));
+  in.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  VISREP_CHECK(static_cast<uintmax_t>(in.gcount()) == size, "error reading '{}': got {} of its {} bytes", path,
+               in.gcount(), size);
   return bytes;
 }
 
-// Non-empty lines of a label-name file; empty when the file does not exist.
+// Non-empty lines of a label-name file; empty when the file does not exist, or is not a
+// regular file of at most 64 KB (100 class names take about 1 KB; the callers then fall back
+// to the standard names, as for a file with the wrong number of lines).
 std::vector<std::string> read_names(const std::filesystem::path& path) {
+  constexpr uintmax_t kMaxBytes = 64 * 1024;
   std::vector<std::string> names;
+  std::error_code error;
+  if (!std::filesystem::is_regular_file(path, error) || std::filesystem::file_size(path, error) > kMaxBytes || error) {
+    return names;
+  }
   std::ifstream in(path);
   std::string line;
   while (std::getline(in, line)) {

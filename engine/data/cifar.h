@@ -20,8 +20,8 @@ enum class CifarFormat {
 };
 
 // One batch file as uint8 (N, 32, 32, 3) images and int64 labels (class_names empty).
-// Throws visrep::Error naming the file when it cannot be read, is empty, is cut inside a
-// record, or holds a label outside the format's classes.
+// Throws visrep::Error naming the file when it cannot be read or is not a regular file, is
+// empty, is cut inside a record, or holds a label outside the format's classes.
 ImageDataset read_cifar_batch(const std::string& path, CifarFormat format);
 
 // The train (50000) or test (10000) split from `root`: the folder that holds the batch files

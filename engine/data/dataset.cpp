@@ -11,9 +11,16 @@
 
 namespace visrep::data {
 
-int64_t class_count(const ImageDataset& dataset) {
-  if (dataset.class_count() > 0) return dataset.class_count();
-  return dataset.size() > 0 ? max(dataset.labels).item<int64_t>() + 1 : 0;
+int64_t ImageDataset::class_count() const {
+  if (!class_names.empty()) return static_cast<int64_t>(class_names.size());
+  return size() > 0 ? max(labels).item<int64_t>() + 1 : 0;
+}
+
+std::vector<int64_t> epoch_order(int64_t size, uint64_t seed, int64_t epoch) {
+  VISREP_CHECK(size >= 0 && epoch >= 0, "epoch_order: needs size >= 0 and epoch >= 0, got {} and {}", size, epoch);
+  Generator generator(seed);
+  generator.set_state(seed, static_cast<uint64_t>(epoch));
+  return permutation(size, generator).to_vector<int64_t>();
 }
 
 ImageDataset subset(const ImageDataset& dataset, const Tensor& indices) {
@@ -31,12 +38,6 @@ ImageDataset to_rgb(const ImageDataset& dataset) {
 
 namespace {
 
-// A seeded permutation of the dataset's indices (Philox stream 0 of `seed`).
-std::vector<int64_t> shuffled_indices(int64_t count, uint64_t seed) {
-  Generator generator(seed);
-  return permutation(count, generator).to_vector<int64_t>();
-}
-
 ImageDataset sorted_subset(const ImageDataset& dataset, std::vector<int64_t> indices) {
   std::sort(indices.begin(), indices.end());
   return subset(dataset, from_vector(indices));
@@ -47,7 +48,7 @@ ImageDataset sorted_subset(const ImageDataset& dataset, std::vector<int64_t> ind
 DatasetSplit split_train_validation(const ImageDataset& dataset, double validation_fraction, uint64_t seed) {
   VISREP_CHECK(validation_fraction >= 0 && validation_fraction <= 1,
                "split_train_validation: validation_fraction must be in [0, 1], got {}", validation_fraction);
-  const std::vector<int64_t> order = shuffled_indices(dataset.size(), seed);
+  const std::vector<int64_t> order = epoch_order(dataset.size(), seed, 0);
   const auto validation_count =
       static_cast<int64_t>(std::llround(validation_fraction * static_cast<double>(dataset.size())));
   const auto middle = order.begin() + validation_count;
@@ -58,10 +59,11 @@ DatasetSplit split_train_validation(const ImageDataset& dataset, double validati
 ImageDataset few_shot_subset(const ImageDataset& dataset, int64_t per_class, uint64_t seed) {
   VISREP_CHECK(per_class >= 1, "few_shot_subset: per_class must be >= 1, got {}", per_class);
   const std::vector<int64_t> labels = dataset.labels.to_vector<int64_t>();
+  // Every label counts, so a label beyond the class names is reported rather than overrun.
   int64_t classes = dataset.class_count();
   for (int64_t label : labels) classes = std::max(classes, label + 1);
   std::vector<int64_t> taken(static_cast<size_t>(classes), 0), chosen;
-  for (int64_t index : shuffled_indices(dataset.size(), seed)) {
+  for (int64_t index : epoch_order(dataset.size(), seed, 0)) {
     int64_t& count = taken[static_cast<size_t>(labels[static_cast<size_t>(index)])];
     if (count < per_class) {
       ++count;
@@ -69,7 +71,9 @@ ImageDataset few_shot_subset(const ImageDataset& dataset, int64_t per_class, uin
     }
   }
   for (int64_t c = 0; c < classes; ++c) {
-    const std::string name = c < dataset.class_count() ? dataset.class_names[static_cast<size_t>(c)] : std::to_string(c);
+    const std::string name = c < static_cast<int64_t>(dataset.class_names.size())
+                                 ? dataset.class_names[static_cast<size_t>(c)]
+                                 : std::to_string(c);
     VISREP_CHECK(taken[static_cast<size_t>(c)] == per_class,
                  "few_shot_subset: class {} ('{}') has {} samples, fewer than the {} asked for", c, name,
                  taken[static_cast<size_t>(c)], per_class);

@@ -19,12 +19,16 @@ struct ImageDataset {
   int64_t height() const { return images.size(1); }
   int64_t width() const { return images.size(2); }
   int64_t channels() const { return images.size(3); }
-  int64_t class_count() const { return static_cast<int64_t>(class_names.size()); }
+  // The number of classes a model of this dataset needs: its class names, or 1 + the largest
+  // label when it has none (0 for an empty dataset).
+  int64_t class_count() const;
 };
 
-// The number of classes a model of this dataset needs: its class names, or 1 + the largest
-// label when it has none (0 for an empty dataset). (The member class_count() counts the names.)
-int64_t class_count(const ImageDataset& dataset);
+// The order in which epoch `epoch` visits a dataset of `size` samples: the permutation drawn
+// from Philox stream `epoch` of `seed` (so any epoch, and any batch of it, can be drawn again
+// without the ones before: a resumed run's order). The data loader's shuffled epochs and BiT's
+// passes follow it, the seeded splits below use epoch 0's.
+std::vector<int64_t> epoch_order(int64_t size, uint64_t seed, int64_t epoch);
 
 // The rows `indices` (int64, 1-D) of a dataset, as a new dataset.
 ImageDataset subset(const ImageDataset& dataset, const Tensor& indices);

@@ -1,6 +1,5 @@
 #include "engine/data/image_folder.h"
 
-#include <stb/stb_image.h>
 #include <stb/stb_image_resize.h>
 
 #include <fmt/format.h>
@@ -11,10 +10,11 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
+#include <limits>
 #include <memory>
 #include <thread>
 
+#include "engine/data/image_decode.h"
 #include "engine/error.h"
 
 namespace visrep::data {
@@ -49,43 +49,47 @@ std::vector<fs::path> sorted_entries(const fs::path& folder) {
 
 Decoded decode(const std::string& path, const ImageFolderOptions& options) {
   Decoded result;
+  std::error_code error;
+  const uintmax_t file_size = fs::file_size(path, error);
+  if (error) {
+    result.error = fmt::format("cannot read its size: {}", error.message());
+    return result;
+  }
+  // stb_image takes the length as an int; the check is made before anything is read.
+  if (file_size > static_cast<uintmax_t>(std::numeric_limits<int>::max())) {
+    result.error = fmt::format("the file has {} bytes, more than the 2^31 - 1 stb_image reads", file_size);
+    return result;
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     result.error = fmt::format("cannot open: {}", std::strerror(errno));
     return result;
   }
-  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (bytes.empty()) {
-    result.error = "empty file";
+  std::string bytes(static_cast<size_t>(file_size), '\0');
+  in.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  if (static_cast<uintmax_t>(in.gcount()) != file_size) {
+    result.error = fmt::format("read {} of its {} bytes", in.gcount(), file_size);
     return result;
   }
-  int width = 0, height = 0, file_channels = 0;
-  // stb_image 2.27 keeps its failure reason in thread-local storage, so decoding on
-  // several threads at once reports each file's own reason.
-  std::unique_ptr<uint8_t, void (*)(void*)> image(
-      stbi_load_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()), static_cast<int>(bytes.size()), &width,
-                            &height, &file_channels, options.channels),
-      stbi_image_free);
-  if (image == nullptr) {
-    const char* reason = stbi_failure_reason();
-    result.error = fmt::format("not a readable image ({})", reason != nullptr ? reason : "unknown format");
-    return result;
-  }
+  // Every check of the file's declared size and structure happens in decode_image, before
+  // its pixels are allocated.
+  DecodedImage image = decode_image(bytes, options.channels, options.max_pixels);
   const int channels = options.channels;
   if (options.size <= 0) {
-    result.height = height;
-    result.width = width;
-    result.pixels.assign(image.get(), image.get() + static_cast<size_t>(width) * height * channels);
+    result.height = image.height;
+    result.width = image.width;
+    result.pixels = std::move(image.pixels);
     return result;
   }
   // The central square, resized to size x size (stb_image_resize's default filters:
   // Mitchell when shrinking, Catmull-Rom when enlarging).
+  const auto width = static_cast<int>(image.width), height = static_cast<int>(image.height);
   const int side = std::min(width, height);
   const int top = (height - side) / 2, left = (width - side) / 2;
   const auto size = static_cast<int>(options.size);
   result.height = result.width = size;
   result.pixels.resize(static_cast<size_t>(size) * size * channels);
-  const uint8_t* square = image.get() + (static_cast<size_t>(top) * width + left) * channels;
+  const uint8_t* square = image.pixels.data() + (static_cast<size_t>(top) * width + left) * channels;
   if (!stbir_resize_uint8(square, side, side, width * channels, result.pixels.data(), size, size, size * channels,
                           channels)) {
     result.error = "resizing failed";
@@ -99,6 +103,7 @@ ImageDataset load_image_folder(const std::string& root, const ImageFolderOptions
   VISREP_CHECK(options.channels == 1 || options.channels == 3, "load_image_folder: channels must be 1 or 3, got {}",
                options.channels);
   VISREP_CHECK(options.size >= 0 && options.size <= 16384, "load_image_folder: size {} out of range", options.size);
+  VISREP_CHECK(options.max_pixels >= 1, "load_image_folder: max_pixels must be positive, got {}", options.max_pixels);
   VISREP_CHECK(fs::is_directory(root), "image folder '{}' does not exist or is not a folder", root);
 
   ImageDataset dataset;

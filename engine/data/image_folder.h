@@ -1,9 +1,9 @@
 // Users' own images: root/<class name>/<image files> (JPEG, PNG, BMP, GIF, TGA, PSD, HDR,
-// PIC, PNM: what stb_image decodes), classes sorted by folder name (label i is the i-th
-// name), files sorted by name within a class. Every image is decoded at load, on several
-// threads, into one in-memory ImageDataset, so all images must end up one size: pass `size`
-// to resize each image's central square (its shorter side) to size x size, or give images
-// that already share a size.
+// PIC, PNM: what stb_image decodes, checked first as image_decode.h says), classes sorted
+// by folder name (label i is the i-th name), files sorted by name within a class. Every
+// image is decoded at load, on several threads, into one in-memory ImageDataset, so all
+// images must end up one size: pass `size` to resize each image's central square (its
+// shorter side) to size x size, or give images that already share a size.
 #pragma once
 
 #include <cstdint>
@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "engine/data/dataset.h"
+#include "engine/data/image_decode.h"
 
 namespace visrep::data {
 
@@ -21,6 +22,8 @@ struct ImageFolderOptions {
   // naming it; true: such files are skipped with a warning on stderr and counted.
   bool skip_bad_files = false;
   int threads = 0;  // decoding threads; 0: one per core
+  // The most pixels a file may declare, checked before it is decoded (engine/data/image_decode.h).
+  int64_t max_pixels = kDefaultMaxImagePixels;
 };
 
 struct ImageFolderReport {

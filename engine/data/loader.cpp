@@ -1,11 +1,12 @@
 #include "engine/data/loader.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cstring>
 
 #include "engine/dispatch.h"
 #include "engine/error.h"
-#include "engine/random.h"
 
 #if VISREP_WITH_CUDA
 #include <cuda_runtime_api.h>
@@ -33,7 +34,52 @@ StagingLayout staging_layout(int64_t batch, int64_t image_bytes, int views) {
   return layout;
 }
 
+// Epoch `epoch` visiting the samples in `order`, batch_size at a time (the last batch smaller
+// unless drop_last leaves it out), every sample keyed by the epoch.
+BatchSampler epoch_batches(std::vector<int64_t> order, int64_t epoch, int64_t batch_size, bool drop_last) {
+  const auto size = static_cast<int64_t>(order.size());
+  auto shared_order = std::make_shared<const std::vector<int64_t>>(std::move(order));
+  return {.batches = drop_last ? size / batch_size : (size + batch_size - 1) / batch_size,
+          .samples = [shared_order, epoch, batch_size, size](int64_t batch) {
+            std::vector<BatchSample> samples;
+            for (int64_t i = batch * batch_size; i < std::min((batch + 1) * batch_size, size); ++i) {
+              samples.push_back({.index = (*shared_order)[static_cast<size_t>(i)], .epoch = epoch});
+            }
+            return samples;
+          }};
+}
+
 }  // namespace
+
+std::vector<int64_t> Batch::indices() const {
+  std::vector<int64_t> indices;
+  indices.reserve(samples.size());
+  for (const BatchSample& sample : samples) indices.push_back(sample.index);
+  return indices;
+}
+
+BatchSampler batches_over_passes(int64_t size, uint64_t seed, int64_t batch_size, int64_t batches) {
+  VISREP_CHECK(size >= 1 && batch_size >= 1 && batches >= 0,
+               "batches_over_passes: needs size >= 1, batch_size >= 1 and batches >= 0, got {}, {} and {}", size,
+               batch_size, batches);
+  // Each copy of the sampler caches the order of the pass it last read: called for increasing
+  // batches, it draws every pass's permutation once.
+  return {.batches = batches,
+          .samples = [size, seed, batch_size, cached_pass = int64_t{-1},
+                      order = std::vector<int64_t>()](int64_t batch) mutable {
+            std::vector<BatchSample> samples;
+            samples.reserve(static_cast<size_t>(batch_size));
+            for (int64_t position = batch * batch_size; position < (batch + 1) * batch_size; ++position) {
+              const int64_t pass = position / size;
+              if (pass != cached_pass) {
+                order = epoch_order(size, seed, pass);
+                cached_pass = pass;
+              }
+              samples.push_back({.index = order[static_cast<size_t>(position % size)], .epoch = pass});
+            }
+            return samples;
+          }};
+}
 
 DataLoader::DataLoader(ImageDataset dataset, LoaderConfig config) : dataset_(std::move(dataset)), config_(std::move(config)) {
   VISREP_CHECK(dataset_.images.defined() && dataset_.images.dim() == 4 && dataset_.images.dtype() == kUInt8,
@@ -42,16 +88,22 @@ DataLoader::DataLoader(ImageDataset dataset, LoaderConfig config) : dataset_(std
                "DataLoader: the dataset must be on the cpu (batches go to config.device)");
   VISREP_CHECK(dataset_.labels.dtype() == kInt64 && dataset_.labels.dim() == 1 && dataset_.labels.size(0) == dataset_.size(),
                "DataLoader: expected {} int64 labels, got {}", dataset_.size(), dataset_.labels.description());
+  VISREP_CHECK(dataset_.size() >= 1, "DataLoader: the dataset is empty");
   VISREP_CHECK(config_.batch_size >= 1, "DataLoader: batch_size must be >= 1, got {}", config_.batch_size);
   VISREP_CHECK(config_.views >= 1 && config_.views < 256, "DataLoader: views must be 1..255, got {}", config_.views);
+  VISREP_CHECK(config_.augment || config_.views == 1,
+               "DataLoader: {} views need an augmentation (config.augment); without one a batch holds each image once",
+               config_.views);
+  VISREP_CHECK(!config_.augment || (config_.mean.empty() && config_.std.empty()),
+               "DataLoader: mean and std normalise unaugmented batches; an augmentation normalises by its own "
+               "(AugmentConfig::mean and std)");
   VISREP_CHECK(config_.workers >= 0 && config_.prefetch >= 0, "DataLoader: workers and prefetch must be >= 0");
   VISREP_CHECK(dataset_.size() <= INT32_MAX, "DataLoader: {} samples is more than the loader indexes", dataset_.size());
-  VISREP_CHECK(batches_per_epoch() >= 1, "DataLoader: {} samples make no full batch of {} (drop_last)", dataset_.size(),
-               config_.batch_size);
   check_device_usable(config_.device, "DataLoader device");
   dataset_.images = dataset_.images.contiguous();
   dataset_.labels = dataset_.labels.contiguous();
-  if (config_.augment) geometry_ = augment_geometry(*config_.augment, dataset_.images, 0);
+  // Bad augmentation settings are reported here rather than by the first batch.
+  if (config_.augment) augment_geometry(*config_.augment, dataset_.images, 0);
   gpu_path_ = config_.device.is_cuda();
 
   const int workers = config_.workers > 0 ? config_.workers : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -103,25 +155,29 @@ int64_t DataLoader::batches_per_epoch() const {
   return config_.drop_last ? n / b : (n + b - 1) / b;
 }
 
-std::vector<int64_t> DataLoader::epoch_order(int64_t epoch) const {
+void DataLoader::start_epoch(int64_t epoch, int64_t first_batch) {
   VISREP_CHECK(epoch >= 0, "DataLoader: negative epoch {}", epoch);
-  if (!config_.shuffle) {
-    std::vector<int64_t> order(static_cast<size_t>(dataset_.size()));
+  VISREP_CHECK(batches_per_epoch() >= 1, "DataLoader: {} samples make no full batch of {} (drop_last)", dataset_.size(),
+               config_.batch_size);
+  VISREP_CHECK(first_batch >= 0 && first_batch <= batches_per_epoch(),
+               "DataLoader: epoch {} has {} batches, cannot start at {}", epoch, batches_per_epoch(), first_batch);
+  std::vector<int64_t> order;
+  if (config_.shuffle) {
+    order = epoch_order(dataset_.size(), config_.seed, epoch);
+  } else {
+    order.resize(static_cast<size_t>(dataset_.size()));
     for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int64_t>(i);
-    return order;
   }
-  Generator generator(config_.seed);
-  generator.set_state(config_.seed, static_cast<uint64_t>(epoch));
-  return permutation(dataset_.size(), generator).to_vector<int64_t>();
+  start(epoch_batches(std::move(order), epoch, config_.batch_size, config_.drop_last), first_batch);
 }
 
-void DataLoader::start_epoch(int64_t epoch, int64_t first_batch) {
+void DataLoader::start(BatchSampler sampler, int64_t first_batch) {
+  VISREP_CHECK(sampler.batches >= 0 && (sampler.batches == 0 || sampler.samples),
+               "DataLoader: a sampler needs batches >= 0 (got {}) and a samples function", sampler.batches);
+  VISREP_CHECK(first_batch >= 0 && first_batch <= sampler.batches,
+               "DataLoader: the sampler has {} batches, cannot start at {}", sampler.batches, first_batch);
   auto plan = std::make_shared<Plan>();
-  plan->epoch = epoch;
-  plan->order = epoch_order(epoch);
-  plan->batches = batches_per_epoch();
-  VISREP_CHECK(first_batch >= 0 && first_batch <= plan->batches, "DataLoader: epoch {} has {} batches, cannot start at {}",
-               epoch, plan->batches, first_batch);
+  plan->sampler = std::move(sampler);
   {
     std::lock_guard<std::mutex> lock(mutex_);
     plan->generation = ++generation_;
@@ -137,30 +193,42 @@ void DataLoader::start_epoch(int64_t epoch, int64_t first_batch) {
 }
 
 void DataLoader::work(int worker) {
+  // The workers are the loader's parallelism: the kernels' OpenMP regions run on each worker's
+  // own thread (nthreads-var is per thread) rather than each starting a team of every core.
+  omp_set_num_threads(1);
 #if VISREP_WITH_CUDA
   if (gpu_path_) cudaSetDevice(config_.device.index);  // the events and pinned buffers belong to this device
 #endif
   while (true) {
     std::shared_ptr<const Plan> plan;
     int64_t index = 0;
+    std::vector<BatchSample> samples;
+    Prepared prepared;
     {
       std::unique_lock<std::mutex> lock(mutex_);
       work_available_.wait(lock, [&] {
-        return stopping_ || (plan_ && next_to_claim_ < plan_->batches && next_to_claim_ < next_to_deliver_ + config_.prefetch);
+        return stopping_ || (plan_ && next_to_claim_ < plan_->sampler.batches &&
+                             next_to_claim_ < next_to_deliver_ + config_.prefetch);
       });
       if (stopping_) return;
       plan = plan_;
       index = next_to_claim_++;
+      try {
+        samples = plan->sampler.samples(index);  // under the lock, in increasing order (BatchSampler)
+      } catch (...) {
+        prepared.error = std::current_exception();
+      }
     }
-    Prepared prepared;
-    try {
-      prepared = prepare(*plan, index);
-    } catch (...) {
-      prepared.error = std::current_exception();
+    if (!prepared.error) {
+      try {
+        prepared = prepare(std::move(samples), index);
+      } catch (...) {
+        prepared.error = std::current_exception();
+      }
     }
     std::lock_guard<std::mutex> lock(mutex_);
     if (plan->generation != generation_ || stopping_) {
-      if (prepared.staging >= 0) free_staging_.push_back(prepared.staging);  // an abandoned epoch
+      if (prepared.staging >= 0) free_staging_.push_back(prepared.staging);  // an abandoned start
       staging_free_.notify_one();
       continue;
     }
@@ -169,72 +237,76 @@ void DataLoader::work(int worker) {
   }
 }
 
-DataLoader::Prepared DataLoader::prepare(const Plan& plan, int64_t index) {
+DataLoader::Prepared DataLoader::prepare(std::vector<BatchSample> samples, int64_t index) {
   Prepared prepared;
   Batch& batch = prepared.batch;
-  batch.epoch = plan.epoch;
   batch.index = index;
-  const int64_t first = index * config_.batch_size;
-  const int64_t count = std::min(config_.batch_size, dataset_.size() - first);
-  batch.indices.assign(plan.order.begin() + first, plan.order.begin() + first + count);
-  const int64_t image_bytes = dataset_.height() * dataset_.width() * dataset_.channels();
-  const uint8_t* images = dataset_.images.data<uint8_t>();
-  const int64_t* labels = dataset_.labels.data<int64_t>();
+  batch.samples = std::move(samples);
+  const auto count = static_cast<int64_t>(batch.samples.size());
+  VISREP_CHECK(count >= 1 && count <= config_.batch_size,
+               "DataLoader: batch {} holds {} samples; a batch holds 1 to batch_size = {}", index, count,
+               config_.batch_size);
+  for (const BatchSample& sample : batch.samples) {
+    VISREP_CHECK(sample.index >= 0 && sample.index < dataset_.size(),
+                 "DataLoader: batch {} asks for sample {} of a dataset of {}", index, sample.index, dataset_.size());
+  }
+  if (config_.augment) {
+    prepared.params = draw_batch_params(*config_.augment, dataset_.height(), dataset_.width(), config_.seed,
+                                        batch.samples, config_.views);
+  }
 
-  if (gpu_path_) {
-    const int slot = acquire_staging();
-    try {
-      auto* memory = static_cast<uint8_t*>(staging_[static_cast<size_t>(slot)].memory);
-      const StagingLayout layout = staging_layout(count, image_bytes, config_.views);
-      auto* staged_labels = reinterpret_cast<int64_t*>(memory + layout.labels);
-      for (int64_t i = 0; i < count; ++i) {
-        const int64_t sample = batch.indices[static_cast<size_t>(i)];
-        std::memcpy(memory + i * image_bytes, images + sample * image_bytes, static_cast<size_t>(image_bytes));
-        staged_labels[i] = labels[sample];
-      }
-      if (config_.augment) {
-        prepared.params = draw_batch_params(*config_.augment, dataset_.height(), dataset_.width(), config_.seed,
-                                            static_cast<uint64_t>(plan.epoch), batch.indices, config_.views);
-        std::memcpy(memory + layout.params, prepared.params.data(), prepared.params.size() * sizeof(AugmentParams));
-      }
-      if (config_.on_worker) config_.on_worker(batch);
-    } catch (...) {
-      release_staging(slot);
-      throw;
-    }
-    prepared.staging = slot;
+  if (!gpu_path_) {
+    Tensor images = empty({count, dataset_.height(), dataset_.width(), dataset_.channels()}, kUInt8);
+    batch.labels = empty({count}, kInt64);
+    gather(batch.samples, images.data<uint8_t>(), batch.labels.data<int64_t>());
+    batch.images = to_input(images, Tensor(), prepared.params);
+    if (config_.on_worker) config_.on_worker(batch);
     return prepared;
   }
 
-  batch.labels = empty({count}, kInt64);
-  for (int64_t i = 0; i < count; ++i) batch.labels.data<int64_t>()[i] = labels[batch.indices[static_cast<size_t>(i)]];
-  if (config_.augment) {
-    // The augmentation reads the dataset in place: each view's source is its dataset index.
-    std::vector<AugmentParams> params = draw_batch_params(*config_.augment, dataset_.height(), dataset_.width(),
-                                                          config_.seed, static_cast<uint64_t>(plan.epoch),
-                                                          batch.indices, config_.views);
-    for (AugmentParams& p : params) p.source = static_cast<int32_t>(batch.indices[static_cast<size_t>(p.source)]);
-    kernels::AugmentGeometry g = geometry_;
-    g.views = static_cast<int64_t>(params.size());
-    batch.images = empty({g.views, g.channels, g.out_height, g.out_width}, kFloat32);
-    kernels::cpu::augment_views(g, params.data(), 0, g.views, images, batch.images.data<float>());
-  } else {
-    batch.images = empty({count, dataset_.height(), dataset_.width(), dataset_.channels()}, kUInt8);
-    for (int64_t i = 0; i < count; ++i) {
-      std::memcpy(batch.images.data<uint8_t>() + i * image_bytes, images + batch.indices[static_cast<size_t>(i)] * image_bytes,
-                  static_cast<size_t>(image_bytes));
+  // The GPU path: into a pinned staging buffer, which next() uploads.
+  const int slot = acquire_staging();
+  try {
+    auto* memory = static_cast<uint8_t*>(staging_[static_cast<size_t>(slot)].memory);
+    const int64_t image_bytes = dataset_.height() * dataset_.width() * dataset_.channels();
+    const StagingLayout layout = staging_layout(count, image_bytes, config_.views);
+    gather(batch.samples, memory, reinterpret_cast<int64_t*>(memory + layout.labels));
+    if (!prepared.params.empty()) {
+      std::memcpy(memory + layout.params, prepared.params.data(), prepared.params.size() * sizeof(AugmentParams));
     }
+    if (config_.on_worker) config_.on_worker(batch);
+  } catch (...) {
+    release_staging(slot);
+    throw;
   }
-  if (config_.on_worker) config_.on_worker(batch);
+  prepared.staging = slot;
   return prepared;
+}
+
+void DataLoader::gather(const std::vector<BatchSample>& samples, uint8_t* images, int64_t* labels) const {
+  const int64_t image_bytes = dataset_.height() * dataset_.width() * dataset_.channels();
+  const uint8_t* dataset_images = dataset_.images.data<uint8_t>();
+  const int64_t* dataset_labels = dataset_.labels.data<int64_t>();
+  for (size_t i = 0; i < samples.size(); ++i) {
+    const int64_t sample = samples[i].index;
+    std::memcpy(images + static_cast<int64_t>(i) * image_bytes, dataset_images + sample * image_bytes,
+                static_cast<size_t>(image_bytes));
+    labels[i] = dataset_labels[sample];
+  }
+}
+
+Tensor DataLoader::to_input(const Tensor& images, const Tensor& device_params,
+                            const std::vector<AugmentParams>& params) const {
+  if (config_.augment) return augment_images(images, device_params, params, *config_.augment);
+  return to_float_nchw(images, config_.mean, config_.std);
 }
 
 std::optional<Batch> DataLoader::next() {
   Prepared prepared;
   {
     std::unique_lock<std::mutex> lock(mutex_);
-    VISREP_CHECK(plan_ != nullptr, "DataLoader: call start_epoch before next");
-    if (next_to_deliver_ >= plan_->batches) return std::nullopt;
+    VISREP_CHECK(plan_ != nullptr, "DataLoader: call start_epoch (or start) before next");
+    if (next_to_deliver_ >= plan_->sampler.batches) return std::nullopt;
     batch_ready_.wait(lock, [&] { return ready_.count(next_to_deliver_) > 0; });
     auto it = ready_.find(next_to_deliver_);
     prepared = std::move(it->second);
@@ -249,11 +321,18 @@ std::optional<Batch> DataLoader::next() {
   return finish(std::move(prepared));
 }
 
+Batch DataLoader::next_required(std::string_view who) {
+  std::optional<Batch> batch = next();
+  VISREP_CHECK(batch.has_value(), "{}: the data loader has no batch {}: its sequence has {} batches", who,
+               next_to_deliver_, plan_->sampler.batches);
+  return std::move(*batch);
+}
+
 Batch DataLoader::finish(Prepared prepared) {
   Batch batch = std::move(prepared.batch);
   if (!gpu_path_) return batch;
 #if VISREP_WITH_CUDA
-  const auto count = static_cast<int64_t>(batch.indices.size());
+  const auto count = static_cast<int64_t>(batch.samples.size());
   const int64_t image_bytes = dataset_.height() * dataset_.width() * dataset_.channels();
   const StagingLayout layout = staging_layout(count, image_bytes, config_.views);
   Staging& staging = staging_[static_cast<size_t>(prepared.staging)];
@@ -283,7 +362,7 @@ Batch DataLoader::finish(Prepared prepared) {
     throw;
   }
   release_staging(prepared.staging);
-  batch.images = config_.augment ? augment_images(images, params, prepared.params, *config_.augment) : images;
+  batch.images = to_input(images, params, prepared.params);
 #endif
   return batch;
 }

@@ -1,25 +1,38 @@
-// The data loader: turns an in-memory ImageDataset into batches, in a seeded order per
-// epoch, prepared ahead of time on background worker threads.
+// The data loader: the one place where samples of an in-memory ImageDataset become the
+// network's input. Every batch a recipe trains or evaluates on comes from here (the
+// contrastive recipes' and the classifier's epochs, BiT's passes laid end to end, the
+// evaluations' passes over a dataset), prepared ahead of time on background worker threads.
 //
 //   DataLoader loader(train_set, {.batch_size = 512, .seed = 1, .device = Device::cuda(),
 //                                 .augment = augment_preset("simclr", 32), .views = 2});
-//   for (int64_t epoch = 0; epoch < epochs; ++epoch) {
+//   for (int64_t epoch = 1; epoch <= epochs; ++epoch) {
 //     loader.start_epoch(epoch);
 //     while (std::optional<Batch> batch = loader.next()) { ... batch->images ... }
 //   }
 //
-// Order: epoch e visits the samples in the permutation drawn from Philox stream e of the
-// seed (the same as the classifier recipe's shuffle), so a run can resume at any epoch and
-// batch (start_epoch(e, b)) and see exactly the batches it would have seen.
+// A batch is a list of samples (BatchSample: a dataset index and the epoch its views are
+// keyed by). Its images are the network's input on config.device: with `augment`, `views`
+// augmented float32 views of every sample, view v of sample i drawn for (seed, its epoch, i,
+// v) (draw_augment_params); without, each image once, scaled to [0, 1], then (x - mean) / std
+// per channel (to_float_nchw). So a batch is a function of its samples and the seed: no
+// random state lives anywhere else, and a resumed run sees the batches an uninterrupted one
+// would have.
+//
+// Which samples, in which order:
+//   start_epoch(e, b)  epoch e: the samples in epoch_order(size, seed, e) (dataset.h), or in
+//                      the dataset's order without shuffle, batch_size at a time, all keyed by
+//                      e; from batch b on (0, or where a resumed run stopped).
+//   start(sampler, b)  any sequence of batches, e.g. batches_over_passes (below) for BiT,
+//                      whose training set can be smaller than one batch.
 //
 // Threads: `workers` threads claim batch numbers in order and prepare them; at most
 // `prefetch` batches are prepared ahead of the one the caller is consuming, and next()
-// hands them out in order. Without augmentation a batch is the gathered uint8 images. With
-// augmentation on the CPU (device cpu) the workers also run the augmentation, reading the
-// dataset's images in place. On a GPU (device cuda) the workers gather each batch's uint8
-// images, labels and augmentation parameters into pinned host memory; next() queues their
-// upload (asynchronous, on the device's stream) and the augmentation kernels, so the host
-// never waits for the GPU and the images cross the bus once, as uint8.
+// hands them out in order. A worker gathers the batch's uint8 images and labels, draws its
+// augmentation parameters, and on the CPU (device cpu) makes the input itself, with the same
+// kernels as everywhere (OpenMP parallel regions run on the worker's one thread: the workers
+// are the parallelism). On a GPU (device cuda) the workers gather into pinned host memory;
+// next() queues the upload (asynchronous, on the device's stream) and the augmentation
+// kernels, so the host never waits for the GPU and the images cross the bus once, as uint8.
 //
 // An exception on a worker (a bad parameter, a failing callback, running out of memory)
 // is rethrown by the next() that would have returned its batch. The destructor stops the
@@ -34,6 +47,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -44,27 +58,44 @@ namespace visrep::data {
 
 struct Batch {
   // Augmented: float32 (views * B, C, height, width), view-major (the first B rows are every
-  // sample's first view). Without augmentation: uint8 (B, H, W, C).
+  // sample's first view). Without augmentation: float32 (B, C, H, W).
   Tensor images;
-  Tensor labels;                 // int64 (B), on the batch's device
-  std::vector<int64_t> indices;  // the dataset indices of the B samples
-  int64_t epoch = 0;
-  int64_t index = 0;  // the batch's number within its epoch
+  Tensor labels;                     // int64 (B), on the batch's device
+  std::vector<BatchSample> samples;  // the B samples: dataset indices and the epochs their views are keyed by
+  int64_t index = 0;                 // the batch's number within its epoch (or its sampler's sequence)
+
+  std::vector<int64_t> indices() const;  // the samples' dataset indices
 };
 
+// A sequence of batches for DataLoader::start: `batches` of them, batch b holding samples(b)
+// (1 to batch_size samples). The loader calls samples() with its lock held, for b in
+// increasing order, so it may cache what it computes (a pass's order) without a lock of its own.
+struct BatchSampler {
+  int64_t batches = 0;
+  std::function<std::vector<BatchSample>(int64_t batch)> samples;
+};
+
+// `batches` full batches of batch_size from reshuffled passes over a dataset of `size`
+// samples laid end to end: pass p visits it in epoch_order(size, seed, p) and keys its samples
+// by p, so a batch can end one pass and begin the next (or hold several, when the dataset is
+// smaller than a batch). Batch b is a function of (size, seed, batch_size, b).
+BatchSampler batches_over_passes(int64_t size, uint64_t seed, int64_t batch_size, int64_t batches);
+
 struct LoaderConfig {
-  int64_t batch_size = 256;
-  bool shuffle = true;
-  bool drop_last = true;  // leave out a last batch smaller than batch_size
-  uint64_t seed = 0;      // of the order and of the augmentation parameters
-  int workers = 0;        // preparing threads; 0: one per core
-  int prefetch = 0;       // batches prepared ahead; 0: two per worker
+  int64_t batch_size = 256;  // start_epoch's batches; the most a sampler's batch may hold
+  bool shuffle = true;       // start_epoch: epoch_order(size, seed, epoch); false: the dataset's order
+  bool drop_last = true;     // start_epoch: leave out a last batch smaller than batch_size
+  uint64_t seed = 0;         // of the order and of the augmentation parameters
+  int workers = 0;           // preparing threads; 0: one per core
+  int prefetch = 0;          // batches prepared ahead; 0: two per worker
   Device device = Device::cpu();
-  std::optional<AugmentConfig> augment;  // none: batches hold the uint8 images
+  std::optional<AugmentConfig> augment;  // none: each image once, scaled and normalised by mean and std
   int views = 1;                         // augmented views per sample (2 for the contrastive recipes)
+  std::vector<float> mean;               // without augment: per channel (empty: 0); an augmentation has its own
+  std::vector<float> std;                // without augment: per channel (empty: 1)
   // Runs on the worker thread for each prepared batch (on the GPU path before the upload,
-  // with only indices, epoch and index set), e.g. for extra checks or statistics. Its
-  // exceptions reach next().
+  // with only samples and index set), e.g. for extra checks or statistics. Its exceptions
+  // reach next().
   std::function<void(const Batch&)> on_worker;
 };
 
@@ -79,26 +110,27 @@ class DataLoader {
   const LoaderConfig& config() const { return config_; }
   const ImageDataset& dataset() const { return dataset_; }
   int64_t batches_per_epoch() const;
-  // The order in which epoch `epoch` visits the samples.
-  std::vector<int64_t> epoch_order(int64_t epoch) const;
 
   // Starts preparing epoch `epoch` from batch `first_batch` (0, or where a resumed run
-  // stopped); batches still being prepared for an earlier epoch are dropped.
+  // stopped); batches still being prepared for an earlier start are dropped.
   void start_epoch(int64_t epoch, int64_t first_batch = 0);
-  // The epoch's next batch, or nullopt after its last one.
+  // The same for the batches of `sampler`, from its batch `first_batch` on.
+  void start(BatchSampler sampler, int64_t first_batch = 0);
+  // The next batch, or nullopt after the last one.
   std::optional<Batch> next();
+  // The next batch where the caller counts on one (a training loop of a known number of
+  // steps): running out is an error naming `who`.
+  Batch next_required(std::string_view who);
 
  private:
   struct Plan {
-    int64_t epoch = 0;
-    std::vector<int64_t> order;
-    int64_t batches = 0;
+    BatchSampler sampler;
     uint64_t generation = 0;
   };
   // A batch as a worker leaves it for next().
   struct Prepared {
     Batch batch;                        // CPU path: complete
-    std::vector<AugmentParams> params;  // GPU path: the views' parameters (sources are batch positions)
+    std::vector<AugmentParams> params;  // the views' parameters (sources are batch positions)
     int staging = -1;                   // GPU path: the pinned buffer holding images, labels and params
     std::exception_ptr error;
   };
@@ -110,14 +142,15 @@ class DataLoader {
   };
 
   void work(int worker);
-  Prepared prepare(const Plan& plan, int64_t batch_index);
+  Prepared prepare(std::vector<BatchSample> samples, int64_t index);
+  void gather(const std::vector<BatchSample>& samples, uint8_t* images, int64_t* labels) const;
+  Tensor to_input(const Tensor& images, const Tensor& device_params, const std::vector<AugmentParams>& params) const;
   Batch finish(Prepared prepared);
   int acquire_staging();
   void release_staging(int slot);
 
   ImageDataset dataset_;
   LoaderConfig config_;
-  kernels::AugmentGeometry geometry_{};  // of the whole dataset as the source batch
   bool gpu_path_ = false;
 
   std::mutex mutex_;
@@ -125,7 +158,7 @@ class DataLoader {
   std::condition_variable batch_ready_;     // next() waits for its batch
   std::condition_variable staging_free_;
   bool stopping_ = false;
-  uint64_t generation_ = 0;  // bumped by start_epoch; stale results are dropped
+  uint64_t generation_ = 0;  // bumped by start; stale results are dropped
   std::shared_ptr<const Plan> plan_;
   int64_t next_to_claim_ = 0;
   int64_t next_to_deliver_ = 0;

@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <vector>
 
@@ -68,6 +69,84 @@ class GzipReader {
   gzFile file_;
 };
 
+// What the file can hold, known before anything is read: the header's counts are checked
+// against it, so no allocation follows from a size field alone.
+//   raw files: exactly the file's size;
+//   gzip files (RFC 1952): the trailer's ISIZE, the uncompressed size mod 2^32, and at most
+//   what deflate can expand the file to (1032:1, RFC 1951: a 258-byte match costs at least
+//   two bits). One gzip stream is expected, as gzip(1) and the MNIST distribution write; a
+//   file of several concatenated streams records only the last one's size and is refused.
+struct StoredSize {
+  bool gzip = false;
+  uint64_t file_bytes = 0;
+  uint32_t trailer_size = 0;  // gzip: ISIZE
+};
+
+StoredSize stored_size(const std::string& path) {
+  std::error_code error;
+  const std::filesystem::file_status status = std::filesystem::status(path, error);
+  VISREP_CHECK(std::filesystem::exists(status), "cannot open '{}': no such file", path);
+  VISREP_CHECK(std::filesystem::is_regular_file(status), "cannot open '{}': not a regular file", path);
+  StoredSize stored;
+  stored.file_bytes = std::filesystem::file_size(path, error);
+  VISREP_CHECK(!error, "cannot read the size of '{}': {}", path, error.message());
+  std::ifstream in(path, std::ios::binary);
+  VISREP_CHECK(in.good(), "cannot open '{}': {}", path, std::strerror(errno));
+  unsigned char magic[2] = {0, 0};
+  in.read(reinterpret_cast<char*>(magic), 2);
+  stored.gzip = in.gcount() == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
+  if (stored.gzip) {
+    // 10-byte header + data + CRC-32 + ISIZE; a shorter file is cut (check_announced_size).
+    if (stored.file_bytes < 18) return stored;
+    unsigned char trailer[4] = {0, 0, 0, 0};
+    in.seekg(static_cast<std::streamoff>(stored.file_bytes - 4));
+    in.read(reinterpret_cast<char*>(trailer), 4);
+    VISREP_CHECK(in.gcount() == 4, "'{}' is truncated or corrupt: cannot read its gzip trailer", path);
+    stored.trailer_size = uint32_t{trailer[0]} | (uint32_t{trailer[1]} << 8) | (uint32_t{trailer[2]} << 16) |
+                          (uint32_t{trailer[3]} << 24);
+  }
+  return stored;
+}
+
+// Checks that the file holds exactly `header_bytes` + `data_bytes` uncompressed bytes, the
+// `data_bytes` being `what` ("pixel bytes (3 images of 28x28)"), before they are allocated.
+void check_announced_size(const std::string& path, const StoredSize& stored, uint64_t header_bytes,
+                          uint64_t data_bytes, const std::string& what) {
+  const uint64_t total = header_bytes + data_bytes;
+  if (!stored.gzip) {
+    VISREP_CHECK(total <= stored.file_bytes, "'{}' is truncated: it holds {} of {} {}", path,
+                 stored.file_bytes - header_bytes, data_bytes, what);
+    VISREP_CHECK(total == stored.file_bytes, "'{}' has more data after the {} than its header announces ({} bytes "
+                 "more)", path, what, stored.file_bytes - total);
+    return;
+  }
+  // zlib hands out what a cut stream decompresses to, so a header may have been read from
+  // a file too short for the gzip trailer: such a file is cut, whatever it announces.
+  VISREP_CHECK(stored.file_bytes >= 18,
+               "'{}' is truncated or corrupt: {} bytes cannot hold a gzip header and trailer (18 bytes)", path,
+               stored.file_bytes);
+  constexpr uint64_t kMaxDeflateRatio = 1032;
+  VISREP_CHECK(total <= stored.file_bytes * kMaxDeflateRatio + 1024,
+               "'{}' is corrupt: its header announces {} {}, more than a {}-byte gzip file can hold (deflate expands "
+               "at most {}:1)",
+               path, data_bytes, what, stored.file_bytes, kMaxDeflateRatio);
+  const uint64_t trailer = stored.trailer_size;
+  if (total < (uint64_t{1} << 32) && trailer < total && trailer >= header_bytes) {
+    VISREP_FAIL("'{}' is truncated or corrupt: its gzip trailer records {} bytes uncompressed, so it holds {} of {} {}",
+                path, trailer, trailer - header_bytes, data_bytes, what);
+  }
+  if (total < (uint64_t{1} << 32) && trailer > total) {
+    // A longer stream, or a cut one whose last four bytes are not a trailer at all.
+    VISREP_FAIL("'{}' is truncated or corrupt, or has more data after the {} than its header announces: its gzip "
+                "trailer records {} bytes uncompressed, the header {}",
+                path, what, trailer, total);
+  }
+  VISREP_CHECK(total % (uint64_t{1} << 32) == trailer,
+               "'{}' is truncated or corrupt: its gzip trailer records {} bytes uncompressed (mod 2^32) but the header "
+               "announces {} ({} {}); a file of several gzip streams is not read either",
+               path, trailer, total, data_bytes, what);
+}
+
 std::string find_file(const std::string& root, const std::string& name) {
   for (const std::string& candidate : {root + "/" + name + ".gz", root + "/" + name}) {
     if (std::filesystem::exists(candidate)) return candidate;
@@ -80,6 +159,7 @@ std::string find_file(const std::string& root, const std::string& name) {
 }  // namespace
 
 Tensor read_idx_images(const std::string& path) {
+  const StoredSize stored = stored_size(path);
   GzipReader reader(path);
   const uint32_t magic = reader.read_big_endian_u32("the magic number");
   VISREP_CHECK(magic == 0x00000803, "'{}' is not an idx3 image file: magic 0x{:08x}, expected 0x00000803", path, magic);
@@ -88,17 +168,23 @@ Tensor read_idx_images(const std::string& path) {
   const uint32_t cols = reader.read_big_endian_u32("the column count");
   VISREP_CHECK(rows > 0 && cols > 0 && rows <= 4096 && cols <= 4096, "'{}': implausible image size {}x{}", path, rows,
                cols);
+  // At most 2^32 x 2^12 x 2^12 = 2^56 bytes: no overflow.
+  const uint64_t pixel_bytes = uint64_t{count} * rows * cols;
+  check_announced_size(path, stored, 16, pixel_bytes,
+                       fmt::format("pixel bytes ({} images of {}x{})", count, rows, cols));
   Tensor images = empty({count, rows, cols, 1}, kUInt8);
-  reader.read(images.data<uint8_t>(), static_cast<size_t>(count) * rows * cols, "the pixels");
+  reader.read(images.data<uint8_t>(), static_cast<size_t>(pixel_bytes), "the pixels");
   reader.expect_end("the pixels");
   return images;
 }
 
 Tensor read_idx_labels(const std::string& path) {
+  const StoredSize stored = stored_size(path);
   GzipReader reader(path);
   const uint32_t magic = reader.read_big_endian_u32("the magic number");
   VISREP_CHECK(magic == 0x00000801, "'{}' is not an idx1 label file: magic 0x{:08x}, expected 0x00000801", path, magic);
   const uint32_t count = reader.read_big_endian_u32("the label count");
+  check_announced_size(path, stored, 8, count, "labels");
   std::vector<uint8_t> raw(count);
   reader.read(raw.data(), raw.size(), "the labels");
   reader.expect_end("the labels");

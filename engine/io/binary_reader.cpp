@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -62,16 +63,37 @@ uint64_t checked_byte_count(const Shape& shape, size_t element_size, const ByteS
     source.fail(fmt::format("{} has {} dimensions; visrep supports at most {}", what, shape.size(), kernels::kMaxDims));
   }
   constexpr uint64_t kLimit = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
-  uint64_t bytes = element_size;
+  uint64_t bytes = element_size;  // of the non-zero sizes: bounds every stride too
+  bool empty = false;
   for (int64_t size : shape) {
     if (size < 0) source.fail(fmt::format("{} has a negative size in shape {}", what, shape_string(shape)));
+    if (size == 0) {
+      empty = true;
+      continue;
+    }
     const auto extent = static_cast<uint64_t>(size);
-    if (extent != 0 && bytes > kLimit / extent) {
-      source.fail(fmt::format("{} has shape {}, whose byte count overflows", what, shape_string(shape)));
+    if (bytes > kLimit / extent) {
+      source.fail(fmt::format("{} has shape {}, whose byte count overflows int64 (counting only its non-zero sizes, "
+                              "which its strides multiply too)",
+                              what, shape_string(shape)));
     }
     bytes *= extent;
   }
-  return bytes;
+  return empty ? 0 : bytes;
+}
+
+std::string printable(std::string_view text, size_t limit) {
+  std::string shown;
+  for (const char character : text.substr(0, std::min(text.size(), limit))) {
+    const auto byte = static_cast<unsigned char>(character);
+    if (byte >= 0x20 && byte < 0x7f && byte != '\\') {
+      shown += character;
+    } else {
+      shown += fmt::format("\\x{:02x}", byte);
+    }
+  }
+  if (text.size() > limit) shown += fmt::format("...({} bytes)", text.size());
+  return shown;
 }
 
 float float16_to_float32(uint16_t half) {

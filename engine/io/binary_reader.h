@@ -82,8 +82,17 @@ class MemoryBytes : public ByteSource {
 
 // numel(shape) * element_size in bytes, or an error (naming the file through `source` and
 // the array through `what`) when a size is negative, the rank exceeds kMaxDims or the
-// product overflows int64: a corrupt header must not turn into a wrapped-around allocation.
+// product of the non-zero sizes times element_size overflows int64. Zero sizes are left out
+// of the overflow check on purpose: a shape (0, 2^62, 2^62) holds no bytes, but its strides
+// (2^124, 2^62, 1) would still wrap around, and so would every index computed from them.
+// A corrupt header must not turn into a wrapped-around allocation or stride.
 uint64_t checked_byte_count(const Shape& shape, size_t element_size, const ByteSource& source, std::string_view what);
+
+// Text read from a file as it may appear in an error message: bytes outside printable ASCII
+// escaped as \xNN (no terminal control sequences, no broken UTF-8 from a cut), and at most
+// `limit` bytes of it, a longer text cut with "...(N bytes)". Every reader echoes names,
+// keys and header text through this, so a 100 MB name makes a short message.
+std::string printable(std::string_view text, size_t limit = 80);
 
 // IEEE 754 binary16 -> binary32, exact for every input: normal and subnormal numbers,
 // signed zeros, infinities, and NaN with its payload and sign kept.

@@ -56,7 +56,9 @@ class HeaderParser {
       skip_whitespace();
       expect(':');
       PythonLiteral value = parse_value(0);
-      if (!entries.emplace(key, std::move(value)).second) fail(fmt::format("the key '{}' appears twice", key));
+      if (!entries.emplace(key, std::move(value)).second) {
+        fail(fmt::format("the key '{}' appears twice", printable(key)));
+      }
       skip_whitespace();
       if (!consume(',')) {
         skip_whitespace();
@@ -72,10 +74,8 @@ class HeaderParser {
 
  private:
   [[noreturn]] void fail(std::string_view message) const {
-    constexpr size_t kShownChars = 200;
-    const std::string shown(text_.substr(0, kShownChars));
-    file_.fail(fmt::format("malformed header: {} at character {} of \"{}\"{}", message, position_, shown,
-                           text_.size() > kShownChars ? "..." : ""));
+    file_.fail(
+        fmt::format("malformed header: {} at character {} of \"{}\"", message, position_, printable(text_, 200)));
   }
 
   char peek() const { return position_ < text_.size() ? text_[position_] : '\0'; }
@@ -203,7 +203,7 @@ ElementType parse_descr(const std::string& descr, const ByteSource& file) {
   if (code == "f2") return {kFloat32, 2, big_endian, Conversion::Float16ToFloat32};
   file.fail(fmt::format("unsupported descr '{}'; visrep reads '<f4', '<f8', '<f2', '<i4', '<i8', '|u1', '|b1' "
                         "and their big-endian '>' forms",
-                        descr));
+                        printable(descr)));
 }
 
 std::string_view descr_for(DType dtype, std::string_view context) {
@@ -276,7 +276,7 @@ NpyHeader read_header(const ByteSource& file) {
   const auto entries = HeaderParser(text, file).parse_dict();
   for (const auto& [key, value] : entries) {
     if (key != "descr" && key != "fortran_order" && key != "shape") {
-      file.fail(fmt::format("the header has an unexpected key '{}'", key));
+      file.fail(fmt::format("the header has an unexpected key '{}'", printable(key)));
     }
   }
   using Kind = PythonLiteral::Kind;

@@ -9,10 +9,12 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <set>
 #include <utility>
 #include <vector>
 
 #include "engine/error.h"
+#include "engine/io/binary_reader.h"
 #include "engine/io/npy.h"
 #include "engine/util/atomic_file.h"
 
@@ -50,16 +52,29 @@ std::string zip_open_message(int code) {
   return message;
 }
 
-ArchivePointer open_archive(const std::string& path) {
+// Opens the archive; `check_consistency` adds libzip's comparison of every local header
+// with the central directory. The file is known to exist (load_npz checked), so libzip's
+// codes are about the contents and are translated into what they mean for a zip file:
+// libzip's own words ("No such file", "File already exists") describe its file-system calls.
+ArchivePointer open_archive(const std::string& path, bool check_consistency) {
   int code = ZIP_ER_OK;
-  zip_t* archive = zip_open(path.c_str(), ZIP_RDONLY | ZIP_CHECKCONS, &code);
+  zip_t* archive = zip_open(path.c_str(), ZIP_RDONLY | (check_consistency ? ZIP_CHECKCONS : 0), &code);
   if (archive != nullptr) return ArchivePointer(archive);
   switch (code) {
-    case ZIP_ER_NOENT:
     case ZIP_ER_OPEN:
-      VISREP_FAIL("load_npz: cannot open '{}': {}", path, zip_open_message(code));
+    case ZIP_ER_READ:
+      VISREP_FAIL("load_npz: cannot read '{}': {}", path, zip_open_message(code));
+    case ZIP_ER_NOENT:
+      // libzip reports a size or offset of 0xFFFFFFFF without the Zip64 record that must then
+      // carry the real value, or a member outside the file, as a missing entry.
+      VISREP_FAIL("load_npz: '{}': a member's size or offset field is invalid (0xFFFFFFFF without its Zip64 "
+                  "record, or pointing outside the file): a corrupt or truncated archive",
+                  path);
+    case ZIP_ER_EXISTS:
+      VISREP_FAIL("load_npz: '{}': two members have the same name", path);
     case ZIP_ER_NOZIP:
     case ZIP_ER_INCONS:
+    case ZIP_ER_EOF:
       VISREP_FAIL("load_npz: '{}': not a zip archive, or a truncated or corrupt one ({})", path,
                   zip_open_message(code));
     default:
@@ -67,11 +82,28 @@ ArchivePointer open_archive(const std::string& path) {
   }
 }
 
-// The whole unpacked member, checked against its CRC.
-std::string read_member(zip_t* archive, zip_uint64_t index, const zip_stat_t& stat, uint64_t file_size,
-                        const std::string& context) {
+// np.savez writes stored members, np.savez_compressed deflated ones; libzip could also
+// unpack others (bzip2, lzma, zstd), whose size fields nothing here can bound.
+std::string compression_name(int32_t method) {
+  switch (method) {
+    case ZIP_CM_DEFLATE64: return "deflate64";
+    case ZIP_CM_BZIP2: return "bzip2";
+    case ZIP_CM_LZMA: return "lzma";
+    case ZIP_CM_XZ: return "xz";
+    case 93: return "zstd";  // ZIP_CM_ZSTD, which libzip 1.7 does not define
+    default: return fmt::format("method {}", method);
+  }
+}
+
+// Every size field of every member, checked against the file before anything is unpacked:
+// a member's unpacked size becomes an allocation, so it must follow from bytes that exist.
+void check_member_sizes(const zip_stat_t& stat, uint64_t file_size, const std::string& context) {
   const uint64_t size = stat.size;
   const uint64_t packed_size = stat.comp_size;
+  VISREP_CHECK(stat.encryption_method == ZIP_EM_NONE, "{}: is encrypted; np.savez never encrypts", context);
+  VISREP_CHECK(stat.comp_method == ZIP_CM_STORE || stat.comp_method == ZIP_CM_DEFLATE,
+               "{}: is compressed with {}; np.savez and np.savez_compressed write only stored or deflated members",
+               context, compression_name(stat.comp_method));
   VISREP_CHECK(packed_size <= file_size, "{}: claims {} packed bytes, more than the {}-byte file holds (truncated?)",
                context, packed_size, file_size);
   VISREP_CHECK(stat.comp_method != ZIP_CM_STORE || size == packed_size,
@@ -79,7 +111,10 @@ std::string read_member(zip_t* archive, zip_uint64_t index, const zip_stat_t& st
   VISREP_CHECK(stat.comp_method != ZIP_CM_DEFLATE || size <= packed_size * kMaxDeflateRatio + 1024,
                "{}: claims {} bytes unpacked from {} deflated bytes, more than deflate can produce", context, size,
                packed_size);
+}
 
+// The whole unpacked member (its sizes checked by check_member_sizes), checked against its CRC.
+std::string read_member(zip_t* archive, zip_uint64_t index, uint64_t size, const std::string& context) {
   MemberPointer member(zip_fopen_index(archive, index, 0));
   VISREP_CHECK(member != nullptr, "{}: cannot open the member: {}", context, zip_strerror(archive));
   std::string bytes(size, '\0');
@@ -98,28 +133,59 @@ std::string read_member(zip_t* archive, zip_uint64_t index, const zip_stat_t& st
 }  // namespace
 
 TensorMap load_npz(const std::string& path) {
-  ArchivePointer archive = open_archive(path);
+  // The file itself first, so that whatever libzip says next is about its contents.
+  std::error_code status_error;
+  const std::filesystem::file_status status = std::filesystem::status(path, status_error);
+  VISREP_CHECK(std::filesystem::exists(status), "load_npz: cannot open '{}': no such file", path);
+  VISREP_CHECK(std::filesystem::is_regular_file(status), "load_npz: cannot open '{}': not a regular file", path);
   std::error_code size_error;
   const uint64_t file_size = std::filesystem::file_size(path, size_error);
   VISREP_CHECK(!size_error, "load_npz: '{}': cannot read the file size: {}", path, size_error.message());
 
+  ArchivePointer archive = open_archive(path, /*check_consistency=*/false);
   const zip_int64_t count = zip_get_num_entries(archive.get(), 0);
   VISREP_CHECK(count >= 0, "load_npz: '{}': cannot list the members: {}", path, zip_strerror(archive.get()));
-  TensorMap tensors;
+
+  // The central directory, checked whole before any member is unpacked.
+  struct Member {
+    zip_uint64_t index;
+    uint64_t size;
+    std::string key;
+    std::string context;
+  };
+  std::vector<Member> members;
+  std::set<std::string> names;
+  uint64_t packed_total = 0;
   for (zip_int64_t index = 0; index < count; ++index) {
     zip_stat_t stat;
     zip_stat_init(&stat);
     VISREP_CHECK(zip_stat_index(archive.get(), static_cast<zip_uint64_t>(index), 0, &stat) == 0,
                  "load_npz: '{}': cannot read member {}: {}", path, index, zip_strerror(archive.get()));
     const std::string name = stat.name != nullptr ? stat.name : "";
-    const std::string context = fmt::format("load_npz: '{}': member '{}'", path, name);
+    const std::string context = fmt::format("load_npz: '{}': member '{}'", path, printable(name));
+    VISREP_CHECK(names.insert(name).second, "{}: appears twice in the archive", context);
     VISREP_CHECK(name.size() > kMemberSuffix.size() && name.ends_with(kMemberSuffix),
                  "{}: not a .npy array (np.savez names every member '<key>.npy')", context);
-    const std::string key = name.substr(0, name.size() - kMemberSuffix.size());
+    check_member_sizes(stat, file_size, context);
+    // Members never share bytes in an archive np.savez writes; overlapping ones (a "zip
+    // bomb" unpacking one compressed block many times) add up to more than the file.
+    packed_total += stat.comp_size;
+    VISREP_CHECK(packed_total <= file_size,
+                 "load_npz: '{}': the members' packed sizes add up to more than the {}-byte file (by member '{}'): "
+                 "members overlap or the size fields are corrupt",
+                 path, file_size, printable(name));
+    members.push_back({static_cast<zip_uint64_t>(index), stat.size, name.substr(0, name.size() - kMemberSuffix.size()),
+                       context});
+  }
+  // Now that the names are known to be distinct, libzip's own check of every local header
+  // against the central directory (which reports duplicates only as "File already exists").
+  archive = open_archive(path, /*check_consistency=*/true);
 
-    const std::string bytes = read_member(archive.get(), static_cast<zip_uint64_t>(index), stat, file_size, context);
-    Tensor tensor = parse_npy(bytes, context);
-    VISREP_CHECK(tensors.emplace(key, std::move(tensor)).second, "{}: the key '{}' appears twice", context, key);
+  TensorMap tensors;
+  for (const Member& member : members) {
+    const std::string bytes = read_member(archive.get(), member.index, member.size, member.context);
+    Tensor tensor = parse_npy(bytes, member.context);
+    tensors.emplace(member.key, std::move(tensor));
   }
   return tensors;
 }

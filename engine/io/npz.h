@@ -13,10 +13,14 @@
 namespace visrep::io {
 
 // Every array of the archive, keyed by member name without the ".npy" suffix, as
-// contiguous CPU tensors. Throws visrep::Error naming the file (and the member, where one is
-// at fault) for a missing file, a file that is not a zip archive or is truncated, a member
-// whose data is corrupt (CRC mismatch, bad deflate stream, wrong length), a member that is
-// not a .npy file or holds an invalid one, and two members with the same key.
+// contiguous CPU tensors. The whole central directory is checked before any member is
+// unpacked: only stored and deflated members (what np.savez and np.savez_compressed write),
+// unpacked sizes that the packed bytes can produce (deflate: 1032:1), packed sizes that fit
+// in the file together (members never share bytes), distinct names. Throws visrep::Error
+// naming the file (and the member, where one is at fault) for those, a missing file, a file
+// that is not a zip archive or is truncated, a corrupt size field, a member whose data is
+// corrupt (CRC mismatch, bad deflate stream, wrong length), and a member that is not a .npy
+// file or holds an invalid one.
 TensorMap load_npz(const std::string& path);
 
 // Writes every tensor as a stored (uncompressed) "<key>.npy" member, as np.savez does,

@@ -6,11 +6,12 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <ostream>
-#include <set>
+#include <unordered_set>
 #include <vector>
 
 #include "engine/io/binary_reader.h"
 #include "engine/util/atomic_file.h"
+#include "kernels/strided_layout.h"
 
 namespace visrep::io {
 namespace {
@@ -72,35 +73,111 @@ struct TensorEntry {
   uint64_t end = 0;
 };
 
-json parse_header_json(const std::string& text, const InputFile& file) {
-  // nlohmann::json keeps the last of two equal keys without a word; the parse callback
-  // catches them, since two entries under one name mean the file is not what its writer meant.
-  std::vector<std::set<std::string>> keys_per_open_object;
-  std::string duplicate_key;
-  const json::parser_callback_t on_event = [&](int /*depth*/, json::parse_event_t event, json& parsed) {
-    if (event == json::parse_event_t::object_start) {
-      keys_per_open_object.emplace_back();
-    } else if (event == json::parse_event_t::object_end) {
-      keys_per_open_object.pop_back();
-    } else if (event == json::parse_event_t::key) {
-      const auto& key = parsed.get_ref<const std::string&>();
-      if (!keys_per_open_object.back().insert(key).second && duplicate_key.empty()) duplicate_key = key;
+// How deep the header may nest: {"name": {"shape": [2, 3]}} is depth 3, the metadata object
+// depth 2. Anything deeper is refused before a DOM is built, so nothing later (a message
+// quoting a value, a comparison, a copy) recurses through thousands of levels.
+constexpr int kMaxHeaderDepth = 8;
+
+// A first, linear pass over the header with nlohmann-json's SAX interface: the nesting depth,
+// and keys that appear twice in one object (the DOM would keep the last without a word, and
+// two entries under one name mean the file is not what its writer meant). This replaces a
+// parse callback, which makes json::parse quadratic in the entry count in nlohmann-json 3.11
+// (100,000 entries took minutes); the DOM is then parsed without one.
+class HeaderScan : public nlohmann::json_sax<json> {
+ public:
+  std::string problem;  // empty while the header looks fine
+
+  bool null() override { return true; }
+  bool boolean(bool) override { return true; }
+  bool number_integer(number_integer_t) override { return true; }
+  bool number_unsigned(number_unsigned_t) override { return true; }
+  bool number_float(number_float_t, const string_t&) override { return true; }
+  bool string(string_t&) override { return true; }
+  bool binary(binary_t&) override { return true; }
+  bool start_object(size_t) override { return open(); }
+  bool end_object() override { return close(); }
+  bool start_array(size_t) override { return open(); }
+  bool end_array() override { return close(); }
+  bool key(string_t& key) override {
+    if (open_containers_.back().insert(key).second) return true;
+    problem = fmt::format("the header names '{}' twice", printable(key));
+    return false;
+  }
+  bool parse_error(size_t position, const std::string&, const nlohmann::detail::exception& error) override {
+    // The library's message quotes the token it stopped at, which can be the whole rest of
+    // the header (an unterminated string): only its start is kept.
+    problem = fmt::format("the header is not valid JSON (at byte {}): {}", position, printable(error.what(), 160));
+    return false;
+  }
+
+ private:
+  bool open() {
+    if (open_containers_.size() >= static_cast<size_t>(kMaxHeaderDepth)) {
+      problem = fmt::format("the header nests deeper than {} levels (a safetensors header needs 3)", kMaxHeaderDepth);
+      return false;
     }
+    open_containers_.emplace_back();
     return true;
-  };
+  }
+  bool close() {
+    open_containers_.pop_back();
+    return true;
+  }
+  std::vector<std::unordered_set<std::string>> open_containers_;  // the keys seen in each (none in arrays)
+};
+
+json parse_header_json(const std::string& text, const InputFile& file) {
+  HeaderScan scan;
+  if (!json::sax_parse(text, &scan) || !scan.problem.empty()) {
+    file.fail(scan.problem.empty() ? std::string("the header is not valid JSON") : scan.problem);
+  }
   json header;
   try {
-    header = json::parse(text, on_event);
+    header = json::parse(text);
   } catch (const json::exception& error) {
-    file.fail(fmt::format("the header is not valid JSON: {}", error.what()));
+    file.fail(fmt::format("the header is not valid JSON: {}", printable(error.what(), 160)));
   }
-  if (!duplicate_key.empty()) file.fail(fmt::format("the header names '{}' twice", duplicate_key));
   if (!header.is_object()) file.fail(fmt::format("the header is a JSON {}, not an object", header.type_name()));
   return header;
 }
 
+// A header value as an error message may show it: at most a few levels and about 80
+// characters, so neither a deep nor a long value is echoed whole.
+void append_excerpt(const json& value, std::string& out, int depth) {
+  constexpr size_t kBudget = 80;
+  if (value.is_array()) {
+    if (depth >= 2) {
+      out += "[...]";
+      return;
+    }
+    out += '[';
+    size_t index = 0;
+    for (const json& item : value) {
+      if (out.size() >= kBudget) {
+        out += fmt::format(", ... ({} items)", value.size());
+        break;
+      }
+      if (index++ > 0) out += ", ";
+      append_excerpt(item, out, depth + 1);
+    }
+    out += ']';
+  } else if (value.is_object()) {
+    out += fmt::format("{{...{} keys}}", value.size());
+  } else if (value.is_string()) {
+    out += '"' + printable(value.get_ref<const std::string&>(), 40) + '"';
+  } else {
+    out += value.dump();  // a number, a boolean or null: short
+  }
+}
+
+std::string excerpt(const json& value) {
+  std::string out;
+  append_excerpt(value, out, 0);
+  return out;
+}
+
 TensorEntry parse_tensor_entry(const std::string& name, const json& info, const InputFile& file) {
-  const std::string what = fmt::format("tensor '{}'", name);
+  const std::string what = fmt::format("tensor '{}'", printable(name));
   if (!info.is_object()) file.fail(fmt::format("the header entry of {} is not a JSON object", what));
   for (const char* field : {"dtype", "shape", "data_offsets"}) {
     if (!info.contains(field)) file.fail(fmt::format("the header entry of {} has no \"{}\" field", what, field));
@@ -114,17 +191,20 @@ TensorEntry parse_tensor_entry(const std::string& name, const json& info, const 
   if (entry.dtype == nullptr) {
     file.fail(fmt::format("{} has dtype '{}', which visrep does not read (it reads F32, F64, BF16, F16, I32, I64, "
                           "U8 and BOOL)",
-                          what, dtype.get_ref<const std::string&>()));
+                          what, printable(dtype.get_ref<const std::string&>())));
   }
 
   const json& shape = info["shape"];
   if (!shape.is_array()) file.fail(fmt::format("{} has a \"shape\" that is not an array", what));
+  if (shape.size() > static_cast<size_t>(kernels::kMaxDims)) {
+    file.fail(fmt::format("{} has {} dimensions; visrep supports at most {}", what, shape.size(), kernels::kMaxDims));
+  }
   for (const json& size : shape) {
     if (size.is_number_integer() && !size.is_number_unsigned()) {
-      file.fail(fmt::format("{} has a negative size {} in its shape {}", what, size.get<int64_t>(), shape.dump()));
+      file.fail(fmt::format("{} has a negative size {} in its shape {}", what, size.get<int64_t>(), excerpt(shape)));
     }
     if (!size.is_number_unsigned() || size.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-      file.fail(fmt::format("{} has a shape {} that is not a list of non-negative integers", what, shape.dump()));
+      file.fail(fmt::format("{} has a shape {} that is not a list of non-negative integers", what, excerpt(shape)));
     }
     entry.shape.push_back(size.get<int64_t>());
   }
@@ -133,7 +213,7 @@ TensorEntry parse_tensor_entry(const std::string& name, const json& info, const 
   if (!offsets.is_array() || offsets.size() != 2 || !offsets[0].is_number_unsigned() ||
       !offsets[1].is_number_unsigned()) {
     file.fail(fmt::format("{} has data_offsets {}, not a pair of non-negative integers [begin, end]", what,
-                          offsets.dump()));
+                          excerpt(offsets)));
   }
   entry.begin = offsets[0].get<uint64_t>();
   entry.end = offsets[1].get<uint64_t>();
@@ -161,20 +241,21 @@ void check_buffer_coverage(std::vector<TensorEntry>& entries, uint64_t buffer_by
     if (entry.end > buffer_bytes) {
       file.fail(fmt::format("tensor '{}' has data_offsets [{}, {}] beyond the end of the {}-byte data buffer "
                             "(the file is truncated or the offsets are wrong)",
-                            entry.name, entry.begin, entry.end, buffer_bytes));
+                            printable(entry.name), entry.begin, entry.end, buffer_bytes));
     }
   }
   uint64_t covered = 0;
   const TensorEntry* previous = nullptr;
   for (const TensorEntry& entry : entries) {
     if (entry.begin < covered) {
-      file.fail(fmt::format("tensor '{}' (bytes [{}, {})) overlaps tensor '{}' (bytes [{}, {}))", entry.name,
-                            entry.begin, entry.end, previous->name, previous->begin, previous->end));
+      file.fail(fmt::format("tensor '{}' (bytes [{}, {})) overlaps tensor '{}' (bytes [{}, {}))",
+                            printable(entry.name), entry.begin, entry.end, printable(previous->name), previous->begin,
+                            previous->end));
     }
     if (entry.begin > covered) {
       file.fail(fmt::format("bytes [{}, {}) of the data buffer belong to no tensor (the next tensor, '{}', starts "
                             "at {})",
-                            covered, entry.begin, entry.name, entry.begin));
+                            covered, entry.begin, printable(entry.name), entry.begin));
     }
     if (entry.end > covered) {
       covered = entry.end;
@@ -191,7 +272,7 @@ Tensor read_tensor(const InputFile& file, uint64_t buffer_offset, const TensorEn
   const auto count = static_cast<size_t>(result.numel());
   const auto bytes = static_cast<size_t>(entry.end - entry.begin);
   const uint64_t offset = buffer_offset + entry.begin;
-  const std::string what = fmt::format("tensor '{}'", entry.name);
+  const std::string what = fmt::format("tensor '{}'", printable(entry.name));
   switch (entry.dtype->conversion) {
     case FileDType::Conversion::None:
       file.read_at(offset, result.raw_data(), bytes, what);
@@ -243,7 +324,7 @@ SafetensorsContents load_safetensors(const std::string& path) {
     if (info.is_null()) continue;
     if (!info.is_object()) file.fail("the \"__metadata__\" entry is not a JSON object");
     for (const auto& [key, value] : info.items()) {
-      if (!value.is_string()) file.fail(fmt::format("the metadata value of '{}' is not a string", key));
+      if (!value.is_string()) file.fail(fmt::format("the metadata value of '{}' is not a string", printable(key)));
       contents.metadata.emplace(key, value.get<std::string>());
     }
   }

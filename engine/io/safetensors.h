@@ -35,10 +35,13 @@ void save_safetensors(const std::string& path, const TensorMap& tensors,
 
 // Reads every tensor (as contiguous CPU tensors) and the metadata. The whole header is
 // validated before any data is read, as strictly as the Python library does: a short
-// file, an absurd header length, invalid JSON, a duplicate name, a missing or malformed
-// field, an unknown dtype, a byte range that does not match the shape, lies outside the
+// file, an absurd header length, invalid JSON, JSON nested deeper than a header needs, a
+// duplicate name, a missing or malformed field, an unknown dtype, a shape whose byte count
+// (or strides) overflow, a byte range that does not match the shape, lies outside the
 // buffer, overlaps another tensor or leaves part of the buffer unused all throw a
-// visrep::Error naming the file, the tensor and the numbers involved.
+// visrep::Error naming the file, the tensor and the numbers involved (names and values
+// from the file cut to a short excerpt, io::printable). Parsing is linear in the header's
+// size: 100,000 entries take a fraction of a second.
 SafetensorsContents load_safetensors(const std::string& path);
 
 }  // namespace visrep::io

@@ -126,6 +126,12 @@ void Module::load_state_dict(const std::map<std::string, Tensor>& state, bool st
     VISREP_CHECK(found->second.shape() == target.shape(),
                  "load_state_dict: '{}' has shape {} in the state dict but {} in the {}", name,
                  shape_string(found->second.shape()), shape_string(target.shape()), type_name());
+    // No silent conversion: an int32 tensor where the module keeps float32 means the file
+    // is not what it claims to be. A caller that means to convert (float32 weights into a
+    // float64 model) converts first.
+    VISREP_CHECK(found->second.dtype() == target.dtype(),
+                 "load_state_dict: '{}' is {} in the state dict but {} in the {} (convert it first if that is meant)",
+                 name, dtype_name(found->second.dtype()), dtype_name(target.dtype()), type_name());
   }
   std::vector<std::string> unexpected;
   for (auto& [name, tensor] : state) {

@@ -60,7 +60,8 @@ class Module {
   // Parameters and buffers by dotted name (detached views of the live tensors).
   std::map<std::string, Tensor> state_dict() const;
   // Copies values in. strict: every key of the module must be present and no others;
-  // a shape mismatch is always an error naming the key and both shapes.
+  // a shape or dtype mismatch is always an error naming the key and both shapes or dtypes
+  // (values are never converted on the way in). Nothing is copied unless every key fits.
   void load_state_dict(const std::map<std::string, Tensor>& state, bool strict = true);
 
  protected:

@@ -1,12 +1,18 @@
 #include "engine/util/atomic_file.h"
 
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <charconv>
+#include <ctime>
 #include <filesystem>
+#include <map>
+#include <mutex>
 #include <ostream>
 #include <streambuf>
 #include <system_error>
@@ -18,6 +24,69 @@ namespace visrep::util {
 namespace {
 
 std::string last_system_error() { return std::strerror(errno); }
+
+// The temporary file's name pattern, "<target>.tmp-<pid>-<sequence>" (TemporaryFile below).
+constexpr std::string_view kTemporaryMarker = ".tmp-";
+// How long a leftover must have been left unchanged before it counts as abandoned.
+constexpr int64_t kStaleSeconds = 60;
+
+// The writer's pid when `name` has the temporary-file pattern, else 0.
+pid_t temporary_file_pid(std::string_view name) {
+  const size_t marker = name.rfind(kTemporaryMarker);
+  if (marker == std::string_view::npos || marker == 0) return 0;
+  std::string_view rest = name.substr(marker + kTemporaryMarker.size());
+  const size_t dash = rest.find('-');
+  if (dash == std::string_view::npos || dash == 0 || dash + 1 == rest.size()) return 0;
+  const std::string_view pid_text = rest.substr(0, dash), sequence_text = rest.substr(dash + 1);
+  const auto all_digits = [](std::string_view text) {
+    return text.find_first_not_of("0123456789") == std::string_view::npos;
+  };
+  if (!all_digits(pid_text) || !all_digits(sequence_text)) return 0;
+  pid_t pid = 0;
+  const auto [end, error] = std::from_chars(pid_text.data(), pid_text.data() + pid_text.size(), pid);
+  return error == std::errc() && end == pid_text.data() + pid_text.size() ? pid : 0;
+}
+
+// No process of this pid exists on this machine (kill(2) with signal 0 only checks).
+bool process_is_gone(pid_t pid) { return pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH; }
+
+// What remove_stale_temporary_files found besides what it removed.
+struct CleanupResult {
+  size_t removed = 0;
+  bool recent_leftover = false;  // a dead writer's file changed under a minute ago: look again later
+};
+
+CleanupResult clean_folder(const std::filesystem::path& folder) {
+  CleanupResult result;
+  std::error_code error;
+  const pid_t self = ::getpid();
+  for (std::filesystem::directory_iterator it(folder, error), end; !error && it != end; it.increment(error)) {
+    const std::string name = it->path().filename().string();
+    const pid_t pid = temporary_file_pid(name);
+    if (pid == 0 || pid == self || !process_is_gone(pid)) continue;
+    struct stat status {};
+    if (::lstat(it->path().c_str(), &status) != 0 || !S_ISREG(status.st_mode)) continue;
+    if (std::time(nullptr) - status.st_mtime < kStaleSeconds) {
+      result.recent_leftover = true;
+      continue;
+    }
+    if (::unlink(it->path().c_str()) == 0) ++result.removed;
+  }
+  return result;
+}
+
+// At a write into `folder`: clean it once per process, and again while a leftover was too
+// recent to remove (a run resumed right after it was killed).
+void clean_folder_before_write(const std::string& target) {
+  static std::mutex mutex;
+  static std::map<std::string, bool> look_again;  // folder -> a recent leftover was seen there
+  std::filesystem::path folder = std::filesystem::path(target).parent_path();
+  if (folder.empty()) folder = ".";
+  const std::lock_guard<std::mutex> lock(mutex);
+  const auto found = look_again.find(folder.string());
+  if (found != look_again.end() && !found->second) return;
+  look_again[folder.string()] = clean_folder(folder).recent_leftover;
+}
 
 // A std::streambuf over a POSIX file descriptor. std::ofstream would be simpler but gives
 // no access to its descriptor, and the data must be fsync'ed before the rename, or a crash
@@ -89,7 +158,7 @@ class TemporaryFile {
     // The pid keeps two processes apart; the sequence number keeps two threads of one
     // process apart when they write the same target.
     static std::atomic<uint64_t> sequence{0};
-    path_ = fmt::format("{}.tmp-{}-{}", target, ::getpid(), sequence.fetch_add(1));
+    path_ = fmt::format("{}{}{}-{}", target, kTemporaryMarker, ::getpid(), sequence.fetch_add(1));
     descriptor_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
     VISREP_CHECK(descriptor_ >= 0, "cannot write '{}': creating the temporary file '{}' failed: {}", target_, path_,
                  last_system_error());
@@ -141,6 +210,7 @@ class TemporaryFile {
 
 void write_file_atomically(const std::string& path, const std::function<void(std::ostream&)>& writer) {
   VISREP_CHECK(!path.empty(), "write_file_atomically: the path is empty");
+  clean_folder_before_write(path);
   TemporaryFile file(path);
   {
     FileDescriptorBuffer buffer(file.descriptor());
@@ -162,5 +232,7 @@ void write_file_atomically(const std::string& path, std::string_view contents) {
     stream.write(contents.data(), static_cast<std::streamsize>(contents.size()));
   });
 }
+
+size_t remove_stale_temporary_files(const std::string& folder) { return clean_folder(folder).removed; }
 
 }  // namespace visrep::util

@@ -5,6 +5,9 @@
 // live next to the target and not in /tmp.
 //
 // Checkpoints, state dicts, arrays and metrics files are all written through here.
+//
+// A write killed before its rename (kill -9, a crash, power loss) leaves its temporary file
+// behind; the next write into that folder removes such leftovers (remove_stale_temporary_files).
 #pragma once
 
 #include <functional>
@@ -23,5 +26,14 @@ void write_file_atomically(const std::string& path, const std::function<void(std
 
 // The same for contents already in memory.
 void write_file_atomically(const std::string& path, std::string_view contents);
+
+// Removes the temporary files of interrupted writes from `folder` and returns how many:
+// only names of this writer's pattern ("<name>.tmp-<pid>-<n>"), only when no process of
+// that pid is running here and the file has not changed for a minute (a writer on another
+// machine or in another pid namespace sharing the folder keeps its file fresh while it
+// writes). Anything else in the folder is left alone. write_file_atomically calls it for a
+// folder at its first write there in a process (again while a leftover is too recent);
+// apps may call it when a run starts.
+size_t remove_stale_temporary_files(const std::string& folder);
 
 }  // namespace visrep::util

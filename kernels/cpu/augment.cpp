@@ -135,21 +135,15 @@ void augment_view(const AugmentGeometry& g, const AugmentParams& p, const uint8_
   normalize_to_chw(image, g.out_height, g.out_width, channels, g.mean, g.std, out);
 }
 
-void augment_views(const AugmentGeometry& g, const AugmentParams* params, int64_t first, int64_t count,
-                   const uint8_t* images, float* output) {
-  std::vector<float> workspace(static_cast<size_t>(augment_workspace_floats(g)));
-  for (int64_t view = first; view < first + count; ++view) {
-    augment_view(g, params[view], images, output + view * g.out_view_floats(), workspace.data());
-  }
-}
-
-void augment_batch(const AugmentGeometry& g, const AugmentParams* params, const uint8_t* images, float* output) {
+void augment_batch(const AugmentBatch& arguments) {
+  const AugmentGeometry& g = arguments.geometry;
 #pragma omp parallel
   {
     std::vector<float> workspace(static_cast<size_t>(augment_workspace_floats(g)));
 #pragma omp for schedule(dynamic, 1)
     for (int64_t view = 0; view < g.views; ++view) {
-      augment_view(g, params[view], images, output + view * g.out_view_floats(), workspace.data());
+      augment_view(g, arguments.params[view], arguments.images, arguments.output + view * g.out_view_floats(),
+                   workspace.data());
     }
   }
 }

@@ -86,6 +86,19 @@ struct AugmentGeometry {
   VISREP_HOST_DEVICE int64_t out_view_floats() const { return channels * out_height * out_width; }
 };
 
+// The argument of augment_batch, the CPU kernel and its CUDA twin: `geometry.views` outputs
+// (views x channels x out_height x out_width floats) from `geometry.images` uint8 NHWC source
+// images, view v made as params[v] says. images, params and output are on the kernel's device;
+// host_params is the host copy of params (the same pointer on the CPU), which the CUDA twin
+// reads to validate them and to choose the passes the batch needs (the contrast means, the blur).
+struct AugmentBatch {
+  AugmentGeometry geometry;
+  const AugmentParams* host_params = nullptr;
+  const AugmentParams* params = nullptr;
+  const uint8_t* images = nullptr;
+  float* output = nullptr;
+};
+
 }  // namespace visrep::kernels
 
 namespace visrep::kernels::cpu {
@@ -127,13 +140,8 @@ int64_t augment_workspace_floats(const AugmentGeometry& geometry);
 void augment_view(const AugmentGeometry& geometry, const AugmentParams& params, const uint8_t* images, float* out,
                   float* workspace);
 
-// Views [first, first + count) of the batch into `output` (views x channels x out_height x
-// out_width), one after another on the calling thread (the data loader's workers call this).
-void augment_views(const AugmentGeometry& geometry, const AugmentParams* params, int64_t first, int64_t count,
-                   const uint8_t* images, float* output);
-
-// Every view, spread over OpenMP threads.
-void augment_batch(const AugmentGeometry& geometry, const AugmentParams* params, const uint8_t* images,
-                   float* output);
+// Every view of the batch (AugmentBatch, above), spread over OpenMP threads (a thread that
+// limits itself to one, as the data loader's workers do, runs them one after another).
+void augment_batch(const AugmentBatch& arguments);
 
 }  // namespace visrep::kernels::cpu

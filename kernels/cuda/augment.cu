@@ -161,14 +161,14 @@ void check_params(const AugmentGeometry& g, const AugmentParams* host_params, bo
 
 }  // namespace
 
-void augment_batch(const AugmentGeometry& g, const AugmentParams* host_params, const AugmentParams* params,
-                   const uint8_t* images, float* output, cudaStream_t stream) {
+void augment_batch(const AugmentBatch& a, cudaStream_t stream) {
+  const AugmentGeometry& g = a.geometry;
   if (g.views == 0 || g.out_pixels() == 0) return;
   if (g.channels != 1 && g.channels != 3) {
     throw std::runtime_error("augment_batch: images must have 1 or 3 channels, got " + std::to_string(g.channels));
   }
   bool any_contrast = false, any_blur = false;
-  check_params(g, host_params, any_contrast, any_blur);
+  check_params(g, a.host_params, any_contrast, any_blur);
   const int64_t tiles = (g.out_pixels() + kAugmentThreads - 1) / kAugmentThreads;
   if (tiles > 0x7fffffff) throw std::runtime_error("augment_batch: output image too large");
   const int device = current_device();
@@ -180,17 +180,17 @@ void augment_batch(const AugmentGeometry& g, const AugmentParams* host_params, c
     const dim3 grid(static_cast<unsigned int>(tiles), static_cast<unsigned int>(count));
     const int tile_count = static_cast<int>(tiles);
     if (any_contrast) {
-      contrast_partial_sums_kernel<<<grid, kAugmentThreads, 0, stream>>>(g, params, images, first, tile_count,
-                                                                          partial.get<double>());
+      contrast_partial_sums_kernel<<<grid, kAugmentThreads, 0, stream>>>(g, a.params, a.images, first, tile_count,
+                                                                         partial.get<double>());
       VISREP_CUDA_CHECK_LAUNCH("contrast_partial_sums_kernel");
     }
-    augment_pixels_kernel<<<grid, kAugmentThreads, 0, stream>>>(g, params, images, first, tile_count,
-                                                                 partial.get<double>(), output);
+    augment_pixels_kernel<<<grid, kAugmentThreads, 0, stream>>>(g, a.params, a.images, first, tile_count,
+                                                                partial.get<double>(), a.output);
     VISREP_CUDA_CHECK_LAUNCH("augment_pixels_kernel");
     if (any_blur) {
-      blur_rows_kernel<<<grid, kAugmentThreads, 0, stream>>>(g, params, first, output, scratch.get<float>());
+      blur_rows_kernel<<<grid, kAugmentThreads, 0, stream>>>(g, a.params, first, a.output, scratch.get<float>());
       VISREP_CUDA_CHECK_LAUNCH("blur_rows_kernel");
-      blur_columns_kernel<<<grid, kAugmentThreads, 0, stream>>>(g, params, first, scratch.get<float>(), output);
+      blur_columns_kernel<<<grid, kAugmentThreads, 0, stream>>>(g, a.params, first, scratch.get<float>(), a.output);
       VISREP_CUDA_CHECK_LAUNCH("blur_columns_kernel");
     }
   }

@@ -150,7 +150,7 @@ TEST_CASE("augment: the loader's gpu path equals its cpu path", "[gpu]") {
     while (std::optional<Batch> cpu_batch = cpu_loader.next()) {
       std::optional<Batch> gpu_batch = gpu_loader.next();
       REQUIRE(gpu_batch);
-      REQUIRE(gpu_batch->indices == cpu_batch->indices);
+      REQUIRE(gpu_batch->indices() == cpu_batch->indices());
       REQUIRE(gpu_batch->images.device().is_cuda());
       REQUIRE(gpu_batch->labels.to(Device::cpu()).to_vector<int64_t>() == cpu_batch->labels.to_vector<int64_t>());
       REQUIRE(max_difference(cpu_batch->images, gpu_batch->images) <= 1.0 / 255.0);

@@ -188,11 +188,23 @@ TEST_CASE("load_state_dict names what does not fit", "[unit]") {
   wrong_shape["head.weight"] = ones({4, 5});
   REQUIRE_THROWS_WITH(net.load_state_dict(wrong_shape, false),
                       Contains("head.weight") && Contains("[4, 5]") && Contains("[4, 3]"));
-  // Values of another dtype are converted on the way in.
+  // Values of another dtype are refused, not converted: an int32 tensor where the module
+  // keeps float32 means the file is not what it claims. Nothing is copied.
+  const std::vector<float> bias_before = net.head->bias.to_vector<float>();
+  auto as_int = state;
+  as_int["head.bias"] = full({4}, 3.0, kInt32);
+  as_int["head.weight"] = full({4, 3}, 0.5);
+  REQUIRE_THROWS_WITH(net.load_state_dict(as_int),
+                      Contains("'head.bias'") && Contains("int32") && Contains("float32"));
   auto as_double = state;
   as_double["head.bias"] = full({4}, 0.5, kFloat64);
+  REQUIRE_THROWS_WITH(net.load_state_dict(as_double, /*strict=*/false),
+                      Contains("'head.bias'") && Contains("float64") && Contains("float32"));
+  REQUIRE(net.head->bias.to_vector<float>() == bias_before);
+  REQUIRE(max(abs(sub(net.head->weight, full({4, 3}, 0.5)))).item() > 0.0);
+  // Converting first is how a caller loads other dtypes on purpose.
+  as_double["head.bias"] = as_double["head.bias"].to(kFloat32);
   net.load_state_dict(as_double);
-  REQUIRE(net.head->bias.dtype() == kFloat32);
   REQUIRE(net.head->bias.to_vector<float>() == std::vector<float>(4, 0.5f));
 }
 
