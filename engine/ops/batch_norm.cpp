@@ -257,9 +257,10 @@ Tensor sync_batch_norm(const Tensor& x_in, const Tensor& running_mean, const Ten
                                                           .sum_dy = data_or_null<double>(sums),
                                                           .sum_dy_xhat = data_or_null<double>(sums) + channels});
     });
-    // The weight's and bias's gradients are this rank's sums; grad_x needs every rank's.
-    const Tensor dw = grad_w ? sums.select(0, 1).to(input.dtype()).contiguous() : Tensor();
-    const Tensor db = grad_b ? sums.select(0, 0).to(input.dtype()).contiguous() : Tensor();
+    // The weight's and bias's gradients are this rank's sums; grad_x needs every rank's. (Copies:
+    // the all-reduce below sums `sums` in place, and a view of it would become the global sums.)
+    const Tensor dw = grad_w ? sums.select(0, 1).to(input.dtype()).clone() : Tensor();
+    const Tensor db = grad_b ? sums.select(0, 0).to(input.dtype()).clone() : Tensor();
     if (!grad_x) return {Tensor(), dw, db};
     group->all_reduce(sums, distributed::ReduceOp::Sum);
     Tensor dx = empty_like(input);
