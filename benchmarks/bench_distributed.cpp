@@ -34,8 +34,8 @@
 #include <vector>
 
 #include "benchmarks/common/harness.h"
-#include "engine/distributed/communicator.h"
 #include "engine/autograd.h"
+#include "engine/distributed/communicator.h"
 #include "engine/ops.h"
 #include "engine/optim/lars.h"
 #include "engine/random.h"
@@ -128,9 +128,9 @@ void simclr_steps(Communicator& world, int64_t global_batch, const bench::Common
     all_reduce_samples.push_back(all_reduce_ms);
   }
   // The same all-reduce outside the step (the gradients of the last one), for comparison.
-  const bench::Timing alone =
-      bench::measure_interleaved({[&] { parallel.average_gradients(parameters); }}, flags, [&] { world.barrier(); })
-          .front();
+  const bench::Timing alone = bench::measure_interleaved({[&] { parallel.average_gradients(parameters); }}, flags, [&] {
+                                world.barrier();
+                              }).front();
   const Tensor embeddings = ones({2 * local, 128});
   const auto gather = [&] {
     const Tensor gathered = world.all_gather(embeddings);

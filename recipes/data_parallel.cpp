@@ -166,14 +166,14 @@ void DataParallel::require_same_on_every_rank(const std::string& text, const std
   const auto [ours, theirs] = first_difference(text, reference);
   const std::string line = broadcast_text_from(*ranks_, ours + "\n" + theirs, first_different);
   const size_t split = line.find('\n');
-  VISREP_FAIL("{} differ between the ranks of this job (rank{} {} of {}): rank {} has '{}' where rank 0 has '{}'; "
-              "every rank must be started with the same ones",
-              what, different.size() > 1 ? "s" : "", fmt::join(different, ", "), size(), first_different,
-              line.substr(0, split), line.substr(split + 1));
+  VISREP_FAIL(
+      "{} differ between the ranks of this job (rank{} {} of {}): rank {} has '{}' where rank 0 has '{}'; "
+      "every rank must be started with the same ones",
+      what, different.size() > 1 ? "s" : "", fmt::join(different, ", "), size(), first_different, line.substr(0, split),
+      line.substr(split + 1));
 }
 
-ScopedSyncBatchNorm::ScopedSyncBatchNorm(std::vector<nn::Module*> modules, const DataParallel& parallel,
-                                         bool enabled) {
+ScopedSyncBatchNorm::ScopedSyncBatchNorm(std::vector<nn::Module*> modules, const DataParallel& parallel, bool enabled) {
   if (!enabled || !parallel.several()) return;
   modules_ = std::move(modules);
   for (nn::Module* module : modules_) layers_ += nn::synchronize_batch_norm(*module, parallel.ranks());

@@ -50,9 +50,7 @@ class DataParallel {
   int64_t local_batch_size(int64_t global_batch, const std::string& recipe) const;
   // This rank's share of n items: [rank * n / P, (rank + 1) * n / P), the loader's part of a
   // batch (data::LoaderConfig::part) and of an evaluation's samples; shares differ by at most one.
-  std::pair<int64_t, int64_t> local_range(int64_t n) const {
-    return {rank() * n / size(), (rank() + 1) * n / size()};
-  }
+  std::pair<int64_t, int64_t> local_range(int64_t n) const { return {rank() * n / size(), (rank() + 1) * n / size()}; }
   // Every rank's share of n rows (local_range(n) of them, `share` here, (rows, ...)), gathered
   // in rank order: the n rows on every rank.
   Tensor gather_shares(const Tensor& share, int64_t n) const;

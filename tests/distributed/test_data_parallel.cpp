@@ -108,6 +108,36 @@ void compare_models(const nn::Module& ranked, const nn::Module& reference, Agree
   }
 }
 
+// Three optimizer steps of `reference` on the global batch (expected_loss()) and of `ranked`
+// as this rank of the job on its slice (rank_share(), its share of the global loss), the
+// gradients averaged over the ranks in buckets of bucket_bytes; the loss, every gradient and
+// the parameters and buffers compared at each step, as `name`.
+template <class Optimizer, class ExpectedLoss, class RankShare>
+void check_three_steps(const std::string& name, const std::string& optimizer_name, nn::Module& reference,
+                       nn::Module& ranked, Optimizer& reference_optimizer, Optimizer& ranked_optimizer,
+                       ExpectedLoss&& expected_loss, RankShare&& rank_share, int64_t bucket_bytes) {
+  const DataParallel parallel(&world());
+  Agreement loss{name + " loss"}, gradients{name + " gradients"},
+      state{name + " parameters after 3 " + optimizer_name + " steps"};
+  for (int step = 0; step < 3; ++step) {
+    const std::string when = fmt::format("step {}", step);
+    reference_optimizer.zero_grad();
+    const Tensor expected = expected_loss();
+    expected.backward();
+    ranked_optimizer.zero_grad();
+    const Tensor share = rank_share();
+    share.backward();
+    parallel.average_gradients(ranked.parameters(), bucket_bytes);
+    // The global loss: the mean of the ranks' shares.
+    loss.add(from_vector(std::vector<double>{parallel.sum(share.item()) / parallel.size()}),
+             from_vector(std::vector<double>{expected.item()}), when + ": loss");
+    compare_models(ranked, reference, gradients, state, when);
+    reference_optimizer.step();
+    ranked_optimizer.step();
+  }
+  compare_models(ranked, reference, gradients, state, "after 3 steps");
+}
+
 // Three LARS steps of a contrastive loss on the global batch `x` (2B rows, view-major) and
 // its labels (B): once here as one process, once as this rank of the job on its slice.
 template <class GlobalLoss, class RankLoss>
@@ -124,24 +154,10 @@ void check_contrastive_steps(const std::string& name, const Tensor& x, const Ten
   const auto [begin, end] = parallel.local_range(images);
   const Tensor local_labels = labels.defined() ? labels.narrow(0, begin, end - begin).contiguous() : Tensor();
 
-  Agreement loss{name + " loss"}, gradients{name + " gradients"}, state{name + " parameters after 3 LARS steps"};
-  for (int step = 0; step < 3; ++step) {
-    const std::string when = fmt::format("step {}", step);
-    reference_optimizer.zero_grad();
-    const Tensor expected = global_loss((*reference)(x), labels);
-    expected.backward();
-    ranked_optimizer.zero_grad();
-    const Tensor share = rank_loss((*ranked)(local_x), local_labels, comm);
-    share.backward();
-    parallel.average_gradients(ranked->parameters());
-    // The global loss: the mean of the ranks' shares.
-    loss.add(from_vector(std::vector<double>{parallel.sum(share.item()) / comm.size()}),
-             from_vector(std::vector<double>{expected.item()}), when + ": loss");
-    compare_models(*ranked, *reference, gradients, state, when);
-    reference_optimizer.step();
-    ranked_optimizer.step();
-  }
-  compare_models(*ranked, *reference, gradients, state, "after 3 steps");
+  check_three_steps(
+      name, "LARS", *reference, *ranked, reference_optimizer, ranked_optimizer,
+      [&] { return global_loss((*reference)(x), labels); },
+      [&] { return rank_loss((*ranked)(local_x), local_labels, comm); }, int64_t{25} << 20);
 }
 
 // The global batch of 6 images per rank (every rank draws the same one).
@@ -246,7 +262,8 @@ TEST_CASE("data parallel: SyncBatchNorm with unequal local counts and an empty r
     const std::string shape = rows_per_item == 1 ? "(N, C)" : "(N, C, H, W)";
 
     const Tensor reference_x = global_x.clone().set_requires_grad();
-    const Tensor reference_weight = weight0.clone().set_requires_grad(), reference_bias = bias0.clone().set_requires_grad();
+    const Tensor reference_weight = weight0.clone().set_requires_grad(),
+                 reference_bias = bias0.clone().set_requires_grad();
     const Tensor reference_mean = start_mean.clone(), reference_var = start_var.clone();
     const Tensor expected = batch_norm(reference_x, reference_mean, reference_var, reference_weight, reference_bias);
     sum(mul(expected, global_dy)).backward();
@@ -261,8 +278,9 @@ TEST_CASE("data parallel: SyncBatchNorm with unequal local counts and an empty r
     if (count > 0) agreement.add(local_x.grad(), reference_x.grad().narrow(0, begin, count), shape + " grad_x");
     // The parameters' gradients are each rank's own sums: their sum over the ranks is the
     // whole batch's (data-parallel training's average, times P).
-    for (const auto& [ours, theirs, what] : {std::tuple<Tensor, Tensor, std::string>{weight, reference_weight, "grad_weight"},
-                                             std::tuple<Tensor, Tensor, std::string>{bias, reference_bias, "grad_bias"}}) {
+    for (const auto& [ours, theirs, what] :
+         {std::tuple<Tensor, Tensor, std::string>{weight, reference_weight, "grad_weight"},
+          std::tuple<Tensor, Tensor, std::string>{bias, reference_bias, "grad_bias"}}) {
       const Tensor total_gradient = ours.grad().defined() ? ours.grad().clone() : zeros({3}, f64);
       comm.all_reduce(total_gradient, ReduceOp::Sum);
       agreement.add(total_gradient, theirs.grad(), shape + " " + what + " summed over the ranks");
@@ -287,23 +305,11 @@ TEST_CASE("data parallel: BiT's step (cross-entropy over each rank's slice, SGD 
   const optim::SgdOptions options{.learning_rate = 0.3, .momentum = 0.9};
   optim::Sgd reference_optimizer(reference->parameters(), options), ranked_optimizer(ranked->parameters(), options);
 
-  Agreement loss{"BiT step loss"}, gradients{"BiT step gradients"}, state{"BiT parameters after 3 SGD steps"};
-  for (int step = 0; step < 3; ++step) {
-    const std::string when = fmt::format("step {}", step);
-    reference_optimizer.zero_grad();
-    const Tensor expected = cross_entropy((*reference)(x), labels);
-    expected.backward();
-    ranked_optimizer.zero_grad();
-    const Tensor share = cross_entropy((*ranked)(local_x), local_labels);  // the slice's mean
-    share.backward();
-    parallel.average_gradients(ranked->parameters(), /*bucket_bytes=*/256);  // several buckets
-    loss.add(from_vector(std::vector<double>{parallel.sum(share.item()) / comm.size()}),
-             from_vector(std::vector<double>{expected.item()}), when + ": loss");
-    compare_models(*ranked, *reference, gradients, state, when);
-    reference_optimizer.step();
-    ranked_optimizer.step();
-  }
-  compare_models(*ranked, *reference, gradients, state, "after 3 steps");
+  // (The slice's mean cross-entropy is the rank's share; buckets of 256 bytes: several of them.)
+  check_three_steps(
+      "BiT step", "SGD", *reference, *ranked, reference_optimizer, ranked_optimizer,
+      [&] { return cross_entropy((*reference)(x), labels); },
+      [&] { return cross_entropy((*ranked)(local_x), local_labels); }, 256);
 }
 
 TEST_CASE("data parallel: the evaluation takes every rank and gives every rank the one-process numbers",
