@@ -6,10 +6,12 @@
 //       ResNetV2 it holds is read from the file (models/bit_weights.h), the head is replaced
 //       by a zero-initialised one for the new classes (BiT's zero_head);
 //   a .safetensors with timm's resnetv2 names (timm's files, or a visrep-bit run's
-//       model.safetensors): the same, architecture read from the tensors' shapes;
+//       model.safetensors): the same, architecture as the file's "visrep.model" entry records
+//       it (models/model_description.h), else read from the tensors' shapes;
 //   a SimCLR or SupCon run folder (or its encoder.safetensors / checkpoint.safetensors): the
-//       ResNet v1 or SmallConvNet encoder, named by --arch and --width as in visrep-eval,
-//       with a zero-initialised linear classifier on its pooled features;
+//       ResNet v1 or SmallConvNet encoder the file records (for older files: named by --arch
+//       and --width as in visrep-eval), with a zero-initialised linear classifier on its
+//       pooled features;
 //   nothing: the --arch network from scratch (the app says so).
 // Grey datasets are expanded to RGB when the network takes 3 channels. The run folder gets
 // metrics.jsonl, checkpoint.safetensors (Ctrl-C writes one; --resume continues),
@@ -27,6 +29,7 @@
 #include <exception>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -39,6 +42,7 @@
 #include "models/bit_weights.h"
 #include "models/factory.h"
 #include "models/heads.h"
+#include "models/model_description.h"
 #include "models/resnet_v2.h"
 #include "recipes/bit.h"
 #include "recipes/datasets.h"
@@ -88,8 +92,11 @@ models::ResNetV2Config architecture_of(const std::string& path, int64_t gn_group
 }
 
 // `checkpoint` is a file (checkpoint_file above).
+// `architecture_given`, `width_given`: --arch and --width were passed (not auto and 0), so a
+// file that records another architecture is refused.
 FineTuneModel load_pretrained(const std::string& checkpoint, const std::string& architecture, int64_t width,
-                              int64_t gn_groups, int64_t data_channels, int64_t image_size, int64_t classes) {
+                              bool architecture_given, bool width_given, int64_t gn_groups, int64_t data_channels,
+                              int64_t image_size, int64_t classes) {
   const std::string& path = checkpoint;
   if (std::filesystem::path(path).extension() == ".npz") {
     const io::TensorMap npz = io::load_npz(path);
@@ -102,16 +109,51 @@ FineTuneModel load_pretrained(const std::string& checkpoint, const std::string& 
 
   const io::SafetensorsContents contents = io::load_safetensors(path);
   const io::TensorMap state = apps::encoder_state(contents.tensors);
+  // Files visrep writes record their architecture (models/model_description.h); for older
+  // ones it is inferred from the weights, and the GroupNorm groups, which leave no trace in
+  // them, come from --gn-groups or models::default_gn_groups.
+  const std::optional<nlohmann::json> described = models::described_encoder(contents.metadata, path);
   if (state.count("stem.conv.weight") > 0) {
     // A ResNetV2 with timm's names: every tensor but the head, which starts at zero.
-    models::ResNetV2Config config =
-        architecture_of(path, gn_groups, [&](int64_t groups) { return models::infer_resnet_v2_config_from_state(state, groups); });
+    models::ResNetV2Config config;
+    if (described) {
+      config = models::described_resnet_v2_config(*described, path);
+      VISREP_CHECK(gn_groups == 0 || gn_groups == config.gn_groups,
+                   "--gn-groups {}, but the checkpoint '{}' records {} GroupNorm groups (its '{}' metadata entry); "
+                   "pass --gn-groups 0 or {}",
+                   gn_groups, path, config.gn_groups, models::kModelDescriptionKey, config.gn_groups);
+    } else {
+      config = architecture_of(path, gn_groups, [&](int64_t groups) { return models::infer_resnet_v2_config_from_state(state, groups); });
+    }
     config.classes = classes;
     auto model = models::make_resnet_v2_from_timm_state(state, config, fmt::format("the checkpoint '{}'", path));
     return {model, model->describe() + ", zero head", path, config.in_channels};
   }
 
-  // A SimCLR / SupCon encoder: ResNet v1 or SmallConvNet, as --arch and --width say.
+  // A SimCLR / SupCon encoder: ResNet v1 or SmallConvNet, as the file records or, for older
+  // files, as --arch and --width say.
+  if (described) {
+    const auto [name, described_width] = models::described_architecture_name(*described);
+    VISREP_CHECK(!architecture_given || architecture == name,
+                 "--arch {}, but the checkpoint '{}' records the architecture {} (its '{}' metadata entry); pass "
+                 "--arch auto or --arch {}",
+                 architecture, path, name, models::kModelDescriptionKey, name);
+    VISREP_CHECK(!width_given || width == described_width,
+                 "--width {}, but the checkpoint '{}' records {} of width {} (its '{}' metadata entry); pass --width 0 "
+                 "or --width {}",
+                 width, path, name, described_width, models::kModelDescriptionKey, described_width);
+    models::Encoder encoder = models::make_described_encoder(*described, path);
+    try {
+      encoder.module->load_state_dict(state);
+    } catch (const Error& error) {
+      VISREP_FAIL("the checkpoint '{}' does not fit the {} its '{}' metadata entry records: {}", path,
+                  encoder.description, models::kModelDescriptionKey, error.what());
+    }
+    FineTuneModel model = encoder_with_zero_head(std::move(encoder), classes);
+    model.origin = path;
+    model.in_channels = described->value("in_channels", data_channels);
+    return model;
+  }
   VISREP_CHECK(!models::is_resnet_v2_architecture(architecture),
                "--checkpoint '{}' holds no ResNetV2 (no stem.conv.weight); for a SimCLR or SupCon encoder pass its "
                "--arch (small, resnet18, resnet34, resnet50) and --width",
@@ -213,7 +255,8 @@ int main(int argc, char** argv) {
       ->check(apps::architecture_check());
   app.add_option("--width", width, "small: channels of the first block (0: 32); resnet: width multiplier 1 or 2 (0: 1)")
       ->check(apps::non_negative_number());
-  app.add_option("--gn-groups", gn_groups, "GroupNorm groups of a ResNetV2 read from a checkpoint (0: BiT's 32, or "
+  app.add_option("--gn-groups", gn_groups, "GroupNorm groups of a ResNetV2 read from a checkpoint (0: what the file "
+                 "records, else BiT's 32, or "
                  "half the stem's channels below 64 as bit-tiny)")
       ->capture_default_str()
       ->check(CLI::Range(0, 4096));
@@ -280,8 +323,8 @@ int main(int argc, char** argv) {
     FineTuneModel model =
         checkpoint.empty()
             ? from_scratch(network.name, network.width, dataset.train.channels(), image_size, classes)
-            : load_pretrained(checkpoint, network.name, network.width, gn_groups, dataset.train.channels(), image_size,
-                              classes);
+            : load_pretrained(checkpoint, network.name, network.width, architecture != "auto", width > 0, gn_groups,
+                              dataset.train.channels(), image_size, classes);
     if (model.in_channels == 3 && dataset.train.channels() == 1) {
       dataset.train = data::to_rgb(dataset.train);  // grey -> RGB for networks pretrained on colour images
       dataset.test = data::to_rgb(dataset.test);

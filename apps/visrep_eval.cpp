@@ -7,7 +7,8 @@
 //             training augmentation).
 // Neither flag: both. The encoder comes from a run folder (its encoder.safetensors, else its
 // checkpoint.safetensors), either of those files, or a cross-entropy baseline's
-// model.safetensors; --arch and --width must name the architecture it was trained with.
+// model.safetensors. Files visrep writes record their architecture (models/model_description.h),
+// which --arch auto takes; for older files --arch and --width must name it.
 // --raw-pixels evaluates the flattened pixels instead: the baseline an encoder must beat.
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -16,6 +17,7 @@
 #include <exception>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -26,6 +28,7 @@
 #include "engine/io/safetensors.h"
 #include "engine/ops.h"
 #include "engine/util/atomic_file.h"
+#include "models/model_description.h"
 #include "recipes/datasets.h"
 #include "recipes/evaluation.h"
 
@@ -56,7 +59,8 @@ int main(int argc, char** argv) {
       ->check(apps::non_negative_number());
   app.add_option("--test-limit", dataset_options.test_limit, "Evaluate on the first N test images (0: all)")
       ->check(apps::non_negative_number());
-  app.add_option("--arch", architecture, "The checkpoint's architecture: auto (resnet18 on a GPU, small on the CPU), "
+  app.add_option("--arch", architecture, "The checkpoint's architecture: auto (what the file records; for older files "
+                 "resnet18 on a GPU, small on the CPU), "
                  "small, resnet18, resnet34, resnet50, bit-tiny, bit-r50x1 ...")
       ->capture_default_str()
       ->check(apps::architecture_check());
@@ -110,9 +114,33 @@ int main(int argc, char** argv) {
       train_features = recipes::raw_pixel_features(dataset.train.images).to(chosen_device);
       test_features = recipes::raw_pixel_features(dataset.test.images).to(chosen_device);
     } else {
-      const apps::Architecture network = apps::resolve_architecture(apps::Binary::Eval, architecture, width, chosen_device);
       if (image_size == 0) image_size = dataset.train.height();
-      models::Encoder encoder = models::make_encoder(network.name, network.width, dataset.train.channels(), image_size);
+      // A file that describes itself (models/model_description.h) is built as it says:
+      // --arch auto takes its architecture, and an --arch or --width that says otherwise is
+      // refused. Files written before the descriptions are built from --arch and --width.
+      const std::optional<nlohmann::json> described = models::described_encoder(contents.metadata, checkpoint_path);
+      apps::Architecture network;
+      models::Encoder encoder;
+      if (described) {
+        const auto [name, described_width] = models::described_architecture_name(*described);
+        VISREP_CHECK(architecture == "auto" || architecture == name,
+                     "--arch {}, but the checkpoint '{}' records the architecture {} (its '{}' metadata entry); pass "
+                     "--arch auto or --arch {}",
+                     architecture, checkpoint_path, name, models::kModelDescriptionKey, name);
+        VISREP_CHECK(width == 0 || width == described_width,
+                     "--width {}, but the checkpoint '{}' records {} of width {} (its '{}' metadata entry); pass "
+                     "--width 0 or --width {}",
+                     width, checkpoint_path, name, described_width, models::kModelDescriptionKey, described_width);
+        const int64_t in_channels = described->value("in_channels", int64_t{0});
+        VISREP_CHECK(in_channels == dataset.train.channels(),
+                     "the checkpoint '{}' records an encoder of {} input channels, but the data has {}",
+                     checkpoint_path, in_channels, dataset.train.channels());
+        network = {name, described_width};
+        encoder = models::make_described_encoder(*described, checkpoint_path);
+      } else {
+        network = apps::resolve_architecture(apps::Binary::Eval, architecture, width, chosen_device);
+        encoder = models::make_encoder(network.name, network.width, dataset.train.channels(), image_size);
+      }
       try {
         encoder.module->load_state_dict(apps::encoder_state(contents.tensors));
       } catch (const Error& error) {

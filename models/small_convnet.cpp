@@ -4,7 +4,7 @@
 
 namespace visrep::models {
 
-SmallConvNet::SmallConvNet(const SmallConvNetConfig& config) {
+SmallConvNet::SmallConvNet(const SmallConvNetConfig& config) : config_(config) {
   features = register_module("features", std::make_shared<nn::Sequential>());
   int64_t channels = config.in_channels;
   for (int block = 0; block < 3; ++block) {

@@ -25,11 +25,13 @@ class SmallConvNet : public nn::Module {
   Tensor forward(const Tensor& images) override;
   std::string type_name() const override { return "SmallConvNet"; }
   int64_t feature_dim() const { return feature_dim_; }
+  const SmallConvNetConfig& config() const { return config_; }
 
   std::shared_ptr<nn::Sequential> features;
   std::shared_ptr<nn::Linear> classifier;  // null when classes = 0
 
  private:
+  SmallConvNetConfig config_;
   int64_t feature_dim_ = 0;
 };
 

@@ -9,6 +9,7 @@
 #include "engine/error.h"
 #include "engine/ops.h"
 #include "engine/optim/sgd.h"
+#include "models/model_description.h"
 #include "recipes/evaluation.h"  // encode_dataset
 #include "recipes/mixup.h"
 #include "recipes/data_parallel.h"
@@ -224,6 +225,7 @@ BitResult train_bit(nn::Module& model, const data::ImageDataset& train_set, cons
                    .on_step = config.on_step, .ranks = config.ranks});
   run.checkpoint_module("model", model);
   run.checkpoint_optimizer(optimizer);
+  run.checkpoint_input(models::describe_input(eval_transform, training_set.channels()));
   // The batches are keyed by the seed, the batch size and the training set: with any of them
   // changed the run would not continue the same way. (batch_split may change: for a model
   // without batch norm it does not change the update.)

@@ -6,6 +6,7 @@
 #include "engine/ops.h"
 #include "engine/optim/learning_rate_schedule.h"
 #include "engine/optim/sgd.h"
+#include "models/model_description.h"
 #include "recipes/data_parallel.h"
 #include "recipes/training_run.h"
 
@@ -113,6 +114,10 @@ ClassifierResult train_classifier(nn::Module& model, const data::ImageDataset& t
                    .show_progress = config.show_progress, .ranks = config.ranks});
   // No checkpoint is written; this says what the ranks start from and whose gradients they average.
   run.checkpoint_module("model", model);
+  // Evaluated (and saved for) unaugmented images normalised by config.mean and std.
+  run.checkpoint_input(models::describe_input(
+      {.height = train_set.height(), .width = train_set.width(), .mean = config.mean, .std = config.std},
+      train_set.channels()));
   run.start();
 
   ClassifierResult result;

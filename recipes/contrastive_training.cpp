@@ -12,6 +12,7 @@
 #include "engine/ops.h"
 #include "engine/optim/lars.h"
 #include "engine/optim/sgd.h"
+#include "models/model_description.h"
 #include "recipes/data_parallel.h"
 #include "recipes/training_run.h"
 
@@ -131,6 +132,7 @@ ContrastiveTrainingResult train_contrastive(nn::Module& encoder, nn::Module& hea
   run.checkpoint_module("encoder", encoder);
   run.checkpoint_module("head", head);
   run.checkpoint_optimizer(*optimizer);
+  run.checkpoint_input(models::describe_input(eval_transform, train_set.channels()));
   // The data order and the views are keyed by the seed, and a batch's contents by the batch
   // size: with either changed, the run would not continue the same way.
   run.checkpoint_setting("batch_size", config.batch_size);

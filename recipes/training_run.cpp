@@ -3,11 +3,14 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <optional>
 
 #include "engine/error.h"
 #include "engine/io/safetensors.h"
 #include "engine/ops.h"
+#include "engine/shape.h"
 #include "engine/util/plot.h"
+#include "models/model_description.h"
 #include "recipes/run_files.h"
 #include "recipes/stop_request.h"
 
@@ -46,10 +49,23 @@ void TrainingRun::checkpoint_optimizer(optim::Optimizer& optimizer) {
   optimizer_ = &optimizer;
 }
 
+void TrainingRun::checkpoint_input(nlohmann::json input) {
+  VISREP_CHECK(!started_, "{}: checkpoint_input after start()", options_.recipe);
+  input_ = std::move(input);
+}
+
 void TrainingRun::checkpoint_history(const std::string& name, std::vector<double>& values,
                                      std::optional<HistoryPlot> plot) {
   VISREP_CHECK(!started_, "{}: checkpoint_history('{}') after start()", options_.recipe, name);
   histories_.push_back({name, &values, std::move(plot)});
+}
+
+nn::NamedTensors TrainingRun::checkpointed_parameters() const {
+  nn::NamedTensors parameters;  // named as in the checkpoint: "<module>.<parameter>"
+  for (const auto& [name, module] : modules_) {
+    for (auto& [parameter, tensor] : module->named_parameters()) parameters.emplace_back(name + "." + parameter, tensor);
+  }
+  return parameters;
 }
 
 // ---- starting: resume, the run folder ---------------------------------------------------------
@@ -114,28 +130,42 @@ void TrainingRun::resume_from(const io::SafetensorsContents& contents, const std
     require_checkpoint_setting(contents, setting.key, setting.value, path);
   }
 
+  // Every number is checked against this run before it is used, and before any product: a
+  // file is not trusted to be one this recipe wrote (epochs_done = 2^62 would overflow
+  // epochs_done * steps_per_epoch into a position that passes, and the run would end at once).
+  const int64_t step = checkpoint_integer(contents, "step", path);
+  VISREP_CHECK(step >= 0 && step <= total_steps(),
+               "resume: the checkpoint '{}' stands at step {} (its 'step' entry), outside this run's 0..{}", path,
+               step, total_steps());
   if (with_epochs()) {
+    const int64_t per_epoch = options_.steps_per_epoch;
     const int64_t epochs_done = checkpoint_integer(contents, "epochs_done", path);
     const int64_t batch = checkpoint_integer(contents, "batch", path);
-    const int64_t step = checkpoint_integer(contents, "step", path);
     const double epoch_loss_sum = checkpoint_double(contents, "epoch_loss_sum", path);
-    const int64_t per_epoch = options_.steps_per_epoch;
-    VISREP_CHECK(batch >= 0 && batch < per_epoch && step == epochs_done * per_epoch + batch,
+    VISREP_CHECK(epochs_done >= 0 && epochs_done <= options_.epochs,
+                 "resume: the checkpoint '{}' has 'epochs_done' {}, outside this run's 0..{} epochs", path,
+                 epochs_done, options_.epochs);
+    VISREP_CHECK(batch >= 0 && batch < per_epoch,
+                 "resume: the checkpoint '{}' has 'batch' {}, outside an epoch's 0..{} of this run", path, batch,
+                 per_epoch - 1);
+    VISREP_CHECK(step == epochs_done * per_epoch + batch,
                  "resume: the checkpoint '{}' stands at epoch {} batch {} step {}, which does not fit {} steps per "
                  "epoch",
                  path, epochs_done, batch, step, per_epoch);
-    steps_done_ = step;
+    // A sum of finite losses (end_step refuses others), and none at an epoch's start.
+    VISREP_CHECK(std::isfinite(epoch_loss_sum) && (batch > 0 || epoch_loss_sum == 0.0),
+                 "resume: the checkpoint '{}' has 'epoch_loss_sum' {} at batch {} (a sum of finite losses, 0 at an "
+                 "epoch's start)",
+                 path, epoch_loss_sum, batch);
     epoch_loss_sum_ = epoch_loss_sum;
-  } else {
-    const int64_t step = checkpoint_integer(contents, "step", path);
-    VISREP_CHECK(step >= 0 && step <= total_steps(), "resume: the checkpoint '{}' stands at step {}, outside this "
-                 "run's 0..{}", path, step, total_steps());
-    steps_done_ = step;
   }
+  steps_done_ = step;
 
   try {
     for (auto& [name, module] : modules_) module->load_state_dict(tensors_with_prefix(contents.tensors, name + "."));
-    if (optimizer_ != nullptr) optimizer_->load_state_dict(tensors_with_prefix(contents.tensors, "optimizer."));
+    if (optimizer_ != nullptr) {
+      optimizer_->load_state_dict(tensors_with_prefix(contents.tensors, "optimizer."), checkpointed_parameters());
+    }
   } catch (const Error& error) {
     std::string ours, theirs;
     for (const auto& [name, module] : modules_) {
@@ -146,12 +176,28 @@ void TrainingRun::resume_from(const io::SafetensorsContents& contents, const std
     VISREP_FAIL("resume: the checkpoint '{}' does not fit this model ({}; the checkpoint's: {}): {}", path, ours,
                 theirs, error.what());
   }
-  if (contents.tensors.count("history.step_losses")) {
-    loss_history_ = contents.tensors.at("history.step_losses").to_vector<double>();
+  // The histories: 1-D, finite where a step writes them (the losses; other histories may hold
+  // NaN for "not measured"), the step losses one per step done.
+  const auto read_history = [&](const std::string& key) -> std::optional<std::vector<double>> {
+    const auto found = contents.tensors.find(key);
+    if (found == contents.tensors.end()) return std::nullopt;
+    VISREP_CHECK(found->second.dim() == 1, "resume: the checkpoint '{}' has '{}' of shape {} (a history is 1-D)",
+                 path, key, shape_string(found->second.shape()));
+    return found->second.to_vector<double>();
+  };
+  if (auto losses = read_history("history.step_losses")) {
+    VISREP_CHECK(static_cast<int64_t>(losses->size()) == steps_done_,
+                 "resume: the checkpoint '{}' has {} entries in 'history.step_losses' for {} steps done", path,
+                 losses->size(), steps_done_);
+    for (size_t i = 0; i < losses->size(); ++i) {
+      VISREP_CHECK(std::isfinite((*losses)[i]),
+                   "resume: the checkpoint '{}' has a loss of {} at step {} of 'history.step_losses'", path,
+                   (*losses)[i], i);
+    }
+    loss_history_ = std::move(*losses);
   }
   for (const History& history : histories_) {
-    const auto found = contents.tensors.find("history." + history.name);
-    if (found != contents.tensors.end()) *history.values = found->second.to_vector<double>();
+    if (auto values = read_history("history." + history.name)) *history.values = std::move(*values);
   }
 }
 
@@ -305,6 +351,11 @@ void TrainingRun::save_model(const std::string& file, const nn::Module& module,
                              std::map<std::string, std::string> metadata) {
   if (!writing()) return;
   metadata["format"] = "pt";
+  std::string name = "model";  // the module's checkpoint name, when it has one
+  for (const auto& [checkpointed, other] : modules_) {
+    if (other == &module) name = checkpointed;
+  }
+  metadata[models::kModelDescriptionKey] = models::model_description({{name, &module}}, input_);
   io::save_safetensors(options_.run_directory + "/" + file, module.state_dict(), metadata);
 }
 
@@ -313,11 +364,14 @@ void TrainingRun::write_checkpoint() {
   if (!writing()) return;
   io::TensorMap tensors;
   std::map<std::string, std::string> metadata = {{"format", "pt"}, {"recipe", options_.recipe}};
+  std::vector<std::pair<std::string, const nn::Module*>> described;
   for (const auto& [name, module] : modules_) {
     add_with_prefix(tensors, module->state_dict(), name + ".");
     metadata[name] = module->describe();
+    described.emplace_back(name, module);
   }
-  if (optimizer_ != nullptr) add_with_prefix(tensors, optimizer_->state_dict(), "optimizer.");
+  metadata[models::kModelDescriptionKey] = models::model_description(described, input_);
+  if (optimizer_ != nullptr) add_with_prefix(tensors, optimizer_->state_dict(checkpointed_parameters()), "optimizer.");
   const auto add_history = [&](const std::string& name, const std::vector<double>& values) {
     if (!values.empty()) tensors["history." + name] = from_vector(values, {static_cast<int64_t>(values.size())});
   };

@@ -38,7 +38,7 @@
 //   checkpoint.safetensors  each module's state dict under "<name>.", the optimizer's under
 //                           "optimizer.", "history.<name>" series (step_losses and the
 //                           recipe's); in the metadata the recipe, each module's description,
-//                           the position (step; with epochs also epochs_done, batch and
+//                           "visrep.model" (models/model_description.h), the position (step; with epochs also epochs_done, batch and
 //                           epoch_loss_sum), the settings, and the run's length (epochs or
 //                           steps). Every checkpoint_every epochs (or steps), on a stop
 //                           request and at the end.
@@ -116,7 +116,12 @@ class TrainingRun {
 
   // The module's state dict as "<name>.*", its describe() as the metadata entry <name>.
   void checkpoint_module(const std::string& name, nn::Module& module);
+  // The optimizer's state as "optimizer.<module>.<parameter>.<buffer>": every parameter it
+  // updates must belong to a checkpointed module.
   void checkpoint_optimizer(optim::Optimizer& optimizer);
+  // The input the modules expect (models::describe_input), recorded with their architectures
+  // in the "visrep.model" entry of every checkpoint and model file (models/model_description.h).
+  void checkpoint_input(nlohmann::json input);
   // A setting whose change would make a resumed run differ from an uninterrupted one (the
   // seed, the batch size, ...): written to the metadata, and a resume with another value is
   // refused, naming it.
@@ -175,7 +180,8 @@ class TrainingRun {
   void log(const std::string& line) const;  // on stderr, when show_progress, on rank 0
   void write_record(const nlohmann::json& record);  // to metrics.jsonl
   // The run's model file (`file` in the run folder): the module's state dict, `metadata`
-  // with "format": "pt".
+  // with "format": "pt" and the "visrep.model" description of the module (under its
+  // checkpoint name, else "model") and the input.
   void save_model(const std::string& file, const nn::Module& module, std::map<std::string, std::string> metadata);
 
   // ---- results ----------------------------------------------------------------------------------
@@ -204,6 +210,9 @@ class TrainingRun {
   io::SafetensorsContents load_checkpoint(const std::string& path) const;
   void resume_from(const io::SafetensorsContents& contents, const std::string& path);
   void agree_on_stop(bool requested);
+  // The checkpointed modules' parameters, "<module>.<parameter>": the names the optimizer's
+  // state is keyed by.
+  nn::NamedTensors checkpointed_parameters() const;
   void write_checkpoint();
   void write_plots() const;
   void stop();
@@ -212,6 +221,7 @@ class TrainingRun {
   DataParallel parallel_;
   std::vector<std::pair<std::string, nn::Module*>> modules_;
   optim::Optimizer* optimizer_ = nullptr;
+  nlohmann::json input_;  // null until checkpoint_input
   std::vector<Setting> settings_;
   std::vector<History> histories_;
 

@@ -161,13 +161,16 @@ def case_resume(args, folder):
     longer = flags(epochs=4)
     status, output, _, left, timed_out = run(args, 2, ["--run-dir", whole], base=longer)
     finished(problems, status, output, left, timed_out, 120)
-    # Stop the second run by SIGTERM to one rank once it has taken a step.
+    # Stop the second run by SIGTERM to one rank as soon as rank 0 has opened metrics.jsonl: every
+    # rank has its stop handler by then (the apps install it before training, and rank 0 opens
+    # the file after the collectives of the run's start, which every rank takes part in). The
+    # run stops at the end of the step the signal arrives in.
     job = Job(mpirun_command(args.mpiexec, 2, tag_output=False) + [args.simclr] + longer + ["--run-dir", stopped],
               args.simclr)
     metrics = os.path.join(stopped, "metrics.jsonl")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and job.process.poll() is None:
-        if os.path.exists(metrics) and len(step_losses(stopped)) >= 1:
+        if os.path.exists(metrics):
             ranks = job.ranks()
             if ranks:
                 os.kill(ranks[-1], signal.SIGTERM)

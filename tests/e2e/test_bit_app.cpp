@@ -133,6 +133,12 @@ TEST_CASE("visrep-bit: from scratch, from an official .npz, from its own model a
                                                          quoted(npz_dir));  // the same groups, given explicitly
   require_finished_run(again, again_dir);
   CHECK_THAT(again.output, Contains("model.safetensors"));
+  // The file records its 2 groups: other --gn-groups are refused, naming both.
+  const std::string wrong_dir = directory.file("wrong-groups");
+  const AppResult wrong = run_app(VISREP_BIT_BINARY, tiny_flags(data_root, wrong_dir) + "--gn-groups 4 --checkpoint " +
+                                                         quoted(npz_dir));
+  require_clean_failure(wrong);
+  CHECK_THAT(wrong.output, Contains("--gn-groups 4") && Contains("records 2 GroupNorm groups"));
 }
 
 TEST_CASE("visrep-bit: fine-tunes SimCLR runs' encoders (SmallConvNet, ResNetV2)", "[e2e][bit]") {
@@ -147,12 +153,18 @@ TEST_CASE("visrep-bit: fine-tunes SimCLR runs' encoders (SmallConvNet, ResNetV2)
   require_finished_run(tuned, run_dir);
   CHECK_THAT(tuned.output, Contains("SmallConvNet width 4") && Contains("encoder.safetensors"));
 
-  // Without the architecture the encoder was trained with: a message saying what to pass.
+  // The encoder's file records its architecture ("visrep.model"): without --arch it is built
+  // as the file says; an --arch or --width that says otherwise is refused, naming both.
+  const std::string described_dir = directory.file("described");
+  const AppResult described = run_app(VISREP_BIT_BINARY, tiny_flags(data_root, described_dir) + "--checkpoint " +
+                                                             quoted(simclr_dir));
+  require_finished_run(described, described_dir);
+  CHECK_THAT(described.output, Contains("SmallConvNet width 4"));
   const std::string refused_dir = directory.file("refused");
-  const AppResult refused = run_app(VISREP_BIT_BINARY, tiny_flags(data_root, refused_dir) + "--checkpoint " +
-                                                           quoted(simclr_dir));
+  const AppResult refused = run_app(VISREP_BIT_BINARY, tiny_flags(data_root, refused_dir) + "--arch small --width 8 "
+                                                           "--checkpoint " + quoted(simclr_dir));
   require_clean_failure(refused);
-  CHECK_THAT(refused.output, Contains("--arch"));
+  CHECK_THAT(refused.output, Contains("--width 8") && Contains("width 4") && Contains("visrep.model"));
   CHECK_FALSE(std::filesystem::exists(refused_dir));
 
   // SimCLR pretrains a ResNetV2 too; its encoder.safetensors has timm's names, so visrep-bit

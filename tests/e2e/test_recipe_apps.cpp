@@ -280,6 +280,15 @@ TEST_CASE("visrep-eval: an encoder checkpoint, raw pixels, and a checkpoint of a
     if (checkpoint == run_dir) CHECK(summary["knn_accuracy"].get<double>() == supcon_knn);
   }
 
+  // Without --arch and --width: the architecture the file records, the same accuracy.
+  {
+    const AppResult described = run_app(VISREP_EVAL_BINARY, data + "--knn --json " + quoted(json) + " " +
+                                                                quoted(run_dir));
+    INFO(described.output);
+    REQUIRE(described.exit_code == 0);
+    CHECK(read_json(json)["knn_accuracy"].get<double>() == supcon_knn);
+  }
+
   // --knn alone, with other settings; then raw pixels, linear alone.
   AppResult result = run_app(VISREP_EVAL_BINARY, data + "--arch small --width 4 --knn --knn-k 5 --knn-temperature 0.5 " +
                                                      quoted(run_dir));
@@ -292,15 +301,33 @@ TEST_CASE("visrep-eval: an encoder checkpoint, raw pixels, and a checkpoint of a
   CHECK_THAT(result.output, Contains("raw pixels") && Contains("256 features") && Contains("linear top-1") &&
                                 !Contains("kNN top-1"));
 
-  // Another architecture: a clear message naming the key and both shapes (width 8 doubles
-  // every channel count), or the first missing key (a ResNet); no JSON written.
+  // Another architecture than the file records ("visrep.model"): refused naming both.
   std::filesystem::remove(json);
   result = run_app(VISREP_EVAL_BINARY, data + "--arch small --width 8 --json " + quoted(json) + " " + quoted(run_dir));
   require_clean_failure(result);
   INFO(result.output);
-  CHECK_THAT(result.output, Contains("does not fit --arch small --width 8") && Contains(run_dir));
-  CHECK_THAT(result.output, Contains("has shape [4, 1, 3, 3] in the state dict but [8, 1, 3, 3]"));
+  CHECK_THAT(result.output, Contains("--width 8") && Contains("records small of width 4") && Contains(run_dir));
   result = run_app(VISREP_EVAL_BINARY, data + "--arch resnet18 --json " + quoted(json) + " " + quoted(run_dir));
+  require_clean_failure(result);
+  CHECK_THAT(result.output, Contains("--arch resnet18") && Contains("records the architecture small"));
+
+  // A file written before the descriptions (no "visrep.model"): --arch and --width build the
+  // encoder; another architecture gets a clear message naming the key and both shapes (width
+  // 8 doubles every channel count), or the first missing key (a ResNet).
+  const std::string old_file = directory.file("old-encoder.safetensors");
+  {
+    io::SafetensorsContents contents = io::load_safetensors(run_dir + "/encoder.safetensors");
+    contents.metadata.erase("visrep.model");
+    io::save_safetensors(old_file, contents.tensors, contents.metadata);
+  }
+  result = run_app(VISREP_EVAL_BINARY, data + "--knn --arch small --width 4 " + quoted(old_file));
+  INFO(result.output);
+  REQUIRE(result.exit_code == 0);
+  result = run_app(VISREP_EVAL_BINARY, data + "--arch small --width 8 --json " + quoted(json) + " " + quoted(old_file));
+  require_clean_failure(result);
+  CHECK_THAT(result.output, Contains("does not fit --arch small --width 8") && Contains(old_file));
+  CHECK_THAT(result.output, Contains("has shape [4, 1, 3, 3] in the state dict but [8, 1, 3, 3]"));
+  result = run_app(VISREP_EVAL_BINARY, data + "--arch resnet18 --json " + quoted(json) + " " + quoted(old_file));
   require_clean_failure(result);
   CHECK_THAT(result.output, Contains("does not fit --arch resnet18") && Contains("missing") &&
                                 Contains("SmallConvNet"));

@@ -9,11 +9,13 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <cmath>
 #include <stdexcept>
 
 #include "engine/data/synthetic.h"
 #include "engine/io/safetensors.h"
 #include "engine/ops.h"
+#include "engine/util/version.h"
 #include "models/heads.h"
 #include "models/small_convnet.h"
 #include "recipes/bit.h"
@@ -74,13 +76,10 @@ void require_clean_resume_after_crash(Config& config, const Train& train, const 
   CHECK(without_timing(testing::read_json_lines(metrics)) == expected);
 }
 
-}  // namespace
-
-TEST_CASE("training run: a resume after a crash past the checkpoint keeps each step once (epochs)", "[e2e][simclr]") {
-  recipes::clear_stop_request();
-  testing::TemporaryDirectory directory;
+// SimCLR on tiny_train_set: `epochs` of 4 steps of 32, a checkpoint after every epoch.
+recipes::SimclrConfig tiny_simclr_config(int64_t epochs) {
   recipes::SimclrConfig config;
-  config.epochs = 3;
+  config.epochs = epochs;
   config.batch_size = 32;
   config.base_learning_rate = 1.0;
   config.learning_rate_scaling = optim::LearningRateScaling::None;
@@ -91,6 +90,15 @@ TEST_CASE("training run: a resume after a crash past the checkpoint keeps each s
   config.knn_monitor = false;
   config.show_progress = false;
   config.checkpoint_every = 1;
+  return config;
+}
+
+}  // namespace
+
+TEST_CASE("training run: a resume after a crash past the checkpoint keeps each step once (epochs)", "[e2e][simclr]") {
+  recipes::clear_stop_request();
+  testing::TemporaryDirectory directory;
+  recipes::SimclrConfig config = tiny_simclr_config(3);
   auto train = [&](uint64_t init_seed) {
     manual_seed(init_seed);
     models::SmallConvNet encoder({.in_channels = 1, .classes = 16, .width = 4});
@@ -126,4 +134,75 @@ TEST_CASE("training run: a resume after a crash past the checkpoint keeps each s
   // weight, the evaluations); step 6 crashes after the evaluation at 6, with step 4's
   // checkpoint the last one, steps 0 to 6 and the evaluations at 3 and 6 written.
   require_clean_resume_after_crash(config, train, directory, 6, 4, 7 + 2);
+}
+
+TEST_CASE("training run: a resume refuses checkpoint entries out of range, naming the file, entry and value",
+          "[e2e][simclr][hostile]") {
+  recipes::clear_stop_request();
+  testing::TemporaryDirectory directory;
+  recipes::SimclrConfig config = tiny_simclr_config(1);
+  config.run_directory = directory.file("run");
+  auto train = [&] {
+    manual_seed(7);
+    models::SmallConvNet encoder({.in_channels = 1, .classes = 16, .width = 4});
+    models::ProjectionHead head(16, 16, 8, 2);
+    return recipes::train_simclr(encoder, head, tiny_train_set(), {}, config);
+  };
+  train();  // 1 epoch of 4 steps: the checkpoint stands at epoch 1, batch 0, step 4
+  const io::SafetensorsContents written = io::load_safetensors(config.run_directory + "/checkpoint.safetensors");
+  REQUIRE(written.metadata.at("epochs_done") == "1");
+  REQUIRE(nlohmann::json::parse(written.metadata.at("visrep.model")).at("visrep_version") == version());
+  // The optimizer's state is keyed by the parameters' names in the checkpoint.
+  REQUIRE(written.tensors.count("optimizer.encoder.classifier.weight.momentum") == 1);
+
+  config.epochs = 2;
+  config.run_directory = directory.file("resumed");
+  const std::string crafted = directory.file("crafted.safetensors");
+  // The message of the error a resume from `written` changed by `entries` (and `tensors`,
+  // when given) stops with.
+  const auto refused = [&](const std::map<std::string, std::string>& entries, io::TensorMap tensors = {}) {
+    std::map<std::string, std::string> metadata = written.metadata;
+    for (const auto& [key, value] : entries) metadata[key] = value;
+    if (tensors.empty()) tensors = written.tensors;
+    io::save_safetensors(crafted, tensors, metadata);
+    config.resume = crafted;
+    try {
+      train();
+    } catch (const std::exception& error) {
+      return std::string(error.what());
+    }
+    return std::string("no error");
+  };
+  using Catch::Matchers::Contains;
+  // 2^62 epochs: epochs_done * steps_per_epoch overflowed into a position that passed.
+  REQUIRE_THAT(refused({{"epochs_done", "4611686018427387904"}}),
+               Contains(crafted) && Contains("'epochs_done' 4611686018427387904") && Contains("0..2 epochs"));
+  REQUIRE_THAT(refused({{"epochs_done", "-1"}}), Contains(crafted) && Contains("'epochs_done' -1"));
+  REQUIRE_THAT(refused({{"step", "-4"}}), Contains(crafted) && Contains("step -4 (its 'step' entry)"));
+  REQUIRE_THAT(refused({{"step", "9223372036854775807"}}),
+               Contains(crafted) && Contains("step 9223372036854775807 (its 'step' entry)") && Contains("0..8"));
+  REQUIRE_THAT(refused({{"step", "99999999999999999999"}}),
+               Contains(crafted) && Contains("malformed 'step' entry: '99999999999999999999'"));
+  REQUIRE_THAT(refused({{"batch", "4"}}), Contains(crafted) && Contains("'batch' 4") && Contains("0..3"));
+  REQUIRE_THAT(refused({{"batch", "-1"}}), Contains(crafted) && Contains("'batch' -1"));
+  REQUIRE_THAT(refused({{"step", "5"}}), Contains(crafted) && Contains("does not fit 4 steps per epoch"));
+  REQUIRE_THAT(refused({{"epoch_loss_sum", "nan"}}), Contains(crafted) && Contains("'epoch_loss_sum' nan"));
+  REQUIRE_THAT(refused({{"epoch_loss_sum", "2.5"}}), Contains(crafted) && Contains("'epoch_loss_sum' 2.5 at batch 0"));
+  REQUIRE_THAT(refused({{"seed", "3"}}), Contains(crafted) && Contains("seed 3"));
+
+  io::TensorMap tensors = written.tensors;
+  tensors["history.step_losses"] = from_vector<double>({1.0, 2.0, 3.0});
+  REQUIRE_THAT(refused({}, tensors), Contains(crafted) && Contains("3 entries in 'history.step_losses' for 4 steps"));
+  tensors["history.step_losses"] = from_vector<double>({1.0, 2.0, std::nan(""), 3.0});
+  REQUIRE_THAT(refused({}, tensors), Contains(crafted) && Contains("loss of nan at step 2 of 'history.step_losses'"));
+  tensors = written.tensors;
+  const std::string momentum = "optimizer.encoder.classifier.weight.momentum";
+  tensors[momentum] = tensors.at(momentum).to(kFloat64);
+  REQUIRE_THAT(refused({}, tensors), Contains(crafted) && Contains("'encoder.classifier.weight.momentum' is float64") &&
+                                         Contains("its parameter is float32"));
+
+  // The written checkpoint itself resumes, into its run folder.
+  config.run_directory = directory.file("run");
+  config.resume = config.run_directory + "/checkpoint.safetensors";
+  REQUIRE(train().first_step == 4);
 }

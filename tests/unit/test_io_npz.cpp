@@ -80,7 +80,7 @@ TEST_CASE("npz archives written by NumPy: stored and deflated", "[unit][npz]") {
   const io::TensorMap stored = io::load_npz(fixture("bit_tiny.npz"));
   REQUIRE(stored.size() == 45);  // root + 4 units x (3 kernels + 6 norms + proj) + final GN 2 + head 2
   REQUIRE(stored.at("resnet/root_block/standardized_conv2d/kernel").shape() == Shape{7, 7, 3, 4});
-  REQUIRE(stored.at("resnet/group_norm/gamma").shape() == Shape{1, 1, 1, 128});
+  REQUIRE(stored.at("resnet/group_norm/gamma").shape() == Shape{128});  // (C), as in the official files
   REQUIRE(stored.at("resnet/head/conv2d/bias").dtype() == kFloat32);
 }
 

@@ -102,8 +102,8 @@ TEST_CASE("sgd state dict resumes exactly", "[unit]") {
   // A second optimizer over a copy of the parameters, given the first's state.
   Tensor copy = original.detach().clone().set_requires_grad();
   optim::Sgd second({copy}, options);
-  second.load_state_dict(first.state_dict());
-  REQUIRE(first.state_dict().count("group0.param0.momentum") == 1);
+  second.load_state_dict(first.state_dict({{"w", original}}), {{"w", copy}});
+  REQUIRE(first.state_dict({{"w", original}}).count("w.momentum") == 1);
   for (int step = 2; step < 4; ++step) {
     original.set_grad(gradients[step]);
     copy.set_grad(gradients[step]);
@@ -117,10 +117,58 @@ TEST_CASE("sgd state dict resumes exactly", "[unit]") {
   optim::Sgd third({fresh}, options);
   fresh.set_grad(gradients[0]);
   third.step();
-  REQUIRE_THROWS_WITH(second.load_state_dict({{"group3.param0.momentum", zeros({4}, kFloat64)}}),
-                      Contains("group3.param0.momentum"));
-  REQUIRE_THROWS_WITH(second.load_state_dict({{"group0.param0.momentum", zeros({5}, kFloat64)}}),
+  REQUIRE_THROWS_WITH(second.load_state_dict({{"v.momentum", zeros({4}, kFloat64)}}, {{"w", copy}}),
+                      Contains("unknown key 'v.momentum'") && Contains("w.momentum"));
+  REQUIRE_THROWS_WITH(second.load_state_dict({{"w.momentum", zeros({5}, kFloat64)}}, {{"w", copy}}),
                       Contains("[5]") && Contains("[4]"));
+}
+
+TEST_CASE("optimizer state is keyed by parameter name", "[unit]") {
+  Generator generator = testing::generator_for("sgd state names");
+  const optim::SgdOptions options{.learning_rate = 0.1, .momentum = 0.9};
+  Tensor a = testing::random_normal({3}, generator).set_requires_grad();
+  Tensor b = testing::random_normal({2}, generator).set_requires_grad();
+  optim::Sgd first({a, b}, options);
+  a.set_grad(testing::random_normal({3}, generator));
+  b.set_grad(testing::random_normal({2}, generator));
+  first.step();
+  const nn::NamedTensors names = {{"layer.a", a}, {"layer.b", b}};
+  const auto state = first.state_dict(names);
+  REQUIRE(state.size() == 2);
+  REQUIRE(state.at("layer.a.momentum").shape() == Shape{3});
+
+  SECTION("a reordered optimizer gets each buffer by its parameter's name") {
+    optim::Sgd reordered({b, a}, options);
+    reordered.load_state_dict(state, names);
+    const auto again = reordered.state_dict(names);
+    REQUIRE(testing::max_abs_difference(again.at("layer.a.momentum"), state.at("layer.a.momentum")) == 0.0);
+    REQUIRE(testing::max_abs_difference(again.at("layer.b.momentum"), state.at("layer.b.momentum")) == 0.0);
+  }
+  SECTION("position-keyed state of older checkpoints still loads into the same order") {
+    optim::Sgd same({a, b}, options);
+    same.load_state_dict({{"group0.param0.momentum", state.at("layer.a.momentum")},
+                          {"group0.param1.momentum", state.at("layer.b.momentum")}},
+                         names);
+    REQUIRE(testing::max_abs_difference(same.state_dict(names).at("layer.b.momentum"), state.at("layer.b.momentum")) ==
+            0.0);
+    REQUIRE_THROWS_WITH(same.load_state_dict({{"group0.param2.momentum", zeros({2}, kFloat64)}}, names),
+                        Contains("unknown key 'group0.param2.momentum'"));
+    REQUIRE_THROWS_WITH(same.load_state_dict({{"group0.param0.momentum", state.at("layer.a.momentum")},
+                                              {"layer.a.momentum", state.at("layer.a.momentum")}},
+                                             names),
+                        Contains("both the state of parameter 'layer.a'"));
+  }
+  SECTION("a buffer of another dtype is refused, naming the key and both dtypes; nothing is loaded") {
+    optim::Sgd fresh({a, b}, options);
+    REQUIRE_THROWS_WITH(fresh.load_state_dict({{"layer.a.momentum", state.at("layer.a.momentum")},
+                                               {"layer.b.momentum", state.at("layer.b.momentum").to(kFloat32)}},
+                                              names),
+                        Contains("'layer.b.momentum' is float32") && Contains("its parameter is float64"));
+    REQUIRE(fresh.state_dict(names).empty());
+  }
+  SECTION("a parameter the names leave out is an error naming its slot") {
+    REQUIRE_THROWS_WITH(first.state_dict({{"layer.a", a}}), Contains("parameter 1 of group 0"));
+  }
 }
 
 TEST_CASE("sgd rejects bad options", "[unit]") {

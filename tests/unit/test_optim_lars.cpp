@@ -82,7 +82,7 @@ TEST_CASE("lars one step matches the hand-computed update", "[unit]") {
   // Excluded: no decay, ratio 1, so v = lr * g and w - v = w - 2.6 g.
   require_values(bias, {1.0 - 1.3, -2.0 - 0.65});
   require_values(gamma, {0.5 + 2.6, 2.0});
-  require_values(lars.state_dict().at("group0.param0.momentum"), {0.005, 0.012, 0.0, 0.0});
+  require_values(lars.state_dict(named).at("fc.weight.momentum"), {0.005, 0.012, 0.0, 0.0});
 }
 
 TEST_CASE("lars trust ratio is 1 when a norm is zero", "[unit]") {
@@ -120,7 +120,7 @@ TEST_CASE("lars momentum over two steps", "[unit]") {
     reference.step(grad, learning_rates[step]);
     INFO("step " << step);
     require_values(w, reference.w, 1e-12);
-    require_values(lars.state_dict().at("group0.param0.momentum"), reference.v, 1e-12);
+    require_values(lars.state_dict({{"w", w}}).at("w.momentum"), reference.v, 1e-12);
   }
   REQUIRE(lars.learning_rate() == 0.75);
 }
@@ -163,21 +163,22 @@ TEST_CASE("lars state dict round trip resumes exactly", "[unit]") {
     set_gradient(b2, grads_b[i]);
     first.step();
   }
-  const auto state = first.state_dict();
+  const auto state = first.state_dict({{"w", w2}, {"b", b2}});
   REQUIRE(state.size() == 2);
   Tensor w3 = w2.detach().clone().set_requires_grad(), b3 = b2.detach().clone().set_requires_grad();
   optim::Lars resumed = make(w3, b3);
-  resumed.load_state_dict(state);
+  const nn::NamedTensors resumed_names = {{"w", w3}, {"b", b3}};
+  resumed.load_state_dict(state, resumed_names);
   set_gradient(w3, grads_w[2]);
   set_gradient(b3, grads_b[2]);
   resumed.step();
   REQUIRE(w3.to_vector<double>() == w1.to_vector<double>());  // bit-identical
   REQUIRE(b3.to_vector<double>() == b1.to_vector<double>());
 
-  REQUIRE_THROWS_WITH(resumed.load_state_dict({{"group5.param0.momentum", zeros({2})}}),
+  REQUIRE_THROWS_WITH(resumed.load_state_dict({{"group5.param0.momentum", zeros({2})}}, resumed_names),
                       Contains("unknown key 'group5.param0.momentum'"));
-  REQUIRE_THROWS_WITH(resumed.load_state_dict({{"group0.param0.momentum", zeros({2})}}),
-                      Contains("group0.param0.momentum") && Contains("shape"));
+  REQUIRE_THROWS_WITH(resumed.load_state_dict({{"w.momentum", zeros({2})}}, resumed_names),
+                      Contains("w.momentum") && Contains("shape"));
 }
 
 TEST_CASE("lars skips parameters without a gradient", "[unit]") {
@@ -187,7 +188,7 @@ TEST_CASE("lars skips parameters without a gradient", "[unit]") {
   set_gradient(a, {1.0, 0.0});
   lars.step();
   require_values(b, {3.0, 4.0});
-  REQUIRE(lars.state_dict().size() == 1);
+  REQUIRE(lars.state_dict({{"a", a}, {"b", b}}).size() == 1);
   lars.zero_grad();
   REQUIRE_FALSE(a.grad().defined());
 }
