@@ -1,7 +1,9 @@
 // bench_cpu_ops: how close the CPU backend's convolution and matmul come to OpenBLAS.
 //
-// conv2d: every convolution shape of a CIFAR ResNet-18 (3x3 stem, no max-pool), forward and
-// forward + backward, timed through kernels::cpu::conv2d_*. The baseline is sgemm on the
+// conv2d: every convolution shape of a CIFAR ResNet-18 (3x3 stem, no max-pool; --network
+// resnet18) or of the main job's bit-tiny ResNetV2 on 28x28x1 (--network bit-tiny, with
+// --batch 512: its two views of 256 images), forward and forward + backward, timed through
+// kernels::cpu::conv2d_*. The baseline is sgemm on the
 // GEMMs an ideal im2col convolution would issue for the whole batch at once:
 //   forward      Y  (C_out, B*P) = W (C_out, K) @ columns (K, B*P)
 //   weight grad  dW (C_out, K)   = dY (C_out, B*P) @ columns^T
@@ -13,12 +15,9 @@
 // matmul: the engine's matmul (shape checks, output allocation, autograd bookkeeping)
 // against kernels::cpu::gemm into a preallocated output, on the same operands.
 //
-// Reading the numbers: OpenBLAS's worker threads keep spinning for about 0.1 s after a
-// threaded sgemm (OPENBLAS_THREAD_TIMEOUT, default 2^28 cycles), and here every convolution
-// runs right after the baseline's sgemm calls, so it shares the cores with that spinning.
-// OPENBLAS_THREAD_TIMEOUT=4 in the environment removes it, for a view of the convolution
-// alone. The default run keeps it: any program that mixes threaded BLAS calls with the
-// convolution's OpenMP workers meets it, if less often than this benchmark does.
+// The baseline's sgemm is kernels::cpu::gemm, which shares a product between OpenMP's threads
+// with OpenBLAS on one thread per call (kernels/cpu/linear_algebra.h's threading policy), the
+// same threads the convolution runs on: no second pool spins next to the one being timed.
 #include <cblas.h>
 #include <omp.h>
 
@@ -42,6 +41,7 @@ const std::string kDevice = "cpu";
 struct Settings {
   bench::CommonFlags common;
   int64_t batch = 32;
+  std::string network = "resnet18";
   std::string section = "all";
   std::string filter;  // only the cases whose name contains this
 };
@@ -77,6 +77,30 @@ std::vector<ConvLayer> resnet18_cifar_layers() {
       {"3x3/2 256->512 @8", 256, 512, 8, 3, 2, 1, true},
       {"1x1/2 256->512 @8", 256, 512, 8, 1, 2, 1, true},
       {"3x3 512->512 @4", 512, 512, 4, 3, 1, 3, true},
+  };
+}
+
+// bit-tiny (models::make_encoder("bit-tiny") on 28x28x1): the 7x7/2 stem, then one
+// pre-activation bottleneck per stage (1x1 in, 3x3 carrying the stride, 1x1 out, and the 1x1
+// projection shortcut) on 7x7, 4x4, 2x2 and 1x1 maps.
+std::vector<ConvLayer> bit_tiny_layers() {
+  return {
+      {"stem 7x7/2 1->16 @28", 1, 16, 28, 7, 2, 1, false},
+      {"1x1 16->16 @7", 16, 16, 7, 1, 1, 1, true},
+      {"3x3 16->16 @7", 16, 16, 7, 3, 1, 1, true},
+      {"1x1 16->64 @7", 16, 64, 7, 1, 1, 2, true},
+      {"1x1 64->32 @7", 64, 32, 7, 1, 1, 1, true},
+      {"3x3/2 32->32 @7", 32, 32, 7, 3, 2, 1, true},
+      {"1x1 32->128 @4", 32, 128, 4, 1, 1, 1, true},
+      {"1x1/2 64->128 @7", 64, 128, 7, 1, 2, 1, true},
+      {"1x1 128->64 @4", 128, 64, 4, 1, 1, 1, true},
+      {"3x3/2 64->64 @4", 64, 64, 4, 3, 2, 1, true},
+      {"1x1 64->256 @2", 64, 256, 2, 1, 1, 1, true},
+      {"1x1/2 128->256 @4", 128, 256, 4, 1, 2, 1, true},
+      {"1x1 256->128 @2", 256, 128, 2, 1, 1, 1, true},
+      {"3x3/2 128->128 @2", 128, 128, 2, 3, 2, 1, true},
+      {"1x1 128->512 @1", 128, 512, 1, 1, 1, 1, true},
+      {"1x1/2 256->512 @2", 256, 512, 2, 1, 2, 1, true},
   };
 }
 
@@ -197,7 +221,8 @@ void run_conv_section(const Settings& settings, bench::JsonLinesWriter& json, Th
   const auto percent = [](double baseline_ms, double ms) { return fixed(100.0 * baseline_ms / ms, 0); };
   ConvResult total{};
   int total_count = 0;
-  for (const ConvLayer& layer : resnet18_cifar_layers()) {
+  const bool bit_tiny = settings.network == "bit-tiny";
+  for (const ConvLayer& layer : bit_tiny ? bit_tiny_layers() : resnet18_cifar_layers()) {
     if (!selected(settings, layer.name)) continue;
     const ConvResult r = bench_conv_layer(layer, settings);
     table.add_row({layer.name, std::to_string(layer.count), fixed(r.forward_ms, 2),
@@ -212,7 +237,7 @@ void run_conv_section(const Settings& settings, bench::JsonLinesWriter& json, Th
                          layer.count, settings, threads));
     json.add(conv_record("conv2d_forward_backward " + layer.name, shape, r.training_ms, r.training_sgemm_ms,
                          r.training_flops, layer.count, settings, threads));
-    // The network total weighs each shape by how often ResNet-18 uses it.
+    // The network total weighs each shape by how often the network uses it.
     total_count += layer.count;
     total.forward_ms += layer.count * r.forward_ms;
     total.forward_sgemm_ms += layer.count * r.forward_sgemm_ms;
@@ -230,7 +255,7 @@ void run_conv_section(const Settings& settings, bench::JsonLinesWriter& json, Th
                  fixed(bench::gflops_per_second(total.training_flops, total.training_ms), 1),
                  fixed(bench::gflops_per_second(total.training_flops, total.training_sgemm_ms), 1),
                  percent(total.training_sgemm_ms, total.training_ms)});
-  const std::string network = "ResNet-18 CIFAR" + (settings.filter.empty() ? "" : " layers matching \"" + settings.filter + "\"") +
+  const std::string network = std::string(bit_tiny ? "bit-tiny" : "ResNet-18 CIFAR") + (settings.filter.empty() ? "" : " layers matching \"" + settings.filter + "\"") +
                               ", B=" + std::to_string(settings.batch);
   json.add(conv_record("conv2d_forward total", network, total.forward_ms, total.forward_sgemm_ms,
                        total.forward_flops, total_count, settings, threads));
@@ -238,9 +263,8 @@ void run_conv_section(const Settings& settings, bench::JsonLinesWriter& json, Th
                        total.training_flops, total_count, settings, threads));
   table.print(std::cout);
   std::cout << "GF/s: 2*B*Cout*Cin*kH*kW*Hout*Wout per GEMM pass (forward 1, backward 2; the stem's input needs no\n"
-               "gradient, so 1). sgemm: OpenBLAS on the same GEMMs issued once for the whole batch. %: conv / sgemm.\n"
-               "Timed interleaved with the sgemm baseline, whose idle OpenBLAS threads spin meanwhile; see the\n"
-               "comment at the top of benchmarks/bench_cpu_ops.cpp.\n\n";
+               "gradient, so 1). sgemm: kernels::cpu::gemm on the same GEMMs issued once for the whole batch. %: conv /\n"
+               "sgemm. Timed interleaved with the sgemm baseline.\n\n";
 }
 
 // ---- matmul ------------------------------------------------------------------------------------
@@ -322,6 +346,9 @@ int main(int argc, char** argv) {
   app.add_option("--batch", settings.batch, "images per convolution")
       ->check(CLI::Range(int64_t{1}, int64_t{4096}))
       ->capture_default_str();
+  app.add_option("--network", settings.network, "the convolution shapes: resnet18 (CIFAR) or bit-tiny (28x28x1)")
+      ->check(CLI::IsMember({"resnet18", "bit-tiny"}))
+      ->capture_default_str();
   app.add_option("--section", settings.section, "which benchmarks to run")
       ->check(CLI::IsMember({"all", "conv", "matmul"}))
       ->capture_default_str();
@@ -330,7 +357,7 @@ int main(int argc, char** argv) {
 
   try {
     bench::JsonLinesWriter json(settings.common.json_path);
-    const Threads threads{kernels::cpu::gemm_threads(), omp_get_max_threads()};
+    const Threads threads{kernels::cpu::openblas_threads(), omp_get_max_threads()};
     std::cout << "device cpu: " << openblas_get_config() << ", OpenBLAS threads " << threads.blas
               << ", OpenMP threads " << threads.openmp << "; median of " << settings.common.repeats << " after "
               << settings.common.warmup << " warm-up\n\n";

@@ -8,12 +8,20 @@
 //   supervised  its baseline: B images -> the same ResNet-18 -> a linear classifier (10
 //               classes) -> cross-entropy on random labels -> backward -> SGD (momentum 0.9,
 //               weight decay 5e-4), as a plain CIFAR training loop does it.
+//   bit-tiny    the README main job's step (apps/visrep_simclr.cpp's defaults on the CPU):
+//               2B views (28x28x1, Fashion-MNIST's size) -> models::make_encoder("bit-tiny"), the
+//               smallest ResNetV2 (one pre-activation unit per stage, base width 16, GroupNorm
+//               with 8 groups, Weight Standardization eps 1e-10, 512 features) -> the 2-layer
+//               projection head (512 -> 512 -> 128) -> fused NT-Xent (tau 0.1) -> backward ->
+//               LARS (simclr's rule; lr 0.3 x B / 256, weight decay 1e-6, momentum 0.9);
+//               B = 256 by default. These stay this case's settings whatever the main job's
+//               defaults become.
 //   bit         a BiT-R50x1 fine-tuning step, head included: B images (224x224x3)
 //               -> models::ResNetV2 depth 50, width 1, 1000 classes, configured as timm's
 //               resnetv2_50x1_bit (WS eps 1e-8, the head initialised as timm does, not zeroed)
 //               -> cross-entropy on random labels -> backward -> SGD as the BiT-HyperRule
 //               has it (momentum 0.9, no weight decay, lr 0.003).
-// The default runs simclr and supervised (the SimCLR target's pair); "all" runs the three.
+// The default runs simclr and supervised (the SimCLR target's pair); "all" runs the four.
 //
 // Reported per step: ms, images/s (views/s for SimCLR: each view is a full forward and
 // backward pass through the encoder), the ratio SimCLR views/s / supervised img/s when both
@@ -37,6 +45,10 @@
 // --device cpu runs the same steps on the CPU with small defaults as a smoke test. Without
 // a usable CUDA device the default run says "skipped" and exits 0.
 //
+// On the CPU, benchmarks/torch_train.py --device cpu --visrep build/benchmarks/bench_train runs
+// this binary and PyTorch eager in alternating rounds on the same threads and prints the
+// side-by-side table (README, "Benchmarks").
+//
 // With PyTorch's side in the same command (the target rows compare the two):
 //   build/benchmarks/bench_train --json train.jsonl &&
 //   python3 benchmarks/torch_train.py --visrep-json train.jsonl --json torch_train.jsonl
@@ -55,12 +67,14 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <omp.h>
 
 #include "benchmarks/common/harness.h"
 #include "engine/cuda.h"
 #include "engine/ops.h"
 #include "engine/optim/lars.h"
 #include "engine/optim/sgd.h"
+#include "models/factory.h"
 #include "models/heads.h"
 #include "models/resnet.h"
 #include "models/resnet_v2.h"
@@ -72,13 +86,15 @@ using bench::fixed;
 
 constexpr int64_t kCifarClasses = 10;
 constexpr double kTemperature = 0.5;  // simclr's CIFAR-10 setting (README: --temperature=0.5)
+constexpr double kMainJobTemperature = 0.1;  // apps/visrep_simclr.cpp's with bit-tiny
+constexpr int64_t kMainJobImageSize = 28;    // Fashion-MNIST, one channel
 constexpr int64_t kBitClasses = 1000;
 constexpr double kBitLearningRate = 0.003;  // BiT-HyperRule (bit_hyperrule.py), at any batch here
 
 // The cases in the order they are measured, and in the order the table lists them (the
 // baseline before the step compared with it).
-const std::vector<std::string> kCaseNames = {"simclr", "supervised", "bit"};
-const std::vector<std::string> kTableOrder = {"supervised", "simclr", "bit"};
+const std::vector<std::string> kCaseNames = {"simclr", "supervised", "bit-tiny", "bit"};
+const std::vector<std::string> kTableOrder = {"supervised", "simclr", "bit-tiny", "bit"};
 
 struct Settings {
   std::vector<std::string> cases = {"simclr", "supervised"};
@@ -94,12 +110,14 @@ struct Settings {
 int64_t case_batch(const std::string& name, const Settings& settings, Device device) {
   if (settings.batch > 0) return settings.batch;
   if (name == "bit") return device.is_cuda() ? 128 : 2;
+  if (name == "bit-tiny") return 256;
   return device.is_cuda() ? 512 : 32;
 }
 
 int64_t case_image_size(const std::string& name, const Settings& settings, Device device) {
   if (settings.image_size > 0) return settings.image_size;
   if (name == "bit") return device.is_cuda() ? 224 : 64;
+  if (name == "bit-tiny") return kMainJobImageSize;
   return 32;
 }
 
@@ -108,6 +126,7 @@ struct TrainingStep {
   std::string name;
   std::string shape;
   int64_t images_per_step = 0;  // forward + backward passes through the encoder per step
+  int64_t parameters = 0;       // trained parameters (encoder and head), for comparison with torch_train.py
   std::function<void()> run;
   std::function<double()> last_loss;
 };
@@ -129,7 +148,19 @@ nn::NamedTensors prefixed(const nn::NamedTensors& named, const std::string& pref
   return out;
 }
 
-std::string image_shape(int64_t batch, int64_t side) { return fmt::format("{}x3x{}x{}", batch, side, side); }
+std::string image_shape(int64_t batch, int64_t side, int64_t channels = 3) {
+  return fmt::format("{}x{}x{}x{}", batch, channels, side, side);
+}
+
+// simclr's LARS (lars_parameter_groups: biases and norms excluded) over the encoder's and
+// the head's parameters, at lr 0.3 x B / 256.
+std::unique_ptr<optim::Lars> simclr_lars(const nn::Module& encoder, const nn::Module& head, int64_t batch) {
+  nn::NamedTensors named = prefixed(encoder.named_parameters(), "encoder.");
+  for (auto& entry : prefixed(head.named_parameters(), "head.")) named.push_back(entry);
+  const optim::LarsOptions options{.learning_rate = 0.3 * static_cast<double>(batch) / 256.0, .momentum = 0.9,
+                                   .weight_decay = 1e-6, .trust_coefficient = 0.001};
+  return std::make_unique<optim::Lars>(optim::lars_parameter_groups(named, options));
+}
 
 // The SimCLR step, as recipes/simclr trains it (without the data loader).
 TrainingStep simclr_step(int64_t batch, int64_t side, Device device, Generator& generator) {
@@ -145,20 +176,48 @@ TrainingStep simclr_step(int64_t batch, int64_t side, Device device, Generator& 
   state->head->to(device);
   state->encoder.train();
   state->head->train();
-  nn::NamedTensors named = prefixed(state->encoder.named_parameters(), "encoder.");
-  for (auto& entry : prefixed(state->head->named_parameters(), "head.")) named.push_back(entry);
-  const optim::LarsOptions options{.learning_rate = 0.3 * static_cast<double>(batch) / 256.0, .momentum = 0.9,
-                                   .weight_decay = 1e-6, .trust_coefficient = 0.001};
-  state->optimizer = std::make_unique<optim::Lars>(optim::lars_parameter_groups(named, options));
+  state->optimizer = simclr_lars(state->encoder, *state->head, batch);
   // Rows i and i + B are the two views of image i (nt_xent_loss's layout).
   state->views = randn({2 * batch, 3, side, side}, TensorOptions(kFloat32, device), generator);
   return {"simclr step (NT-Xent, LARS)",
           "2x" + image_shape(batch, side),
           2 * batch,
+          state->encoder.parameter_count() + state->head->parameter_count(),
           [state] {
             state->optimizer->zero_grad();
             const Tensor embeddings = state->head->forward(state->encoder.forward(state->views));
             state->loss = nt_xent_loss(embeddings, kTemperature);
+            state->loss.backward();
+            state->optimizer->step();
+          },
+          [state] { return state->loss.item(); }};
+}
+
+// The README main job's step: bit-tiny on 28x28x1 views, NT-Xent at tau 0.1, LARS.
+TrainingStep bit_tiny_step(int64_t batch, int64_t side, Device device, Generator& generator) {
+  struct State {
+    models::Encoder encoder = models::make_encoder("bit-tiny", 0, 1, kMainJobImageSize);
+    std::unique_ptr<models::ProjectionHead> head;
+    std::unique_ptr<optim::Lars> optimizer;
+    Tensor views, loss;
+  };
+  auto state = std::make_shared<State>();
+  nn::Module& encoder = *state->encoder.module;
+  state->head = std::make_unique<models::ProjectionHead>(state->encoder.feature_dim, 0, 128, 2);
+  encoder.to(device);
+  state->head->to(device);
+  encoder.train();
+  state->head->train();
+  state->optimizer = simclr_lars(encoder, *state->head, batch);
+  state->views = randn({2 * batch, 1, side, side}, TensorOptions(kFloat32, device), generator);
+  return {"bit-tiny simclr step (main job: NT-Xent 0.1, LARS)",
+          "2x" + image_shape(batch, side, 1),
+          2 * batch,
+          encoder.parameter_count() + state->head->parameter_count(),
+          [state] {
+            state->optimizer->zero_grad();
+            const Tensor embeddings = state->head->forward(state->encoder.module->forward(state->views));
+            state->loss = nt_xent_loss(embeddings, kMainJobTemperature);
             state->loss.backward();
             state->optimizer->step();
           },
@@ -188,6 +247,7 @@ TrainingStep supervised_step(int64_t batch, int64_t side, Device device, Generat
   return {"supervised step (cross-entropy, SGD) [baseline]",
           image_shape(batch, side),
           batch,
+          state->encoder.parameter_count() + state->classifier->parameter_count(),
           [state] {
             state->optimizer->zero_grad();
             state->loss = cross_entropy(state->classifier->forward(state->encoder.forward(state->images)),
@@ -217,6 +277,7 @@ TrainingStep bit_step(int64_t batch, int64_t side, Device device, Generator& gen
   return {"bit step (R50x1, cross-entropy, SGD)",
           image_shape(batch, side),
           batch,
+          state->model.parameter_count(),
           [state] {
             state->optimizer->zero_grad();
             state->loss = cross_entropy(state->model.forward(state->images), state->labels);
@@ -231,6 +292,7 @@ TrainingStep build_step(const std::string& name, const Settings& settings, Devic
   const int64_t side = case_image_size(name, settings, device);
   if (name == "simclr") return simclr_step(batch, side, device, generator);
   if (name == "supervised") return supervised_step(batch, side, device, generator);
+  if (name == "bit-tiny") return bit_tiny_step(batch, side, device, generator);
   return bit_step(batch, side, device, generator);
 }
 
@@ -239,6 +301,7 @@ struct Measurement {
   std::string name;
   std::string shape;
   int64_t images_per_step = 0;
+  int64_t parameters = 0;
   double ms_per_step = 0;
   std::optional<size_t> peak_bytes;  // unknown on the CPU
   double last_loss = 0;
@@ -269,7 +332,7 @@ Measurement measure(const std::string& case_name, const Settings& settings, Devi
     synchronize(device);
     per_step_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count() / steps);
   }
-  Measurement measurement{case_name, step.name, step.shape, step.images_per_step};
+  Measurement measurement{case_name, step.name, step.shape, step.images_per_step, step.parameters};
   measurement.ms_per_step = bench::median_of(per_step_ms);
   if (device.is_cuda()) measurement.peak_bytes = cuda::memory_stats(device).peak_bytes;
   measurement.last_loss = step.last_loss();
@@ -298,10 +361,12 @@ int run(const Settings& settings, Device device) {
       "bench_train on {}: random inputs on the device; {} warm-up steps, median of {} samples over {} timed steps\n",
       name_of_device, settings.warmup, std::min(settings.steps, 5), settings.steps);
   for (const std::string& name : cases) {
-    const std::string network = name == "bit" ? "BiT-R50x1 (ResNetV2-50x1, GroupNorm + WS), 1000 classes"
-                                              : "ResNet-18 (CIFAR stem)";
-    std::cout << fmt::format("  {}: {}, batch {}, {}x{}x3\n", name, network, case_batch(name, settings, device),
-                             case_image_size(name, settings, device), case_image_size(name, settings, device));
+    const std::string network = name == "bit"        ? "BiT-R50x1 (ResNetV2-50x1, GroupNorm + WS), 1000 classes"
+                                : name == "bit-tiny" ? "bit-tiny (ResNetV2, 1 unit per stage, width 16) + 2-layer head"
+                                                     : "ResNet-18 (CIFAR stem)";
+    const int channels = name == "bit-tiny" ? 1 : 3;
+    std::cout << fmt::format("  {}: {}, batch {}, {}x{}x{}\n", name, network, case_batch(name, settings, device),
+                             case_image_size(name, settings, device), case_image_size(name, settings, device), channels);
   }
   if (device.is_cuda() && selected(settings, "bit"))
     std::cout << "  visrep has no bfloat16 training path: TF32 and FP32 rows only\n";
@@ -327,7 +392,7 @@ int run(const Settings& settings, Device device) {
       if (found == measured.end()) continue;
       const Measurement& m = found->second;
       const double rate = m.images_per_second();
-      const bool cifar_case = name != "bit";
+      const bool cifar_case = name == "simclr" || name == "supervised";
       const bool has_ratio = cifar_case && supervised_rate > 0;
       const double ratio = has_ratio ? rate / supervised_rate : 0.0;
       const bool finite = std::isfinite(m.last_loss);
@@ -340,11 +405,13 @@ int run(const Settings& settings, Device device) {
       record["batch"] = case_batch(name, settings, device);
       record["image_size"] = case_image_size(name, settings, device);
       record["images_per_step"] = m.images_per_step;
-      record["images_per_second"] = rate;  // views/s for the SimCLR step
+      record["images_per_second"] = rate;  // views/s for the SimCLR steps
+      record["parameters"] = m.parameters;
+      record["threads"] = omp_get_max_threads();  // OpenMP's, which every CPU kernel runs on
       if (cifar_case) {
         record["supervised_images_per_second"] = has_ratio ? nlohmann::json(supervised_rate) : nullptr;
         record["ratio_to_supervised"] = has_ratio ? nlohmann::json(ratio) : nullptr;
-      } else {
+      } else if (name == "bit") {
         record["model"] = "resnetv2_50x1_bit";
         record["classes"] = kBitClasses;
       }
@@ -359,8 +426,8 @@ int run(const Settings& settings, Device device) {
   }
   if (device.is_cuda()) cuda::set_tf32_enabled(previous_tf32);
   table.print(std::cout);
-  if (selected(settings, "simclr"))
-    std::cout << "img/s counts views for the SimCLR step (2 per image); \"x supervised\" is that rate over the "
+  if (selected(settings, "simclr") || selected(settings, "bit-tiny"))
+    std::cout << "img/s counts views for the SimCLR steps (2 per image); \"x supervised\" is that rate over the "
                  "supervised step's img/s in the same run.\n";
   if (selected(settings, "bit"))
     std::cout << "bit: the target is >= 1.5x PyTorch eager timm resnetv2_50x1_bit's img/s "
@@ -374,16 +441,16 @@ int main(int argc, char** argv) {
   Settings settings;
   CLI::App app{"Training steps: SimCLR vs supervised (ResNet-18, CIFAR stem) and BiT-R50x1 fine-tuning"};
   app.add_option("--case", settings.cases,
-                 "steps to measure: simclr, supervised, bit, or all (several may be given); the default is "
-                 "the SimCLR target's pair, simclr and supervised")
-      ->check(CLI::IsMember({"simclr", "supervised", "bit", "all"}))
+                 "steps to measure: simclr, supervised, bit-tiny (the main job's step), bit, or all (several may "
+                 "be given); the default is the SimCLR target's pair, simclr and supervised")
+      ->check(CLI::IsMember({"simclr", "supervised", "bit-tiny", "bit", "all"}))
       ->capture_default_str();
   app.add_option("--batch", settings.batch,
-                 "images per step for every case (SimCLR: 2x as many views); default 512 on cuda, 32 on cpu; bit: 128 "
-                 "on cuda, 2 on cpu")
+                 "images per step for every case (SimCLR: 2x as many views); default 512 on cuda, 32 on cpu; bit-tiny: "
+                 "256; bit: 128 on cuda, 2 on cpu")
       ->check(CLI::Range(int64_t{2}, int64_t{8192}));
   app.add_option("--image-size", settings.image_size,
-                 "image height and width for every case; default 32; bit: 224 on cuda, 64 on cpu")
+                 "image height and width for every case; default 32; bit-tiny: 28; bit: 224 on cuda, 64 on cpu")
       ->check(CLI::Range(int64_t{16}, int64_t{1024}));
   app.add_option("--warmup", settings.warmup, "untimed steps before timing each contender")
       ->check(CLI::Range(0, 1000))

@@ -20,15 +20,15 @@ def add_common_arguments(parser, warmup, repeats=None, repeats_help="timed sampl
     parser.add_argument("--json", default="", help="write one JSON record per result to this file (JSON lines)")
 
 
-def import_torch_or_skip(program):
+def import_torch_or_skip(program, device="cuda"):
     """The torch module, or None after printing why the benchmark is skipped (no PyTorch, or
-    no CUDA device); the caller then exits 0."""
+    no CUDA device when `device` is "cuda"); the caller then exits 0."""
     try:
         import torch
     except ImportError:
         print(f"{program}: PyTorch is not installed: skipped")
         return None
-    if not torch.cuda.is_available():
+    if device == "cuda" and not torch.cuda.is_available():
         print(f"{program}: no CUDA device: skipped")
         return None
     return torch

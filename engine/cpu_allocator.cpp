@@ -1,6 +1,7 @@
 #include "engine/cpu_allocator.h"
 
 #include <algorithm>
+#include <bit>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -10,9 +11,15 @@
 namespace visrep {
 namespace {
 
-constexpr size_t kAlignment = 64;                 // a cache line, and enough for any vector load
-constexpr size_t kCachedFrom = size_t{1} << 20;   // smaller blocks: malloc's own free lists do well
-constexpr size_t kGranule = size_t{1} << 20;      // cached sizes are rounded up to whole MiB
+constexpr size_t kAlignment = 64;  // a cache line, and enough for any vector load
+// Every block is kept for reuse, by size class: powers of two below 64 KiB, whole 64 KiB up
+// to 1 MiB, whole MiB above. malloc would keep the small ones itself, but glibc trims the top
+// of its heap and maps each block of 128 KiB or more afresh, unmapping it when freed, so in a
+// training step (hundreds of tensors of the same sizes each time: activations of 512 images
+// at 2x2 and 1x1, the head's (512, 512) matrices, per-group statistics) every 4 KiB page came
+// back with a page fault and a zero-fill.
+constexpr size_t kSmallGranule = size_t{64} << 10;
+constexpr size_t kGranule = size_t{1} << 20;
 constexpr size_t kMaxCachedBytes = size_t{4} << 30;
 
 struct Cache {
@@ -27,9 +34,9 @@ Cache& cache() {
 }
 
 size_t rounded_size(size_t bytes) {
-  if (bytes >= kCachedFrom) return (bytes + kGranule - 1) / kGranule * kGranule;
-  // aligned_alloc needs a multiple of the alignment, and not 0.
-  return std::max(kAlignment, (bytes + kAlignment - 1) / kAlignment * kAlignment);
+  if (bytes >= kGranule) return (bytes + kGranule - 1) / kGranule * kGranule;
+  if (bytes >= kSmallGranule) return (bytes + kSmallGranule - 1) / kSmallGranule * kSmallGranule;
+  return std::bit_ceil(std::max(kAlignment, bytes));  // a multiple of the alignment, as aligned_alloc needs
 }
 
 void release_all(Cache& state) {
@@ -45,7 +52,7 @@ void* cpu_allocate(size_t bytes) {
   Cache& state = cache();
   std::lock_guard<std::mutex> lock(state.mutex);
   void* block = nullptr;
-  if (size >= kCachedFrom) {
+  {
     auto found = state.free_blocks.find(size);
     if (found != state.free_blocks.end()) {
       block = found->second;
@@ -72,7 +79,7 @@ void cpu_free(void* data, size_t bytes) {
   Cache& state = cache();
   std::lock_guard<std::mutex> lock(state.mutex);
   state.stats.current_bytes -= size;
-  if (size >= kCachedFrom && state.stats.cached_bytes + size <= kMaxCachedBytes) {
+  if (state.stats.cached_bytes + size <= kMaxCachedBytes) {
     state.free_blocks.emplace(size, data);
     state.stats.cached_bytes += size;
   } else {

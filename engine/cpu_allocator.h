@@ -1,5 +1,6 @@
-// Host memory for tensors. Blocks of 1 MiB and more are not returned to the system when a
-// tensor dies but kept, by size, for the next tensor of that size: a training step
+// Host memory for tensors. Blocks are not returned to the system when a tensor dies but
+// kept, by size class (powers of two below 64 KiB, whole 64 KiB below 1 MiB, whole MiB above),
+// for the next tensor of that class: a training step
 // allocates the same activations and gradients every time, and a fresh multi-megabyte
 // block from the system costs a page fault and a zero-fill per 4 KiB page on first touch
 // (it made a 4096 x 4096 matmul result 1.8x slower than the multiplication itself).

@@ -40,10 +40,12 @@
 //
 // Where to look, the contrastive losses:
 //   op               engine/ops/contrastive.{h,cpp}   nt_xent_loss, supcon_loss
-//   CPU reference    kernels/cpu/contrastive.{h,cpp}  this header and its double loops
+//   CPU kernel       kernels/cpu/contrastive.cpp      float32 by GEMMs over blocks of anchors; other dtypes
+//                    go to the reference
+//   CPU reference    kernels/cpu/reference/contrastive.cpp  this header's double loops
 //   CUDA twin        kernels/cuda/contrastive.{h,cu}  (tiles: contrastive_tiles.cuh, contrastive_tensor_core.{cuh,cu};
 //                    row normalisation: contrastive_rows.cuh; launches: contrastive_launch.cuh)
-//   unit tests       tests/unit/test_contrastive.cpp
+//   unit tests       tests/unit/test_contrastive.cpp (the fast kernel against the reference too)
 //   gradient check   tests/gradcheck/test_contrastive_gradcheck.cpp
 //   parity cases     tests/parity/test_parity_contrastive.cpp
 //   benchmark        benchmarks/bench_contrastive.cpp (PyTorch eager: benchmarks/torch_contrastive.py)
@@ -91,8 +93,9 @@ struct ContrastiveSaved {
 // InputCheck: [row, 0]); nothing else is valid then.
 //
 // The state is kept in the precision the device computes in, and the op allocates the one
-// its device uses: saved_cpu (the reference computes everything in double, whatever T) or
-// saved_cuda (z in T, the statistics in AccumulateType<T>). tensor_cores: for the CUDA
+// its device uses: saved_cpu (double, whatever T: the reference computes everything in double,
+// and the fast float32 kernel keeps its z and statistics there too, so either backward pass
+// reads either forward's state) or saved_cuda (z in T, the statistics in AccumulateType<T>). tensor_cores: for the CUDA
 // twin, TF32 for float (bfloat16 always takes its tensor cores); the CPU ignores it.
 template <class T>
 struct ContrastiveForward {
@@ -125,7 +128,10 @@ struct ContrastiveBackward {
 
 }  // namespace visrep::kernels
 
-// float32, bfloat16 and float64 embeddings.
+// float32, bfloat16 and float64 embeddings. The fast kernels compute float32 (the
+// similarities by single-precision GEMMs, the softmax sums in float, the statistics and the
+// loss in double) and run the reference for the other dtypes and while reference kernels are
+// enabled (kernels/cpu/reference/reference_kernels.h).
 namespace visrep::kernels::cpu {
 
 template <class T>
@@ -135,3 +141,14 @@ template <class T>
 void contrastive_backward(const ContrastiveBackward<T>& arguments);
 
 }  // namespace visrep::kernels::cpu
+
+// The references: direct loops in double for every dtype.
+namespace visrep::kernels::cpu::reference {
+
+template <class T>
+void contrastive_forward(const ContrastiveForward<T>& arguments);
+
+template <class T>
+void contrastive_backward(const ContrastiveBackward<T>& arguments);
+
+}  // namespace visrep::kernels::cpu::reference

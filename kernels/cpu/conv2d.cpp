@@ -14,13 +14,13 @@
 //
 // Why it is shaped this way:
 // - The batch is split across threads, and each thread unrolls and multiplies its own
-//   images with single-threaded BLAS. Threading each GEMM inside OpenBLAS instead leaves
-//   im2col/col2im to run between GEMMs, with two thread pools (OpenMP's and OpenBLAS's)
-//   handing two cores back and forth at every step; per-image work on its own core needs no
-//   synchronisation at all. Each thread keeps a private filter gradient, summed at the end
+//   images with single-threaded GEMMs (gemm inside a parallel region runs on the calling
+//   thread: kernels/cpu/linear_algebra.h's threading policy). Sharing each GEMM between the
+//   threads instead leaves im2col/col2im to run between GEMMs and synchronises the threads
+//   at every one; per-image work on its own core needs no synchronisation at all. Each thread keeps a private filter gradient, summed at the end
 //   (threads - 1 weight-sized buffers: cheap on a few cores, worth revisiting on many).
 //   With one image (or when called inside a parallel region) there is nothing to split, and
-//   OpenBLAS and the unrolling loops are threaded instead.
+//   the GEMMs and the unrolling loops are shared between the threads instead.
 // - A small output plane (P = 16 at the end of a CIFAR ResNet) makes a GEMM too thin for
 //   BLAS to run fast, so about kTargetColumns columns' worth of images are unrolled side by
 //   side into one wider matrix, and the GEMM's result is moved to and from NCHW.
@@ -32,8 +32,8 @@
 //   input plane already is the column matrix.
 // - col2im overwrites grad_input (each element is the sum of the taps that read it), so
 //   grad_input needs no zeroing first.
-// - Scratch buffers are kept per thread between calls, so their megabytes are not
-//   page-faulted in afresh on every call.
+// - Scratch buffers are kept per thread between calls (kernels/cpu/scratch.h), so their
+//   megabytes are not page-faulted in afresh on every call.
 #include "kernels/cpu/conv2d.h"
 
 #include <omp.h>
@@ -42,11 +42,11 @@
 #include <cstring>
 #include <exception>
 #include <memory>
-#include <mutex>
 #include <stdexcept>
 #include <vector>
 
 #include "kernels/cpu/linear_algebra.h"
+#include "kernels/cpu/scratch.h"
 
 namespace visrep::kernels::cpu {
 namespace {
@@ -141,60 +141,51 @@ Plan make_plan(const Conv2dGeometry& g) {
   images = std::min(images, kMaxColumnElements / std::max<int64_t>(plan.column_rows * plane, 1));
   plan.images_per_chunk = std::clamp<int64_t>(images, 1, std::max<int64_t>(images_per_worker, 1));
 
+  // A pointwise convolution's columns are its input planes, copied whole (images outermost)
+  // or transposed (images innermost): whole planes while they are at least kWideRow long.
+  // Other convolutions copy rows of out_width, or runs of one value per image of the chunk.
   plan.images_innermost =
-      plan.out_width < kWideRow && std::max(plan.in_plane, plan.plane) <= kMaxInnermostPlane;
+      plan.is_pointwise
+          ? plan.plane < kWideRow
+          : plan.out_width < kWideRow && plan.images_per_chunk >= kWideRow &&
+                std::max(plan.in_plane, plan.plane) <= kMaxInnermostPlane;
+  // Runs of whole transpose tiles: 16 images, not 21 (a 7x7 map's 1024 / 49).
+  if (plan.images_innermost && plan.images_per_chunk > kWideRow)
+    plan.images_per_chunk = plan.images_per_chunk / kWideRow * kWideRow;
   if (plan.images_innermost) plan.tap_tables = make_tap_tables(g, plan.out_height, plan.out_width);
   return plan;
 }
 
-// ---- per-thread scratch ---------------------------------------------------------------------
+// ---- transposes ----------------------------------------------------------------------------
 
-enum ScratchSlot { kColumnsSlot, kWideSlot, kPartialGradSlot, kPlaneSlot, kScratchSlots };
-
-// `count` elements of this thread's buffer `slot`, grown (never shrunk, never zeroed) as needed.
+// dst[c * dst_stride + r] = src[r * src_stride + c] for r < rows, c < columns: the moves
+// between NCHW planes and the images-innermost column order. In 16 x 16 tiles through a
+// local buffer, so that every cache line read or written is used whole (element by element,
+// one side would touch a new line per element).
 template <class T>
-T* thread_scratch(ScratchSlot slot, int64_t count) {
-  struct Buffer {
-    std::unique_ptr<T[]> data;
-    int64_t capacity = 0;
-  };
-  thread_local Buffer buffers[kScratchSlots];
-  Buffer& buffer = buffers[slot];
-  if (count > buffer.capacity) {
-    buffer.data.reset();
-    buffer.data = std::make_unique_for_overwrite<T[]>(static_cast<size_t>(count));
-    buffer.capacity = count;
+void transpose(const T* src, int64_t rows, int64_t columns, int64_t src_stride, T* dst, int64_t dst_stride) {
+  constexpr int64_t kTile = 16;
+  for (int64_t r0 = 0; r0 < rows; r0 += kTile) {
+    for (int64_t c0 = 0; c0 < columns; c0 += kTile) {
+      const int64_t r_count = std::min(kTile, rows - r0), c_count = std::min(kTile, columns - c0);
+      if (r_count == kTile && c_count == kTile) {
+        T tile[kTile][kTile];
+        for (int64_t r = 0; r < kTile; ++r)
+          for (int64_t c = 0; c < kTile; ++c) tile[c][r] = src[(r0 + r) * src_stride + c0 + c];
+        for (int64_t c = 0; c < kTile; ++c)
+          for (int64_t r = 0; r < kTile; ++r) dst[(c0 + c) * dst_stride + r0 + r] = tile[c][r];
+      } else {  // an edge tile: the same, within its bounds
+        T tile[kTile][kTile];
+        for (int64_t r = 0; r < r_count; ++r)
+          for (int64_t c = 0; c < c_count; ++c) tile[c][r] = src[(r0 + r) * src_stride + c0 + c];
+        for (int64_t c = 0; c < c_count; ++c)
+          for (int64_t r = 0; r < r_count; ++r) dst[(c0 + c) * dst_stride + r0 + r] = tile[c][r];
+      }
+    }
   }
-  return buffer.data.get();
 }
 
 // ---- threads ------------------------------------------------------------------------------
-
-// Holds OpenBLAS to one thread while the workers, one per core, call it side by side.
-// OpenBLAS's thread count is process-wide, so convolutions running at the same time on
-// different threads share one hold: the first to arrive saves the count, the last to
-// leave restores it.
-class SingleThreadedGemm {
- public:
-  SingleThreadedGemm() {
-    const std::lock_guard lock(mutex_);
-    if (holders_++ == 0) {
-      saved_threads_ = gemm_threads();
-      set_gemm_threads(1);
-    }
-  }
-  ~SingleThreadedGemm() {
-    const std::lock_guard lock(mutex_);
-    if (--holders_ == 0) set_gemm_threads(saved_threads_);
-  }
-  SingleThreadedGemm(const SingleThreadedGemm&) = delete;
-  SingleThreadedGemm& operator=(const SingleThreadedGemm&) = delete;
-
- private:
-  static inline std::mutex mutex_;
-  static inline int holders_ = 0;
-  static inline int saved_threads_ = 0;
-};
 
 // Calls work(first_image, end_image, worker) on each worker, over contiguous shares of the
 // batch that differ by at most one image. Returns how many workers ran (OpenMP may grant
@@ -205,7 +196,6 @@ int run_workers(const Plan& plan, int64_t batch, Work&& work) {
     work(int64_t{0}, batch, 0);
     return 1;
   }
-  SingleThreadedGemm single_threaded_gemm;
   int workers_run = 1;
   std::exception_ptr failure;
 #pragma omp parallel num_threads(plan.workers)
@@ -286,7 +276,7 @@ void unroll_channel_outermost(const Conv2dGeometry& g, const Plan& plan, const T
   const int64_t padded_width = g.in_width + 2 * g.padding_width;
   const T* plane = source;  // without padding every tap is in bounds already
   if (has_padding(g)) {
-    T* copy = thread_scratch<T>(kPlaneSlot, (g.in_height + 2 * g.padding_height) * padded_width);
+    T* copy = thread_scratch<T>(ScratchSlot::kConvPlane, (g.in_height + 2 * g.padding_height) * padded_width);
     copy_into_padded(g, source, copy);
     plane = copy;
   }
@@ -307,7 +297,7 @@ void unroll_channel_outermost(const Conv2dGeometry& g, const Plan& plan, const T
 template <class T>
 void fold_channel_outermost(const Conv2dGeometry& g, const Plan& plan, const T* rows, int64_t row_stride, T* dx) {
   const int64_t padded_height = g.in_height + 2 * g.padding_height, padded_width = g.in_width + 2 * g.padding_width;
-  T* plane = has_padding(g) ? thread_scratch<T>(kPlaneSlot, padded_height * padded_width) : dx;
+  T* plane = has_padding(g) ? thread_scratch<T>(ScratchSlot::kConvPlane, padded_height * padded_width) : dx;
   std::fill(plane, plane + padded_height * padded_width, T(0));
   const int64_t out_height = plan.out_height, out_width = plan.out_width;
   const int64_t row_step = g.stride_height * padded_width, column_step = g.stride_width;
@@ -331,9 +321,8 @@ void fold_channel_outermost(const Conv2dGeometry& g, const Plan& plan, const T* 
 template <class T>
 void unroll_channel_innermost(const Plan& plan, const T* x, int64_t image_stride, int64_t images, T* rows,
                               int64_t row_stride) {
-  T* transposed = thread_scratch<T>(kPlaneSlot, plan.in_plane * images);  // [q][j]
-  for (int64_t j = 0; j < images; ++j)
-    for (int64_t q = 0; q < plan.in_plane; ++q) transposed[q * images + j] = x[j * image_stride + q];
+  T* transposed = thread_scratch<T>(ScratchSlot::kConvPlane, plan.in_plane * images);  // [q][j]
+  transpose(x, images, plan.in_plane, image_stride, transposed, images);
   for (int64_t tap = 0; tap < plan.taps; ++tap, rows += row_stride) {
     const int32_t* input_of_output = plan.tap_tables.input_of_output.data() + tap * plan.plane;
     for (int64_t p = 0; p < plan.plane; ++p) {
@@ -354,7 +343,7 @@ void unroll_channel_innermost(const Plan& plan, const T* x, int64_t image_stride
 template <class T>
 void fold_channel_innermost(const Plan& plan, const T* rows, int64_t row_stride, int64_t images, T* dx,
                             int64_t image_stride) {
-  T* sums = thread_scratch<T>(kPlaneSlot, plan.in_plane * images);  // [q][j]
+  T* sums = thread_scratch<T>(ScratchSlot::kConvPlane, plan.in_plane * images);  // [q][j]
   for (int64_t q = 0; q < plan.in_plane; ++q) {
     T* sum = sums + q * images;
     for (int64_t j = 0; j < images; ++j) sum[j] = T(0);
@@ -365,14 +354,24 @@ void fold_channel_innermost(const Plan& plan, const T* rows, int64_t row_stride,
       for (int64_t j = 0; j < images; ++j) sum[j] += run[j];
     }
   }
-  for (int64_t j = 0; j < images; ++j)
-    for (int64_t q = 0; q < plan.in_plane; ++q) dx[j * image_stride + q] = sums[q * images + j];
+  transpose(sums, plan.in_plane, images, images, dx, image_stride);
 }
 
 // columns (K, images * P) of the chunk whose first image's group starts at x_group.
 template <class T>
 void unroll_chunk(const Conv2dGeometry& g, const Plan& plan, const T* x_group, int64_t images, T* columns) {
   const int64_t width = images * plan.plane, image_stride = g.in_channels * plan.in_plane;
+  if (plan.is_pointwise) {  // the group's planes of each image are its columns: copy them whole
+    if (plan.images_innermost) {
+      transpose(x_group, images, plan.column_rows * plan.plane, image_stride, columns, images);
+    } else {
+      for (int64_t j = 0; j < images; ++j)
+        for (int64_t c = 0; c < plan.column_rows; ++c)
+          std::memcpy(columns + c * width + j * plan.plane, x_group + j * image_stride + c * plan.plane,
+                      sizeof(T) * plan.plane);
+    }
+    return;
+  }
   if (plan.images_innermost) {
 #pragma omp parallel for schedule(static) if (plan.parallel_unrolling && plan.column_rows * width >= kParallelElements)
     for (int64_t c = 0; c < plan.group_in_channels; ++c)
@@ -393,6 +392,17 @@ void unroll_chunk(const Conv2dGeometry& g, const Plan& plan, const T* x_group, i
 template <class T>
 void fold_chunk(const Conv2dGeometry& g, const Plan& plan, const T* columns, int64_t images, T* dx_group) {
   const int64_t width = images * plan.plane, image_stride = g.in_channels * plan.in_plane;
+  if (plan.is_pointwise) {  // each input element is read by one column entry: copy them back
+    if (plan.images_innermost) {
+      transpose(columns, plan.column_rows * plan.plane, images, images, dx_group, image_stride);
+    } else {
+      for (int64_t j = 0; j < images; ++j)
+        for (int64_t c = 0; c < plan.column_rows; ++c)
+          std::memcpy(dx_group + j * image_stride + c * plan.plane, columns + c * width + j * plan.plane,
+                      sizeof(T) * plan.plane);
+    }
+    return;
+  }
   if (plan.images_innermost) {
 #pragma omp parallel for schedule(static) if (plan.parallel_unrolling && plan.column_rows * width >= kParallelElements)
     for (int64_t c = 0; c < plan.group_in_channels; ++c)
@@ -414,32 +424,28 @@ void fold_chunk(const Conv2dGeometry& g, const Plan& plan, const T* columns, int
 template <class T>
 void scatter_to_nchw(const Conv2dGeometry& g, const Plan& plan, const T* wide, int64_t images, T* y_group) {
   const int64_t width = images * plan.plane, image_stride = g.out_channels * plan.plane;
+  if (plan.images_innermost) {  // wide[(c * P + p) * images + j] -> y[j][c][p]
+    transpose(wide, plan.group_out_channels * plan.plane, images, images, y_group, image_stride);
+    return;
+  }
   for (int64_t c = 0; c < plan.group_out_channels; ++c) {
     const T* row = wide + c * width;
-    for (int64_t j = 0; j < images; ++j) {
-      T* out = y_group + j * image_stride + c * plan.plane;
-      if (plan.images_innermost) {
-        for (int64_t p = 0; p < plan.plane; ++p) out[p] = row[p * images + j];
-      } else {
-        std::memcpy(out, row + j * plan.plane, sizeof(T) * plan.plane);
-      }
-    }
+    for (int64_t j = 0; j < images; ++j)
+      std::memcpy(y_group + j * image_stride + c * plan.plane, row + j * plan.plane, sizeof(T) * plan.plane);
   }
 }
 
 template <class T>
 void gather_from_nchw(const Conv2dGeometry& g, const Plan& plan, const T* y_group, int64_t images, T* wide) {
   const int64_t width = images * plan.plane, image_stride = g.out_channels * plan.plane;
+  if (plan.images_innermost) {
+    transpose(y_group, images, plan.group_out_channels * plan.plane, image_stride, wide, images);
+    return;
+  }
   for (int64_t c = 0; c < plan.group_out_channels; ++c) {
     T* row = wide + c * width;
-    for (int64_t j = 0; j < images; ++j) {
-      const T* in = y_group + j * image_stride + c * plan.plane;
-      if (plan.images_innermost) {
-        for (int64_t p = 0; p < plan.plane; ++p) row[p * images + j] = in[p];
-      } else {
-        std::memcpy(row + j * plan.plane, in, sizeof(T) * plan.plane);
-      }
-    }
+    for (int64_t j = 0; j < images; ++j)
+      std::memcpy(row + j * plan.plane, y_group + j * image_stride + c * plan.plane, sizeof(T) * plan.plane);
   }
 }
 
@@ -467,12 +473,12 @@ void forward_images(const Conv2dGeometry& g, const Plan& plan, const T* input, c
         gemm<T>(shape, T(1), w_group, plan.column_rows, x_group, plan.plane, T(0), y_group, plan.plane);
         continue;
       }
-      T* columns = thread_scratch<T>(kColumnsSlot, plan.column_rows * width);
+      T* columns = thread_scratch<T>(ScratchSlot::kConvColumns, plan.column_rows * width);
       unroll_chunk(g, plan, x_group, images, columns);
       if (images == 1) {
         gemm<T>(shape, T(1), w_group, plan.column_rows, columns, width, T(0), y_group, plan.plane);
       } else {
-        T* wide = thread_scratch<T>(kWideSlot, plan.group_out_channels * width);
+        T* wide = thread_scratch<T>(ScratchSlot::kConvWide, plan.group_out_channels * width);
         gemm<T>(shape, T(1), w_group, plan.column_rows, columns, width, T(0), wide, width);
         scatter_to_nchw(g, plan, wide, images, y_group);
       }
@@ -507,7 +513,7 @@ void backward_images(const Conv2dGeometry& g, const Plan& plan, const T* grad_ou
       const T* dy = dy_group;
       int64_t dy_stride = plan.plane;
       if (images > 1) {
-        T* wide = thread_scratch<T>(kWideSlot, plan.group_out_channels * width);
+        T* wide = thread_scratch<T>(ScratchSlot::kConvWide, plan.group_out_channels * width);
         gather_from_nchw(g, plan, dy_group, images, wide);
         dy = wide;
         dy_stride = width;
@@ -518,7 +524,7 @@ void backward_images(const Conv2dGeometry& g, const Plan& plan, const T* grad_ou
         const T* columns = input + x_offset;
         int64_t columns_stride = plan.plane;
         if (!(images == 1 && plan.is_pointwise)) {
-          T* unrolled = thread_scratch<T>(kColumnsSlot, plan.column_rows * width);
+          T* unrolled = thread_scratch<T>(ScratchSlot::kConvColumns, plan.column_rows * width);
           unroll_chunk(g, plan, input + x_offset, images, unrolled);
           columns = unrolled;
           columns_stride = width;
@@ -535,7 +541,7 @@ void backward_images(const Conv2dGeometry& g, const Plan& plan, const T* grad_ou
           gemm<T>(shape, T(1), w_group, plan.column_rows, dy, dy_stride, T(0), grad_input + x_offset, plan.plane);
           continue;
         }
-        T* grad_columns = thread_scratch<T>(kColumnsSlot, plan.column_rows * width);
+        T* grad_columns = thread_scratch<T>(ScratchSlot::kConvColumns, plan.column_rows * width);
         gemm<T>(shape, T(1), w_group, plan.column_rows, dy, dy_stride, T(0), grad_columns, width);
         fold_chunk(g, plan, grad_columns, images, grad_input + x_offset);
       }
@@ -576,7 +582,7 @@ void conv2d_backward(const Conv2dBackward<T>& arguments) {
   } else if (grad_input != nullptr || grad_weight != nullptr) {
     // Worker 0 accumulates its filter gradient in grad_weight, the others in partials.
     T* partials = grad_weight != nullptr && plan.workers > 1
-                      ? thread_scratch<T>(kPartialGradSlot, (plan.workers - 1) * weight_numel)
+                      ? thread_scratch<T>(ScratchSlot::kConvPartialGrad, (plan.workers - 1) * weight_numel)
                       : nullptr;
     const int workers_run = run_workers(plan, g.batch, [&](int64_t first_image, int64_t end_image, int worker) {
       T* accumulator = grad_weight == nullptr ? nullptr

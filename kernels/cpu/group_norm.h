@@ -8,14 +8,20 @@
 // them saves a full read and write of the activation, and its backward only needs the
 // mask (pre-activation > 0), which the backward pass recomputes from x and the statistics).
 //
-// This header is the specification: kernels/cpu/group_norm.cpp computes it with plain
-// loops accumulating in double; the CUDA twin must agree within the parity tolerances.
+// This header is the specification: kernels/cpu/reference/group_norm.cpp computes it with
+// plain loops accumulating in double; the CUDA twin must agree within the parity tolerances.
+// kernels/cpu/group_norm.cpp is the fast float32 kernel training runs (one read of a group
+// for its statistics and one more, from cache, for the output; the same backward), held to
+// the reference by the unit tests; kernels/cpu/reference/reference_kernels.h says how the two
+// are chosen.
 //
 // Where to look, GroupNorm:
 //   op               engine/ops/group_norm.{h,cpp}   group_norm(); the module nn::GroupNorm is in engine/nn/layers.h
-//   CPU reference    kernels/cpu/group_norm.{h,cpp}  this header and its loops
+//   CPU kernel       kernels/cpu/group_norm.cpp      float32; other dtypes go to the reference
+//   CPU reference    kernels/cpu/reference/group_norm.cpp  this header's loops, in double
 //   CUDA twin        kernels/cuda/group_norm.{h,cu}
-//   unit tests       tests/unit/test_group_norm.cpp
+//   unit tests       tests/unit/test_group_norm.cpp (the op against loops written there; the fast kernel
+//                    against the reference)
 //   gradient check   tests/gradcheck/test_group_norm_gradcheck.cpp
 //   parity cases     tests/parity/test_parity_group_norm.cpp
 //   benchmark        benchmarks/bench_group_norm.cpp (PyTorch eager: benchmarks/torch_group_norm.py)
@@ -85,7 +91,9 @@ struct GroupNormBackward {
 
 }  // namespace visrep::kernels
 
-// float32, bfloat16 (statistics and arithmetic in float32) and float64.
+// float32, bfloat16 and float64. The fast kernels compute float32 (statistics summed in
+// double, the element arithmetic in float) and run the reference for the other dtypes and
+// while reference kernels are enabled.
 namespace visrep::kernels::cpu {
 
 template <class T>
@@ -95,3 +103,14 @@ template <class T>
 void group_norm_backward(const GroupNormBackward<T>& arguments);
 
 }  // namespace visrep::kernels::cpu
+
+// The references: every dtype in double (bfloat16 and float32 inputs widened exactly).
+namespace visrep::kernels::cpu::reference {
+
+template <class T>
+void group_norm_forward(const GroupNormForward<T>& arguments);
+
+template <class T>
+void group_norm_backward(const GroupNormBackward<T>& arguments);
+
+}  // namespace visrep::kernels::cpu::reference

@@ -2,6 +2,15 @@
 // op(X) is X or its transpose. OpenBLAS does the arithmetic (sgemm/dgemm); this wrapper
 // keeps the rest of the CPU code free of the CBLAS API. float32 and float64.
 //
+// One threading policy for the whole CPU backend: OpenMP's threads are the only ones that
+// compute. OpenBLAS is set, once, to run every call on the calling thread (its own pthread
+// pool would otherwise spin and yield next to OpenMP's, two pools handing the same cores back
+// and forth), and gemm shares a product large enough to be worth it between OpenMP's threads
+// itself: C is cut into one block of rows or columns per thread, each one single-threaded
+// OpenBLAS call over the whole of k. Called inside a parallel region (conv2d's workers, the
+// contrastive loss's blocks) it runs on the calling thread. Every element of C is computed by
+// one call, in an order fixed by the thread count, so results repeat run to run.
+//
 // Where to look, matrix products:
 //   op               engine/ops/linear_algebra.{h,cpp}   matmul(), linear(); the module nn::Linear is in
 //                    engine/nn/layers.h
@@ -57,8 +66,7 @@ template <class T>
 void gemm(const GemmShape& shape, T alpha, const T* a, int64_t lda, const T* b, int64_t ldb, T beta, T* c,
           int64_t ldc);
 
-// Threads OpenBLAS may use (0 restores its default), and how many it uses now.
-void set_gemm_threads(int threads);
-int gemm_threads();
+// The threads OpenBLAS itself runs a call on: 1 once any gemm has run (the policy above).
+int openblas_threads();
 
 }  // namespace visrep::kernels::cpu

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 namespace visrep::kernels::cpu {
 namespace {
@@ -41,29 +42,43 @@ void max_pool2d_forward(const MaxPool2dForward<T>& arguments) {
   const T* input = arguments.input;
   T* output = arguments.output;
   int64_t* argmax = arguments.argmax;
-  const int64_t oh_count = g.out_height(), ow_count = g.out_width();
-#pragma omp parallel for schedule(static) if (g.planes * oh_count * ow_count >= 16384)
+  const int64_t oh_count = g.out_height(), ow_count = g.out_width(), out_plane = oh_count * ow_count;
+  // Every plane has the same windows: worked out once, not once per plane.
+  std::vector<Window> windows(static_cast<size_t>(out_plane));
+  for (int64_t oh = 0; oh < oh_count; ++oh)
+    for (int64_t ow = 0; ow < ow_count; ++ow) windows[static_cast<size_t>(oh * ow_count + ow)] = window_at(g, oh, ow);
+#pragma omp parallel for schedule(static) if (g.planes * out_plane >= 16384)
   for (int64_t plane = 0; plane < g.planes; ++plane) {
     const T* x = input + plane * g.in_height * g.in_width;
-    for (int64_t oh = 0; oh < oh_count; ++oh) {
-      for (int64_t ow = 0; ow < ow_count; ++ow) {
-        const Window w = window_at(g, oh, ow);
-        T best = -std::numeric_limits<T>::infinity();
-        int64_t best_index = w.h_begin * g.in_width + w.w_begin;
-        for (int64_t ih = w.h_begin; ih < w.h_end && !std::isnan(best); ++ih) {
-          for (int64_t iw = w.w_begin; iw < w.w_end; ++iw) {
-            const T value = x[ih * g.in_width + iw];
-            if (value > best || std::isnan(value)) {
-              best = value;
-              best_index = ih * g.in_width + iw;
-              if (std::isnan(value)) break;
-            }
+    for (int64_t o = 0; o < out_plane; ++o) {
+      const Window& w = windows[static_cast<size_t>(o)];
+      // The first largest value: selects, not branches (which of 9 values wins is a coin toss
+      // for the branch predictor, and its misses cost more than the loads). A window with a
+      // NaN takes the slow path, where the first NaN wins.
+      T best = -std::numeric_limits<T>::infinity();
+      int64_t best_index = w.h_begin * g.in_width + w.w_begin;
+      bool has_nan = false;
+      for (int64_t ih = w.h_begin; ih < w.h_end; ++ih) {
+        for (int64_t iw = w.w_begin; iw < w.w_end; ++iw) {
+          const T value = x[ih * g.in_width + iw];
+          has_nan = has_nan | (value != value);
+          const bool take = value > best;
+          best = take ? value : best;
+          best_index = take ? ih * g.in_width + iw : best_index;
+        }
+      }
+      for (int64_t ih = w.h_begin; has_nan && ih < w.h_end; ++ih) {
+        for (int64_t iw = w.w_begin; iw < w.w_end; ++iw) {
+          if (std::isnan(x[ih * g.in_width + iw])) {
+            best = x[ih * g.in_width + iw];
+            best_index = ih * g.in_width + iw;
+            has_nan = false;
+            break;
           }
         }
-        const int64_t out_index = (plane * oh_count + oh) * ow_count + ow;
-        output[out_index] = best;
-        argmax[out_index] = best_index;
       }
+      output[plane * out_plane + o] = best;
+      argmax[plane * out_plane + o] = best_index;
     }
   }
 }

@@ -4,7 +4,8 @@
 //
 // Dimensions are first coalesced (size-1 dimensions dropped, neighbours merged where every
 // operand steps through them as one), so contiguous tensors become one long inner loop no
-// matter their rank. Rows of the outer dimensions are split across OpenMP threads.
+// matter their rank, which vectorises when its strides are 1 (or 0 for one broadcast
+// operand). Rows of the outer dimensions are split across OpenMP threads.
 #pragma once
 
 #include <array>
@@ -47,6 +48,40 @@ CoalescedLoop<N> coalesce(const std::array<const StridedLayout*, N>& layouts) {
   return loop;
 }
 
+// The inner loop over one tile, offsets[k] + i * inner_strides[k] for i < count. When every
+// operand steps by 1 (contiguous tensors of one shape), or all but one, which stays put (a
+// scalar broadcast: stride 0), the strides are compile-time constants and the loop
+// vectorises; kSteady is that operand's index, -1 for none, -2 for the general case.
+template <int kSteady, size_t N, class Body>
+void run_inner(std::array<int64_t, N> offsets, const std::array<int64_t, N>& inner_strides, int64_t count,
+               Body& body) {
+  if constexpr (kSteady == -2) {
+    for (int64_t i = 0; i < count; ++i) {
+      body(offsets);
+      for (size_t k = 0; k < N; ++k) offsets[k] += inner_strides[k];
+    }
+  } else {
+    for (int64_t i = 0; i < count; ++i) {
+      std::array<int64_t, N> at;
+      for (size_t k = 0; k < N; ++k) at[k] = static_cast<int>(k) == kSteady ? offsets[k] : offsets[k] + i;
+      body(at);
+    }
+  }
+}
+
+// Which run_inner the strides allow: -1 all unit, k: all unit but operand k's 0, -2 otherwise.
+// The output (operand 0) is never the steady one.
+template <size_t N>
+int steady_operand(const std::array<int64_t, N>& inner_strides) {
+  int steady = -1;
+  for (size_t k = 0; k < N; ++k) {
+    if (inner_strides[k] == 1) continue;
+    if (inner_strides[k] != 0 || k == 0 || steady != -1) return -2;
+    steady = static_cast<int>(k);
+  }
+  return steady;
+}
+
 // Calls body(offsets) once per element, where offsets[k] is the element's offset in
 // operand k. All layouts must have the sizes of layouts[0].
 template <size_t N, class Body>
@@ -62,6 +97,7 @@ void for_each_strided(const std::array<const StridedLayout*, N>& layouts, Body&&
   for (int d = 0; d < inner_dim; ++d) outer *= loop.sizes[d];
   std::array<int64_t, N> inner_strides;
   for (size_t k = 0; k < N; ++k) inner_strides[k] = loop.strides[k][inner_dim];
+  const int steady = steady_operand(inner_strides);
 
   // Work is split into tiles of at most kTile elements of one row, so a single long
   // contiguous row is shared between threads too.
@@ -81,9 +117,12 @@ void for_each_strided(const std::array<const StridedLayout*, N>& layouts, Body&&
       for (size_t k = 0; k < N; ++k) offsets[k] += index * loop.strides[k][d];
     }
     for (size_t k = 0; k < N; ++k) offsets[k] += begin * inner_strides[k];
-    for (int64_t i = begin; i < end; ++i) {
-      body(offsets);
-      for (size_t k = 0; k < N; ++k) offsets[k] += inner_strides[k];
+    switch (steady) {
+      case -1: run_inner<-1>(offsets, inner_strides, end - begin, body); break;
+      case 1: run_inner<1>(offsets, inner_strides, end - begin, body); break;
+      case 2: if constexpr (N > 2) run_inner<2>(offsets, inner_strides, end - begin, body); break;
+      case 3: if constexpr (N > 3) run_inner<3>(offsets, inner_strides, end - begin, body); break;
+      default: run_inner<-2>(offsets, inner_strides, end - begin, body); break;
     }
   }
 }

@@ -1,6 +1,8 @@
 // The parity executable's main: without a usable GPU it says so and exits with code 4,
 // which ctest reports as "Skipped" (SKIP_RETURN_CODE), so a machine without a GPU never
-// passes these cases silently. Listing the tests (ctest's discovery) works everywhere.
+// passes these cases silently. Listing the tests (ctest's discovery) works everywhere. The
+// CPU side of every case runs the reference kernels (kernels/cpu/reference/reference_kernels.h):
+// the CUDA twins are held to the specification, not to the fast CPU kernels.
 #define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
 
@@ -8,6 +10,7 @@
 #include <cstring>
 
 #include "engine/device.h"
+#include "kernels/cpu/reference/reference_kernels.h"
 #include "kernels/cuda/runtime.h"
 
 int main(int argc, char** argv) {
@@ -24,5 +27,6 @@ int main(int argc, char** argv) {
                 visrep::kernels::cuda::unavailable_reason());
     return 4;
   }
+  const visrep::kernels::cpu::ScopedReferenceKernels reference;
   return Catch::Session().run(argc, argv);
 }

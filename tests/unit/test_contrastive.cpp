@@ -2,8 +2,8 @@
 // agreement with a direct float64 reference written out in plain loops (the loss) and with
 // the unfused formulation built from the engine's own ops (normalize, matmul,
 // masking, log_softmax: the full 2N x C matrix, differentiated by autograd), the identities
-// the definitions promise, and bad input.
-// Where to look for the rest of the family: kernels/cpu/contrastive.h.
+// the definitions promise, the fast float32 CPU kernel against the double-loop reference, and
+// bad input. Where to look for the rest of the family: kernels/cpu/contrastive.h.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -13,6 +13,8 @@
 #include <vector>
 
 #include "engine/ops.h"
+#include "kernels/cpu/reference/reference_kernels.h"
+#include "kernels/cpu/vector_math.h"
 #include "tests/support/mirrored_ranks.h"
 #include "tests/support/test_data.h"
 
@@ -335,6 +337,9 @@ TEST_CASE("contrastive losses see only directions", "[unit]") {
 }
 
 TEST_CASE("contrastive losses in float32 and bfloat16 follow float64", "[unit]") {
+  // The reference's property (it computes in double whatever the dtype); the fast float32
+  // kernel is held to the reference below.
+  const kernels::cpu::ScopedReferenceKernels reference;
   Generator gen = generator_for("contrastive losses in float32 and bfloat16 follow float64");
   const Tensor h = random_normal({12, 16}, gen);
   const Tensor labels = from_vector(std::vector<int64_t>{0, 1, 0, 2, 2, 1});
@@ -365,6 +370,87 @@ TEST_CASE("larger problems stay finite at small temperatures", "[unit]") {
   CHECK(std::isfinite(loss.item()));
   const std::vector<float> g = x.grad().to_vector<float>();
   for (float v : g) REQUIRE(std::isfinite(v));
+}
+
+// ---- the fast float32 kernel against the reference ----------------------------------------------------------
+
+TEST_CASE("exp_float, the fast kernels' exponential, is within 2 ulp of exp", "[unit]") {
+  double worst_ulps = 0.0;
+  for (double x = -87.0; x <= 88.0; x += 0.001) {
+    const float argument = static_cast<float>(x);
+    const double exact = std::exp(static_cast<double>(argument));
+    const float rounded = static_cast<float>(exact);
+    const double ulp = std::nextafter(rounded, INFINITY) - rounded;
+    worst_ulps = std::max(worst_ulps, std::abs(kernels::cpu::exp_float(argument) - exact) / ulp);
+  }
+  CHECK(worst_ulps <= 2.0);
+  CHECK(kernels::cpu::exp_float(-100.0f) == 0.0f);
+  CHECK(kernels::cpu::exp_float(0.0f) == 1.0f);
+  CHECK(std::isfinite(kernels::cpu::exp_float(1000.0f)));
+}
+
+namespace {
+
+// The loss and gradients of `loss_of` in float32 by the fast kernel and by the reference
+// (kernels::cpu::ScopedReferenceKernels), on the same leaves. Tolerances: the loss within
+// 1e-6 relative; every gradient within 1e-5 of the largest reference gradient (the
+// similarities come from float32 GEMMs and the exponentials from exp_float; measured: the
+// loss rounds to the same float32 or 3e-7 off, the gradients 2e-7 to 6e-7 of the largest).
+template <class F>
+void check_fast_against_reference(const std::string& name, const Tensor& h, const Tensor& extra, F loss_of) {
+  INFO(name << ", h " << shape_string(h.shape()));
+  const Evaluated fast = evaluate(h, extra, loss_of);
+  Evaluated reference;
+  {
+    const kernels::cpu::ScopedReferenceKernels use_reference;
+    reference = evaluate(h, extra, loss_of);
+  }
+  REQUIRE(std::isfinite(fast.loss));
+  CHECK(fast.loss == Approx(reference.loss).epsilon(1e-6).margin(1e-7));
+  const double scale = std::max(max_abs_difference(reference.grad_h, zeros_like(reference.grad_h)), 1e-30);
+  CHECK(max_abs_difference(fast.grad_h, reference.grad_h) <= 1e-5 * scale);
+  if (reference.grad_extra.defined()) {
+    REQUIRE(fast.grad_extra.defined());
+    CHECK(max_abs_difference(fast.grad_extra, reference.grad_extra) <= 1e-5 * scale);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("contrastive losses: the fast float32 kernel follows the reference", "[unit]") {
+  Generator gen = generator_for("contrastive losses: the fast float32 kernel follows the reference");
+  const auto nt_xent = [](double tau) {
+    return [tau](const Tensor& x, const Tensor& extra) { return nt_xent_loss(x, tau, extra); };
+  };
+  // The main job's step (2N = 512, D = 128, tau 0.1), blocks of 64 anchors with a remainder
+  // (2N = 130), odd embedding widths, one image, large logits (tau 0.01).
+  check_fast_against_reference("main job", random_normal({512, 128}, gen, kFloat32), Tensor(), nt_xent(0.1));
+  check_fast_against_reference("2N = 130, D = 17", random_normal({130, 17}, gen, kFloat32), Tensor(), nt_xent(0.5));
+  check_fast_against_reference("one image", random_normal({2, 5}, gen, kFloat32), Tensor(), nt_xent(0.1));
+  check_fast_against_reference("tau 0.01", random_normal({70, 3}, gen, kFloat32), Tensor(), nt_xent(0.01));
+  check_fast_against_reference("extra negatives", random_normal({66, 9}, gen, kFloat32),
+                               random_normal({75, 9}, gen, kFloat32), nt_xent(0.2));
+  // SupCon: labels per image and per row (with anchors that have no positive), mode 'one'.
+  const Tensor image_labels = randint(0, 5, {65}, TensorOptions(kInt64), gen);
+  check_fast_against_reference("supcon, labels per image", random_normal({130, 12}, gen, kFloat32), Tensor(),
+                               [&](const Tensor& x, const Tensor&) { return supcon_loss(x, image_labels, 0.1); });
+  const Tensor row_labels = per_row_labels({0, 1, 2, 3, 0, 5, 6, 1});
+  check_fast_against_reference("supcon, labels per row, singletons", random_normal({8, 4}, gen, kFloat32), Tensor(),
+                               [&](const Tensor& x, const Tensor&) { return supcon_loss(x, row_labels, 0.1); });
+  check_fast_against_reference("supcon, mode one", random_normal({130, 12}, gen, kFloat32), Tensor(),
+                               [&](const Tensor& x, const Tensor&) {
+                                 return supcon_loss(x, image_labels, 0.1, 0.07, ContrastMode::One);
+                               });
+  // The cross-rank form: labelled extra rows (other ranks' views), positives of their class
+  // (per-column labels, Q = C), in modes 'all' and 'one'.
+  const Tensor extra_labels = randint(0, 5, {75}, TensorOptions(kInt64), gen);
+  for (const ContrastMode mode : {ContrastMode::All, ContrastMode::One}) {
+    check_fast_against_reference(mode == ContrastMode::All ? "supcon, labelled extra rows" : "supcon, labelled extra rows, mode one",
+                                 random_normal({130, 12}, gen, kFloat32), random_normal({75, 12}, gen, kFloat32),
+                                 [&](const Tensor& x, const Tensor& extra) {
+                                   return supcon_loss(x, image_labels, 0.1, 0.07, mode, extra, extra_labels);
+                                 });
+  }
 }
 
 // ---- bad input -------------------------------------------------------------------------------------------

@@ -35,6 +35,27 @@ TEST_CASE("cpu allocator reuses large blocks", "[unit]") {
   REQUIRE(cpu_memory_stats().cached_bytes == 0);
 }
 
+TEST_CASE("cpu allocator reuses smaller blocks by size class", "[unit]") {
+  cpu_empty_cache();
+  const void* first_block = nullptr;
+  {
+    Tensor medium = empty({200 << 10}, kUInt8);  // 200 KiB: a 256 KiB block
+    first_block = medium.raw_data();
+  }
+  REQUIRE(cpu_memory_stats().cached_bytes == (256u << 10));
+  {
+    Tensor again = empty({250 << 10}, kUInt8);  // also 256 KiB
+    REQUIRE(again.raw_data() == first_block);
+    Tensor small = empty({1000}, kFloat32);  // 4000 bytes: a 4 KiB block
+  }
+  REQUIRE(cpu_memory_stats().cached_bytes == (256u << 10) + (4u << 10));
+  {
+    Tensor small_again = empty({1024}, kFloat32);  // 4 KiB: the same class
+    REQUIRE(cpu_memory_stats().cached_bytes == (256u << 10));
+  }
+  cpu_empty_cache();
+}
+
 TEST_CASE("cpu out of memory is an error", "[unit]") {
   // 2^50 bytes (a petabyte) cannot be had anywhere this test runs.
   REQUIRE_THROWS_WITH(empty({int64_t{1} << 48}, kFloat32),

@@ -1,7 +1,7 @@
 // group_norm (engine/ops/group_norm.h) on the CPU against a float64 reference written here
 // as plain loops (Wu & He 2018 eq. 1-3 and 6-7; the gradients by the chain rule through the
 // mean and 1 / sqrt(var + eps)), plus the fused ReLU, large offsets, degenerate groups, bad
-// input and the module nn::GroupNorm. kernels/cpu/group_norm.h lists the family's files (the
+// input, the module nn::GroupNorm, and the fast float32 CPU kernel against the reference. kernels/cpu/group_norm.h lists the family's files (the
 // CUDA twin is compared with these CPU ops by tests/parity/test_parity_group_norm.cpp).
 #include <catch2/catch.hpp>
 
@@ -12,6 +12,7 @@
 
 #include "engine/nn/layers.h"
 #include "engine/ops.h"
+#include "kernels/cpu/reference/reference_kernels.h"
 #include "tests/support/reference.h"
 #include "tests/support/test_data.h"
 
@@ -154,7 +155,9 @@ TEST_CASE("group_norm fused relu equals group_norm followed by relu", "[unit]") 
 
 TEST_CASE("group_norm of inputs offset by 1e4 matches the float64 reference", "[unit]") {
   Generator gen = generator_for("group_norm of inputs offset by 1e4 matches the float64 reference");
-  // The statistics are exact two-pass sums in double, so y keeps float32 accuracy. The
+  // The statistics are sums in double of the offsets from the group's first element (the
+  // fast float32 kernel) or exact two-pass sums in double (the reference), so y keeps
+  // float32 accuracy. The
   // backward pass recomputes xhat from the saved statistics; were the mean saved as a
   // float32 (1e4 + m rounded to 5e-4), every xhat would shift by up to 5e-4 and dgamma would
   // be off by ~1e-3 here. It is saved relative to the group's first element instead.
@@ -299,4 +302,75 @@ TEST_CASE("group_norm parity inputs are kept away from the fused ReLU's boundary
     CHECK(changed >= near_boundary(before));
     if (c.start == 1) CHECK(new_values[0] == old_values[0]);
   }
+}
+
+// ---- the fast float32 kernel against the reference -----------------------------------------------
+
+namespace {
+
+struct GroupNormResults {
+  Tensor y, dx, dgamma, dbeta;
+};
+
+GroupNormResults run_group_norm(const Tensor& x_values, int64_t groups, const Tensor& gamma_values,
+                                const Tensor& beta_values, bool relu, const Tensor& direction) {
+  Tensor x = x_values.clone().set_requires_grad();
+  Tensor gamma = gamma_values.defined() ? gamma_values.clone().set_requires_grad() : Tensor();
+  Tensor beta = beta_values.defined() ? beta_values.clone().set_requires_grad() : Tensor();
+  const Tensor y = group_norm(x, groups, gamma, beta, 1e-5, relu);
+  y.backward(direction);
+  return {y, x.grad(), gamma.defined() ? gamma.grad() : Tensor(), beta.defined() ? beta.grad() : Tensor()};
+}
+
+double largest(const Tensor& t) { return std::max(max_abs_difference(t, zeros_like(t)), 1e-30); }
+
+// float32 through the fast kernel and through the reference (kernels::cpu::ScopedReferenceKernels),
+// same inputs. Tolerances, relative to the largest reference value of each output: y 2e-6,
+// dx, dgamma and dbeta 1e-5 (float statistics and per-channel float sums; measured: y and dx
+// about 1e-7, dgamma and dbeta below 1e-6).
+void check_fast_against_reference(const Shape& shape, int64_t groups, bool affine, bool relu, double offset,
+                                  Generator& gen) {
+  INFO("group_norm " << shape_string(shape) << " groups " << groups << (affine ? " affine" : "")
+                     << (relu ? " relu" : "") << " offset " << offset);
+  const int64_t channels = shape[1];
+  const Tensor x = add(random_normal(shape, gen), offset).to(kFloat32);
+  const Tensor gamma = affine ? random_uniform({channels}, 0.5, 1.5, gen, kFloat32) : Tensor();
+  const Tensor beta = affine ? random_uniform({channels}, -0.5, 0.5, gen, kFloat32) : Tensor();
+  const Tensor direction = random_normal(shape, gen, kFloat32);
+  const GroupNormResults fast = run_group_norm(x, groups, gamma, beta, relu, direction);
+  GroupNormResults reference;
+  {
+    const kernels::cpu::ScopedReferenceKernels use_reference;
+    reference = run_group_norm(x, groups, gamma, beta, relu, direction);
+  }
+  CHECK(max_abs_difference(fast.y, reference.y) <= 2e-6 * largest(reference.y));
+  CHECK(max_abs_difference(fast.dx, reference.dx) <= 1e-5 * largest(reference.dx));
+  if (affine) {
+    CHECK(max_abs_difference(fast.dgamma, reference.dgamma) <= 1e-5 * largest(reference.dgamma));
+    CHECK(max_abs_difference(fast.dbeta, reference.dbeta) <= 1e-5 * largest(reference.dbeta));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("group_norm: the fast float32 kernel follows the reference", "[unit]") {
+  Generator gen = generator_for("group_norm: the fast float32 kernel follows the reference");
+  // bit-tiny's norms (8 groups; 7x7, 4x4, 2x2 and 1x1 maps), with and without the fused ReLU.
+  for (const bool relu : {true, false}) {
+    check_fast_against_reference({4, 16, 7, 7}, 8, true, relu, 0.0, gen);
+    check_fast_against_reference({4, 64, 7, 7}, 8, true, relu, 0.0, gen);
+    check_fast_against_reference({4, 128, 4, 4}, 8, true, relu, 0.0, gen);
+    check_fast_against_reference({4, 256, 2, 2}, 8, true, relu, 0.0, gen);
+    check_fast_against_reference({4, 512, 1, 1}, 8, true, relu, 0.0, gen);
+  }
+  // Channels and maps that are no multiple of a vector, batch 1, no affine, (N, C) inputs.
+  check_fast_against_reference({1, 12, 5, 3}, 3, true, true, 0.0, gen);
+  check_fast_against_reference({3, 10, 3, 3}, 5, false, true, 0.0, gen);
+  check_fast_against_reference({2, 6, 3, 3}, 6, true, false, 0.0, gen);  // one channel per group
+  check_fast_against_reference({5, 24}, 4, true, true, 0.0, gen);
+  check_fast_against_reference({1, 32, 1, 1}, 32, true, false, 0.0, gen);  // one element per group
+  // A large group (BiT-R50's first stage has 8 x 56 x 56), and inputs offset by 1e4.
+  check_fast_against_reference({1, 64, 56, 56}, 8, true, true, 0.0, gen);
+  check_fast_against_reference({2, 8, 6, 6}, 4, true, true, 1e4, gen);
+  check_fast_against_reference({2, 8, 6, 6}, 4, true, false, 1e4, gen);
 }
