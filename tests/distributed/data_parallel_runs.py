@@ -157,8 +157,9 @@ def case_same_losses(args, folder):
 def case_resume(args, folder):
     problems = []
     whole, stopped = os.path.join(folder, "whole"), os.path.join(folder, "stopped")
-    # 4 epochs (32 steps), so that the stop lands mid-run however loaded the machine is.
-    longer = flags(epochs=4)
+    # 4 epochs of 512 images (64 steps), so that the stop lands mid-run however loaded the
+    # machine is.
+    longer = flags(epochs=4, train_limit=512)
     status, output, _, left, timed_out = run(args, 2, ["--run-dir", whole], base=longer)
     finished(problems, status, output, left, timed_out, 120)
     # Stop the second run by SIGTERM to one rank as soon as rank 0 has opened metrics.jsonl: every
@@ -169,13 +170,14 @@ def case_resume(args, folder):
               args.simclr)
     metrics = os.path.join(stopped, "metrics.jsonl")
     deadline = time.monotonic() + 60
+    ranks = []
     while time.monotonic() < deadline and job.process.poll() is None:
-        if os.path.exists(metrics):
-            ranks = job.ranks()
-            if ranks:
-                os.kill(ranks[-1], signal.SIGTERM)
-                break
-        time.sleep(0.01)
+        # The ranks are found first (a scan of /proc can take longer than the whole run).
+        ranks = ranks or job.ranks()
+        if ranks and os.path.exists(metrics):
+            os.kill(ranks[-1], signal.SIGTERM)
+            break
+        time.sleep(0.005)
     status, output, _, left, timed_out = job.wait(60)
     finished(problems, status, output, left, timed_out, 60, expect_status=130)
     if "stopped; checkpoint:" not in output:
@@ -226,14 +228,14 @@ def case_rank_dies(args, folder):
               ["--checkpoint-every", "1", "--run-dir", run_directory], args.simclr)
     killed = False
     deadline = time.monotonic() + 60
+    ranks = []
     while time.monotonic() < deadline and job.process.poll() is None:
-        if os.path.exists(os.path.join(run_directory, "checkpoint.safetensors")):
-            ranks = job.ranks()
-            if ranks:
-                os.kill(ranks[-1], signal.SIGKILL)
-                killed = True
-                break
-        time.sleep(0.01)
+        ranks = ranks or job.ranks()
+        if ranks and os.path.exists(os.path.join(run_directory, "checkpoint.safetensors")):
+            os.kill(ranks[-1], signal.SIGKILL)
+            killed = True
+            break
+        time.sleep(0.005)
     status, output, seconds, left, timed_out = job.wait(60)
     finished(problems, status, output, left, timed_out, 60, expect_status=1)
     if not killed:
