@@ -1,6 +1,7 @@
 // What the binaries share: flag validators with short messages, the --device flag, what
 // --arch auto means (the networks themselves are models/factory.h's), reading an encoder back
-// from a run folder, and a SIGINT handler that asks the training loop to stop cleanly.
+// from a run folder, a SIGINT / SIGTERM handler that asks the training loop to stop cleanly,
+// and the data-parallel job a training binary is a rank of (Job).
 // Header-only, so that each binary stays one main() in one file plus this.
 #pragma once
 
@@ -11,18 +12,22 @@
 #include <csignal>
 #include <cmath>
 #include <cstdlib>
+#include <cstdio>
 #include <filesystem>
+#include <memory>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
 #include "engine/cuda.h"
 #include "engine/device.h"
+#include "engine/distributed/communicator.h"
 #include "engine/error.h"
 #include "engine/io/safetensors.h"
 #include "engine/nn/module.h"
 #include "engine/util/atomic_file.h"
 #include "models/factory.h"
+#include "recipes/data_parallel.h"
 #include "recipes/run_files.h"
 #include "recipes/stop_request.h"
 
@@ -169,15 +174,90 @@ inline void write_summary(const std::string& run_directory, const nlohmann::json
 }
 
 // Ctrl-C: the first asks the training loop to write a checkpoint and stop after the current
-// step (request_stop only stores to an atomic); a second one ends the process at once.
+// step (request_stop only stores to an atomic); a second one ends the process at once. SIGTERM
+// does the same: Open MPI's mpirun, given Ctrl-C, sends its ranks SIGTERM (then SIGKILL about
+// a second later), and the ranks agree on the stop at the step's end (recipes/training_run.h).
 inline void install_stop_handler() {
   // A lock-free atomic is async-signal-safe to touch from the handler.
   static std::atomic<int> interrupts{0};
   static_assert(std::atomic<int>::is_always_lock_free);
-  std::signal(SIGINT, [](int) {
-    if (interrupts.fetch_add(1) > 0) std::_Exit(130);
-    recipes::request_stop();
-  });
+  for (const int signal : {SIGINT, SIGTERM}) {
+    std::signal(signal, [](int) {
+      if (interrupts.fetch_add(1) > 0) std::_Exit(130);
+      recipes::request_stop();
+    });
+  }
 }
+
+// The help text's note on --batch-size, from the launcher's environment (MPI is not started
+// to print --help): the global batch, and how a job of this many ranks splits it.
+inline std::string batch_size_note() {
+  const int ranks = distributed::LaunchEnvironment::detect().size;
+  if (ranks <= 1) return "; with mpirun -np P, the global batch: each rank trains on 1/P of it";
+  return fmt::format("; the global batch: each of this job's {} ranks trains on 1/{} of it", ranks, ranks);
+}
+
+// The data-parallel job this training binary is a rank of (recipes/data_parallel.h): mpirun
+// starts one process per rank; a process started alone is a job of one, on which nothing
+// below makes a call. Made after the flags are parsed, before anything else.
+class Job {
+ public:
+  // `device_flag`: --device. On a job of several ranks "cuda" (and "auto" on a host with a
+  // GPU) is the local rank's GPU, cuda:<local rank> (one rank per GPU; NCCL carries its
+  // buffers); "cuda:N" is taken as given.
+  explicit Job(const std::string& device_flag) {
+    const distributed::LaunchEnvironment environment = distributed::LaunchEnvironment::detect();
+    const bool wants_cuda = device_flag == "cuda" || (device_flag == "auto" && cuda_available());
+    device_ = environment.size > 1 && wants_cuda ? distributed::local_cuda_device(environment)
+                                                 : resolve_device(device_flag);
+    if (environment.size > 1) check_device_usable(device_, "--device");
+    distributed::CommunicatorOptions options = distributed::CommunicatorOptions::from_environment();
+    if (device_.is_cuda()) options.device = device_;
+    communicator_ = std::make_unique<distributed::Communicator>(options);
+    // Only rank 0 prints results (stdout); every rank keeps stderr, for its errors.
+    if (communicator_->rank() != 0) std::freopen("/dev/null", "w", stdout);
+  }
+
+  Device device() const { return device_; }
+  int rank() const { return communicator_->rank(); }
+  int size() const { return communicator_->size(); }
+  bool is_root() const { return rank() == 0; }
+  // What the recipes take: the communicator on several ranks, null on one.
+  distributed::Collectives* ranks() const { return size() > 1 ? communicator_.get() : nullptr; }
+  // "" on one rank, else " on 2 ranks (batch 128 each)" for the description lines.
+  std::string describe(int64_t global_batch) const {
+    if (size() <= 1) return "";
+    return fmt::format(" on {} ranks ({} images of each batch per rank)", size(), global_batch / size());
+  }
+
+  // Every flag's value (those from --config included, the defaults too) must be the same on
+  // every rank: a job whose ranks were started with different ones is refused, on every rank,
+  // naming the first flag that differs.
+  void require_same_flags(const CLI::App& app) const {
+    recipes::DataParallel(ranks()).require_same_on_every_rank(app.config_to_str(true, false), "the flags");
+  }
+
+  // The process's exit status once every rank has reached its end: MPI is finalised (every
+  // rank waits for the others), so that a status of 130 (stopped) ends no other rank.
+  int finish(int status) const {
+    std::fflush(stdout);
+    distributed::finalize();
+    return status;
+  }
+
+  // An error's line: "error: ..." (on several ranks, "rank 1 of 2: error: ..."). The caller
+  // returns EXIT_FAILURE, which ends every rank of the job (communicator.h).
+  void report(const std::exception& error) const {
+    if (size() > 1) {
+      fmt::print(stderr, "rank {} of {}: error: {}\n", rank(), size(), error.what());
+    } else {
+      fmt::print(stderr, "error: {}\n", error.what());
+    }
+  }
+
+ private:
+  Device device_;
+  std::unique_ptr<distributed::Communicator> communicator_;
+};
 
 }  // namespace visrep::apps

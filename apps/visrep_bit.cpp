@@ -264,7 +264,7 @@ int main(int argc, char** argv) {
                  "Few-shot: train on N images per class (0: all; default 10 on the CPU, all on a GPU)")
       ->check(apps::non_negative_number());
   app.add_option("--few-shot-seed", config.examples_per_class_seed, "Seed of the few-shot choice")->capture_default_str();
-  app.add_option("--batch-size", batch_size, "Images per step (default: BiT's 512 on a GPU, 64 on the CPU)")
+  app.add_option("--batch-size", batch_size, "Images per step (default: BiT's 512 on a GPU, 64 on the CPU)" + apps::batch_size_note())
       ->check(CLI::Range(1, 1 << 16));
   app.add_option("--batch-split", config.batch_split, "Micro-batches per step, to fit memory (same update)")
       ->capture_default_str()
@@ -291,10 +291,19 @@ int main(int argc, char** argv) {
   app.add_option("--checkpoint-every", config.checkpoint_every, "Steps between checkpoints (0: at the end and on Ctrl-C)")
       ->check(apps::non_negative_number());
   app.add_option("--resume", config.resume, "Continue from a checkpoint.safetensors (or the run folder holding one)");
+  std::string batch_norm = "sync";
+  app.add_option("--bn", batch_norm, "Batch norm on several ranks, for a network that has any (ResNetV2 has GroupNorm, which needs nothing): sync (over the global batch) or local")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"sync", "local"}));
   CLI11_PARSE(app, argc, argv);
 
+  std::unique_ptr<apps::Job> job;
   try {
-    config.device = apps::resolve_device(device);
+    job = std::make_unique<apps::Job>(device);
+    job->require_same_flags(app);
+    config.device = job->device();
+    config.ranks = job->ranks();
+    config.sync_batch_norm = batch_norm == "sync";
     const bool on_cpu = !config.device.is_cuda();
     config.scale_learning_rate = !no_lr_scaling;
     config.batch_size = batch_size > 0 ? batch_size : (on_cpu ? 64 : 512);
@@ -329,15 +338,15 @@ int main(int argc, char** argv) {
     } else if (on_cpu && dataset.train.height() * dataset.train.width() < 96 * 96) {
       // The HyperRule's 160 -> 128 costs (128 / 28)^2 = 21x the pixels of Fashion-MNIST.
       config.resolution = recipes::BitResolution{.resize = 32, .crop = 28};
-      fmt::print(stderr, "resolution: 32 -> 28 px on the CPU instead of the HyperRule's 160 -> 128 "
+      if (job->is_root()) fmt::print(stderr, "resolution: 32 -> 28 px on the CPU instead of the HyperRule's 160 -> 128 "
                          "(--resolution 160,128 for the rule)\n");
     }
     model.module->to(config.device);
 
-    fmt::print(stderr, "data: {}\nnetwork: {}, {} parameters, {}\n", recipes::describe(dataset, data_root),
+    if (job->is_root()) fmt::print(stderr, "data: {}\nnetwork: {}, {} parameters, {}\n", recipes::describe(dataset, data_root),
                model.description, model.module->parameter_count(),
                checkpoint.empty() ? "trained from scratch (no --checkpoint)" : "weights from " + model.origin);
-    fmt::print(stderr, "device: {}; batch {} in {} micro-batch(es){}\n", config.device.str(), config.batch_size,
+    if (job->is_root()) fmt::print(stderr, "device: {}; batch {} in {} micro-batch(es){}\n", config.device.str(), config.batch_size,
                config.batch_split,
                config.examples_per_class > 0 ? fmt::format(", {}-shot", config.examples_per_class) : std::string());
 
@@ -346,7 +355,7 @@ int main(int argc, char** argv) {
     const recipes::BitResult result = recipes::train_bit(*model.module, dataset.train, dataset.test, config);
     if (result.stopped) {
       fmt::print("stopped; checkpoint: {} (continue with --resume {})\n", result.checkpoint_path, config.run_directory);
-      return 130;
+      return job->finish(130);
     }
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const recipes::BitEvaluation& final_evaluation = result.evaluations.back();
@@ -371,14 +380,18 @@ int main(int argc, char** argv) {
                result.plan.steps(), config.batch_size, result.plan.training_examples, seconds, config.device.str());
     fmt::print("  test top-1: {:.2f}% ({} images), test loss {:.4f}\n", 100 * final_evaluation.top1,
                dataset.test.size(), final_evaluation.loss);
-    if (!config.run_directory.empty()) {
+    if (!config.run_directory.empty() && job->is_root()) {
       apps::write_summary(config.run_directory, summary);
       fmt::print("  run folder: {} (metrics.jsonl, model.safetensors, loss.png, summary.json)\n",
                  config.run_directory);
     }
-    return EXIT_SUCCESS;
+    return job->finish(EXIT_SUCCESS);
   } catch (const std::exception& error) {
-    fmt::print(stderr, "error: {}\n", error.what());
+    if (job) {
+      job->report(error);
+    } else {
+      fmt::print(stderr, "error: {}\n", error.what());
+    }
     return EXIT_FAILURE;
   }
 }

@@ -6,6 +6,7 @@
 
 #include <cstdlib>
 #include <exception>
+#include <memory>
 #include <string>
 
 #include "apps/app_common.h"
@@ -29,7 +30,7 @@ int main(int argc, char** argv) {
   app.add_option("--epochs", config.epochs, "Passes over the training set")
       ->capture_default_str()
       ->check(apps::positive_number());
-  app.add_option("--batch-size", config.batch_size, "Images per step")->capture_default_str()->check(CLI::Range(2, 1 << 16));
+  app.add_option("--batch-size", config.batch_size, std::string("Images per step") + apps::batch_size_note())->capture_default_str()->check(CLI::Range(2, 1 << 16));
   app.add_option("--lr", config.learning_rate, "Peak learning rate (warmup, then cosine decay)")
       ->capture_default_str()
       ->check(apps::positive_number());
@@ -50,10 +51,19 @@ int main(int argc, char** argv) {
   apps::add_device_option(app, device);
   app.add_option("--run-dir", config.run_directory, "Where metrics.jsonl, model.safetensors and loss.png go")
       ->capture_default_str();
+  std::string batch_norm = "local";
+  app.add_option("--bn", batch_norm, "Batch norm on several ranks: local (over each rank's slice, as PyTorch's DistributedDataParallel) or sync (over the global batch)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"sync", "local"}));
   CLI11_PARSE(app, argc, argv);
 
+  std::unique_ptr<apps::Job> job;
   try {
-    config.device = apps::resolve_device(device);
+    job = std::make_unique<apps::Job>(device);
+    job->require_same_flags(app);
+    config.device = job->device();
+    config.ranks = job->ranks();
+    config.sync_batch_norm = batch_norm == "sync";
     manual_seed(config.seed);
 
     data::ImageDataset train_set = data::load_mnist(data_root, true, !digits);
@@ -65,7 +75,7 @@ int main(int argc, char** argv) {
     config.std = {digits ? 0.3081f : 0.3530f};
 
     models::SmallConvNet model({.in_channels = 1, .classes = train_set.class_count(), .width = width});
-    fmt::print(stderr, "data: {} ({} train / {} test images of {}x{})\nmodel: SmallConvNet, {} parameters\ndevice: {}\n",
+    if (job->is_root()) fmt::print(stderr, "data: {} ({} train / {} test images of {}x{})\nmodel: SmallConvNet, {} parameters\ndevice: {}\n",
                data_root, train_set.size(), test_set.size(), train_set.height(), train_set.width(),
                model.parameter_count(), config.device.str());
 
@@ -73,9 +83,13 @@ int main(int argc, char** argv) {
     const recipes::EpochSummary& last = result.epochs.back();
     fmt::print("test accuracy {:.2f}% after {} epoch(s) (train loss {:.4f}, {:.0f} img/s); run folder: {}\n",
                100 * last.test_accuracy, last.epoch, last.train_loss, last.images_per_second, config.run_directory);
-    return EXIT_SUCCESS;
+    return job->finish(EXIT_SUCCESS);
   } catch (const std::exception& error) {
-    fmt::print(stderr, "error: {}\n", error.what());
+    if (job) {
+      job->report(error);
+    } else {
+      fmt::print(stderr, "error: {}\n", error.what());
+    }
     return EXIT_FAILURE;
   }
 }

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <exception>
 #include <filesystem>
+#include <memory>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -87,7 +88,7 @@ int main(int argc, char** argv) {
   app.add_option("--test-limit", dataset_options.test_limit, "Evaluate on the first N test images (0: all)")
       ->check(apps::non_negative_number());
   app.add_option("--epochs", config.epochs, "Passes over the training set")->capture_default_str()->check(CLI::Range(1, 100000));
-  app.add_option("--batch-size", config.batch_size, "Images per step (each gives two views)")
+  app.add_option("--batch-size", config.batch_size, "Images per step (each gives two views)" + apps::batch_size_note())
       ->capture_default_str()
       ->check(CLI::Range(2, 1 << 16));
   app.add_option("--lr", config.base_learning_rate, "Base learning rate, scaled by --lr-scaling")
@@ -134,10 +135,20 @@ int main(int argc, char** argv) {
   app.add_option("--checkpoint-every", config.checkpoint_every, "Epochs between checkpoints (0: at the end and on Ctrl-C)")
       ->check(apps::non_negative_number());
   app.add_option("--resume", config.resume, "Continue from a checkpoint.safetensors (or the run folder holding one)");
+  std::string batch_norm = "sync";
+  app.add_option("--bn", batch_norm, "Batch norm on several ranks: sync (over the global batch, simclr's global_bn) or "
+                 "local (over each rank's slice)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"sync", "local"}));
   CLI11_PARSE(app, argc, argv);
 
+  std::unique_ptr<apps::Job> job;
   try {
-    config.device = apps::resolve_device(device);
+    job = std::make_unique<apps::Job>(device);
+    job->require_same_flags(app);
+    config.device = job->device();
+    config.ranks = job->ranks();
+    config.sync_batch_norm = batch_norm == "sync";
     config.optimizer = recipes::parse_contrastive_optimizer(optimizer);
     config.learning_rate_scaling = optim::parse_learning_rate_scaling(scaling);
     config.resume = apps::resolve_resume(config.resume);
@@ -167,19 +178,21 @@ int main(int argc, char** argv) {
     config.knn_every = knn_every > 0 ? knn_every : config.epochs;
     config.warmup_epochs = std::min(config.warmup_epochs, static_cast<double>(config.epochs));
 
-    fmt::print(stderr,
+    if (job->is_root()) {
+      fmt::print(stderr,
                "data: {}\nencoder: {}, {} features, {} parameters; head: {} layers to {}\n"
-               "training: {} epochs of batch {}, NT-Xent temperature {}, {}; device: {}\nviews: {}\n",
+               "training: {} epochs of batch {}{}, NT-Xent temperature {}, {}; device: {}\nviews: {}\n",
                recipes::describe(dataset, data_root), encoder.description, encoder.feature_dim,
                encoder.module->parameter_count(), projection_layers, projection_dim, config.epochs, config.batch_size,
-               recipes::simclr_temperature(config, image_size), optimizer, config.device.str(),
-               data::describe(recipes::resolve_augment(config, dataset.train)));
+               job->describe(config.batch_size), recipes::simclr_temperature(config, image_size), optimizer,
+               config.device.str(), data::describe(recipes::resolve_augment(config, dataset.train)));
+    }
     apps::install_stop_handler();
     const auto start = std::chrono::steady_clock::now();
     recipes::SimclrResult result = recipes::train_simclr(*encoder.module, head, dataset.train, dataset.test, config);
     if (result.stopped) {
       fmt::print("stopped; checkpoint: {} (continue with --resume {})\n", result.checkpoint_path, config.run_directory);
-      return 130;
+      return job->finish(130);
     }
     const double train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
@@ -189,12 +202,15 @@ int main(int argc, char** argv) {
     nlohmann::json summary = {{"dataset", dataset.name},    {"encoder", encoder.description},
                               {"epochs", config.epochs},    {"batch_size", config.batch_size},
                               {"device", config.device.str()}, {"train_seconds", train_seconds}};
-    fmt::print(stderr,
-               "evaluating: encoder features, kNN (k = 200, T = 0.1) and linear; raw pixels, plain and "
-               "mean-centred, kNN\n");
+    if (job->is_root()) {
+      fmt::print(stderr,
+                 "evaluating: encoder features, kNN (k = 200, T = 0.1) and linear; raw pixels, plain and "
+                 "mean-centred, kNN\n");
+    }
     linear.seed = config.seed;
     const recipes::FrozenEncoderEvaluation frozen =
-        recipes::evaluate_frozen_encoder(*encoder.module, dataset.train, dataset.test, transform, config.device, linear);
+        recipes::evaluate_frozen_encoder(*encoder.module, dataset.train, dataset.test, transform, config.device, linear,
+                                         config.ranks);
     summary["knn_accuracy"] = frozen.knn_accuracy;
     if (frozen.linear_accuracy) summary["linear_accuracy"] = *frozen.linear_accuracy;
     if (raw_pixel_baseline) {
@@ -203,7 +219,8 @@ int main(int argc, char** argv) {
       const auto pixel_knn = [&](Tensor (*features)(const Tensor&)) {
         const Tensor train_pixels = features(dataset.train.images).to(config.device);
         const Tensor test_pixels = features(dataset.test.images).to(config.device);
-        return recipes::knn_accuracy(train_pixels, dataset.train.labels, test_pixels, dataset.test.labels, classes);
+        return recipes::knn_accuracy(train_pixels, dataset.train.labels, test_pixels, dataset.test.labels, classes, {},
+                                     config.ranks);
       };
       summary["raw_pixel_knn_accuracy"] = pixel_knn(recipes::raw_pixel_features);
       summary["mean_centred_pixel_knn_accuracy"] = pixel_knn(recipes::mean_centred_pixel_features);
@@ -222,14 +239,18 @@ int main(int argc, char** argv) {
       fmt::print("  linear top-1 ({} epochs on frozen features): {:.2f}%\n", linear.epochs,
                  100 * summary["linear_accuracy"].get<double>());
     }
-    if (!config.run_directory.empty()) {
+    if (!config.run_directory.empty() && job->is_root()) {
       apps::write_summary(config.run_directory, summary);
       fmt::print("  run folder: {} (metrics.jsonl, encoder.safetensors, loss.png, knn.png, summary.json)\n",
                  config.run_directory);
     }
-    return EXIT_SUCCESS;
+    return job->finish(EXIT_SUCCESS);
   } catch (const std::exception& error) {
-    fmt::print(stderr, "error: {}\n", error.what());
+    if (job) {
+      job->report(error);
+    } else {
+      fmt::print(stderr, "error: {}\n", error.what());
+    }
     return EXIT_FAILURE;
   }
 }

@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <exception>
 #include <filesystem>
+#include <memory>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -73,7 +74,7 @@ int main(int argc, char** argv) {
   app.add_option("--epochs", config.epochs, "Passes over the training set (stage 1 and the baseline)")
       ->capture_default_str()
       ->check(CLI::Range(1, 100000));
-  app.add_option("--batch-size", config.batch_size, "Images per step (each gives two views)")
+  app.add_option("--batch-size", config.batch_size, "Images per step (each gives two views)" + apps::batch_size_note())
       ->capture_default_str()
       ->check(CLI::Range(2, 1 << 16));
   app.add_option("--lr", config.base_learning_rate, "Base learning rate of stage 1, scaled by --lr-scaling")
@@ -114,10 +115,19 @@ int main(int argc, char** argv) {
   app.add_option("--checkpoint-every", config.checkpoint_every, "Epochs between checkpoints (0: at the end and on Ctrl-C)")
       ->check(apps::non_negative_number());
   app.add_option("--resume", config.resume, "Continue stage 1 from a checkpoint.safetensors (or the run folder holding one)");
+  std::string batch_norm = "sync";
+  app.add_option("--bn", batch_norm, "Batch norm on several ranks: sync (over the global batch) or local (over each rank's slice); the baseline too")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"sync", "local"}));
   CLI11_PARSE(app, argc, argv);
 
+  std::unique_ptr<apps::Job> job;
   try {
-    config.device = apps::resolve_device(device);
+    job = std::make_unique<apps::Job>(device);
+    job->require_same_flags(app);
+    config.device = job->device();
+    config.ranks = job->ranks();
+    config.sync_batch_norm = batch_norm == "sync";
     config.learning_rate_scaling = optim::parse_learning_rate_scaling(scaling);
     // main_supcon.py: `if opt.batch_size > 256: opt.warm = True`, warm_epochs = 10. A short
     // run would spend all of itself warming up, so the 10 are capped at a tenth of it.
@@ -143,7 +153,7 @@ int main(int argc, char** argv) {
     encoder.module->to(config.device);
     head.to(config.device);
 
-    fmt::print(stderr, "data: {}\nencoder: {}, {} features, {} parameters; SupCon head to {}\ndevice: {}\n",
+    if (job->is_root()) fmt::print(stderr, "data: {}\nencoder: {}, {} features, {} parameters; SupCon head to {}\ndevice: {}\n",
                recipes::describe(dataset, data_root), encoder.description, encoder.feature_dim,
                encoder.module->parameter_count(), head_dim, config.device.str());
     apps::install_stop_handler();
@@ -153,7 +163,7 @@ int main(int argc, char** argv) {
     const recipes::SupconResult supcon = recipes::train_supcon(*encoder.module, head, dataset.train, dataset.test, config);
     if (supcon.stopped) {
       fmt::print("stopped; checkpoint: {} (continue with --resume {})\n", supcon.checkpoint_path, config.run_directory);
-      return 130;
+      return job->finish(130);
     }
     const double supcon_seconds = seconds_since(start);
 
@@ -164,11 +174,12 @@ int main(int argc, char** argv) {
                               {"device", config.device.str()}, {"seed", config.seed}};
     nlohmann::json supcon_summary = {{"train_seconds", supcon_seconds}, {"temperature", config.temperature}};
     if (!supcon.epochs.empty()) supcon_summary["final_epoch_loss"] = supcon.epochs.back().loss;
-    fmt::print(stderr, "stage 2: kNN (k = 200, T = 0.1) and a linear classifier ({} epochs) on frozen features\n",
+    if (job->is_root()) fmt::print(stderr, "stage 2: kNN (k = 200, T = 0.1) and a linear classifier ({} epochs) on frozen features\n",
                linear.epochs);
     linear.seed = config.seed;
     const recipes::FrozenEncoderEvaluation frozen =
-        recipes::evaluate_frozen_encoder(*encoder.module, dataset.train, dataset.test, transform, config.device, linear);
+        recipes::evaluate_frozen_encoder(*encoder.module, dataset.train, dataset.test, transform, config.device, linear,
+                                         config.ranks);
     supcon_summary["knn_accuracy"] = frozen.knn_accuracy;
     if (frozen.linear_accuracy) supcon_summary["linear_accuracy"] = *frozen.linear_accuracy;
     summary["supcon"] = supcon_summary;
@@ -186,7 +197,7 @@ int main(int argc, char** argv) {
       if (!config.run_directory.empty()) {
         baseline_config.run_directory = (std::filesystem::path(config.run_directory) / "cross_entropy").string();
       }
-      fmt::print(stderr, "baseline: {} with cross-entropy, {} epoch(s), lr {:g}\n", baseline.describe(),
+      if (job->is_root()) fmt::print(stderr, "baseline: {} with cross-entropy, {} epoch(s), lr {:g}\n", baseline.describe(),
                  baseline_config.epochs, baseline_config.learning_rate);
       start = std::chrono::steady_clock::now();
       const recipes::ClassifierResult result =
@@ -197,7 +208,7 @@ int main(int argc, char** argv) {
     }
     if (recipes::stop_requested()) {
       fmt::print("stopped before the end; stage 1's checkpoint: {}\n", supcon.checkpoint_path);
-      return 130;
+      return job->finish(130);
     }
 
     // ---- the report ------------------------------------------------------------------------
@@ -214,14 +225,18 @@ int main(int argc, char** argv) {
                  percent(summary["cross_entropy"]["test_accuracy"]));
     }
     fmt::print("  SupCon kNN top-1 (k = 200, T = 0.1): {}\n", percent(supcon_summary["knn_accuracy"]));
-    if (!config.run_directory.empty()) {
+    if (!config.run_directory.empty() && job->is_root()) {
       apps::write_summary(config.run_directory, summary);
       fmt::print("  run folder: {} (metrics.jsonl, encoder.safetensors, loss.png, {}summary.json)\n",
                  config.run_directory, summary.contains("cross_entropy") ? "cross_entropy/, " : "");
     }
-    return EXIT_SUCCESS;
+    return job->finish(EXIT_SUCCESS);
   } catch (const std::exception& error) {
-    fmt::print(stderr, "error: {}\n", error.what());
+    if (job) {
+      job->report(error);
+    } else {
+      fmt::print(stderr, "error: {}\n", error.what());
+    }
     return EXIT_FAILURE;
   }
 }

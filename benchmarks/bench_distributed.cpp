@@ -17,17 +17,32 @@
 // late (descheduled, still copying) is not counted as the collective's cost, as in the OSU
 // micro-benchmarks; each time is the slowest rank's median. In a job of one every collective
 // is the identity (a copy at most).
+//
+// Then the communication of whole data-parallel SimCLR steps on the CPU default model
+// (bit-tiny + head, 28 x 28 grey views, LARS, --step-batch global images, SyncBatchNorm has
+// nothing to do: bit-tiny has GroupNorm): each rank's step on its slice, with the time of its
+// bucketed gradient all-reduce (recipes/data_parallel.h average_gradients) measured inside the
+// step, and the embeddings' all-gather and its backward's reduce-scatter of the same shape
+// measured next to it: what share of a step the ranks spend talking.
+#include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <iostream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "benchmarks/common/harness.h"
+#include "engine/autograd.h"
 #include "engine/distributed/communicator.h"
+#include "engine/ops.h"
+#include "engine/optim/lars.h"
+#include "engine/random.h"
 #include "engine/tensor.h"
 #include "models/heads.h"
 #include "models/resnet_v2.h"
+#include "recipes/data_parallel.h"
 
 namespace {
 
@@ -36,10 +51,9 @@ using bench::fixed;
 using distributed::Communicator;
 using distributed::ReduceOp;
 
-// Trainable parameters of the CPU default SimCLR model: bit-tiny (apps/app_common.h: one
-// unit per stage, base width 16, 8 GroupNorm groups) on 1-channel images, and the 2-layer
-// projection head to 128.
-int64_t simclr_bit_tiny_parameters() {
+// The CPU default SimCLR model: bit-tiny (apps/app_common.h: one unit per stage, base width
+// 16, 8 GroupNorm groups) on 1-channel images, and the 2-layer projection head to 128.
+models::ResNetV2Config bit_tiny_config() {
   models::ResNetV2Config config;
   config.in_channels = 1;
   config.classes = 0;
@@ -47,9 +61,17 @@ int64_t simclr_bit_tiny_parameters() {
   config.units_per_stage = {1, 1, 1, 1};
   config.base_width = 16;
   config.gn_groups = 8;
-  models::ResNetV2 encoder(config);
-  models::ProjectionHead head(models::resnet_v2_feature_dim(config), 0, 128, 2);
+  return config;
+}
+
+int64_t simclr_bit_tiny_parameters() {
+  models::ResNetV2 encoder(bit_tiny_config());
+  models::ProjectionHead head(models::resnet_v2_feature_dim(bit_tiny_config()), 0, 128, 2);
   return encoder.parameter_count() + head.parameter_count();
+}
+
+double elapsed_ms(std::chrono::steady_clock::time_point since) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - since).count();
 }
 
 std::string megabytes(double bytes) { return fixed(bytes / (1024.0 * 1024.0), 2); }
@@ -61,6 +83,92 @@ struct Row {
   std::function<void()> collective;
 };
 
+// Data-parallel SimCLR steps of a global batch of `global_batch` images on the ranks of
+// `world`: the step's time, its gradient all-reduce's (inside the step) and the embeddings'
+// gather + reduce-scatter's (the same shapes, next to it), the slowest rank's medians.
+void simclr_steps(Communicator& world, int64_t global_batch, const bench::CommonFlags& flags,
+                  bench::JsonLinesWriter& json) {
+  const int ranks = world.size();
+  const recipes::DataParallel parallel(&world);
+  const int64_t local = parallel.local_batch_size(global_batch, "bench_distributed --step-batch");
+  manual_seed(0);
+  models::ResNetV2 encoder(bit_tiny_config());
+  models::ProjectionHead head(models::resnet_v2_feature_dim(bit_tiny_config()), 0, 128, 2);
+  std::vector<Tensor> parameters = encoder.parameters();
+  for (const Tensor& parameter : head.parameters()) parameters.push_back(parameter);
+  optim::Lars optimizer(parameters, optim::LarsOptions{.learning_rate = 0.3 * global_batch / 256.0});
+  // This rank's 2 x local views (rows i and i + local: image i's two views).
+  const Tensor views = randn({2 * local, 1, 28, 28});
+  // The all-reduce waits for the last rank to finish its backward pass: a barrier first says
+  // how long that is (the ranks' skew, on a shared machine mostly), then the all-reduce alone.
+  double wait_ms = 0, all_reduce_ms = 0;
+  const auto step = [&] {
+    const Tensor embeddings = head(encoder(views));
+    const Tensor loss = ranks > 1 ? nt_xent_loss(embeddings, 0.1, world) : nt_xent_loss(embeddings, 0.1);
+    optimizer.zero_grad();
+    loss.backward();
+    const auto start = std::chrono::steady_clock::now();
+    world.barrier();
+    wait_ms = elapsed_ms(start);
+    const auto reduce_start = std::chrono::steady_clock::now();
+    parallel.average_gradients(parameters);
+    all_reduce_ms = elapsed_ms(reduce_start);
+    optimizer.step();
+  };
+  // The step's time and, separately, its wait and its gradient all-reduce's: one run's samples.
+  std::vector<double> step_samples, wait_samples, all_reduce_samples;
+  for (int i = 0; i < flags.warmup; ++i) step();
+  const int repeats = std::max(3, flags.repeats / 4);  // a step is ~100x a collective
+  for (int i = 0; i < repeats; ++i) {
+    world.barrier();
+    const auto start = std::chrono::steady_clock::now();
+    step();
+    step_samples.push_back(elapsed_ms(start));
+    wait_samples.push_back(wait_ms);
+    all_reduce_samples.push_back(all_reduce_ms);
+  }
+  // The same all-reduce outside the step (the gradients of the last one), for comparison.
+  const bench::Timing alone = bench::measure_interleaved({[&] { parallel.average_gradients(parameters); }}, flags, [&] {
+                                world.barrier();
+                              }).front();
+  const Tensor embeddings = ones({2 * local, 128});
+  const auto gather = [&] {
+    const Tensor gathered = world.all_gather(embeddings);
+    world.reduce_scatter(gathered);
+  };
+  const bench::Timing gather_timing = bench::measure_interleaved({gather}, flags, [&] { world.barrier(); }).front();
+  double medians[5] = {bench::median_of(step_samples), bench::median_of(all_reduce_samples), gather_timing.median_ms,
+                       bench::median_of(wait_samples), alone.median_ms};
+  world.all_reduce(medians, 5, kFloat64, Device::cpu(), ReduceOp::Max);
+  const double gradient_bytes = 4.0 * static_cast<double>(simclr_bit_tiny_parameters());
+  const double gather_bytes = 4.0 * 2 * static_cast<double>(local) * 128 * (ranks + 1);  // gathered + own rows back
+  if (world.rank() == 0) {
+    std::cout << "\nSimCLR steps, bit-tiny + head, global batch " << global_batch << " on " << ranks << " rank(s) ("
+              << local << " images per rank), median of " << repeats << "; the slowest rank's\n";
+    bench::Table table({"per step", "MiB per rank", "ms", "share of the step"});
+    table.add_row({"the whole step (forward, loss, backward, all-reduce, LARS)", "", fixed(medians[0], 1), "100%"});
+    table.add_row({"  gradient all-reduce (bucketed, inside the step)", megabytes(gradient_bytes), fixed(medians[1], 3),
+                   fixed(100 * medians[1] / medians[0], 1) + "%"});
+    table.add_row({"  the same all-reduce alone, between barriers", megabytes(gradient_bytes), fixed(medians[4], 3),
+                   fixed(100 * medians[4] / medians[0], 1) + "%"});
+    table.add_row({"  embeddings all_gather + reduce_scatter (same shapes)", megabytes(gather_bytes),
+                   fixed(medians[2], 3), fixed(100 * medians[2] / medians[0], 1) + "%"});
+    table.add_row({"  waiting for the slowest rank's backward (a barrier)", "", fixed(medians[3], 3),
+                   fixed(100 * medians[3] / medians[0], 1) + "%"});
+    table.print(std::cout);
+  }
+  const std::string shape = "bit-tiny + head, batch " + std::to_string(global_batch) + " / " + std::to_string(ranks);
+  for (const auto& [name, ms, bytes] : {std::tuple{"simclr step", medians[0], 0.0},
+                                        std::tuple{"simclr step: gradient all-reduce", medians[1], gradient_bytes},
+                                        std::tuple{"simclr step: embeddings gather", medians[2], gather_bytes}}) {
+    nlohmann::json record = bench::make_record(name, shape, ms, "cpu");
+    record["bytes_per_rank"] = bytes;
+    record["ranks"] = ranks;
+    record["share_of_step"] = ms / medians[0];
+    json.add(record);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -70,6 +178,10 @@ int main(int argc, char** argv) {
       "Time of the communicator's all_reduce, all_gather and broadcast per call, next to a memcpy of the "
       "same bytes; run under mpirun -np 2"};
   bench::add_common_flags(app, flags);
+  int64_t step_batch = 64;
+  app.add_option("--step-batch", step_batch, "Global batch of the SimCLR steps (0: skip them)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   CLI11_PARSE(app, argc, argv);
 
   return bench::run_reporting_errors("bench_distributed", [&] {
@@ -141,8 +253,9 @@ int main(int argc, char** argv) {
       std::cout << "GB/s: the bytes each rank ends up with per second of the call. x memcpy: the collective's time\n"
                    "over a local memcpy of the same bytes. The call checks exchange 64 bytes per rank before each\n"
                    "collective (engine/distributed/communicator.h).\n";
-      json.commit();
     }
+    if (step_batch > 0) simclr_steps(world, step_batch, flags, json);
+    if (root) json.commit();
     return 0;
   });
 }

@@ -3,6 +3,7 @@
 
 #include "engine/autograd.h"
 #include "engine/ops/batch_norm.h"
+#include "engine/ops/collectives.h"
 #include "engine/ops/contrastive.h"
 #include "engine/ops/conv2d.h"
 #include "engine/ops/cross_entropy.h"

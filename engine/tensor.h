@@ -3,7 +3,9 @@
 //
 // A Tensor is a cheap handle: copying it shares the same data, as in PyTorch. Views
 // (reshape of a contiguous tensor, permute, transpose, slice, expand, squeeze) share the
-// storage and never copy; contiguous(), clone() and to() do. Ops are free functions in
+// storage and never copy; clone() always copies, contiguous() and to() copy unless the
+// tensor already is what they ask for (then they return it, sharing its data, as PyTorch's
+// do: write to the result and you write to the source). Ops are free functions in
 // namespace visrep (engine/ops/*.h); the members here are the ones that are about the
 // tensor itself.
 #pragma once
@@ -110,8 +112,8 @@ class Tensor {
   // ---- copies and conversions ---------------------------------------------------------------
   Tensor contiguous() const;  // itself when already contiguous
   Tensor clone() const;       // always a fresh contiguous copy (differentiable)
-  Tensor to(Device device) const;
-  Tensor to(DType dtype) const;
+  Tensor to(Device device) const;  // itself when already on `device`
+  Tensor to(DType dtype) const;    // itself when already of `dtype`
   Tensor cpu() const { return to(Device::cpu()); }
   Tensor detach() const;  // same data, cut from the graph
 

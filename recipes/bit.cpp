@@ -12,6 +12,7 @@
 #include "models/model_description.h"
 #include "recipes/evaluation.h"  // encode_dataset
 #include "recipes/mixup.h"
+#include "recipes/data_parallel.h"
 #include "recipes/training_run.h"
 
 namespace visrep::recipes {
@@ -105,7 +106,9 @@ void check_bit_config(const BitConfig& config) {
   VISREP_CHECK(config.eval_every >= 0, "bit: eval_every must be >= 0, got {}", config.eval_every);
   VISREP_CHECK(config.eval_batch_size >= 0, "bit: eval_batch_size must be >= 0, got {}", config.eval_batch_size);
   VISREP_CHECK(config.checkpoint_every >= 0, "bit: checkpoint_every must be >= 0, got {}", config.checkpoint_every);
-  VISREP_CHECK(config.resume.empty() || std::filesystem::is_regular_file(config.resume),
+  // (Rank 0 reads the checkpoint and sends it to the others: only it needs the file.)
+  VISREP_CHECK(config.resume.empty() || DataParallel(config.ranks).rank() != 0 ||
+                   std::filesystem::is_regular_file(config.resume),
                "bit: cannot resume: the checkpoint '{}' does not exist", config.resume);
 }
 
@@ -139,9 +142,10 @@ std::string describe(const BitPlan& plan, const data::ImageDataset& training_set
 // ---- evaluation ---------------------------------------------------------------------------------
 
 BitEvaluation evaluate_classifier(nn::Module& model, const data::ImageDataset& dataset,
-                                  const data::AugmentConfig& transform, Device device, int64_t batch_size) {
+                                  const data::AugmentConfig& transform, Device device, int64_t batch_size,
+                                  distributed::Collectives* ranks) {
   VISREP_CHECK(dataset.size() > 0, "evaluate_classifier: the dataset is empty");
-  const Tensor logits = encode_dataset(model, dataset, transform, device, batch_size);
+  const Tensor logits = encode_dataset(model, dataset, transform, device, batch_size, ranks);
   NoGradGuard no_grad;
   const Tensor labels = dataset.labels.to(device);
   BitEvaluation evaluation;
@@ -155,6 +159,22 @@ BitEvaluation evaluate_classifier(nn::Module& model, const data::ImageDataset& d
 namespace {
 
 constexpr const char* kRecipe = "bit";
+
+// Rank r's slice of each global batch of `global` (DataParallel::local_range), then the MixUp
+// partners of that slice's images (mixup_partners of the step, over the global batch): what a
+// rank needs to mix its images as the one-process run mixes them.
+data::BatchSampler slice_with_partners(data::BatchSampler global, const DataParallel& parallel, uint64_t seed) {
+  return {.batches = global.batches,
+          .samples = [global = std::move(global), &parallel, seed](int64_t step) {
+            const std::vector<data::BatchSample> batch = global.samples(step);
+            const auto size = static_cast<int64_t>(batch.size());
+            const std::vector<int64_t> partners = mixup_partners(size, seed, step, Device::cpu()).to_vector<int64_t>();
+            const auto [begin, end] = parallel.local_range(size);
+            std::vector<data::BatchSample> samples(batch.begin() + begin, batch.begin() + end);
+            for (int64_t i = begin; i < end; ++i) samples.push_back(batch[static_cast<size_t>(partners[i])]);
+            return samples;
+          }};
+}
 
 // The model's number of outputs, from one evaluation-mode forward pass of one image.
 int64_t model_outputs(nn::Module& model, const data::ImageDataset& training_set, const data::AugmentConfig& transform,
@@ -176,7 +196,13 @@ BitResult train_bit(nn::Module& model, const data::ImageDataset& train_set, cons
   result.plan = plan_bit_run(config, training_set);
   const BitPlan& plan = result.plan;
   const data::AugmentConfig eval_transform = bit_eval_transform(plan.resolution);
-  const int64_t micro_batch = config.batch_size / config.batch_split;
+  const DataParallel parallel(config.ranks);
+  const int64_t local_batch = parallel.local_batch_size(config.batch_size, kRecipe);
+  VISREP_CHECK(local_batch % config.batch_split == 0,
+               "bit: each of the {} ranks trains on {} images of the batch of {}, which --batch-split {} does not "
+               "divide",
+               parallel.size(), local_batch, config.batch_size, config.batch_split);
+  const int64_t micro_batch = local_batch / config.batch_split;
   const int64_t eval_batch = config.eval_batch_size > 0 ? config.eval_batch_size : micro_batch;
 
   model.to(config.device);
@@ -187,6 +213,7 @@ BitResult train_bit(nn::Module& model, const data::ImageDataset& train_set, cons
   VISREP_CHECK(test_set.size() == 0 || test_set.class_count() <= outputs,
                "bit: the test set has {} classes, more than the model's {} outputs", test_set.class_count(), outputs);
   model.train();
+  const ScopedSyncBatchNorm global_batch_norm({&model}, parallel, config.sync_batch_norm);
 
   // train.py: torch.optim.SGD(model.parameters(), lr, momentum=0.9), no weight decay.
   optim::Sgd optimizer(model.parameters(), optim::SgdOptions{.learning_rate = plan.learning_rate,
@@ -195,7 +222,7 @@ BitResult train_bit(nn::Module& model, const data::ImageDataset& train_set, cons
                    .run_directory = config.run_directory, .resume = config.resume,
                    .checkpoint_every = config.checkpoint_every, .steps = plan.steps(),
                    .images_per_step = config.batch_size, .show_progress = config.show_progress,
-                   .on_step = config.on_step});
+                   .on_step = config.on_step, .ranks = config.ranks});
   run.checkpoint_module("model", model);
   run.checkpoint_optimizer(optimizer);
   run.checkpoint_input(models::describe_input(eval_transform, training_set.channels()));
@@ -207,11 +234,13 @@ BitResult train_bit(nn::Module& model, const data::ImageDataset& train_set, cons
   run.checkpoint_setting("training_examples", plan.training_examples);
   run.checkpoint_setting("examples_per_class", config.examples_per_class);
   run.checkpoint_setting("examples_per_class_seed", config.examples_per_class_seed);
+  run.checkpoint_setting("sync_batch_norm", global_batch_norm.layers() > 0 ? 1 : 0, /*missing=*/0);
   run.start();
   result.first_step = run.first_step();
   auto evaluate = [&](int64_t steps_done) {
     if (test_set.size() == 0) return;
-    BitEvaluation evaluation = evaluate_classifier(model, test_set, eval_transform, config.device, eval_batch);
+    BitEvaluation evaluation =
+        evaluate_classifier(model, test_set, eval_transform, config.device, eval_batch, parallel.ranks());
     evaluation.step = steps_done;
     result.evaluations.push_back(evaluation);
     run.log(fmt::format("bit: step {}: test top-1 {:.2f}%, loss {:.4f}", steps_done, 100 * evaluation.top1,
@@ -222,12 +251,19 @@ BitResult train_bit(nn::Module& model, const data::ImageDataset& train_set, cons
   run.log(describe(plan, training_set));
   // Step s's batch: the s-th batch_size images of the passes over the training set laid end to
   // end (see the header), one view of each, cropped and flipped as keyed by (seed, pass, image).
-  data::DataLoader loader(training_set, {.batch_size = config.batch_size,
+  // On several ranks each builds its slice of it and, with MixUp, its slice's partners, which
+  // can be anywhere in the global batch: the loader's batch is then the slice, then the partners.
+  const bool partners_in_batch = parallel.several() && plan.mixup_alpha > 0;
+  data::DataLoader loader(training_set, {.batch_size = partners_in_batch ? 2 * local_batch : config.batch_size,
                                          .seed = config.seed,
                                          .device = config.device,
-                                         .augment = bit_train_transform(plan.resolution)});
-  loader.start(data::batches_over_passes(training_set.size(), config.seed, config.batch_size, plan.steps()),
-               run.first_step());
+                                         .augment = bit_train_transform(plan.resolution),
+                                         .part = partners_in_batch ? 0 : parallel.rank(),
+                                         .parts = partners_in_batch ? 1 : parallel.size()});
+  data::BatchSampler global_batches =
+      data::batches_over_passes(training_set.size(), config.seed, config.batch_size, plan.steps());
+  if (partners_in_batch) global_batches = slice_with_partners(std::move(global_batches), parallel, config.seed);
+  loader.start(std::move(global_batches), run.first_step());
   while (run.next_step()) {
     const int64_t step = run.step();
     const double learning_rate = *bit_learning_rate(step, plan.schedule, plan.learning_rate);
@@ -235,7 +271,14 @@ BitResult train_bit(nn::Module& model, const data::ImageDataset& train_set, cons
     const data::Batch batch = loader.next_required(kRecipe);
     // MixUp over the whole batch, then the micro-batches: batch_split only changes the memory.
     MixedBatch mixed{batch.images, batch.labels, batch.labels, 1.0};
-    if (plan.mixup_alpha > 0) {
+    if (partners_in_batch) {
+      // Rows [0, b): this rank's slice; rows [b, 2b): their partners. mix_batch's arithmetic.
+      NoGradGuard no_grad;
+      const double lambda = mixup_lambda(plan.mixup_alpha, config.seed, step);
+      mixed = {add(mul(batch.images.narrow(0, 0, local_batch), lambda),
+                   mul(batch.images.narrow(0, local_batch, local_batch), 1.0 - lambda)),
+               batch.labels.narrow(0, 0, local_batch), batch.labels.narrow(0, local_batch, local_batch), lambda};
+    } else if (plan.mixup_alpha > 0) {
       mixed = mix_batch(batch.images, batch.labels, mixup_partners(config.batch_size, config.seed, step, config.device),
                         mixup_lambda(plan.mixup_alpha, config.seed, step));
     }
@@ -247,10 +290,12 @@ BitResult train_bit(nn::Module& model, const data::ImageDataset& train_set, cons
       const Tensor logits = model(mixed.images.narrow(0, start, micro_batch));
       const Tensor loss = mixup_cross_entropy(logits, mixed.labels.narrow(0, start, micro_batch),
                                               mixed.partner_labels.narrow(0, start, micro_batch), mixed.lambda);
-      // Each micro-batch's mean loss / batch_split: the gradients add up to the whole batch's.
+      // Each micro-batch's mean loss / batch_split: the gradients add up to the whole batch's
+      // (to the rank's slice's, whose mean over the ranks is the global batch's).
       div(loss, static_cast<double>(config.batch_split)).backward();
       loss_value += loss.item() / static_cast<double>(config.batch_split);
     }
+    run.average_gradients();
     optimizer.step();
     result.step_learning_rates.push_back(learning_rate);
     run.end_step(loss_value, learning_rate, {{"mixup_lambda", mixed.lambda}});

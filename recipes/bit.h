@@ -49,6 +49,7 @@
 
 #include "engine/data/augment.h"
 #include "engine/data/dataset.h"
+#include "engine/distributed/collectives.h"
 #include "engine/nn/module.h"
 #include "recipes/stop_request.h"  // request_stop(), for an app's SIGINT handler
 
@@ -131,6 +132,16 @@ struct BitConfig {
   bool show_progress = true;
   // Called after every step with its number (0-based) and loss, e.g. to request a stop from a test.
   std::function<void(int64_t step, double loss)> on_step;
+
+  // Data-parallel training (recipes/data_parallel.h): the job's ranks (not owned); null: one
+  // process. batch_size stays the global batch: each rank trains on batch_size / P images of it
+  // (in batch_split micro-batches), MixUp partners are drawn over the global batch, the
+  // learning rate scales with the global batch.
+  distributed::Collectives* ranks = nullptr;
+  // With several ranks, batch norm over the global batch (SyncBatchNorm) in a model that has
+  // any (BiT's ResNetV2 has GroupNorm and needs nothing; an encoder from a SimCLR or SupCon run
+  // may have batch norm). Nothing changes on one rank.
+  bool sync_batch_norm = true;
 };
 
 // What a run will do: the HyperRule applied to a training set (after the few-shot choice).
@@ -183,8 +194,10 @@ BitResult train_bit(nn::Module& model, const data::ImageDataset& train_set, cons
                     const BitConfig& config);
 
 // Top-1 accuracy and mean cross-entropy of `model` on `dataset` through `transform`, in
-// evaluation mode without a graph (the model's mode is restored).
+// evaluation mode without a graph (the model's mode is restored). With the ranks of a job,
+// each encodes its share and every rank gets the same numbers (encode_dataset).
 BitEvaluation evaluate_classifier(nn::Module& model, const data::ImageDataset& dataset,
-                                  const data::AugmentConfig& transform, Device device, int64_t batch_size);
+                                  const data::AugmentConfig& transform, Device device, int64_t batch_size,
+                                  distributed::Collectives* ranks = nullptr);
 
 }  // namespace visrep::recipes

@@ -7,6 +7,7 @@
 #include "engine/optim/learning_rate_schedule.h"
 #include "engine/optim/sgd.h"
 #include "models/model_description.h"
+#include "recipes/data_parallel.h"
 #include "recipes/training_run.h"
 
 namespace visrep::recipes {
@@ -67,35 +68,52 @@ double evaluate_accuracy(nn::Module& model, const data::ImageDataset& dataset, c
   NoGradGuard no_grad;
   const bool was_training = model.is_training();
   model.eval();
+  const DataParallel parallel(config.ranks);
+  const auto [begin, end] = parallel.local_range(dataset.size());
   int64_t correct = 0;
-  data::DataLoader loader(dataset, batches_of(config, /*training=*/false));
-  loader.start_epoch(0);
-  while (const std::optional<data::Batch> batch = loader.next()) {
-    correct += sum(eq(argmax(model(batch->images), 1), batch->labels)).item<int64_t>();
+  if (end > begin) {
+    const data::ImageDataset share =
+        parallel.several()
+            ? data::subset(dataset, arange(static_cast<double>(begin), static_cast<double>(end), 1.0, kInt64))
+            : dataset;
+    data::DataLoader loader(share, batches_of(config, /*training=*/false));
+    loader.start_epoch(0);
+    while (const std::optional<data::Batch> batch = loader.next()) {
+      correct += sum(eq(argmax(model(batch->images), 1), batch->labels)).item<int64_t>();
+    }
   }
   model.train(was_training);
-  return static_cast<double>(correct) / static_cast<double>(dataset.size());
+  return parallel.sum(static_cast<double>(correct)) / static_cast<double>(dataset.size());
 }
 
 ClassifierResult train_classifier(nn::Module& model, const data::ImageDataset& train_set,
                                   const data::ImageDataset& test_set, const ClassifierConfig& config) {
   check_config(config, train_set);
+  const DataParallel parallel(config.ranks);
+  parallel.local_batch_size(config.batch_size, "train_classifier");
   model.to(config.device);
   model.train();
+  const ScopedSyncBatchNorm global_batch_norm({&model}, parallel, config.sync_batch_norm);
   optim::Sgd optimizer(parameter_groups(model, config));
 
   const int64_t steps_per_epoch = train_set.size() / config.batch_size;  // full batches (drop_last)
   const int64_t total_steps = steps_per_epoch * config.epochs;
   const optim::WarmupCosineSchedule schedule(config.learning_rate, std::max<int64_t>(steps_per_epoch / 10, 1),
                                              total_steps);
-  data::DataLoader loader(train_set, batches_of(config, /*training=*/true));
+  // Every rank cuts the same global batches and builds its part of each.
+  data::LoaderConfig batches = batches_of(config, /*training=*/true);
+  batches.part = parallel.rank();
+  batches.parts = parallel.size();
+  data::DataLoader loader(train_set, batches);
 
   // Not resumable: no checkpoints and no resume (visrep-classifier has neither), and a stop
   // request does not end the run (visrep-supcon reports its baseline's last epoch).
   TrainingRun run({.recipe = "train_classifier", .loss_plot_title = "training loss per step",
                    .run_directory = config.run_directory, .resumable = false, .epochs = config.epochs,
                    .steps_per_epoch = steps_per_epoch, .images_per_step = config.batch_size,
-                   .show_progress = config.show_progress});
+                   .show_progress = config.show_progress, .ranks = config.ranks});
+  // No checkpoint is written; this says what the ranks start from and whose gradients they average.
+  run.checkpoint_module("model", model);
   // Evaluated (and saved for) unaugmented images normalised by config.mean and std.
   run.checkpoint_input(models::describe_input(
       {.height = train_set.height(), .width = train_set.width(), .mean = config.mean, .std = config.std},
@@ -110,9 +128,11 @@ ClassifierResult train_classifier(nn::Module& model, const data::ImageDataset& t
       const data::Batch batch = loader.next_required("train_classifier");
       optimizer.set_learning_rate(schedule.at(run.step()));
       const Tensor logits = model(batch.images);
+      // The mean over this rank's slice: its mean over the ranks is the global batch's mean.
       const Tensor loss = cross_entropy(logits, batch.labels, {.label_smoothing = config.label_smoothing});
       optimizer.zero_grad();
       loss.backward();
+      run.average_gradients();
       optimizer.step();
       run.end_step(loss.item(), optimizer.learning_rate());
       {
@@ -124,7 +144,8 @@ ClassifierResult train_classifier(nn::Module& model, const data::ImageDataset& t
     EpochSummary summary;
     summary.epoch = run.epoch();
     summary.train_loss = run.epoch_mean_loss();
-    summary.train_accuracy = static_cast<double>(correct) / static_cast<double>(steps_per_epoch * config.batch_size);
+    summary.train_accuracy =
+        parallel.sum(static_cast<double>(correct)) / static_cast<double>(steps_per_epoch * config.batch_size);
     summary.images_per_second = run.images_per_second();
     summary.test_accuracy = test_set.size() > 0 ? evaluate_accuracy(model, test_set, config) : 0.0;
     result.epochs.push_back(summary);

@@ -9,6 +9,7 @@
 
 #include "engine/data/augment.h"
 #include "engine/data/dataset.h"
+#include "engine/distributed/collectives.h"
 #include "engine/nn/module.h"
 
 namespace visrep::recipes {
@@ -29,6 +30,14 @@ struct ClassifierConfig {
   std::optional<data::AugmentConfig> augment;
   std::string run_directory;    // metrics.jsonl, model.safetensors, loss.png; empty: write nothing
   bool show_progress = true;
+  // Data-parallel training (recipes/data_parallel.h): the job's ranks (not owned); null: one
+  // process. batch_size stays the global batch, each rank training on batch_size / P of it.
+  distributed::Collectives* ranks = nullptr;
+  // With several ranks, batch norm over the global batch (SyncBatchNorm) instead of over each
+  // rank's slice. Off by default, as in supervised data-parallel training (PyTorch's
+  // DistributedDataParallel, Goyal et al. 2017's per-worker batch norm): then the statistics
+  // are those of batch_size / P images, and a run of P ranks is not the one-rank run.
+  bool sync_batch_norm = false;
 };
 
 struct EpochSummary {
@@ -47,7 +56,8 @@ struct ClassifierResult {
 ClassifierResult train_classifier(nn::Module& model, const data::ImageDataset& train_set,
                                   const data::ImageDataset& test_set, const ClassifierConfig& config);
 
-// Top-1 accuracy in [0, 1], in evaluation mode without recording a graph.
+// Top-1 accuracy in [0, 1], in evaluation mode without recording a graph; with config.ranks,
+// each rank counts its share of the dataset and the ranks add up their counts.
 double evaluate_accuracy(nn::Module& model, const data::ImageDataset& dataset, const ClassifierConfig& config);
 
 }  // namespace visrep::recipes

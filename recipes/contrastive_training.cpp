@@ -13,6 +13,7 @@
 #include "engine/optim/lars.h"
 #include "engine/optim/sgd.h"
 #include "models/model_description.h"
+#include "recipes/data_parallel.h"
 #include "recipes/training_run.h"
 
 namespace visrep::recipes {
@@ -50,7 +51,9 @@ void check_config(const ContrastiveTrainingConfig& config, const data::ImageData
   VISREP_CHECK(config.loader_workers >= 0, "{}: loader_workers must be >= 0, got {}", recipe, config.loader_workers);
   VISREP_CHECK(train_set.size() >= config.batch_size, "{}: the training set has {} images, fewer than one batch of {}",
                recipe, train_set.size(), config.batch_size);
-  VISREP_CHECK(config.resume.empty() || std::filesystem::is_regular_file(config.resume),
+  // (Rank 0 reads the checkpoint and sends it to the others: only it needs the file.)
+  VISREP_CHECK(config.resume.empty() || DataParallel(config.ranks).rank() != 0 ||
+                   std::filesystem::is_regular_file(config.resume),
                "{}: cannot resume: the checkpoint '{}' does not exist", recipe, config.resume);
 }
 
@@ -100,14 +103,17 @@ ContrastiveTrainingResult train_contrastive(nn::Module& encoder, nn::Module& hea
   data::check_augment_config(augment);
   const data::AugmentConfig eval_transform = evaluation_transform(augment);
   const bool knn_monitor = config.knn_monitor && test_set.size() > 0;
+  const DataParallel parallel(config.ranks);
+  const int64_t local_batch = parallel.local_batch_size(config.batch_size, recipe);
 
   encoder.to(config.device);
   head.to(config.device);
   encoder.train();
   head.train();
+  const ScopedSyncBatchNorm global_batch_norm({&encoder, &head}, parallel, config.sync_batch_norm);
 
-  // SimCLR's schedule (tf2/model.py WarmUpAndCosineDecay): the base rate scaled by the batch
-  // size, a linear warmup over warmup_epochs, then a cosine decay to 0 at the last step.
+  // SimCLR's schedule (tf2/model.py WarmUpAndCosineDecay): the base rate scaled by the (global)
+  // batch size, a linear warmup over warmup_epochs, then a cosine decay to 0 at the last step.
   const int64_t steps_per_epoch = train_set.size() / config.batch_size;  // drop_last: full batches only
   const int64_t total_steps = steps_per_epoch * config.epochs;
   const double learning_rate =
@@ -122,7 +128,7 @@ ContrastiveTrainingResult train_contrastive(nn::Module& encoder, nn::Module& hea
                    .run_directory = config.run_directory, .resume = config.resume,
                    .checkpoint_every = config.checkpoint_every, .epochs = config.epochs,
                    .steps_per_epoch = steps_per_epoch, .images_per_step = config.batch_size,
-                   .show_progress = config.show_progress, .on_step = config.on_step});
+                   .show_progress = config.show_progress, .on_step = config.on_step, .ranks = config.ranks});
   run.checkpoint_module("encoder", encoder);
   run.checkpoint_module("head", head);
   run.checkpoint_optimizer(*optimizer);
@@ -131,15 +137,26 @@ ContrastiveTrainingResult train_contrastive(nn::Module& encoder, nn::Module& hea
   // size: with either changed, the run would not continue the same way.
   run.checkpoint_setting("batch_size", config.batch_size);
   run.checkpoint_setting("seed", config.seed);
+  // Batch norm over the global batch or each rank's slice: another model (one rank: local).
+  run.checkpoint_setting("sync_batch_norm", global_batch_norm.layers() > 0 ? 1 : 0, /*missing=*/0);
   run.checkpoint_history("knn_accuracy", knn_history,
                          HistoryPlot{.file = "knn.png", .title = recipe + " kNN top-1 accuracy per epoch",
                                      .x_label = "epoch", .y_label = "accuracy", .legend = "kNN accuracy"});
   run.start();
 
   ContrastiveTrainingResult result;
-  data::DataLoader loader(train_set, {.batch_size = config.batch_size, .shuffle = true, .drop_last = true,
-                                      .seed = config.seed, .workers = config.loader_workers, .device = config.device,
-                                      .augment = augment, .views = 2});
+  // Every rank's loader cuts the same global batches (batch_size, the epoch's order) and builds
+  // its part of each: local_batch images, two views each, keyed as on one process.
+  data::DataLoader loader(train_set, {.batch_size = config.batch_size,
+                                      .shuffle = true,
+                                      .drop_last = true,
+                                      .seed = config.seed,
+                                      .workers = config.loader_workers,
+                                      .device = config.device,
+                                      .augment = augment,
+                                      .views = 2,
+                                      .part = parallel.rank(),
+                                      .parts = parallel.size()});
   while (run.next_epoch()) {
     loader.start_epoch(run.epoch(), run.batch_in_epoch());
     while (run.next_step()) {
@@ -148,9 +165,12 @@ ContrastiveTrainingResult train_contrastive(nn::Module& encoder, nn::Module& hea
       // One forward pass over both views together (2B rows), so batch norm sees all of them,
       // as simclr's tf2/model.py does by concatenating the views along the batch axis.
       const Tensor embeddings = head(encoder(batch.images));
-      const Tensor loss = loss_function(embeddings, batch.labels);
+      VISREP_CHECK(embeddings.size(0) == 2 * local_batch, "{}: {} embeddings for a batch of {} images", recipe,
+                   embeddings.size(0), local_batch);
+      const Tensor loss = loss_function(embeddings, batch.labels, parallel.ranks());
       optimizer->zero_grad();
       loss.backward();
+      run.average_gradients();
       optimizer->step();
       run.end_step(loss.item(), optimizer->learning_rate());
     }
@@ -161,7 +181,7 @@ ContrastiveTrainingResult train_contrastive(nn::Module& encoder, nn::Module& hea
                                     .images_per_second = run.images_per_second()};
     if (knn_monitor && !run.stopping() && (run.epoch() % config.knn_every == 0 || run.epoch() == config.epochs)) {
       summary.knn_accuracy = knn_monitor_accuracy(encoder, train_set, test_set, eval_transform, config.device,
-                                                  config.knn);
+                                                  config.knn, parallel.ranks());
     }
     knn_history.push_back(summary.knn_accuracy.value_or(std::numeric_limits<double>::quiet_NaN()));
     result.epochs.push_back(summary);

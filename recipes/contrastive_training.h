@@ -28,6 +28,7 @@
 
 #include "engine/data/augment.h"
 #include "engine/data/dataset.h"
+#include "engine/distributed/collectives.h"
 #include "engine/nn/module.h"
 #include "engine/optim/learning_rate_schedule.h"
 #include "recipes/evaluation.h"  // KnnOptions, and the evaluations the recipe binaries run
@@ -82,6 +83,16 @@ struct ContrastiveTrainingConfig {
   // Called after every step with its global number (0-based) and loss, e.g. to log or to
   // request a stop from a test.
   std::function<void(int64_t step, double loss)> on_step;
+
+  // Data-parallel training (recipes/data_parallel.h): the job's ranks (not owned); null: one
+  // process. batch_size stays the global batch: each rank trains on batch_size / P images of
+  // it, the negatives (and SupCon's positives) come from every rank, and the learning rate
+  // scales with the global batch.
+  distributed::Collectives* ranks = nullptr;
+  // With several ranks, batch norm over the global batch (SyncBatchNorm: simclr's global_bn)
+  // in the encoder and the head; false: over each rank's slice (what a one-device run of
+  // batch_size / P would see). Nothing changes on one rank.
+  bool sync_batch_norm = true;
 };
 
 // Throws visrep::Error naming the first field that is out of range.
@@ -112,8 +123,11 @@ struct ContrastiveTrainingResult {
 // ---- the loop ----------------------------------------------------------------------------------
 
 // The loss of one step: embeddings (2B, D), view-major (rows i and i + B are image i's two
-// views), and the batch's labels (B) int64 on the same device.
-using ContrastiveLossFunction = std::function<Tensor(const Tensor& embeddings, const Tensor& labels)>;
+// views), and the batch's labels (B) int64 on the same device. With the ranks of a job
+// (`ranks` not null), B is this rank's slice and the loss its share of the global batch's
+// (the cross-rank losses of engine/ops/contrastive.h); null: one process, the whole batch.
+using ContrastiveLossFunction =
+    std::function<Tensor(const Tensor& embeddings, const Tensor& labels, distributed::Collectives* ranks)>;
 
 // Trains encoder + head on `train_set` with `loss`; `recipe` ("simclr", "supcon") names the
 // run in messages and checkpoints (a checkpoint of another recipe is refused on resume).

@@ -10,6 +10,7 @@
 #include "engine/ops.h"
 #include "engine/optim/learning_rate_schedule.h"
 #include "engine/optim/sgd.h"
+#include "recipes/data_parallel.h"
 
 namespace visrep::recipes {
 namespace {
@@ -180,14 +181,30 @@ Tensor knn_classify(const Tensor& train_features, const Tensor& train_labels, co
 }
 
 double knn_accuracy(const Tensor& train_features, const Tensor& train_labels, const Tensor& query_features,
-                    const Tensor& query_labels, int64_t classes, const KnnOptions& options) {
-  const Tensor predictions = knn_classify(train_features, train_labels, query_features, classes, options);
-  const std::vector<int64_t> expected =
-      checked_labels("knn_accuracy", "query_labels", query_labels, query_features.size(0), classes);
-  const std::vector<int64_t> got = predictions.to_vector<int64_t>();
-  int64_t correct = 0;
-  for (size_t i = 0; i < got.size(); ++i) correct += got[i] == expected[i] ? 1 : 0;
-  return static_cast<double>(correct) / static_cast<double>(got.size());
+                    const Tensor& query_labels, int64_t classes, const KnnOptions& options,
+                    distributed::Collectives* ranks) {
+  const DataParallel parallel(ranks);
+  if (!parallel.several()) {
+    const Tensor predictions = knn_classify(train_features, train_labels, query_features, classes, options);
+    const std::vector<int64_t> expected =
+        checked_labels("knn_accuracy", "query_labels", query_labels, query_features.size(0), classes);
+    const std::vector<int64_t> got = predictions.to_vector<int64_t>();
+    int64_t correct = 0;
+    for (size_t i = 0; i < got.size(); ++i) correct += got[i] == expected[i] ? 1 : 0;
+    return static_cast<double>(correct) / static_cast<double>(got.size());
+  }
+  // This rank's share of the queries; the ranks' counts add up.
+  const int64_t queries = query_features.size(0);
+  VISREP_CHECK(queries >= 1, "knn_accuracy: no queries");
+  const auto [begin, end] = parallel.local_range(queries);
+  double correct = 0;
+  if (end > begin) {
+    const Tensor share = query_features.narrow(0, begin, end - begin);
+    correct = knn_accuracy(train_features, train_labels, share, query_labels.narrow(0, begin, end - begin), classes,
+                           options) *
+              static_cast<double>(end - begin);
+  }
+  return std::round(parallel.sum(correct)) / static_cast<double>(queries);
 }
 
 Tensor raw_pixel_features(const Tensor& images) {
@@ -290,9 +307,17 @@ data::AugmentConfig evaluation_transform(const data::AugmentConfig& training) {
 }
 
 Tensor encode_dataset(nn::Module& encoder, const data::ImageDataset& dataset, const data::AugmentConfig& transform,
-                      Device device, int64_t batch_size) {
+                      Device device, int64_t batch_size, distributed::Collectives* ranks) {
   VISREP_CHECK(dataset.size() > 0, "encode_dataset: the dataset is empty");
   VISREP_CHECK(batch_size >= 1, "encode_dataset: batch_size must be >= 1, got {}", batch_size);
+  const DataParallel parallel(ranks);
+  if (parallel.several() && dataset.size() >= parallel.size()) {
+    // This rank's share, encoded here; every rank's, gathered.
+    const auto [begin, end] = parallel.local_range(dataset.size());
+    const data::ImageDataset share =
+        data::subset(dataset, arange(static_cast<double>(begin), static_cast<double>(end), 1.0, kInt64));
+    return parallel.gather_shares(encode_dataset(encoder, share, transform, device, batch_size), dataset.size());
+  }
   NoGradGuard no_grad;
   const bool was_training = encoder.is_training();
   encoder.eval();
@@ -317,11 +342,11 @@ Tensor encode_dataset(nn::Module& encoder, const data::ImageDataset& dataset, co
 
 double knn_monitor_accuracy(nn::Module& encoder, const data::ImageDataset& train_set,
                             const data::ImageDataset& test_set, const data::AugmentConfig& transform, Device device,
-                            const KnnOptions& options) {
-  const Tensor memory_bank = encode_dataset(encoder, train_set, transform, device);
-  const Tensor queries = encode_dataset(encoder, test_set, transform, device);
+                            const KnnOptions& options, distributed::Collectives* ranks) {
+  const Tensor memory_bank = encode_dataset(encoder, train_set, transform, device, 256, ranks);
+  const Tensor queries = encode_dataset(encoder, test_set, transform, device, 256, ranks);
   return knn_accuracy(memory_bank, train_set.labels, queries, test_set.labels,
-                      std::max(train_set.class_count(), test_set.class_count()), options);
+                      std::max(train_set.class_count(), test_set.class_count()), options, ranks);
 }
 
 LinearEvalResult linear_eval_of_encoder(nn::Module& encoder, const data::ImageDataset& train_set,
@@ -336,12 +361,13 @@ LinearEvalResult linear_eval_of_encoder(nn::Module& encoder, const data::ImageDa
 FrozenEncoderEvaluation evaluate_frozen_encoder(nn::Module& encoder, const data::ImageDataset& train_set,
                                                 const data::ImageDataset& test_set,
                                                 const data::AugmentConfig& transform, Device device,
-                                                const LinearEvalOptions& linear) {
-  const Tensor train_features = encode_dataset(encoder, train_set, transform, device);
-  const Tensor test_features = encode_dataset(encoder, test_set, transform, device);
+                                                const LinearEvalOptions& linear, distributed::Collectives* ranks) {
+  const Tensor train_features = encode_dataset(encoder, train_set, transform, device, 256, ranks);
+  const Tensor test_features = encode_dataset(encoder, test_set, transform, device, 256, ranks);
   const int64_t classes = std::max(train_set.class_count(), test_set.class_count());
   FrozenEncoderEvaluation evaluation;
-  evaluation.knn_accuracy = knn_accuracy(train_features, train_set.labels, test_features, test_set.labels, classes);
+  evaluation.knn_accuracy =
+      knn_accuracy(train_features, train_set.labels, test_features, test_set.labels, classes, {}, ranks);
   if (linear.epochs > 0) {
     evaluation.linear_accuracy = linear_eval(train_features, train_set.labels.to(device), test_features,
                                              test_set.labels.to(device), classes, linear)

@@ -12,6 +12,7 @@
 
 #include "engine/data/augment.h"
 #include "engine/data/dataset.h"
+#include "engine/distributed/collectives.h"
 #include "engine/nn/module.h"
 #include "engine/tensor.h"
 
@@ -49,8 +50,11 @@ Tensor knn_classify(const Tensor& train_features, const Tensor& train_labels, co
                     int64_t classes, const KnnOptions& options = {});
 
 // Top-1 accuracy in [0, 1] of knn_classify's predictions against query_labels (M) int64.
+// With the ranks of a job (every rank holding all the features), each rank classifies its
+// share of the queries and the ranks add up their counts: the same accuracy, 1 / P of the work.
 double knn_accuracy(const Tensor& train_features, const Tensor& train_labels, const Tensor& query_features,
-                    const Tensor& query_labels, int64_t classes, const KnnOptions& options = {});
+                    const Tensor& query_labels, int64_t classes, const KnnOptions& options = {},
+                    distributed::Collectives* ranks = nullptr);
 
 // Raw pixels as features, the baseline an encoder must beat under the same kNN protocol:
 // images of any shape (N, ...) flattened to (N, prod(...)) float32, uint8 scaled to [0, 1].
@@ -103,15 +107,18 @@ data::AugmentConfig evaluation_transform(const data::AugmentConfig& training);
 
 // The encoder's features (or a classifier's logits) of every image of `dataset`, in order:
 // (N, D) float32 on `device`, computed in evaluation mode without a graph, `batch_size` images
-// at a time (from a data::DataLoader); the encoder's mode is restored afterwards.
+// at a time (from a data::DataLoader); the encoder's mode is restored afterwards. With the
+// ranks of a job, each rank encodes its share of the images (DataParallel::local_range) and
+// every rank gets all N rows, gathered: the evaluation takes all the ranks, in 1 / P of the
+// time, and none waits for another that evaluates alone.
 Tensor encode_dataset(nn::Module& encoder, const data::ImageDataset& dataset, const data::AugmentConfig& transform,
-                      Device device, int64_t batch_size = 256);
+                      Device device, int64_t batch_size = 256, distributed::Collectives* ranks = nullptr);
 
 // kNN top-1 accuracy of `encoder`'s features: train_set as the memory bank, test_set as the
 // queries.
 double knn_monitor_accuracy(nn::Module& encoder, const data::ImageDataset& train_set,
                             const data::ImageDataset& test_set, const data::AugmentConfig& transform, Device device,
-                            const KnnOptions& options = {});
+                            const KnnOptions& options = {}, distributed::Collectives* ranks = nullptr);
 
 // Linear evaluation of a frozen encoder: the features of train_set and test_set through
 // `transform`, then linear_eval on them. SupContrast main_linear.py and simclr's linear eval,
@@ -122,7 +129,9 @@ LinearEvalResult linear_eval_of_encoder(nn::Module& encoder, const data::ImageDa
 
 // What the recipe binaries report at the end: the encoder's frozen features of each split,
 // computed once through `transform`, under both protocols above: weighted kNN (k = 200,
-// T = 0.1, cosine) and, when linear.epochs > 0, a linear classifier.
+// T = 0.1, cosine) and, when linear.epochs > 0, a linear classifier. With the ranks of a job
+// the features and the kNN are shared out (encode_dataset, knn_accuracy) and every rank
+// trains the same linear classifier on the gathered features (the same result everywhere).
 struct FrozenEncoderEvaluation {
   double knn_accuracy = 0.0;
   std::optional<double> linear_accuracy;
@@ -130,6 +139,7 @@ struct FrozenEncoderEvaluation {
 FrozenEncoderEvaluation evaluate_frozen_encoder(nn::Module& encoder, const data::ImageDataset& train_set,
                                                 const data::ImageDataset& test_set,
                                                 const data::AugmentConfig& transform, Device device,
-                                                const LinearEvalOptions& linear);
+                                                const LinearEvalOptions& linear,
+                                                distributed::Collectives* ranks = nullptr);
 
 }  // namespace visrep::recipes

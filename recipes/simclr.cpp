@@ -18,9 +18,11 @@ SimclrResult train_simclr(nn::Module& encoder, nn::Module& projection_head, cons
   VISREP_CHECK(std::isfinite(temperature) && temperature > 0, "simclr: temperature must be positive, got {}",
                temperature);
   // Each image is its own class: the positive of row i is row i + B (or i - B), every other
-  // row is a negative (simclr objective.py; no cross-replica negatives on one device).
-  const ContrastiveLossFunction loss = [temperature](const Tensor& embeddings, const Tensor& /*labels*/) {
-    return nt_xent_loss(embeddings, temperature);
+  // row is a negative (simclr objective.py); on several ranks every rank's rows are
+  // negatives too (its tpu_cross_replica_concat).
+  const ContrastiveLossFunction loss = [temperature](const Tensor& embeddings, const Tensor& /*labels*/,
+                                                     distributed::Collectives* ranks) {
+    return ranks != nullptr ? nt_xent_loss(embeddings, temperature, *ranks) : nt_xent_loss(embeddings, temperature);
   };
   return train_contrastive(encoder, projection_head, train_set, test_set, config, "simclr", loss);
 }

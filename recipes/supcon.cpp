@@ -29,7 +29,13 @@ SupconResult train_supcon(nn::Module& encoder, nn::Module& head, const data::Ima
                "supcon: the training set needs one label per image");
   // The batch's labels are per image; supcon_loss shares them between the two views, which
   // is SupContrast's labels.repeat for the 2B rows of torch.cat(torch.unbind(features, 1)).
-  const ContrastiveLossFunction loss = [&config](const Tensor& embeddings, const Tensor& labels) {
+  // On several ranks the positives and negatives come from every rank (the labels gathered).
+  const ContrastiveLossFunction loss = [&config](const Tensor& embeddings, const Tensor& labels,
+                                                 distributed::Collectives* ranks) {
+    if (ranks != nullptr) {
+      return supcon_loss(embeddings, labels, config.temperature, config.base_temperature, config.contrast_mode,
+                         *ranks);
+    }
     return supcon_loss(embeddings, labels, config.temperature, config.base_temperature, config.contrast_mode);
   };
   return train_contrastive(encoder, head, train_set, test_set, config, "supcon", loss);
@@ -57,6 +63,9 @@ ClassifierConfig cross_entropy_baseline_config(const SupconConfig& config, const
   crop_and_flip.solarize_probability = 0.0;
   baseline.augment = crop_and_flip;
   baseline.show_progress = config.show_progress;
+  // On the same ranks, with batch norm as SupCon's stage 1 has it: only the loss differs.
+  baseline.ranks = config.ranks;
+  baseline.sync_batch_norm = config.sync_batch_norm;
   return baseline;
 }
 

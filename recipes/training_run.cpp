@@ -16,7 +16,7 @@
 
 namespace visrep::recipes {
 
-TrainingRun::TrainingRun(RunOptions options) : options_(std::move(options)) {
+TrainingRun::TrainingRun(RunOptions options) : options_(std::move(options)), parallel_(options_.ranks) {
   const std::string& recipe = options_.recipe;
   if (with_epochs()) {
     VISREP_CHECK(options_.epochs >= 1 && options_.steps == 0,
@@ -73,21 +73,62 @@ nn::NamedTensors TrainingRun::checkpointed_parameters() const {
 void TrainingRun::start() {
   VISREP_CHECK(!started_, "{}: start() called twice", options_.recipe);
   started_ = true;
-  if (!options_.resume.empty()) resume_from(options_.resume);
+  if (!options_.resume.empty()) resume_from(load_checkpoint(options_.resume), options_.resume);
+  // Every rank starts from rank 0's parameters and buffers (the same after a resume, and
+  // after a seeded initialisation; this makes it so whatever the initialisation was).
+  for (auto& [name, module] : modules_) parallel_.broadcast_state(*module);
   first_step_ = steps_done_;
   if (writing()) {
     const std::string metrics_path = options_.run_directory + "/metrics.jsonl";
     if (!options_.resume.empty()) drop_metrics_after(metrics_path, steps_done_, options_.steps_per_epoch);
     metrics_ = open_run_directory(options_.run_directory, !options_.resume.empty(), options_.recipe);
   }
-  if (!with_epochs()) progress_.emplace(options_.progress_label, total_steps() - steps_done_);
+  if (!with_epochs()) progress_.emplace(progress_label(options_.progress_label), total_steps() - steps_done_);
   progress_open_ = !with_epochs();
 }
 
-void TrainingRun::resume_from(const std::string& path) {
-  const io::SafetensorsContents contents = io::load_safetensors(path);
+std::string TrainingRun::progress_label(const std::string& label) const {
+  if (!parallel_.several()) return label;
+  return fmt::format("{} ({} ranks x {}, batch {})", label, parallel_.size(),
+                     options_.images_per_step / parallel_.size(), options_.images_per_step);
+}
+
+// Rank 0 reads the checkpoint and every rank gets its contents (or rank 0's error), so that
+// every rank resumes from the same bytes and refuses a checkpoint with the same message.
+io::SafetensorsContents TrainingRun::load_checkpoint(const std::string& path) const {
+  io::SafetensorsContents contents;
+  std::string error;
+  if (parallel_.is_root()) {
+    try {
+      contents = io::load_safetensors(path);
+    } catch (const Error& failure) {
+      error = failure.what();
+    }
+  }
+  error = parallel_.broadcast_text(error);
+  VISREP_CHECK(error.empty(), "{}", error);
+  parallel_.broadcast_contents(contents);
+  return contents;
+}
+
+void TrainingRun::resume_from(const io::SafetensorsContents& contents, const std::string& path) {
   require_checkpoint_recipe(contents, options_.recipe, path);
-  for (const Setting& setting : settings_) require_checkpoint_setting(contents, setting.key, setting.value, path);
+  // A checkpoint without the entry predates data-parallel training: a job of one.
+  const int64_t ranks = contents.metadata.count("ranks") ? checkpoint_integer(contents, "ranks", path) : 1;
+  VISREP_CHECK(ranks == parallel_.size(),
+               "resume: the checkpoint '{}' was written by a job of {} rank(s), and this job has {}: resume it on "
+               "the ranks it was trained on (mpirun -np {}), which split each batch the same way",
+               path, ranks, parallel_.size(), ranks);
+  for (const Setting& setting : settings_) {
+    if (setting.missing && !contents.metadata.count(setting.key)) {
+      VISREP_CHECK(*setting.missing == setting.value,
+                   "resume: the checkpoint '{}' was trained with {} {} (it predates the setting), the config asks "
+                   "for {}",
+                   path, setting.key, *setting.missing, setting.value);
+      continue;
+    }
+    require_checkpoint_setting(contents, setting.key, setting.value, path);
+  }
 
   // Every number is checked against this run before it is used, and before any product: a
   // file is not trusted to be one this recipe wrote (epochs_done = 2^62 would overflow
@@ -171,7 +212,8 @@ bool TrainingRun::next_epoch() {
   epoch_first_batch_ = steps_done_ % per_epoch;
   if (epoch_first_batch_ == 0) epoch_loss_sum_ = 0.0;
   const std::string label = options_.progress_label.empty() ? "epoch" : options_.progress_label + " epoch";
-  progress_.emplace(fmt::format("{} {}/{}", label, epoch_, options_.epochs), per_epoch - epoch_first_batch_);
+  progress_.emplace(progress_label(fmt::format("{} {}/{}", label, epoch_, options_.epochs)),
+                    per_epoch - epoch_first_batch_);
   progress_open_ = true;
   return true;
 }
@@ -182,7 +224,7 @@ bool TrainingRun::next_step() {
   if (stopped_) return false;
   const int64_t end = with_epochs() ? epoch_ * options_.steps_per_epoch : total_steps();
   if (steps_done_ < end) return true;
-  if (progress_open_ && options_.show_progress) progress_->finish();
+  if (progress_open_ && showing()) progress_->finish();
   progress_open_ = false;
   return false;
 }
@@ -195,8 +237,18 @@ double TrainingRun::epoch_mean_loss() const {
 
 double TrainingRun::images_per_second() const { return progress_ ? progress_->items_per_second() : 0.0; }
 
-void TrainingRun::end_step(double loss, double learning_rate, const nlohmann::json& extra) {
+void TrainingRun::end_step(double rank_loss, double learning_rate, const nlohmann::json& extra) {
   const int64_t step = steps_done_;
+  // The global batch's loss, the mean of the ranks' shares, and whether any rank was asked to
+  // stop: one exchange of two numbers per step.
+  double loss = rank_loss;
+  if (parallel_.several()) {
+    const Tensor numbers = from_vector(std::vector<double>{rank_loss, stop_requested() ? 1.0 : 0.0}, {2});
+    parallel_.ranks()->all_reduce(numbers, distributed::ReduceOp::Sum);
+    const std::vector<double> sums = numbers.to_vector<double>();
+    loss = sums[0] / parallel_.size();
+    stop_agreed_ = sums[1] > 0;
+  }
   VISREP_CHECK(std::isfinite(loss), "{}: the loss became {} at step {} (lr {}); lower the learning rate",
                options_.recipe, loss, step, learning_rate);
   ++steps_done_;
@@ -207,11 +259,11 @@ void TrainingRun::end_step(double loss, double learning_rate, const nlohmann::js
     epoch_loss_sum_ += loss;
     record["epoch"] = epoch_;
     // The progress line shows the epoch's running mean, which is what its summary will say.
-    if (options_.show_progress) {
+    if (showing()) {
       progress_->update(batch_in_epoch() - epoch_first_batch_, options_.images_per_step,
                         {{"loss", epoch_loss_sum_ / static_cast<double>(batch_in_epoch())}, {"lr", learning_rate}});
     }
-  } else if (options_.show_progress) {
+  } else if (showing()) {
     progress_->update(steps_done_ - first_step_, options_.images_per_step, {{"loss", loss}, {"lr", learning_rate}});
   }
   for (const auto& item : extra.items()) record[item.key()] = item.value();
@@ -221,7 +273,7 @@ void TrainingRun::end_step(double loss, double learning_rate, const nlohmann::js
   // After an epoch's last step the epoch ends first (its summary, then end_epoch stops).
   const bool epoch_ends = with_epochs() && batch_in_epoch() == options_.steps_per_epoch;
   if (stopping() && !epoch_ends) {
-    if (options_.show_progress) progress_->finish();
+    if (showing()) progress_->finish();
     progress_open_ = false;
     stop();
   } else if (!with_epochs() && due(options_.checkpoint_every)) {
@@ -235,6 +287,7 @@ void TrainingRun::end_epoch(nlohmann::json record) {
   record["kind"] = "epoch";
   record["epoch"] = epoch_;
   write_record(record);
+  agree_on_stop(stop_requested());  // a request during the epoch's evaluation, on any rank
   if (stopping()) {
     stop();
   } else if (options_.resumable && options_.checkpoint_every > 0 && epoch_ % options_.checkpoint_every == 0 &&
@@ -253,8 +306,22 @@ void TrainingRun::finish() {
   }
 }
 
+void TrainingRun::average_gradients() {
+  std::vector<Tensor> parameters;
+  for (const auto& [name, module] : modules_) {
+    for (const Tensor& parameter : module->parameters()) parameters.push_back(parameter);
+  }
+  parallel_.average_gradients(parameters);
+}
+
+// Several ranks stop together or not at all: they agree on whether any was asked to.
+void TrainingRun::agree_on_stop(bool requested) {
+  if (parallel_.several()) stop_agreed_ = parallel_.sum(requested ? 1.0 : 0.0) > 0;
+}
+
 bool TrainingRun::stopping() const {
-  return options_.resumable && stop_requested() && steps_done_ < total_steps();
+  const bool requested = parallel_.several() ? stop_agreed_ : stop_requested();
+  return options_.resumable && requested && steps_done_ < total_steps();
 }
 
 bool TrainingRun::due(int64_t every) const {
@@ -273,7 +340,7 @@ void TrainingRun::stop() {
 // ---- output -----------------------------------------------------------------------------------
 
 void TrainingRun::log(const std::string& line) const {
-  if (options_.show_progress) fmt::print(stderr, "{}\n", line);
+  if (showing()) fmt::print(stderr, "{}\n", line);
 }
 
 void TrainingRun::write_record(const nlohmann::json& record) {
@@ -293,6 +360,7 @@ void TrainingRun::save_model(const std::string& file, const nn::Module& module,
 }
 
 void TrainingRun::write_checkpoint() {
+  checkpoint_path_ = options_.run_directory.empty() ? "" : options_.run_directory + "/" + kCheckpointFileName;
   if (!writing()) return;
   io::TensorMap tensors;
   std::map<std::string, std::string> metadata = {{"format", "pt"}, {"recipe", options_.recipe}};
@@ -322,8 +390,8 @@ void TrainingRun::write_checkpoint() {
     metadata["steps"] = std::to_string(options_.steps);
   }
   for (const Setting& setting : settings_) metadata[setting.key] = setting.text;
+  metadata["ranks"] = std::to_string(parallel_.size());
 
-  checkpoint_path_ = options_.run_directory + "/" + kCheckpointFileName;
   io::save_safetensors(checkpoint_path_, tensors, metadata);
   write_plots();
 }

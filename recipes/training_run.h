@@ -46,11 +46,17 @@
 //                           with every checkpoint
 //   the recipe's model file at the end (save_model)
 //
-// This object is the only writer of the run folder and the only printer of a run's lines,
-// and end_step() is the one place every step passes after the optimizer's: data-parallel
-// training would choose there which rank writes (rank 0) and, between backward() and the
-// optimizer's step, all-reduce the gradients, with each rank building its slice of the
-// step's batch (a data loader over its share of the samples).
+// This object is the only writer of the run folder and the only printer of a run's lines.
+// On the ranks of a data-parallel job (options.ranks; recipes/data_parallel.h) every rank
+// runs the loop and the recipe trains on its slice of each step's batch; this object then
+//   - resumes every rank from rank 0's checkpoint (read there, broadcast) and broadcasts
+//     rank 0's modules at start(), so every rank starts from the same parameters and buffers;
+//   - average_gradients(), between backward() and the optimizer's step, averages the
+//     checkpoint modules' gradients over the ranks;
+//   - end_step() takes the rank's share of the loss and reports the mean over the ranks (the
+//     global batch's loss), and the ranks agree there on a stop request (any rank's);
+//   - rank 0 alone writes the run folder and prints; a checkpoint records the number of
+//     ranks, and a resume with another number is refused.
 #pragma once
 
 #include <concepts>
@@ -64,10 +70,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/distributed/collectives.h"
+#include "engine/io/safetensors.h"
 #include "engine/nn/module.h"
 #include "engine/optim/optimizer.h"
 #include "engine/util/metrics.h"
 #include "engine/util/progress.h"
+#include "recipes/data_parallel.h"
 
 namespace visrep::recipes {
 
@@ -85,10 +94,12 @@ struct RunOptions {
   int64_t epochs = 0;
   int64_t steps_per_epoch = 0;
   int64_t steps = 0;
-  int64_t images_per_step = 0;  // for the progress line's images/s
-  bool show_progress = true;    // the progress line and the run's lines on stderr
+  int64_t images_per_step = 0;  // the global batch: for the progress line's images/s
+  bool show_progress = true;    // the progress line and the run's lines on stderr (rank 0's)
   // Called after every step with its number (0-based) and loss, e.g. to request a stop from a test.
   std::function<void(int64_t step, double loss)> on_step;
+  // The ranks of a data-parallel job (not owned); null: one process. See the top of this file.
+  distributed::Collectives* ranks = nullptr;
 };
 
 // A plot of a history series, written with every checkpoint when any value is finite.
@@ -114,9 +125,10 @@ class TrainingRun {
   // A setting whose change would make a resumed run differ from an uninterrupted one (the
   // seed, the batch size, ...): written to the metadata, and a resume with another value is
   // refused, naming it.
+  // `missing`: what a checkpoint written before the setting existed stands for.
   template <std::integral Integer>
-  void checkpoint_setting(const std::string& key, Integer value) {
-    settings_.push_back({key, std::to_string(value), static_cast<int64_t>(value)});
+  void checkpoint_setting(const std::string& key, Integer value, std::optional<int64_t> missing = {}) {
+    settings_.push_back({key, std::to_string(value), static_cast<int64_t>(value), missing});
   }
   // A series the recipe appends to (per epoch, say) as "history.<name>": restored on resume.
   void checkpoint_history(const std::string& name, std::vector<double>& values, std::optional<HistoryPlot> plot = {});
@@ -147,6 +159,12 @@ class TrainingRun {
   // At the end of the run: the final checkpoint (a resumable run) and the plots.
   void finish();
 
+  // Between backward() and the optimizer's step: every checkpoint module's parameter
+  // gradients become their mean over the ranks (DataParallel::average_gradients); nothing
+  // on one rank.
+  void average_gradients();
+  const DataParallel& data_parallel() const { return parallel_; }
+
   int64_t step() const { return steps_done_; }  // the next step's number: the steps done so far
   int64_t epoch() const { return epoch_; }       // with epochs: the current one, 1-based
   int64_t batch_in_epoch() const;                // with epochs: the next step's batch in its epoch
@@ -159,7 +177,7 @@ class TrainingRun {
 
   // ---- output (the run's one writer and printer) -------------------------------------------
 
-  void log(const std::string& line) const;  // on stderr, when show_progress
+  void log(const std::string& line) const;  // on stderr, when show_progress, on rank 0
   void write_record(const nlohmann::json& record);  // to metrics.jsonl
   // The run's model file (`file` in the run folder): the module's state dict, `metadata`
   // with "format": "pt" and the "visrep.model" description of the module (under its
@@ -176,6 +194,7 @@ class TrainingRun {
   struct Setting {
     std::string key, text;
     int64_t value;
+    std::optional<int64_t> missing;
   };
   struct History {
     std::string name;
@@ -185,8 +204,12 @@ class TrainingRun {
 
   bool with_epochs() const { return options_.steps_per_epoch > 0; }
   int64_t total_steps() const;
-  bool writing() const { return !options_.run_directory.empty(); }
-  void resume_from(const std::string& path);
+  bool writing() const { return !options_.run_directory.empty() && parallel_.is_root(); }
+  bool showing() const { return options_.show_progress && parallel_.is_root(); }
+  std::string progress_label(const std::string& label) const;
+  io::SafetensorsContents load_checkpoint(const std::string& path) const;
+  void resume_from(const io::SafetensorsContents& contents, const std::string& path);
+  void agree_on_stop(bool requested);
   // The checkpointed modules' parameters, "<module>.<parameter>": the names the optimizer's
   // state is keyed by.
   nn::NamedTensors checkpointed_parameters() const;
@@ -195,6 +218,7 @@ class TrainingRun {
   void stop();
 
   RunOptions options_;
+  DataParallel parallel_;
   std::vector<std::pair<std::string, nn::Module*>> modules_;
   optim::Optimizer* optimizer_ = nullptr;
   nlohmann::json input_;  // null until checkpoint_input
@@ -210,6 +234,7 @@ class TrainingRun {
   std::vector<double> step_losses_;   // the steps this call ran
   bool stopped_ = false;
   bool started_ = false;
+  bool stop_agreed_ = false;  // several ranks: a stop request seen by any of them, at the last end_step/end_epoch
 
   util::MetricsWriter metrics_;
   std::optional<util::ProgressBar> progress_;

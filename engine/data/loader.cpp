@@ -49,6 +49,14 @@ BatchSampler epoch_batches(std::vector<int64_t> order, int64_t epoch, int64_t ba
           }};
 }
 
+// Samples [part * n / parts, (part + 1) * n / parts) of a batch of n (LoaderConfig::part).
+std::vector<BatchSample> part_of(const std::vector<BatchSample>& samples, int part, int parts) {
+  const auto n = static_cast<int64_t>(samples.size());
+  const int64_t begin = part * n / parts, end = (part + 1) * n / parts;
+  VISREP_CHECK(end > begin, "DataLoader: part {} of a batch of {} samples split {} ways is empty", part, n, parts);
+  return {samples.begin() + begin, samples.begin() + end};
+}
+
 }  // namespace
 
 std::vector<int64_t> Batch::indices() const {
@@ -98,6 +106,8 @@ DataLoader::DataLoader(ImageDataset dataset, LoaderConfig config) : dataset_(std
                "DataLoader: mean and std normalise unaugmented batches; an augmentation normalises by its own "
                "(AugmentConfig::mean and std)");
   VISREP_CHECK(config_.workers >= 0 && config_.prefetch >= 0, "DataLoader: workers and prefetch must be >= 0");
+  VISREP_CHECK(config_.parts >= 1 && config_.part >= 0 && config_.part < config_.parts,
+               "DataLoader: part {} of {} parts: needs parts >= 1 and 0 <= part < parts", config_.part, config_.parts);
   VISREP_CHECK(dataset_.size() <= INT32_MAX, "DataLoader: {} samples is more than the loader indexes", dataset_.size());
   check_device_usable(config_.device, "DataLoader device");
   dataset_.images = dataset_.images.contiguous();
@@ -215,6 +225,7 @@ void DataLoader::work(int worker) {
       index = next_to_claim_++;
       try {
         samples = plan->sampler.samples(index);  // under the lock, in increasing order (BatchSampler)
+        if (config_.parts > 1) samples = part_of(samples, config_.part, config_.parts);
       } catch (...) {
         prepared.error = std::current_exception();
       }

@@ -61,7 +61,7 @@ struct Batch {
   // sample's first view). Without augmentation: float32 (B, C, H, W).
   Tensor images;
   Tensor labels;                     // int64 (B), on the batch's device
-  std::vector<BatchSample> samples;  // the B samples: dataset indices and the epochs their views are keyed by
+  std::vector<BatchSample> samples;  // the B samples (this part's): dataset indices and the epochs their views are keyed by
   int64_t index = 0;                 // the batch's number within its epoch (or its sampler's sequence)
 
   std::vector<int64_t> indices() const;  // the samples' dataset indices
@@ -93,6 +93,12 @@ struct LoaderConfig {
   int views = 1;                         // augmented views per sample (2 for the contrastive recipes)
   std::vector<float> mean;               // without augment: per channel (empty: 0); an augmentation has its own
   std::vector<float> std;                // without augment: per channel (empty: 1)
+  // Part `part` of `parts` of every batch: of the n samples the batch (start_epoch's, or the
+  // sampler's) holds, only [part * n / parts, (part + 1) * n / parts) are built, with their
+  // own keys. Data-parallel training's rank r of P ranks (recipes/data_parallel.h): the
+  // ranks build disjoint slices of one global batch, batch_size staying the global batch.
+  int part = 0;
+  int parts = 1;
   // Runs on the worker thread for each prepared batch (on the GPU path before the upload,
   // with only samples and index set), e.g. for extra checks or statistics. Its exceptions
   // reach next().

@@ -65,13 +65,14 @@
 #include <string_view>
 
 #include "engine/device.h"
+#include "engine/distributed/collectives.h"
 #include "engine/distributed/launch_environment.h"
 #include "engine/dtype.h"
 #include "engine/tensor.h"
 
 namespace visrep::distributed {
 
-enum class ReduceOp : uint8_t { Sum, Average, Max };
+// ReduceOp: collectives.h.
 std::string_view reduce_op_name(ReduceOp op);  // "sum", "average", "max"
 
 // Which transport carries host buffers. Auto: MPI when a launcher started the process
@@ -102,19 +103,20 @@ struct CommunicatorOptions {
   static CommunicatorOptions from_environment();
 };
 
-class Communicator {
+// The implementation of the engine's Collectives interface (collectives.h) a job uses.
+class Communicator final : public Collectives {
  public:
   // Starts the transports `options` choose; throws visrep::Error when they cannot be had
   // (launched by mpirun in a build without MPI, NCCL asked for without it, a bad device).
   explicit Communicator(const CommunicatorOptions& options = CommunicatorOptions::from_environment());
-  ~Communicator();
+  ~Communicator() override;
   Communicator(Communicator&&) noexcept;
   Communicator& operator=(Communicator&&) noexcept;
   Communicator(const Communicator&) = delete;
   Communicator& operator=(const Communicator&) = delete;
 
-  int rank() const;
-  int size() const;
+  int rank() const override;
+  int size() const override;
   int local_rank() const;  // among the ranks on this host
   int local_size() const;
   // "MPI (Open MPI v4.1.4), rank 1 of 4, local rank 1 of 2; cuda:1 buffers through NCCL 2.28.3"
@@ -134,13 +136,13 @@ class Communicator {
   // Not differentiable: they move data and record nothing for autograd; the ops that need a
   // backward through a collective (the gather of embeddings, SyncBatchNorm) define their own.
   // In-place ones write through views too (any layout) and count as an in-place write.
-  void all_reduce(const Tensor& tensor, ReduceOp op);
+  void all_reduce(const Tensor& tensor, ReduceOp op) override;
   // [n, ...] on every rank -> [P*n, ...]: rank k's rows at [k*n, (k+1)*n). A 0-d tensor gives [P].
   // Every rank's tensor has the same shape.
-  Tensor all_gather(const Tensor& tensor);
+  Tensor all_gather(const Tensor& tensor) override;
   // [P*n, ...] on every rank -> this rank's [n, ...]: rows [r*n, (r+1)*n) reduced over the ranks.
-  Tensor reduce_scatter(const Tensor& tensor, ReduceOp op = ReduceOp::Sum);
-  void broadcast(const Tensor& tensor, int root);
+  Tensor reduce_scatter(const Tensor& tensor, ReduceOp op = ReduceOp::Sum) override;
+  void broadcast(const Tensor& tensor, int root) override;
 
   // Prints "rank r of P: <message>" on stderr and ends every rank of the job with `exit_code`
   // (MPI_Abort; a job of one exits).

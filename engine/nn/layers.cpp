@@ -103,8 +103,22 @@ Tensor BatchNorm::forward(const Tensor& x) {
     NoGradGuard no_grad;
     num_batches_tracked.add_(ones({}, TensorOptions(kInt64, num_batches_tracked.device())));
   }
-  return batch_norm(x, running_mean, running_var, weight, bias,
-                    {.training = use_batch_statistics, .momentum = config.momentum, .eps = config.eps});
+  const BatchNormOptions options{.training = use_batch_statistics, .momentum = config.momentum, .eps = config.eps};
+  if (sync_ranks != nullptr && is_training()) {
+    return sync_batch_norm(x, running_mean, running_var, weight, bias, options, *sync_ranks);
+  }
+  return batch_norm(x, running_mean, running_var, weight, bias, options);
+}
+
+int64_t synchronize_batch_norm(Module& model, distributed::Collectives* ranks) {
+  int64_t layers = 0;
+  model.apply([&](Module& module) {
+    if (auto* batch_norm = dynamic_cast<BatchNorm*>(&module)) {
+      batch_norm->sync_ranks = ranks;
+      ++layers;
+    }
+  });
+  return layers;
 }
 
 std::string BatchNorm::describe() const {

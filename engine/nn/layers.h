@@ -10,6 +10,7 @@
 #include <memory>
 #include <vector>
 
+#include "engine/distributed/collectives.h"
 #include "engine/nn/module.h"
 #include "engine/ops/conv2d.h"
 #include "engine/ops/pool.h"
@@ -75,6 +76,12 @@ class BatchNorm : public Module {
   Tensor running_var;
   Tensor num_batches_tracked;
   const BatchNormConfig config;
+  // SyncBatchNorm: when set, training mode normalises with the statistics of the batch over
+  // every rank of this job (sync_batch_norm, engine/ops/batch_norm.h); null (the default):
+  // with this process's batch alone. synchronize_batch_norm() sets it on a whole model. Not
+  // owned: the job's communicator outlives the model's use. The state dict is the same
+  // either way.
+  distributed::Collectives* sync_ranks = nullptr;
 
  private:
   int64_t channels_;
@@ -90,6 +97,11 @@ class BatchNorm1d : public BatchNorm {
  public:
   explicit BatchNorm1d(int64_t channels, const BatchNormConfig& config = {}) : BatchNorm(channels, 2, config) {}
 };
+
+// Makes every BatchNorm of `model` synchronise its statistics over `ranks` (null: back to each
+// rank's own batch), as PyTorch's nn.SyncBatchNorm.convert_sync_batchnorm does; returns how
+// many layers it set.
+int64_t synchronize_batch_norm(Module& model, distributed::Collectives* ranks);
 
 struct GroupNormConfig {
   double eps = 1e-5;

@@ -77,6 +77,11 @@ void Module::train(bool on) {
   for (auto& [name, child] : children_) child->train(on);
 }
 
+void Module::apply(const std::function<void(Module&)>& function) {
+  for (auto& [name, child] : children_) child->apply(function);
+  function(*this);
+}
+
 void Module::zero_grad() {
   for (const Tensor& parameter : parameters()) parameter.set_grad(Tensor());
 }

@@ -5,6 +5,7 @@
 // dict reads like PyTorch's and timm's.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -46,6 +47,10 @@ class Module {
 
   // Drops the gradient of every parameter.
   void zero_grad();
+
+  // Calls function on every module of the tree, each child's subtree before its parent, this
+  // module last (PyTorch's Module.apply).
+  void apply(const std::function<void(Module&)>& function);
 
   // Moves (converts) every parameter and buffer in place: tensors held elsewhere, such as
   // a layer's own `weight` member or an optimizer's list, see the change.

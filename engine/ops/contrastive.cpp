@@ -9,6 +9,9 @@
 #include "engine/autograd.h"
 #include "engine/cuda.h"
 #include "engine/dispatch.h"
+#include "engine/ops/collectives.h"
+#include "engine/ops/elementwise.h"
+#include "engine/ops/indexing.h"
 #include "kernels/cpu/contrastive.h"
 #include "kernels/cuda/contrastive.h"
 
@@ -20,6 +23,7 @@ struct ContrastiveArguments {
   Tensor h;       // R x D
   Tensor extra;   // M x D or undefined
   Tensor labels;  // int64, N or 2N, or undefined
+  Tensor extra_labels;  // int64, M: the extra rows' classes (SupCon), or undefined
   double temperature = 1.0;
   double loss_scale = 1.0;  // tau / base_tau
   ContrastMode mode = ContrastMode::All;
@@ -56,6 +60,25 @@ void check_arguments(const ContrastiveArguments& a) {
                  op, shape_string(a.labels.shape()), rows, rows / 2, rows);
     check_same_device(op, a.h, a.labels);
   }
+  if (a.extra_labels.defined()) {
+    VISREP_CHECK(a.labels.defined() && a.extra.defined(),
+                 "{}: extra_labels need labels for h's rows and the extra rows they label", op);
+    VISREP_CHECK(a.extra_labels.dtype() == kInt64 && a.extra_labels.dim() == 1 &&
+                     a.extra_labels.size(0) == a.extra.size(0),
+                 "{}: extra_labels must be int64 of shape ({}), one per extra row, got {}", op, a.extra.size(0),
+                 a.extra_labels.description());
+    check_same_device(op, a.h, a.extra_labels);
+  } else {
+    VISREP_CHECK(!a.labels.defined() || !a.extra.defined() || a.op != "supcon_loss",
+                 "{}: extra rows of shape {} need their labels (extra_labels)", op, shape_string(a.extra.shape()));
+  }
+}
+
+// The class of every column, h's rows then the extra rows (kernels/cpu/contrastive.h: per-column
+// labels make the extra rows positives of the anchors of their class).
+Tensor column_labels(const Tensor& labels, const Tensor& extra_labels, int64_t rows) {
+  const Tensor per_row = labels.size(0) == rows ? labels : concat({labels, labels});
+  return concat({per_row, extra_labels}).contiguous();
 }
 
 kernels::ContrastiveProblem make_problem(const ContrastiveArguments& a, const Tensor& labels) {
@@ -94,13 +117,18 @@ SavedState allocate_state(const kernels::ContrastiveProblem& problem, const Tens
           empty({problem.anchors}, statistic_options), empty({problem.anchors}, TensorOptions(kInt32, h.device()))};
 }
 
-Tensor contrastive_loss(const ContrastiveArguments& a) {
+// The loss, and into *counted_anchors (when given) K, the anchors with a positive (an int32
+// scalar on the device).
+Tensor contrastive_loss(const ContrastiveArguments& a, Tensor* counted_anchors = nullptr) {
   check_arguments(a);
   const Device device = a.h.device();
   const bool on_cpu = device.is_cpu();
   const Tensor h = a.h.contiguous();
-  const Tensor extra = a.extra.defined() && a.extra.size(0) > 0 ? a.extra.contiguous() : Tensor();
-  const Tensor labels = a.labels.defined() ? a.labels.contiguous() : Tensor();
+  const bool with_extra = a.extra.defined() && a.extra.size(0) > 0;
+  const Tensor extra = with_extra ? a.extra.contiguous() : Tensor();
+  const Tensor labels = !a.labels.defined()                      ? Tensor()
+                        : with_extra && a.extra_labels.defined() ? column_labels(a.labels, a.extra_labels, h.size(0))
+                                                                 : a.labels.contiguous();
   ContrastiveArguments arguments = a;
   arguments.extra = extra;
   const kernels::ContrastiveProblem problem = make_problem(arguments, labels);
@@ -138,6 +166,7 @@ Tensor contrastive_loss(const ContrastiveArguments& a) {
             .first_non_finite_row = non_finite.slot()});
   });
   non_finite.report();
+  if (counted_anchors != nullptr) *counted_anchors = counted;
 
   const bool extra_wants_grad = extra.defined() && a.extra.requires_grad();
   // The CUDA backward recomputes z from the embeddings; the CPU keeps z itself.
@@ -182,15 +211,71 @@ Tensor nt_xent_loss(const Tensor& h, double temperature, const Tensor& extra_neg
 }
 
 Tensor supcon_loss(const Tensor& h, const Tensor& labels, double temperature, double base_temperature,
-                   ContrastMode mode) {
+                   ContrastMode mode, const Tensor& extra, const Tensor& extra_labels) {
   VISREP_CHECK(std::isfinite(base_temperature) && base_temperature > 0.0,
                "supcon_loss: the base temperature must be positive and finite, got {}", base_temperature);
   return contrastive_loss({.op = "supcon_loss",
                            .h = h,
+                           .extra = extra,
                            .labels = labels,
+                           .extra_labels = extra_labels,
                            .temperature = temperature,
                            .loss_scale = temperature / base_temperature,
                            .mode = mode});
+}
+
+// ---- across ranks -------------------------------------------------------------------------------
+
+namespace {
+
+// The rows of `gathered` (rank-major blocks of `block` rows) that are not rank r's: the blocks
+// before it, then those after it. Undefined when there are none (P = 1).
+Tensor other_ranks_rows(const Tensor& gathered, int rank, int ranks, int64_t block) {
+  std::vector<Tensor> pieces;
+  if (rank > 0) pieces.push_back(gathered.narrow(0, 0, rank * block));
+  if (rank + 1 < ranks) pieces.push_back(gathered.narrow(0, (rank + 1) * block, (ranks - 1 - rank) * block));
+  if (pieces.empty()) return Tensor();
+  return pieces.size() == 1 ? pieces[0] : concat(pieces);
+}
+
+// This rank's share of the global loss (the header): its anchors against [h; the other ranks'
+// rows], then scaled from the mean over its own K_r counted anchors to P * K_r / K of it.
+Tensor cross_rank_loss(ContrastiveArguments a, distributed::Collectives& ranks) {
+  check_arguments(a);
+  const int rank = ranks.rank(), size = ranks.size();
+  const int64_t rows = a.h.size(0);
+  a.extra = other_ranks_rows(all_gather_rows(a.h, ranks), rank, size, rows);
+  if (a.labels.defined() && a.extra.defined()) {
+    const Tensor row_labels = a.labels.size(0) == rows ? a.labels.contiguous() : concat({a.labels, a.labels});
+    a.extra_labels = other_ranks_rows(ranks.all_gather(row_labels), rank, size, rows);
+  }
+  Tensor counted;
+  const Tensor local_mean = contrastive_loss(a, &counted);
+  // K = sum of K_r, exchanged as a tensor so that a GPU job does not wait for the device here.
+  const Tensor counted_everywhere = counted.to(kInt64);
+  ranks.all_reduce(counted_everywhere, distributed::ReduceOp::Sum);
+  const Tensor share = div(mul(counted.to(local_mean.dtype()), static_cast<double>(size)),
+                           clamp_min(counted_everywhere.to(local_mean.dtype()), 1.0));
+  return mul(local_mean, share);
+}
+
+}  // namespace
+
+Tensor nt_xent_loss(const Tensor& h, double temperature, distributed::Collectives& ranks) {
+  return cross_rank_loss({.op = "nt_xent_loss", .h = h, .temperature = temperature}, ranks);
+}
+
+Tensor supcon_loss(const Tensor& h, const Tensor& labels, double temperature, double base_temperature,
+                   ContrastMode mode, distributed::Collectives& ranks) {
+  VISREP_CHECK(std::isfinite(base_temperature) && base_temperature > 0.0,
+               "supcon_loss: the base temperature must be positive and finite, got {}", base_temperature);
+  return cross_rank_loss({.op = "supcon_loss",
+                          .h = h,
+                          .labels = labels,
+                          .temperature = temperature,
+                          .loss_scale = temperature / base_temperature,
+                          .mode = mode},
+                         ranks);
 }
 
 }  // namespace visrep

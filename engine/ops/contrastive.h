@@ -12,6 +12,7 @@
 // use bf16 tensor cores with FP32 accumulation; float64 is exact.
 #pragma once
 
+#include "engine/distributed/collectives.h"
 #include "engine/tensor.h"
 
 namespace visrep {
@@ -35,7 +36,41 @@ enum class ContrastMode {
 // views) or one per row (2N); undefined: each image is its own class (then, with base_tau =
 // tau, the loss equals nt_xent_loss). An anchor without a positive adds nothing and is not
 // counted in the mean; if no anchor has one the loss is 0.
+// extra (M x D) with extra_labels (M, int64), optional, given together and only with
+// labels: rows of other GPUs that join as columns only (never anchors); an extra row of an
+// anchor's class is one of its positives, every extra row one of its negatives. They get a
+// gradient when they require one.
 Tensor supcon_loss(const Tensor& h, const Tensor& labels, double temperature = 0.07, double base_temperature = 0.07,
-                   ContrastMode mode = ContrastMode::All);
+                   ContrastMode mode = ContrastMode::All, const Tensor& extra = Tensor(),
+                   const Tensor& extra_labels = Tensor());
+
+// ---- across the ranks of a data-parallel job ----------------------------------------------------
+//
+// The same losses over the global batch of a job of P ranks, each holding a slice of it: on
+// rank r, h holds its 2n rows (rows i and i + n the two views of its image i, as above) and
+// labels its n (or 2n) labels. Every rank calls it, in the same order, and runs the backward
+// pass through it.
+//
+// The global rows are every rank's h, gathered rank-major (all_gather_rows): rank k's row i
+// is global row k * 2n + i, and its image i is global image k * n + i. An anchor's positive
+// (NT-Xent) is its image's other view, in the same rank's block: global row k * 2n + (i + n)
+// mod 2n; under SupCon its positives are the rows of its class in every block, the labels
+// gathered the same way. This is the one-device batch of the P * n images, view-major there
+// and rank-major here; the loss, a mean over the anchors of sums over every column, is the
+// same in either order.
+//
+// Each rank computes only its own anchors, its 2n rows (n in mode 'one'), against all the
+// 2nP columns: h against [h; the other ranks' rows] (the extra columns above), so the
+// memory is O(nP x D) per rank and no rank forms the 2nP x 2nP matrix.
+//
+// The result is this rank's share of the loss: P * (the sum of loss_i over its counted
+// anchors) / K, with K the counted anchors of every rank. Its mean over the ranks is the
+// global loss (all-reduce it with Average to report it), and the mean of every rank's
+// gradients, which data-parallel training's gradient all-reduce computes, is the global
+// loss's gradient: the gradient of the rows other ranks used comes back to their owner
+// through all_gather_rows' reduce-scatter. With P = 1 it is the loss above.
+Tensor nt_xent_loss(const Tensor& h, double temperature, distributed::Collectives& ranks);
+Tensor supcon_loss(const Tensor& h, const Tensor& labels, double temperature, double base_temperature,
+                   ContrastMode mode, distributed::Collectives& ranks);
 
 }  // namespace visrep

@@ -141,11 +141,120 @@ void batch_norm_backward(const BatchNormBackward<T>& arguments) {
   }
 }
 
-#define VISREP_INSTANTIATE_BATCH_NORM(T)                                                    \
-  template void batch_norm_forward_training<T>(const BatchNormForwardTraining<T>&);         \
-  template void batch_norm_forward_inference<T>(const BatchNormForwardInference<T>&);       \
-  template void batch_norm_inference_statistics<T>(const BatchNormInferenceStatistics<T>&); \
-  template void batch_norm_backward<T>(const BatchNormBackward<T>&);
+// ---- SyncBatchNorm's pieces: the same loops, cut where the ranks exchange their sums --------------
+
+template <class T>
+void batch_norm_statistics(const BatchNormStatistics<T>& arguments) {
+  const BatchNormShape& s = arguments.shape;
+  const T* x = arguments.x;
+  const double count = static_cast<double>(s.batch * s.spatial);
+#pragma omp parallel for schedule(static) if (s.batch * s.channels * s.spatial >= 32768)
+  for (int64_t c = 0; c < s.channels; ++c) {
+    double total = 0.0;
+    for_each_plane_of_channel(s, c, [&](int64_t base) {
+      for (int64_t i = 0; i < s.spatial; ++i) total += static_cast<double>(x[base + i]);
+    });
+    const double mean = count > 0 ? total / count : 0.0;
+    double squares = 0.0;
+    for_each_plane_of_channel(s, c, [&](int64_t base) {
+      for (int64_t i = 0; i < s.spatial; ++i) {
+        const double d = static_cast<double>(x[base + i]) - mean;
+        squares += d * d;
+      }
+    });
+    arguments.mean[c] = mean;
+    arguments.squares[c] = squares;
+  }
+}
+
+template <class T>
+void batch_norm_forward_with_statistics(const BatchNormForwardWithStatistics<T>& arguments) {
+  const BatchNormShape& s = arguments.shape;
+  const T* x = arguments.x;
+  const T* gamma = arguments.gamma;
+  const T* beta = arguments.beta;
+  const double count = arguments.count;
+  const double momentum = arguments.momentum;
+  T* y = arguments.y;
+#pragma omp parallel for schedule(static) if (s.batch * s.channels * s.spatial >= 32768)
+  for (int64_t c = 0; c < s.channels; ++c) {
+    const double mean = arguments.mean[c];
+    const double squares = arguments.squares[c];
+    const double variance = squares / count;
+    const double invstd = 1.0 / std::sqrt(variance + arguments.eps);
+    const double scale = invstd * (gamma ? static_cast<double>(gamma[c]) : 1.0);
+    const double shift = (beta ? static_cast<double>(beta[c]) : 0.0) - mean * scale;
+    for_each_plane_of_channel(s, c, [&](int64_t base) {
+      for (int64_t i = 0; i < s.spatial; ++i) y[base + i] = static_cast<T>(static_cast<double>(x[base + i]) * scale + shift);
+    });
+    arguments.saved_mean[c] = static_cast<T>(mean);
+    arguments.saved_invstd[c] = static_cast<T>(invstd);
+    if (arguments.running_mean != nullptr) {
+      T& running = arguments.running_mean[c];
+      running = static_cast<T>((1.0 - momentum) * static_cast<double>(running) + momentum * mean);
+    }
+    if (arguments.running_var != nullptr) {
+      const double unbiased = count > 1 ? squares / (count - 1) : variance;
+      T& running = arguments.running_var[c];
+      running = static_cast<T>((1.0 - momentum) * static_cast<double>(running) + momentum * unbiased);
+    }
+  }
+}
+
+template <class T>
+void batch_norm_backward_sums(const BatchNormBackwardSums<T>& arguments) {
+  const BatchNormShape& s = arguments.shape;
+  const T* grad_y = arguments.grad_y;
+  const T* x = arguments.x;
+#pragma omp parallel for schedule(static) if (s.batch * s.channels * s.spatial >= 32768)
+  for (int64_t c = 0; c < s.channels; ++c) {
+    const double mu = static_cast<double>(arguments.mean[c]);
+    const double is = static_cast<double>(arguments.invstd[c]);
+    double sum_dy = 0.0, sum_dy_xhat = 0.0;
+    for_each_plane_of_channel(s, c, [&](int64_t base) {
+      for (int64_t i = 0; i < s.spatial; ++i) {
+        const double dy = static_cast<double>(grad_y[base + i]);
+        sum_dy += dy;
+        sum_dy_xhat += dy * (static_cast<double>(x[base + i]) - mu) * is;
+      }
+    });
+    arguments.sum_dy[c] = sum_dy;
+    arguments.sum_dy_xhat[c] = sum_dy_xhat;
+  }
+}
+
+template <class T>
+void batch_norm_backward_with_sums(const BatchNormBackwardWithSums<T>& arguments) {
+  const BatchNormShape& s = arguments.shape;
+  const T* grad_y = arguments.grad_y;
+  const T* x = arguments.x;
+  const T* gamma = arguments.gamma;
+  T* grad_x = arguments.grad_x;
+#pragma omp parallel for schedule(static) if (s.batch * s.channels * s.spatial >= 32768)
+  for (int64_t c = 0; c < s.channels; ++c) {
+    const double mu = static_cast<double>(arguments.mean[c]);
+    const double is = static_cast<double>(arguments.invstd[c]);
+    const double scale = is * (gamma ? static_cast<double>(gamma[c]) : 1.0);
+    const double mean_dy = arguments.sum_dy[c] / arguments.count;
+    const double mean_dy_xhat = arguments.sum_dy_xhat[c] / arguments.count;
+    for_each_plane_of_channel(s, c, [&](int64_t base) {
+      for (int64_t i = 0; i < s.spatial; ++i) {
+        const double xhat = (static_cast<double>(x[base + i]) - mu) * is;
+        grad_x[base + i] = static_cast<T>(scale * (static_cast<double>(grad_y[base + i]) - mean_dy - xhat * mean_dy_xhat));
+      }
+    });
+  }
+}
+
+#define VISREP_INSTANTIATE_BATCH_NORM(T)                                                              \
+  template void batch_norm_forward_training<T>(const BatchNormForwardTraining<T>&);                   \
+  template void batch_norm_forward_inference<T>(const BatchNormForwardInference<T>&);                 \
+  template void batch_norm_inference_statistics<T>(const BatchNormInferenceStatistics<T>&);           \
+  template void batch_norm_backward<T>(const BatchNormBackward<T>&);                                  \
+  template void batch_norm_statistics<T>(const BatchNormStatistics<T>&);                              \
+  template void batch_norm_forward_with_statistics<T>(const BatchNormForwardWithStatistics<T>&);      \
+  template void batch_norm_backward_sums<T>(const BatchNormBackwardSums<T>&);                         \
+  template void batch_norm_backward_with_sums<T>(const BatchNormBackwardWithSums<T>&);
 
 VISREP_INSTANTIATE_BATCH_NORM(float)
 VISREP_INSTANTIATE_BATCH_NORM(double)

@@ -2,9 +2,17 @@
 // statistics per channel over N and S, accumulated in double. float32 and float64. This
 // header is the specification; kernels/cpu/batch_norm.cpp computes it with plain loops.
 //
+// SyncBatchNorm (sync_batch_norm: the statistics of the batch over every rank of a job) is the
+// same arithmetic cut where the ranks exchange numbers: each rank's per-channel mean and sum
+// of squared deviations (batch_norm_statistics), merged over the ranks by the op, then the
+// normalisation with the merged ones (batch_norm_forward_with_statistics); backward, each
+// rank's sums of dy and dy * xhat (batch_norm_backward_sums), summed over the ranks by the op,
+// then grad_x from the sums (batch_norm_backward_with_sums). With the statistics and sums of
+// one rank they compute exactly what batch_norm_forward_training and batch_norm_backward do.
+//
 // Where to look, batch normalisation:
-//   op               engine/ops/batch_norm.{h,cpp}   batch_norm(); the modules nn::BatchNorm2d/1d are in
-//                    engine/nn/layers.h
+//   op               engine/ops/batch_norm.{h,cpp}   batch_norm(), sync_batch_norm(); the modules
+//                    nn::BatchNorm2d/1d are in engine/nn/layers.h
 //   CPU reference    kernels/cpu/batch_norm.{h,cpp}  this header and its loops
 //   CUDA twin        kernels/cuda/batch_norm.{h,cu}
 //   unit tests       tests/unit/test_batch_norm.cpp
@@ -83,6 +91,71 @@ struct BatchNormBackward {
   T* grad_beta = nullptr;
 };
 
+// ---- SyncBatchNorm's pieces (see the top of this file) --------------------------------------------
+
+// Per channel, over this rank's N * S elements: mean[c] and squares[c] = sum (x - mean[c])^2
+// (exact two passes, in double). Both 0 for an empty batch (N = 0).
+template <class T>
+struct BatchNormStatistics {
+  BatchNormShape shape;
+  const T* x = nullptr;
+  double* mean = nullptr;
+  double* squares = nullptr;
+};
+
+// Training forward with the batch's statistics given, those of every rank merged: `count`
+// elements per channel, their mean and sum of squared deviations. Normalises this rank's x
+// with the biased variance squares / count, saves mean and invstd for the backward pass and
+// moves the running statistics with the unbiased variance squares / (count - 1), as
+// batch_norm_forward_training does with its own.
+template <class T>
+struct BatchNormForwardWithStatistics {
+  BatchNormShape shape;
+  const T* x = nullptr;
+  const T* gamma = nullptr;
+  const T* beta = nullptr;
+  const double* mean = nullptr;
+  const double* squares = nullptr;
+  double count = 0;
+  double eps = 1e-5;
+  double momentum = 0.1;
+  T* running_mean = nullptr;
+  T* running_var = nullptr;
+  T* y = nullptr;
+  T* saved_mean = nullptr;
+  T* saved_invstd = nullptr;
+};
+
+// Per channel, over this rank's elements: sum_dy[c] = sum dy and sum_dy_xhat[c] = sum dy * xhat,
+// xhat = (x - mean) * invstd (in double; 0 for an empty batch).
+template <class T>
+struct BatchNormBackwardSums {
+  BatchNormShape shape;
+  const T* grad_y = nullptr;
+  const T* x = nullptr;
+  const T* mean = nullptr;
+  const T* invstd = nullptr;
+  double* sum_dy = nullptr;
+  double* sum_dy_xhat = nullptr;
+};
+
+// grad_x = gamma * invstd * (dy - sum_dy / count - xhat * sum_dy_xhat / count) with the sums and
+// the count of every rank: the training-mode grad_x of batch_norm_backward, whose sums are
+// this rank's alone.
+template <class T>
+struct BatchNormBackwardWithSums {
+  BatchNormShape shape;
+  const T* grad_y = nullptr;
+  const T* x = nullptr;
+  const T* gamma = nullptr;
+  const T* mean = nullptr;
+  const T* invstd = nullptr;
+  const double* sum_dy = nullptr;
+  const double* sum_dy_xhat = nullptr;
+  double count = 0;
+  T* grad_x = nullptr;
+};
+
 }  // namespace visrep::kernels
 
 namespace visrep::kernels::cpu {
@@ -95,5 +168,13 @@ template <class T>
 void batch_norm_inference_statistics(const BatchNormInferenceStatistics<T>& arguments);
 template <class T>
 void batch_norm_backward(const BatchNormBackward<T>& arguments);
+template <class T>
+void batch_norm_statistics(const BatchNormStatistics<T>& arguments);
+template <class T>
+void batch_norm_forward_with_statistics(const BatchNormForwardWithStatistics<T>& arguments);
+template <class T>
+void batch_norm_backward_sums(const BatchNormBackwardSums<T>& arguments);
+template <class T>
+void batch_norm_backward_with_sums(const BatchNormBackwardWithSums<T>& arguments);
 
 }  // namespace visrep::kernels::cpu

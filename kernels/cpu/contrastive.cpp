@@ -39,10 +39,13 @@ constexpr int64_t kBlock = 64;  // anchors (or columns) per GEMM block
 
 int64_t blocks_of(int64_t count) { return (count + kBlock - 1) / kBlock; }
 
-// class(j) of the header for the rows of h: labels[j mod label_count], or j mod N.
+// class(j) of the header for the Q columns that may be positives (the rows of h, or every
+// column with per-column labels: the cross-rank SupCon form): labels[j mod label_count], or
+// j mod N.
 std::vector<int64_t> classes_of(const ContrastiveProblem& problem) {
-  std::vector<int64_t> classes(static_cast<size_t>(problem.rows));
-  for (int64_t j = 0; j < problem.rows; ++j) {
+  const int64_t positive_columns = problem.positive_columns();
+  std::vector<int64_t> classes(static_cast<size_t>(positive_columns));
+  for (int64_t j = 0; j < positive_columns; ++j) {
     classes[static_cast<size_t>(j)] =
         problem.labels != nullptr ? problem.labels[j % problem.label_count] : j % problem.images();
   }
@@ -82,6 +85,7 @@ void contrastive_forward_float(const ContrastiveForward<float>& a) {
   }
 
   const std::vector<int64_t> classes = classes_of(problem);
+  const int64_t positive_columns = problem.positive_columns();  // Q of the header
   const float inverse_tau = static_cast<float>(1.0 / problem.temperature);
   std::vector<double> positive_sum(static_cast<size_t>(anchors));
 #pragma omp parallel if (anchors * columns * dim >= 1 << 16)
@@ -104,7 +108,7 @@ void contrastive_forward_float(const ContrastiveForward<float>& a) {
         double positives = 0.0;
         int32_t count_positive = 0;
         const int64_t own_class = classes[static_cast<size_t>(i)];
-        for (int64_t j = 0; j < rows; ++j) {
+        for (int64_t j = 0; j < positive_columns; ++j) {
           if (j == i || classes[static_cast<size_t>(j)] != own_class) continue;
           positives += s[j];
           ++count_positive;
@@ -151,8 +155,9 @@ void contrastive_backward_float(const ContrastiveBackward<float>& a) {
     lse[static_cast<size_t>(i)] = static_cast<float>(saved.log_sum_exp[i]);
     positive_weight[static_cast<size_t>(i)] = saved.positive_count[i] > 0 ? 1.0f / saved.positive_count[i] : 0.0f;
   }
+  const int64_t positive_columns = problem.positive_columns();  // Q of the header
   const auto is_positive = [&](int64_t i, int64_t j) {
-    return j < rows && j != i && classes[static_cast<size_t>(j)] == classes[static_cast<size_t>(i)];
+    return j < positive_columns && j != i && classes[static_cast<size_t>(j)] == classes[static_cast<size_t>(i)];
   };
 
   const bool parallel = anchors * columns * dim >= 1 << 16;
@@ -171,7 +176,7 @@ void contrastive_backward_float(const ContrastiveBackward<float>& a) {
         const float shift = lse[static_cast<size_t>(k)];
 #pragma omp simd
         for (int64_t j = 0; j < columns; ++j) g[j] = j == k ? 0.0f : counted * exp_float(g[j] - shift);
-        for (int64_t j = 0; j < rows; ++j)
+        for (int64_t j = 0; j < positive_columns; ++j)
           if (counted > 0.0f && is_positive(k, j)) g[j] -= positive_weight[static_cast<size_t>(k)];
       }
       gemm<float>(GemmShape{count, dim, columns, false, false}, 1.0f, block, columns, z, dim, 0.0f,

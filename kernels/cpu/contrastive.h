@@ -6,9 +6,13 @@
 //   z_j   = h_j / max(||h_j||, eps)                   (torch.nn.functional.normalize)
 //   s_ij  = z_i . z_j / tau
 //   lse_i = log sum_{j < C, j != i} exp(s_ij)          (the self term is excluded)
-//   P(i)  = { j < R : j != i, class(j) == class(i) }
+//   P(i)  = { j < Q : j != i, class(j) == class(i) }
 //   class(j) = j mod N without labels (so P(i) = {the other view of i}: NT-Xent),
-//              labels[j mod label_count] with them (per image: label_count = N; per row: 2N)
+//              labels[j mod label_count] with them (per image: label_count = N; per row: 2N;
+//              per column: C)
+//   Q     = C when the labels are per column (the extra rows then take part as positives:
+//           the cross-rank SupCon loss, where they are other ranks' views of the same
+//           classes), else R (the extra rows are negatives only)
 //   loss_i = -(tau / base_tau) * ( (1/|P(i)|) sum_{p in P(i)} s_ip - lse_i )
 //   loss   = mean of loss_i over the anchors i < A with |P(i)| > 0; 0 when there are none.
 // A = 2N anchors in SupCon's contrast mode 'all' and in NT-Xent, A = N (the first view) in
@@ -60,13 +64,15 @@ struct ContrastiveProblem {
   int64_t anchors = 0;     // A: rows [0, A) are anchors (2N, or N for contrast mode 'one')
   // Class of each row, on the device of the data; null: row j is of class j mod N.
   const int64_t* labels = nullptr;
-  int64_t label_count = 0;   // N or 2N when labels are given
+  int64_t label_count = 0;   // N, 2N or C when labels are given
   double temperature = 1.0;  // tau > 0
   double loss_scale = 1.0;   // tau / base_tau (SupCon); 1 for NT-Xent
   double norm_eps = 1e-12;   // ||h|| is clamped from below here, as F.normalize does
 
   int64_t columns() const { return rows + extra_rows; }
   int64_t images() const { return rows / 2; }  // N
+  // Q: the columns that may be positives, the first R, or all C with per-column labels.
+  int64_t positive_columns() const { return labels != nullptr && label_count == columns() ? columns() : rows; }
 };
 
 // What the forward pass keeps for the backward pass: O(C x D) + O(C), never O(R x C).

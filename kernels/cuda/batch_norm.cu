@@ -218,6 +218,63 @@ __global__ void finalize_backward_kernel(int64_t channels, int64_t chunks, doubl
   }
 }
 
+// ---- SyncBatchNorm's per-channel arithmetic ----
+
+// partials hold sum x; an empty batch (count 0) has mean 0.
+__global__ void statistics_mean_kernel(int64_t channels, int64_t chunks, double count, const SumPair* partials,
+                                       double* mean) {
+  VISREP_FOR_EACH_CHANNEL(c, channels) {
+    mean[c] = count > 0 ? channel_total(partials, c, chunks).first / count : 0.0;
+  }
+}
+
+// partials hold (a, b) sums: first[c] = sum a, and second[c] = sum b unless second is null.
+__global__ void store_sums_kernel(int64_t channels, int64_t chunks, const SumPair* partials, double* first,
+                                  double* second) {
+  VISREP_FOR_EACH_CHANNEL(c, channels) {
+    const SumPair total = channel_total(partials, c, chunks);
+    first[c] = total.first;
+    if (second != nullptr) second[c] = total.second;
+  }
+}
+
+// finalize_training_kernel's arithmetic with the statistics of every rank given.
+template <class T>
+__global__ void finalize_with_statistics_kernel(int64_t channels, double count, const double* mean,
+                                                const double* squares, const T* gamma, const T* beta, double eps,
+                                                double momentum, T* running_mean, T* running_var, T* saved_mean,
+                                                T* saved_invstd, double* scale, double* shift) {
+  VISREP_FOR_EACH_CHANNEL(c, channels) {
+    const double variance = squares[c] / count;
+    const double invstd = 1.0 / sqrt(variance + eps);
+    const double channel_scale = invstd * (gamma != nullptr ? static_cast<double>(gamma[c]) : 1.0);
+    scale[c] = channel_scale;
+    shift[c] = (beta != nullptr ? static_cast<double>(beta[c]) : 0.0) - mean[c] * channel_scale;
+    saved_mean[c] = static_cast<T>(mean[c]);
+    saved_invstd[c] = static_cast<T>(invstd);
+    if (running_mean != nullptr) {
+      running_mean[c] =
+          static_cast<T>((1.0 - momentum) * static_cast<double>(running_mean[c]) + momentum * mean[c]);
+    }
+    if (running_var != nullptr) {
+      const double unbiased = count > 1 ? squares[c] / (count - 1) : variance;
+      running_var[c] = static_cast<T>((1.0 - momentum) * static_cast<double>(running_var[c]) + momentum * unbiased);
+    }
+  }
+}
+
+// finalize_backward_kernel's grad_x coefficients (training mode) with the sums of every rank given.
+template <class T>
+__global__ void coefficients_with_sums_kernel(int64_t channels, double count, const double* sum_dy,
+                                              const double* sum_dy_xhat, const T* gamma, const T* invstd,
+                                              double* scale, double* mean_dy, double* mean_dy_xhat) {
+  VISREP_FOR_EACH_CHANNEL(c, channels) {
+    scale[c] = static_cast<double>(invstd[c]) * (gamma != nullptr ? static_cast<double>(gamma[c]) : 1.0);
+    mean_dy[c] = sum_dy[c] / count;
+    mean_dy_xhat[c] = sum_dy_xhat[c] / count;
+  }
+}
+
 #undef VISREP_FOR_EACH_CHANNEL
 
 // ---- elementwise passes -------------------------------------------------------------------------
@@ -365,11 +422,85 @@ void batch_norm_backward(const BatchNormBackward<T>& a, cudaStream_t stream) {
   VISREP_CUDA_CHECK_LAUNCH("grad_input_kernel");
 }
 
-#define VISREP_INSTANTIATE_BATCH_NORM(T)                                                                  \
-  template void batch_norm_forward_training<T>(const BatchNormForwardTraining<T>&, cudaStream_t);         \
-  template void batch_norm_forward_inference<T>(const BatchNormForwardInference<T>&, cudaStream_t);       \
-  template void batch_norm_inference_statistics<T>(const BatchNormInferenceStatistics<T>&, cudaStream_t); \
-  template void batch_norm_backward<T>(const BatchNormBackward<T>&, cudaStream_t);
+// ---- SyncBatchNorm's pieces (kernels/cpu/batch_norm.h) --------------------------------------------
+// The same reductions and elementwise passes as above, with the per-channel arithmetic split
+// where the op exchanges the statistics and sums between ranks.
+
+template <class T>
+void batch_norm_statistics(const BatchNormStatistics<T>& a, cudaStream_t stream) {
+  const BatchNormShape& s = a.shape;
+  check_shape(s);
+  if (s.channels == 0) return;
+  const double count = static_cast<double>(s.batch * s.spatial);
+  const Reduction plan = plan_reduction(s);
+  DeviceBuffer partials(sizeof(SumPair) * s.channels * plan.chunks, current_device(), stream);
+  const unsigned int channel_blocks = grid_size_for(s.channels);
+  // Two passes (sum, then squared deviations from the mean); an empty batch sums nothing.
+  channel_partial_sums(s, plan, ValueTerm<T>{a.x}, partials.get<SumPair>(), stream);
+  statistics_mean_kernel<<<channel_blocks, kThreadsPerBlock, 0, stream>>>(s.channels, plan.chunks, count,
+                                                                         partials.get<SumPair>(), a.mean);
+  VISREP_CUDA_CHECK_LAUNCH("statistics_mean_kernel");
+  channel_partial_sums(s, plan, SquaredDeviationTerm<T>{a.x, a.mean}, partials.get<SumPair>(), stream);
+  store_sums_kernel<<<channel_blocks, kThreadsPerBlock, 0, stream>>>(s.channels, plan.chunks,
+                                                                    partials.get<SumPair>(), a.squares, nullptr);
+  VISREP_CUDA_CHECK_LAUNCH("store_sums_kernel (squares)");
+}
+
+template <class T>
+void batch_norm_forward_with_statistics(const BatchNormForwardWithStatistics<T>& a, cudaStream_t stream) {
+  const BatchNormShape& s = a.shape;
+  check_shape(s);
+  if (s.channels == 0) return;
+  DeviceBuffer coefficients(sizeof(double) * 2 * s.channels, current_device(), stream);  // scale, shift
+  double* scale = coefficients.get<double>();
+  double* shift = scale + s.channels;
+  finalize_with_statistics_kernel<T><<<grid_size_for(s.channels), kThreadsPerBlock, 0, stream>>>(
+      s.channels, a.count, a.mean, a.squares, a.gamma, a.beta, a.eps, a.momentum, a.running_mean, a.running_var,
+      a.saved_mean, a.saved_invstd, scale, shift);
+  VISREP_CUDA_CHECK_LAUNCH("finalize_with_statistics_kernel");
+  normalize(s, a.x, scale, shift, a.y, stream);
+}
+
+template <class T>
+void batch_norm_backward_sums(const BatchNormBackwardSums<T>& a, cudaStream_t stream) {
+  const BatchNormShape& s = a.shape;
+  check_shape(s);
+  if (s.channels == 0) return;
+  const Reduction plan = plan_reduction(s);
+  DeviceBuffer partials(sizeof(SumPair) * s.channels * plan.chunks, current_device(), stream);
+  channel_partial_sums(s, plan, GradientTerm<T>{a.grad_y, a.x, a.mean, a.invstd}, partials.get<SumPair>(), stream);
+  store_sums_kernel<<<grid_size_for(s.channels), kThreadsPerBlock, 0, stream>>>(
+      s.channels, plan.chunks, partials.get<SumPair>(), a.sum_dy, a.sum_dy_xhat);
+  VISREP_CUDA_CHECK_LAUNCH("store_sums_kernel (dy, dy * xhat)");
+}
+
+template <class T>
+void batch_norm_backward_with_sums(const BatchNormBackwardWithSums<T>& a, cudaStream_t stream) {
+  const BatchNormShape& s = a.shape;
+  check_shape(s);
+  const int64_t total = numel(s);
+  if (total == 0) return;
+  DeviceBuffer coefficients(sizeof(double) * 3 * s.channels, current_device(), stream);  // scale, mean_dy, mean_dy_xhat
+  double* scale = coefficients.get<double>();
+  double* mean_dy = scale + s.channels;
+  double* mean_dy_xhat = mean_dy + s.channels;
+  coefficients_with_sums_kernel<T><<<grid_size_for(s.channels), kThreadsPerBlock, 0, stream>>>(
+      s.channels, a.count, a.sum_dy, a.sum_dy_xhat, a.gamma, a.invstd, scale, mean_dy, mean_dy_xhat);
+  VISREP_CUDA_CHECK_LAUNCH("coefficients_with_sums_kernel");
+  grad_input_kernel<T><<<grid_size_for(total), kThreadsPerBlock, 0, stream>>>(
+      total, s.channels, s.spatial, a.grad_y, a.x, a.mean, a.invstd, scale, mean_dy, mean_dy_xhat, a.grad_x);
+  VISREP_CUDA_CHECK_LAUNCH("grad_input_kernel");
+}
+
+#define VISREP_INSTANTIATE_BATCH_NORM(T)                                                                        \
+  template void batch_norm_forward_training<T>(const BatchNormForwardTraining<T>&, cudaStream_t);               \
+  template void batch_norm_forward_inference<T>(const BatchNormForwardInference<T>&, cudaStream_t);             \
+  template void batch_norm_inference_statistics<T>(const BatchNormInferenceStatistics<T>&, cudaStream_t);       \
+  template void batch_norm_backward<T>(const BatchNormBackward<T>&, cudaStream_t);                              \
+  template void batch_norm_statistics<T>(const BatchNormStatistics<T>&, cudaStream_t);                          \
+  template void batch_norm_forward_with_statistics<T>(const BatchNormForwardWithStatistics<T>&, cudaStream_t);  \
+  template void batch_norm_backward_sums<T>(const BatchNormBackwardSums<T>&, cudaStream_t);                     \
+  template void batch_norm_backward_with_sums<T>(const BatchNormBackwardWithSums<T>&, cudaStream_t);
 
 VISREP_INSTANTIATE_BATCH_NORM(float)
 VISREP_INSTANTIATE_BATCH_NORM(double)

@@ -17,5 +17,13 @@ template <class T>
 void batch_norm_inference_statistics(const BatchNormInferenceStatistics<T>& arguments, cudaStream_t stream);
 template <class T>
 void batch_norm_backward(const BatchNormBackward<T>& arguments, cudaStream_t stream);
+template <class T>
+void batch_norm_statistics(const BatchNormStatistics<T>& arguments, cudaStream_t stream);
+template <class T>
+void batch_norm_forward_with_statistics(const BatchNormForwardWithStatistics<T>& arguments, cudaStream_t stream);
+template <class T>
+void batch_norm_backward_sums(const BatchNormBackwardSums<T>& arguments, cudaStream_t stream);
+template <class T>
+void batch_norm_backward_with_sums(const BatchNormBackwardWithSums<T>& arguments, cudaStream_t stream);
 
 }  // namespace visrep::kernels::cuda

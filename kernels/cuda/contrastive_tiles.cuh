@@ -47,6 +47,7 @@ struct TileProblem {
   int64_t dim = 0;       // D
   const int64_t* labels = nullptr;  // null: class(j) = j mod images
   int64_t label_count = 1;
+  int64_t positive_columns = 0;  // Q: columns j < Q may be positives (R, or C with per-column labels)
   int64_t images = 1;  // N = R / 2
   Stat inverse_temperature = 1;
   // statistics_kernel writes these; gradient_kernel reads log_sum_exp and positive_count.
@@ -89,7 +90,7 @@ __device__ void load_side(TileSide<Stat, kCount>& side, const TileProblem<Z, Sta
                           bool with_statistics) {
   for (int k = threadIdx.x; k < kCount; k += kThreads) {
     const int64_t index = start + k;
-    side.label[k] = index < p.rows ? class_of(p, index) : -1;  // extra rows: never positive (index >= R)
+    side.label[k] = index < p.positive_columns ? class_of(p, index) : -1;  // index >= Q: never positive
     if (with_statistics) {
       const int32_t count = index < p.anchors ? p.positive_count[index] : 0;
       side.log_sum_exp[k] = count > 0 ? p.log_sum_exp[index] : Stat(0);
@@ -189,7 +190,7 @@ __global__ void __launch_bounds__(Policy::kThreads)
       if (is_anchor && j < p.columns && j != i) {
         const Stat s = shared.scores[r * Policy::kScoreStride + o] * p.inverse_temperature;
         tile_max = maximum(tile_max, s);
-        if (j < p.rows && shared.other->label[o] == own_label) {
+        if (j < p.positive_columns && shared.other->label[o] == own_label) {
           positive_sum += static_cast<double>(s);
           ++positive_count;
         }
@@ -268,7 +269,7 @@ __global__ void __launch_bounds__(Policy::kThreads)
       if (inverse_count > 0 && own_index < own_limit && other_index < other_limit && anchor != column) {
         const Stat s = shared.scores[r * Policy::kScoreStride + o] * p.inverse_temperature;
         weight = exponential(s - lse);
-        if (column < p.rows && shared.own->label[r] == shared.other->label[o]) weight -= inverse_count;
+        if (column < p.positive_columns && shared.own->label[r] == shared.other->label[o]) weight -= inverse_count;
       }
       Policy::set_weight(shared, r, o, weight);  // each thread rewrites only the scores it read
     }
@@ -420,6 +421,7 @@ TileProblem<Z, Stat> make_tile_problem(const ContrastiveProblem& problem, const 
   p.dim = problem.dim;
   p.labels = problem.labels;
   p.label_count = problem.labels != nullptr ? problem.label_count : 1;
+  p.positive_columns = problem.positive_columns();
   p.images = problem.images();
   p.inverse_temperature = static_cast<Stat>(1.0 / problem.temperature);
   p.log_sum_exp = log_sum_exp;

@@ -4,6 +4,7 @@
 
 #include "engine/ops.h"
 #include "tests/support/gradcheck.h"
+#include "tests/support/mirrored_ranks.h"
 #include "tests/support/test_data.h"
 
 using namespace visrep;
@@ -71,4 +72,24 @@ TEST_CASE("batch_norm non-contiguous input", "[gradcheck]") {
   VISREP_CHECK_GRADIENTS(
       kBatchNorm, [](const TensorList& in) { return batch_norm(in[0].t(), Tensor(), Tensor(), in[1], in[2]); }, x,
       weight, bias);
+}
+
+TEST_CASE("sync_batch_norm training", "[gradcheck]") {
+  // Over mirrored ranks (tests/support/mirrored_ranks.h): the merged statistics, the
+  // all-reduced sums and the global count all take part; across real ranks it is
+  // tests/data_parallel's.
+  Generator gen = generator_for("sync_batch_norm training");
+  for (const int ranks : {1, 3}) {
+    MirroredRanks job(ranks - 1, ranks);
+    Tensor x = leaf(random_normal({2, 3, 2, 2}, gen));
+    Tensor weight = leaf(random_normal({3}, gen)), bias = leaf(random_normal({3}, gen));
+    Tensor running_mean = zeros({3}, kFloat64), running_var = ones({3}, kFloat64);
+    INFO(ranks << " rank(s)");
+    VISREP_CHECK_GRADIENTS(
+        kBatchNorm,
+        [&](const TensorList& in) {
+          return sync_batch_norm(in[0], running_mean, running_var, in[1], in[2], {}, job);
+        },
+        x, weight, bias);
+  }
 }

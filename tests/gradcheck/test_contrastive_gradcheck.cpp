@@ -8,6 +8,7 @@
 
 #include "engine/ops.h"
 #include "tests/support/gradcheck.h"
+#include "tests/support/mirrored_ranks.h"
 #include "tests/support/test_data.h"
 
 using namespace visrep;
@@ -92,4 +93,42 @@ TEST_CASE("supcon_loss", "[gradcheck]") {
     VISREP_CHECK_GRADIENTS(kModerate, [](const TensorList& in) { return supcon_loss(in[0], Tensor(), 0.7, 0.7); },
                            leaf(random_normal({6, 2}, gen)));
   }
+}
+
+TEST_CASE("supcon_loss with labelled extra rows", "[gradcheck]") {
+  // The extra rows carry labels: some are positives of h's anchors (the cross-rank form).
+  Generator gen = generator_for("supcon_loss with labelled extra rows");
+  const Tensor image_labels = from_vector(std::vector<int64_t>{2, 0, 1});
+  const Tensor extra_labels = from_vector(std::vector<int64_t>{0, 2, 3, 0, 2});
+  for (const ContrastMode mode : {ContrastMode::All, ContrastMode::One}) {
+    VISREP_CHECK_GRADIENTS(
+        kModerate,
+        [&](const TensorList& in) { return supcon_loss(in[0], image_labels, 0.3, 0.1, mode, in[1], extra_labels); },
+        leaf(random_normal({6, 4}, gen)), leaf(random_normal({5, 4}, gen)));
+  }
+}
+
+TEST_CASE("cross-rank contrastive losses", "[gradcheck]") {
+  // Rank r of P mirrored ranks (tests/support/mirrored_ranks.h): the loss of the global batch
+  // of P copies, through all_gather_rows and its reduce-scatter, as a function of h.
+  Generator gen = generator_for("cross-rank contrastive losses");
+  const Tensor labels = from_vector(std::vector<int64_t>{1, 0, 1});
+  for (const auto [rank, ranks] : {std::pair{0, 1}, std::pair{1, 3}, std::pair{2, 3}}) {
+    INFO("rank " << rank << " of " << ranks);
+    MirroredRanks job(rank, ranks);
+    VISREP_CHECK_GRADIENTS(kModerate, [&](const TensorList& in) { return nt_xent_loss(in[0], 0.5, job); },
+                           leaf(random_normal({6, 3}, gen)));
+    VISREP_CHECK_GRADIENTS(
+        kModerate,
+        [&](const TensorList& in) { return supcon_loss(in[0], labels, 0.4, 0.2, ContrastMode::All, job); },
+        leaf(random_normal({6, 3}, gen)));
+  }
+}
+
+TEST_CASE("all_gather_rows", "[gradcheck]") {
+  Generator gen = generator_for("all_gather_rows");
+  MirroredRanks job(1, 3);
+  const Tensor weights = random_normal({6, 2}, gen);  // a different weight for every copy's rows
+  VISREP_CHECK_GRADIENTS(kModerate, [&](const TensorList& in) { return sum(mul(all_gather_rows(in[0], job), weights)); },
+                         leaf(random_normal({2, 2}, gen)));
 }

@@ -1,6 +1,9 @@
 // Parity cases of batch_norm (kernels/cuda/batch_norm.cu): training and evaluation mode,
 // (N, C) and (N, C, H, W) inputs, with and without the affine transform, and the running
-// statistics a training step leaves behind.
+// statistics a training step leaves behind; and of sync_batch_norm's kernels (local
+// statistics, normalisation with merged ones, the backward sums, grad_x from summed ones)
+// over mirrored ranks (tests/support/mirrored_ranks.h), which give them other ranks'
+// statistics to merge and a global count larger than the local one.
 //
 // Tolerances: the CUDA kernels evaluate the CPU's expressions in double (two-pass
 // variance, the same formulas for y and the gradients); only the order of the double
@@ -11,6 +14,7 @@
 #include <catch2/catch.hpp>
 
 #include "tests/parity/parity.h"
+#include "tests/support/mirrored_ranks.h"
 #include "tests/support/test_data.h"
 
 using namespace visrep;
@@ -32,6 +36,7 @@ struct BatchNormCase {
   double tolerance = kFloatTolerance;
   // 0: compare y and the gradients; 1 / 2: compare running_mean / running_var after the call.
   int output = 0;
+  int ranks = 0;  // > 0: sync_batch_norm as the last of that many mirrored ranks
 };
 
 // Inputs: x (values around 2, so the mean is far from 0 and a one-pass variance would
@@ -48,8 +53,10 @@ void check_batch_norm(const std::string& name, const BatchNormCase& c) {
                   return in;
                 },
                 .function = [c](const Inputs& in) {
-                  const Tensor y = batch_norm(in[0], in[3], in[4], in[1], in[2],
-                                              {.training = c.training, .momentum = 0.1, .eps = 1e-5});
+                  const BatchNormOptions options{.training = c.training, .momentum = 0.1, .eps = 1e-5};
+                  MirroredRanks job(c.ranks - 1, c.ranks);
+                  const Tensor y = c.ranks > 0 ? sync_batch_norm(in[0], in[3], in[4], in[1], in[2], options, job)
+                                               : batch_norm(in[0], in[3], in[4], in[1], in[2], options);
                   return c.output == 0 ? y : in[2 + c.output];
                 },
                 .tolerance = c.tolerance,
@@ -112,4 +119,21 @@ TEST_CASE("batch_norm float64", "[gpu]") {
                    {.input = {4, 3, 5, 6}, .dtype = kFloat64, .tolerance = kDoubleTolerance});
   check_batch_norm("batch_norm eval [4, 3, 5, 6] float64",
                    {.input = {4, 3, 5, 6}, .training = false, .dtype = kFloat64, .tolerance = kDoubleTolerance});
+}
+
+TEST_CASE("sync_batch_norm training over mirrored ranks", "[gpu]") {
+  check_batch_norm("sync_batch_norm training [4, 3, 5, 6] affine, 1 rank", {.input = {4, 3, 5, 6}, .ranks = 1});
+  check_batch_norm("sync_batch_norm training [4, 3, 5, 6] affine, rank 3 of 3", {.input = {4, 3, 5, 6}, .ranks = 3});
+  check_batch_norm("sync_batch_norm training [16, 10] no affine, rank 2 of 2",
+                   {.input = {16, 10}, .affine = false, .ranks = 2});
+  check_batch_norm("sync_batch_norm training [8, 4, 64, 64], rank 2 of 2", {.input = {8, 4, 64, 64}, .ranks = 2});
+  check_batch_norm("sync_batch_norm training [4, 3, 5, 6] float64, rank 2 of 2",
+                   {.input = {4, 3, 5, 6}, .dtype = kFloat64, .tolerance = kDoubleTolerance, .ranks = 2});
+}
+
+TEST_CASE("sync_batch_norm running statistics over mirrored ranks (unbiased with the global count)", "[gpu]") {
+  check_batch_norm("sync_batch_norm running_mean [5, 3, 4, 4], rank 3 of 3",
+                   {.input = {5, 3, 4, 4}, .output = 1, .ranks = 3});
+  check_batch_norm("sync_batch_norm running_var [5, 3, 4, 4], rank 3 of 3",
+                   {.input = {5, 3, 4, 4}, .output = 2, .ranks = 3});
 }

@@ -22,10 +22,12 @@
 #include <limits>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "engine/cuda.h"
 #include "tests/parity/parity.h"
+#include "tests/support/mirrored_ranks.h"
 #include "tests/support/test_data.h"
 
 using namespace visrep;
@@ -216,6 +218,56 @@ TEST_CASE("supcon_loss contrast mode one", "[gpu]") {
                          .labels = labels,
                          .mode = ContrastMode::One,
                          .path = path});
+}
+
+TEST_CASE("supcon_loss with labelled extra rows (positives on other ranks)", "[gpu]") {
+  // Per-column labels: the extra rows take part as positives of the anchors of their class.
+  // 130 + 70 rows: the column pass's own side crosses from h's rows into the extra rows
+  // within a 64-row tile.
+  for (const Path path : {Path::ExactFloat32, Path::Tf32, Path::BFloat16, Path::Float64})
+    for (const std::tuple<int64_t, int64_t, int64_t> size : {std::tuple<int64_t, int64_t, int64_t>{6, 5, 3}, {130, 70, 100}})
+      for (const ContrastMode mode : {ContrastMode::All, ContrastMode::One}) {
+        const int64_t rows = std::get<0>(size), extra_rows = std::get<1>(size), dim = std::get<2>(size);
+        const DType dtype = path == Path::Float64 ? kFloat64 : path == Path::BFloat16 ? kBFloat16 : kFloat32;
+        const ScopedTf32 tf32(path == Path::Tf32);
+        const std::string name = std::string("supcon 2N=") + std::to_string(rows) + " + " +
+                                 std::to_string(extra_rows) + " labelled extra, D=" + std::to_string(dim) + " " +
+                                 path_name(path) + (mode == ContrastMode::One ? ", mode one" : "");
+        check_parity({.name = name,
+                      .make_inputs = [&](Generator& g) -> Inputs {
+                        return {parity_leaf(random_normal({rows, dim}, g), dtype), randint(0, 5, {rows / 2}, kInt64, g),
+                                parity_leaf(random_normal({extra_rows, dim}, g), dtype),
+                                randint(0, 5, {extra_rows}, kInt64, g)};
+                      },
+                      .function = [&](const Inputs& in) {
+                        return supcon_loss(in[0], in[1], 0.1, 0.07, mode, in[2], in[3]);
+                      },
+                      .tolerance = tolerance_for({.supcon = true, .rows = rows, .path = path})});
+      }
+}
+
+TEST_CASE("cross-rank contrastive losses over mirrored ranks", "[gpu]") {
+  // Rank 2 of 3 mirrored ranks: the gather, the other ranks' rows as extra columns, the
+  // labels' gather and the count's exchange, on both devices.
+  for (const Path path : {Path::ExactFloat32, Path::Float64}) {
+    const DType dtype = path == Path::Float64 ? kFloat64 : kFloat32;
+    check_parity({.name = std::string("nt_xent across 3 mirrored ranks, 2n=66 D=32 ") + path_name(path),
+                  .make_inputs = [&](Generator& g) -> Inputs { return {parity_leaf(random_normal({66, 32}, g), dtype)}; },
+                  .function = [](const Inputs& in) {
+                    MirroredRanks job(2, 3);
+                    return nt_xent_loss(in[0], 0.2, job);
+                  },
+                  .tolerance = tolerance_for({.rows = 198, .path = path})});
+    check_parity({.name = std::string("supcon across 3 mirrored ranks, 2n=66 D=32 ") + path_name(path),
+                  .make_inputs = [&](Generator& g) -> Inputs {
+                    return {parity_leaf(random_normal({66, 32}, g), dtype), randint(0, 4, {33}, kInt64, g)};
+                  },
+                  .function = [](const Inputs& in) {
+                    MirroredRanks job(2, 3);
+                    return supcon_loss(in[0], in[1], 0.1, 0.07, ContrastMode::All, job);
+                  },
+                  .tolerance = tolerance_for({.supcon = true, .rows = 198, .path = path})});
+  }
 }
 
 TEST_CASE("supcon_loss float64", "[gpu]") {

@@ -10,7 +10,9 @@
 #include <limits>
 #include <numeric>
 
+#include "engine/nn/layers.h"
 #include "engine/ops.h"
+#include "tests/support/mirrored_ranks.h"
 #include "tests/support/reference.h"
 #include "tests/support/test_data.h"
 
@@ -77,4 +79,117 @@ TEST_CASE("batch_norm eval uses the running statistics", "[unit]") {
   // Evaluation leaves the running statistics alone.
   CHECK(running_mean.to_vector<double>() == std::vector<double>{1.0, -1.0});
   CHECK(running_var.to_vector<double>() == std::vector<double>{4.0, 0.25});
+}
+
+// ---- SyncBatchNorm -------------------------------------------------------------------------------
+// Single-process checks; the MPI tests (tests/data_parallel) run it across real ranks with
+// unequal and empty batches.
+
+namespace {
+
+// Counts the collectives a job's ranks were asked for, passing them to the mirrored job.
+class CountingRanks final : public distributed::Collectives {
+ public:
+  CountingRanks(int rank, int size) : mirror_(rank, size) {}
+  int rank() const override { return mirror_.rank(); }
+  int size() const override { return mirror_.size(); }
+  void all_reduce(const Tensor& t, distributed::ReduceOp op) override { ++calls, mirror_.all_reduce(t, op); }
+  Tensor all_gather(const Tensor& t) override { return ++calls, mirror_.all_gather(t); }
+  Tensor reduce_scatter(const Tensor& t, distributed::ReduceOp op) override {
+    return ++calls, mirror_.reduce_scatter(t, op);
+  }
+  void broadcast(const Tensor& t, int root) override { ++calls, mirror_.broadcast(t, root); }
+  int calls = 0;
+
+ private:
+  MirroredRanks mirror_;
+};
+
+struct NormResult {
+  Tensor y, grad_x, grad_weight, grad_bias, running_mean, running_var;
+};
+
+template <class Norm>
+NormResult run_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& direction, Norm&& norm) {
+  Tensor x_leaf = x.clone().set_requires_grad(), w = weight.clone().set_requires_grad(),
+         b = bias.clone().set_requires_grad();
+  Tensor running_mean = zeros({x.size(1)}, kFloat64), running_var = ones({x.size(1)}, kFloat64);
+  Tensor y = norm(x_leaf, running_mean, running_var, w, b);
+  sum(mul(y, direction)).backward();
+  return {y.detach(), x_leaf.grad(), w.grad(), b.grad(), running_mean, running_var};
+}
+
+}  // namespace
+
+TEST_CASE("sync_batch_norm on one rank is batch_norm", "[unit]") {
+  Generator gen = generator_for("sync_batch_norm on one rank is batch_norm");
+  for (const Shape& shape : {Shape{7, 3}, Shape{4, 3, 2, 5}}) {
+    INFO("shape " << shape_string(shape));
+    const Tensor x = add(mul(random_normal(shape, gen), 2.0), 1.0), direction = random_normal(shape, gen);
+    const Tensor weight = random_normal({3}, gen), bias = random_normal({3}, gen);
+    const BatchNormOptions options{.momentum = 0.3, .eps = 1e-3};
+    MirroredRanks alone(0, 1);
+    const NormResult local = run_norm(x, weight, bias, direction, [&](auto&&... a) { return batch_norm(a..., options); });
+    const NormResult synced =
+        run_norm(x, weight, bias, direction, [&](auto&&... a) { return sync_batch_norm(a..., options, alone); });
+    CHECK(max_abs_difference(synced.y, local.y) <= 1e-14);
+    CHECK(max_abs_difference(synced.grad_x, local.grad_x) <= 1e-14);
+    CHECK(max_abs_difference(synced.grad_weight, local.grad_weight) <= 1e-14);
+    CHECK(max_abs_difference(synced.grad_bias, local.grad_bias) <= 1e-14);
+    CHECK(max_abs_difference(synced.running_mean, local.running_mean) <= 1e-15);
+    CHECK(max_abs_difference(synced.running_var, local.running_var) <= 1e-15);
+  }
+}
+
+TEST_CASE("sync_batch_norm over mirrored ranks normalises by the global statistics", "[unit]") {
+  // Rank 1 of 3 ranks holding the same batch: the global batch is three copies, with the same
+  // mean and biased variance as one (so y and the gradients are batch_norm's), but three times
+  // the count, which the unbiased variance of the running statistics shows.
+  Generator gen = generator_for("sync_batch_norm over mirrored ranks");
+  const Shape shape{3, 2, 2, 2};
+  const Tensor x = add(mul(random_normal(shape, gen), 1.5), -0.5), direction = random_normal(shape, gen);
+  const Tensor weight = random_normal({2}, gen), bias = random_normal({2}, gen);
+  const BatchNormOptions options{.momentum = 0.5};
+  CountingRanks job(1, 3);
+  const NormResult local = run_norm(x, weight, bias, direction, [&](auto&&... a) { return batch_norm(a..., options); });
+  const NormResult synced =
+      run_norm(x, weight, bias, direction, [&](auto&&... a) { return sync_batch_norm(a..., options, job); });
+  CHECK(job.calls == 3);  // forward: the counts and the statistics; backward: the sums
+  CHECK(max_abs_difference(synced.y, local.y) <= 1e-13);
+  CHECK(max_abs_difference(synced.grad_x, local.grad_x) <= 1e-13);
+  CHECK(max_abs_difference(synced.grad_weight, local.grad_weight) <= 1e-13);
+  CHECK(max_abs_difference(synced.running_mean, local.running_mean) <= 1e-15);
+  const std::vector<double> biased = var(x, {0, 2, 3}, 0).to_vector<double>();
+  const std::vector<double> running_var = synced.running_var.to_vector<double>();
+  const double count = 3.0 * 12;  // 3 ranks of 3 x 2 x 2 values per channel
+  for (int c = 0; c < 2; ++c) {
+    CHECK(running_var[c] == Approx(0.5 * 1.0 + 0.5 * biased[c] * count / (count - 1)).epsilon(1e-12));
+  }
+}
+
+TEST_CASE("sync_batch_norm makes no collective in evaluation mode", "[unit]") {
+  Generator gen = generator_for("sync_batch_norm makes no collective in evaluation mode");
+  CountingRanks job(0, 2);
+  nn::BatchNorm2d layer(3);
+  REQUIRE(nn::synchronize_batch_norm(layer, &job) == 1);
+  const Tensor x = random_normal({4, 3, 2, 2}, gen, kFloat32);
+  layer.train();
+  sum(layer(x.clone().set_requires_grad())).backward();
+  CHECK(job.calls == 3);
+  layer.eval();
+  const Tensor y = layer(x);
+  CHECK(job.calls == 3);
+  CHECK(max_abs_difference(y, batch_norm(x, layer.running_mean, layer.running_var, layer.weight, layer.bias,
+                                         {.training = false})) == 0.0);
+  REQUIRE(nn::synchronize_batch_norm(layer, nullptr) == 1);
+  layer.train();
+  layer(x);
+  CHECK(job.calls == 3);
+}
+
+TEST_CASE("sync_batch_norm refuses a global batch of one value per channel", "[unit]") {
+  MirroredRanks alone(0, 1);
+  CHECK_THROWS_WITH(sync_batch_norm(ones({1, 3}), Tensor(), Tensor(), Tensor(), Tensor(), {}, alone),
+                    Catch::Contains("sync_batch_norm: training needs more than one value per channel over all 1 ranks, "
+                                    "got 1"));
 }

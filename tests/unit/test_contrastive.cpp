@@ -15,6 +15,7 @@
 #include "engine/ops.h"
 #include "kernels/cpu/reference/reference_kernels.h"
 #include "kernels/cpu/vector_math.h"
+#include "tests/support/mirrored_ranks.h"
 #include "tests/support/test_data.h"
 
 using namespace visrep;
@@ -440,6 +441,16 @@ TEST_CASE("contrastive losses: the fast float32 kernel follows the reference", "
                                [&](const Tensor& x, const Tensor&) {
                                  return supcon_loss(x, image_labels, 0.1, 0.07, ContrastMode::One);
                                });
+  // The cross-rank form: labelled extra rows (other ranks' views), positives of their class
+  // (per-column labels, Q = C), in modes 'all' and 'one'.
+  const Tensor extra_labels = randint(0, 5, {75}, TensorOptions(kInt64), gen);
+  for (const ContrastMode mode : {ContrastMode::All, ContrastMode::One}) {
+    check_fast_against_reference(mode == ContrastMode::All ? "supcon, labelled extra rows" : "supcon, labelled extra rows, mode one",
+                                 random_normal({130, 12}, gen, kFloat32), random_normal({75, 12}, gen, kFloat32),
+                                 [&](const Tensor& x, const Tensor& extra) {
+                                   return supcon_loss(x, image_labels, 0.1, 0.07, mode, extra, extra_labels);
+                                 });
+  }
 }
 
 // ---- bad input -------------------------------------------------------------------------------------------
@@ -490,5 +501,143 @@ TEST_CASE("contrastive losses reject bad input", "[unit]") {
     infinite_extra.data<float>()[4] = INFINITY;  // extra row 1
     require_error([&] { nt_xent_loss(h, 0.1, infinite_extra); }, {"nt_xent_loss", "extra_negatives row 1"});
     require_error([&] { supcon_loss(bad, arange(3), 0.1); }, {"supcon_loss", "h row 2"});
+  }
+}
+
+// ---- across ranks: local anchors against every rank's columns -------------------------------------------------
+//
+// A global batch of P * n images, view-major as one device holds it (rows [0, Pn) the first
+// views, [Pn, 2Pn) the second), cut the way a job of P ranks holds it: rank k's h is its n
+// images' first views, then their second views; the other ranks' rows are its extra columns.
+// Each rank's mean over its K_k anchors, weighted K_k / K, must add up to the one-device loss,
+// and the gradients (summed over every rank's use of each row, which autograd does here since
+// every piece is cut from one global leaf) to the one-device gradients.
+
+namespace {
+
+struct RankSplit {
+  int ranks;
+  int64_t images_per_rank;
+};
+
+// Rank k's 2n rows of the view-major global batch `global`, view-major within the rank.
+Tensor rank_rows(const Tensor& global, const RankSplit& split, int k) {
+  const int64_t n = split.images_per_rank, total = split.ranks * n;
+  return concat({global.narrow(0, k * n, n), global.narrow(0, total + k * n, n)});
+}
+
+// Every rank's rows but rank r's, in rank order: what the cross-rank losses gather.
+Tensor other_ranks(const std::function<Tensor(int)>& rows_of, const RankSplit& split, int r) {
+  std::vector<Tensor> pieces;
+  for (int k = 0; k < split.ranks; ++k)
+    if (k != r) pieces.push_back(rows_of(k));
+  return concat(pieces);
+}
+
+}  // namespace
+
+TEST_CASE("contrastive losses of rank slices add up to the one-device loss", "[unit]") {
+  Generator gen = generator_for("contrastive losses of rank slices add up to the one-device loss");
+  for (const RankSplit split : {RankSplit{2, 3}, RankSplit{3, 2}, RankSplit{4, 1}}) {
+    const int64_t n = split.images_per_rank, images = split.ranks * n, dim = 5;
+    INFO(split.ranks << " ranks of " << n << " images");
+    const Tensor global = random_normal({2 * images, dim}, gen).set_requires_grad();
+    // Labels shared across ranks: every class has members on several ranks, so positives sit
+    // in other ranks' blocks.
+    const Tensor image_labels = randint(0, 3, {images}, kInt64, gen);
+    const auto row_labels_of = [&](int k) { return image_labels.narrow(0, k * n, n); };
+    const auto rows_of = [&](int k) { return rank_rows(global, split, k); };
+    const auto view_labels_of = [&](int k) { return concat({row_labels_of(k), row_labels_of(k)}); };
+
+    SECTION("NT-Xent: positives in the rank's own block, every other rank's rows negatives") {
+      const Tensor one_device = nt_xent_loss(global, 0.3);
+      Tensor shares;
+      for (int r = 0; r < split.ranks; ++r) {
+        // Every anchor has its positive: K_r / K = 1 / P.
+        const Tensor share = div(nt_xent_loss(rows_of(r), 0.3, other_ranks(rows_of, split, r)), split.ranks);
+        shares = shares.defined() ? add(shares, share) : share;
+      }
+      CHECK(shares.item() == Approx(one_device.item()).epsilon(1e-12));
+      const TensorList expected = gradients({one_device}, {global}, {Tensor()});
+      const TensorList got = gradients({shares}, {global}, {Tensor()});
+      CHECK(max_abs_difference(got[0], expected[0]) <= 1e-12);
+    }
+    SECTION("SupCon: positives on other ranks through the extra rows' labels") {
+      for (const ContrastMode mode : {ContrastMode::All, ContrastMode::One}) {
+        INFO("mode " << (mode == ContrastMode::All ? "all" : "one"));
+        const Tensor one_device = supcon_loss(global, image_labels, 0.2, 0.07, mode);
+        Tensor shares;
+        for (int r = 0; r < split.ranks; ++r) {
+          const Tensor extra = other_ranks(rows_of, split, r), extra_labels = other_ranks(view_labels_of, split, r);
+          // Two views and per-image labels: every anchor has a positive, K_r / K = 1 / P.
+          const Tensor local = supcon_loss(rows_of(r), row_labels_of(r), 0.2, 0.07, mode, extra, extra_labels);
+          const Tensor share = div(local, split.ranks);
+          shares = shares.defined() ? add(shares, share) : share;
+        }
+        CHECK(shares.item() == Approx(one_device.item()).epsilon(1e-12));
+        const TensorList expected = gradients({one_device}, {global}, {Tensor()});
+        const TensorList got = gradients({shares}, {global}, {Tensor()});
+        CHECK(max_abs_difference(got[0], expected[0]) <= 1e-12);
+      }
+    }
+    SECTION("SupCon with extra rows but labels only for h: the extra rows are negatives, not positives") {
+      // Without extra_labels the extra rows could only be negatives; the op refuses to guess.
+      const Tensor extra = other_ranks(rows_of, split, 0);
+      CHECK_THROWS_WITH(supcon_loss(rows_of(0), row_labels_of(0), 0.2, 0.07, ContrastMode::All, extra),
+                        Catch::Contains("need their labels (extra_labels)"));
+    }
+  }
+}
+
+TEST_CASE("cross-rank contrastive losses on one rank are the one-device losses", "[unit]") {
+  Generator gen = generator_for("cross-rank contrastive losses on one rank are the one-device losses");
+  MirroredRanks alone(0, 1);
+  const Tensor h = random_normal({8, 3}, gen), labels = randint(0, 2, {4}, kInt64, gen);
+  const auto plain = evaluate(h, Tensor(), [](const Tensor& x, const Tensor&) { return nt_xent_loss(x, 0.5); });
+  const auto ranked = evaluate(h, Tensor(), [&](const Tensor& x, const Tensor&) { return nt_xent_loss(x, 0.5, alone); });
+  require_same(ranked, plain, 1e-15);
+  const auto supcon_plain = evaluate(h, Tensor(), [&](const Tensor& x, const Tensor&) {
+    return supcon_loss(x, labels, 0.1, 0.07);
+  });
+  const auto supcon_ranked = evaluate(h, Tensor(), [&](const Tensor& x, const Tensor&) {
+    return supcon_loss(x, labels, 0.1, 0.07, ContrastMode::All, alone);
+  });
+  require_same(supcon_ranked, supcon_plain, 1e-15);
+}
+
+TEST_CASE("cross-rank contrastive losses over mirrored ranks are the losses of the copied batch", "[unit]") {
+  // Rank r of P ranks that all hold h: the global batch is P copies of h (view-major: the
+  // first views of every copy, then the second views), labels repeated with them. The
+  // rank's share is the global loss, and its gradient that of the global loss with respect
+  // to h, which appears in every copy.
+  Generator gen = generator_for("cross-rank contrastive losses over mirrored ranks");
+  const int64_t n = 3, dim = 4;
+  const Tensor h = random_normal({2 * n, dim}, gen), labels = from_vector(std::vector<int64_t>{1, 0, 1});
+  for (const int ranks : {2, 3}) {
+    for (int rank = 0; rank < ranks; ++rank) {
+      INFO("rank " << rank << " of " << ranks);
+      MirroredRanks job(rank, ranks);
+      const auto copies = [&](const Tensor& x) {
+        std::vector<Tensor> first(static_cast<size_t>(ranks), x.narrow(0, 0, n)),
+            second(static_cast<size_t>(ranks), x.narrow(0, n, n));
+        first.insert(first.end(), second.begin(), second.end());
+        return concat(first);
+      };
+      const Tensor copied_labels = concat(std::vector<Tensor>(static_cast<size_t>(ranks), labels));
+      const auto nt_xent_global = evaluate(h, Tensor(), [&](const Tensor& x, const Tensor&) {
+        return nt_xent_loss(copies(x), 0.4);
+      });
+      const auto nt_xent_ranked = evaluate(h, Tensor(), [&](const Tensor& x, const Tensor&) {
+        return nt_xent_loss(x, 0.4, job);
+      });
+      require_same(nt_xent_ranked, nt_xent_global, 1e-12);
+      const auto supcon_global = evaluate(h, Tensor(), [&](const Tensor& x, const Tensor&) {
+        return supcon_loss(copies(x), copied_labels, 0.2, 0.1, ContrastMode::One);
+      });
+      const auto supcon_ranked = evaluate(h, Tensor(), [&](const Tensor& x, const Tensor&) {
+        return supcon_loss(x, labels, 0.2, 0.1, ContrastMode::One, job);
+      });
+      require_same(supcon_ranked, supcon_global, 1e-12);
+    }
   }
 }

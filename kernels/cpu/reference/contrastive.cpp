@@ -27,9 +27,11 @@ int64_t class_of(const ContrastiveProblem& problem, int64_t row) {
   return problem.labels != nullptr ? problem.labels[row % problem.label_count] : row % problem.images();
 }
 
-// j in P(i): another row of h (not an extra row) of the same class.
+// j in P(i): another column of the same class among the first Q (the rows of h, or every
+// column when the labels are per column).
 bool is_positive(const ContrastiveProblem& problem, int64_t anchor, int64_t column) {
-  return column < problem.rows && column != anchor && class_of(problem, column) == class_of(problem, anchor);
+  return column < problem.positive_columns() && column != anchor &&
+         class_of(problem, column) == class_of(problem, anchor);
 }
 
 }  // namespace
