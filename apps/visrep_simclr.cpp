@@ -57,7 +57,7 @@ int main(int argc, char** argv) {
   // there when quiet, so 20 epochs of 60,000 images are ~9 minutes): BiT's ResNetV2 at its smallest ("bit-tiny": one unit per stage, base width
   // 16, 512 features), 20 epochs of batch 256 (longer training is what helps SimCLR most),
   // LARS at simclr's learning rate (0.3 x B / 256), one warmup epoch, weight decay 1e-6.
-  // Temperature 0.2 and views cropped from 20%..100% of the image (main_job_augment below).
+  // Temperature 0.2 and views cropped from 20%..100% of the image (main_job_augment above).
   // Short runs (15,360 images x 4 epochs, kNN on 5,000 test images; raw pixels 74.72%
   // there) that changed one thing each: tau 0.1 with crops from 8% (the old defaults)
   // 74.94%, crops from 20% 75.04%, tau 0.2 75.54%, tau 0.5 73.06%. The full run (README):
