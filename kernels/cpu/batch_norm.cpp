@@ -3,6 +3,7 @@
 #include "kernels/cpu/batch_norm.h"
 
 #include <cmath>
+#include <type_traits>
 
 namespace visrep::kernels::cpu {
 namespace {
@@ -13,52 +14,67 @@ void for_each_plane_of_channel(const BatchNormShape& s, int64_t c, Body&& body) 
   for (int64_t n = 0; n < s.batch; ++n) body((n * s.channels + c) * s.spatial);
 }
 
+struct ChannelStatistics {
+  double mean = 0.0;
+  double squares = 0.0;  // sum of (x - mean)^2: the exact two-pass M2
+};
+
+// Mean and M2 of channel c over its count = N * S elements (0 and 0 for an empty batch).
+template <class T>
+ChannelStatistics channel_statistics(const BatchNormShape& s, const T* x, int64_t c) {
+  const double count = static_cast<double>(s.batch * s.spatial);
+  double total = 0.0;
+  for_each_plane_of_channel(s, c, [&](int64_t base) {
+    for (int64_t i = 0; i < s.spatial; ++i) total += static_cast<double>(x[base + i]);
+  });
+  ChannelStatistics statistics;
+  statistics.mean = count > 0 ? total / count : 0.0;
+  for_each_plane_of_channel(s, c, [&](int64_t base) {
+    for (int64_t i = 0; i < s.spatial; ++i) {
+      const double d = static_cast<double>(x[base + i]) - statistics.mean;
+      statistics.squares += d * d;
+    }
+  });
+  return statistics;
+}
+
+// Normalises channel c with the mean and M2 of `count` elements (this batch's, or the global
+// batch's for SyncBatchNorm), saves mean and invstd, and moves the running statistics toward
+// them (the running variance unbiased: M2 / (count - 1)). `a` is BatchNormForwardTraining or
+// BatchNormForwardWithStatistics, which name these fields alike.
+template <class Arguments>
+void normalise_channel(const Arguments& a, int64_t c, ChannelStatistics statistics, double count) {
+  using T = std::remove_cvref_t<decltype(*a.y)>;
+  const BatchNormShape& s = a.shape;
+  const double variance = statistics.squares / count;
+  const double invstd = 1.0 / std::sqrt(variance + a.eps);
+  const double scale = invstd * (a.gamma ? static_cast<double>(a.gamma[c]) : 1.0);
+  const double shift = (a.beta ? static_cast<double>(a.beta[c]) : 0.0) - statistics.mean * scale;
+  for_each_plane_of_channel(s, c, [&](int64_t base) {
+    for (int64_t i = 0; i < s.spatial; ++i) a.y[base + i] = static_cast<T>(static_cast<double>(a.x[base + i]) * scale + shift);
+  });
+  a.saved_mean[c] = static_cast<T>(statistics.mean);
+  a.saved_invstd[c] = static_cast<T>(invstd);
+  if (a.running_mean != nullptr) {
+    T& running = a.running_mean[c];
+    running = static_cast<T>((1.0 - a.momentum) * static_cast<double>(running) + a.momentum * statistics.mean);
+  }
+  if (a.running_var != nullptr) {
+    const double unbiased = count > 1 ? statistics.squares / (count - 1) : variance;
+    T& running = a.running_var[c];
+    running = static_cast<T>((1.0 - a.momentum) * static_cast<double>(running) + a.momentum * unbiased);
+  }
+}
+
 }  // namespace
 
 template <class T>
 void batch_norm_forward_training(const BatchNormForwardTraining<T>& arguments) {
   const BatchNormShape& s = arguments.shape;
-  const T* x = arguments.x;
-  const T* gamma = arguments.gamma;
-  const T* beta = arguments.beta;
-  const double eps = arguments.eps;
-  const double momentum = arguments.momentum;
-  T* running_mean = arguments.running_mean;
-  T* running_var = arguments.running_var;
-  T* y = arguments.y;
-  T* saved_mean = arguments.saved_mean;
-  T* saved_invstd = arguments.saved_invstd;
   const double count = static_cast<double>(s.batch * s.spatial);
 #pragma omp parallel for schedule(static) if (s.batch * s.channels * s.spatial >= 32768)
   for (int64_t c = 0; c < s.channels; ++c) {
-    double total = 0.0;
-    for_each_plane_of_channel(s, c, [&](int64_t base) {
-      for (int64_t i = 0; i < s.spatial; ++i) total += static_cast<double>(x[base + i]);
-    });
-    const double mean = total / count;
-    double squares = 0.0;  // exact two-pass variance
-    for_each_plane_of_channel(s, c, [&](int64_t base) {
-      for (int64_t i = 0; i < s.spatial; ++i) {
-        const double d = static_cast<double>(x[base + i]) - mean;
-        squares += d * d;
-      }
-    });
-    const double variance = squares / count;
-    const double invstd = 1.0 / std::sqrt(variance + eps);
-    const double scale = invstd * (gamma ? static_cast<double>(gamma[c]) : 1.0);
-    const double shift = (beta ? static_cast<double>(beta[c]) : 0.0) - mean * scale;
-    for_each_plane_of_channel(s, c, [&](int64_t base) {
-      for (int64_t i = 0; i < s.spatial; ++i) y[base + i] = static_cast<T>(static_cast<double>(x[base + i]) * scale + shift);
-    });
-    saved_mean[c] = static_cast<T>(mean);
-    saved_invstd[c] = static_cast<T>(invstd);
-    if (running_mean != nullptr) {
-      running_mean[c] = static_cast<T>((1.0 - momentum) * static_cast<double>(running_mean[c]) + momentum * mean);
-    }
-    if (running_var != nullptr) {
-      const double unbiased = count > 1 ? squares / (count - 1) : variance;
-      running_var[c] = static_cast<T>((1.0 - momentum) * static_cast<double>(running_var[c]) + momentum * unbiased);
-    }
+    normalise_channel(arguments, c, channel_statistics(s, arguments.x, c), count);
   }
 }
 
@@ -146,58 +162,20 @@ void batch_norm_backward(const BatchNormBackward<T>& arguments) {
 template <class T>
 void batch_norm_statistics(const BatchNormStatistics<T>& arguments) {
   const BatchNormShape& s = arguments.shape;
-  const T* x = arguments.x;
-  const double count = static_cast<double>(s.batch * s.spatial);
 #pragma omp parallel for schedule(static) if (s.batch * s.channels * s.spatial >= 32768)
   for (int64_t c = 0; c < s.channels; ++c) {
-    double total = 0.0;
-    for_each_plane_of_channel(s, c, [&](int64_t base) {
-      for (int64_t i = 0; i < s.spatial; ++i) total += static_cast<double>(x[base + i]);
-    });
-    const double mean = count > 0 ? total / count : 0.0;
-    double squares = 0.0;
-    for_each_plane_of_channel(s, c, [&](int64_t base) {
-      for (int64_t i = 0; i < s.spatial; ++i) {
-        const double d = static_cast<double>(x[base + i]) - mean;
-        squares += d * d;
-      }
-    });
-    arguments.mean[c] = mean;
-    arguments.squares[c] = squares;
+    const ChannelStatistics statistics = channel_statistics(s, arguments.x, c);
+    arguments.mean[c] = statistics.mean;
+    arguments.squares[c] = statistics.squares;
   }
 }
 
 template <class T>
 void batch_norm_forward_with_statistics(const BatchNormForwardWithStatistics<T>& arguments) {
   const BatchNormShape& s = arguments.shape;
-  const T* x = arguments.x;
-  const T* gamma = arguments.gamma;
-  const T* beta = arguments.beta;
-  const double count = arguments.count;
-  const double momentum = arguments.momentum;
-  T* y = arguments.y;
 #pragma omp parallel for schedule(static) if (s.batch * s.channels * s.spatial >= 32768)
   for (int64_t c = 0; c < s.channels; ++c) {
-    const double mean = arguments.mean[c];
-    const double squares = arguments.squares[c];
-    const double variance = squares / count;
-    const double invstd = 1.0 / std::sqrt(variance + arguments.eps);
-    const double scale = invstd * (gamma ? static_cast<double>(gamma[c]) : 1.0);
-    const double shift = (beta ? static_cast<double>(beta[c]) : 0.0) - mean * scale;
-    for_each_plane_of_channel(s, c, [&](int64_t base) {
-      for (int64_t i = 0; i < s.spatial; ++i) y[base + i] = static_cast<T>(static_cast<double>(x[base + i]) * scale + shift);
-    });
-    arguments.saved_mean[c] = static_cast<T>(mean);
-    arguments.saved_invstd[c] = static_cast<T>(invstd);
-    if (arguments.running_mean != nullptr) {
-      T& running = arguments.running_mean[c];
-      running = static_cast<T>((1.0 - momentum) * static_cast<double>(running) + momentum * mean);
-    }
-    if (arguments.running_var != nullptr) {
-      const double unbiased = count > 1 ? squares / (count - 1) : variance;
-      T& running = arguments.running_var[c];
-      running = static_cast<T>((1.0 - momentum) * static_cast<double>(running) + momentum * unbiased);
-    }
+    normalise_channel(arguments, c, {arguments.mean[c], arguments.squares[c]}, arguments.count);
   }
 }
 
