@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <limits>
+#include <stdexcept>
 
 #include "engine/autograd.h"
 #include "engine/dispatch.h"
@@ -27,6 +28,7 @@ std::string_view binary_name(BinaryOp op) {
     case BinaryOp::Power: return "pow";
     case BinaryOp::Maximum: return "maximum";
     case BinaryOp::Minimum: return "minimum";
+    case BinaryOp::ReluBackward: return "relu_backward";
   }
   return "binary";
 }
@@ -126,6 +128,8 @@ Tensor binary(BinaryOp op, Tensor a, Tensor b) {
         if (grad_b) db = sub(g, a_share);
         break;
       }
+      case BinaryOp::ReluBackward:  // only ever run as relu's backward, through binary_kernel
+        throw std::logic_error("relu_backward has no backward");
     }
     return {da.defined() ? sum_to(da, a_shape) : da, db.defined() ? sum_to(db, b_shape) : db};
   });
@@ -256,7 +260,13 @@ Tensor sign(const Tensor& x) {
 
 Tensor relu(const Tensor& x) {
   return unary(UnaryOp::Relu, "relu", x,
-               [](const Tensor& x, const Tensor&, const Tensor& g) { return where(gt(x, 0.0), g, zero_for(g)); });
+               [](const Tensor& x, const Tensor&, const Tensor& g) {
+                 // One pass (g where x > 0, else 0) where the dtypes allow it; bfloat16 takes
+                 // the composed form, which converts.
+                 if (x.dtype() == g.dtype() && x.dtype() != kBFloat16 && x.shape() == g.shape())
+                   return binary_kernel(BinaryOp::ReluBackward, x, g);
+                 return where(gt(x, 0.0), g, zero_for(g));
+               });
 }
 
 Tensor clamp(const Tensor& x, double min, double max) {

@@ -92,6 +92,7 @@ void binary(const Binary<T>& arguments) {
         }
         return std::min(x, y);
       });
+    case BinaryOp::ReluBackward: return run([](T x, T y) -> T { return x > T(0) ? y : T(0); });
   }
   throw std::logic_error("binary: unknown op");
 }

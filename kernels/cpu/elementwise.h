@@ -40,7 +40,10 @@ struct UnaryParameters {
   double second = 0.0;
 };
 
-enum class BinaryOp { Add, Subtract, Multiply, Divide, Power, Maximum, Minimum };
+// ReluBackward is relu's backward pass in one pass over memory: out = a > 0 ? b : 0, with a
+// relu's input and b the gradient of its output (0 where a is NaN, as PyTorch's
+// threshold_backward). Not differentiable itself: backward functions run without a graph.
+enum class BinaryOp { Add, Subtract, Multiply, Divide, Power, Maximum, Minimum, ReluBackward };
 
 enum class CompareOp { Equal, NotEqual, Less, LessEqual, Greater, GreaterEqual };
 

@@ -85,6 +85,7 @@ struct BinaryFunction {
       if (is_nan(x) || is_nan(y)) return x + y;
       return y < x ? y : x;  // std::min
     }
+    if constexpr (kOp == BinaryOp::ReluBackward) return x > T(0) ? y : T(0);
   }
 };
 
@@ -159,6 +160,7 @@ void binary(const Binary<T>& arguments, cudaStream_t stream) {
     case BinaryOp::Power: return run(BinaryFunction<T, BinaryOp::Power>{});
     case BinaryOp::Maximum: return run(BinaryFunction<T, BinaryOp::Maximum>{});
     case BinaryOp::Minimum: return run(BinaryFunction<T, BinaryOp::Minimum>{});
+    case BinaryOp::ReluBackward: return run(BinaryFunction<T, BinaryOp::ReluBackward>{});
   }
   throw std::logic_error("binary: unknown op");
 }
