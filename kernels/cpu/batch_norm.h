@@ -1,6 +1,9 @@
 // Batch normalisation (Ioffe & Szegedy 2015) over x viewed as (N, C, S), S = H * W:
 // statistics per channel over N and S, accumulated in double. float32 and float64. This
-// header is the specification; kernels/cpu/batch_norm.cpp computes it with plain loops.
+// header is the specification; kernels/cpu/reference/batch_norm.cpp computes it with plain
+// loops in double, and kernels/cpu/batch_norm.cpp is the fast float32 kernel of the training
+// step (forward and backward; every other entry point and dtype runs the reference):
+// kernels/cpu/reference/reference_kernels.h says how the two are related.
 //
 // SyncBatchNorm (sync_batch_norm: the statistics of the batch over every rank of a job) is the
 // same arithmetic cut where the ranks exchange numbers: each rank's per-channel mean and sum
@@ -8,14 +11,16 @@
 // normalisation with the merged ones (batch_norm_forward_with_statistics); backward, each
 // rank's sums of dy and dy * xhat (batch_norm_backward_sums), summed over the ranks by the op,
 // then grad_x from the sums (batch_norm_backward_with_sums). With the statistics and sums of
-// one rank they compute exactly what batch_norm_forward_training and batch_norm_backward do.
+// one rank they compute exactly what the references of batch_norm_forward_training and
+// batch_norm_backward do (the fast float32 kernels agree with those to rounding).
 //
 // Where to look, batch normalisation:
 //   op               engine/ops/batch_norm.{h,cpp}   batch_norm(), sync_batch_norm(); the modules
 //                    nn::BatchNorm2d/1d are in engine/nn/layers.h
-//   CPU reference    kernels/cpu/batch_norm.{h,cpp}  this header and its loops
+//   CPU kernel       kernels/cpu/batch_norm.cpp      float32 training forward and backward
+//   CPU reference    kernels/cpu/reference/batch_norm.cpp  this header's loops, in double
 //   CUDA twin        kernels/cuda/batch_norm.{h,cu}
-//   unit tests       tests/unit/test_batch_norm.cpp
+//   unit tests       tests/unit/test_batch_norm.cpp (the op; the fast kernel against the reference)
 //   gradient check   tests/gradcheck/test_batch_norm_gradcheck.cpp
 //   parity cases     tests/parity/test_parity_batch_norm.cpp
 //   benchmark        none of its own; it is part of the training steps of benchmarks/bench_train.cpp
@@ -178,3 +183,25 @@ template <class T>
 void batch_norm_backward_with_sums(const BatchNormBackwardWithSums<T>& arguments);
 
 }  // namespace visrep::kernels::cpu
+
+// The references: every entry point and dtype, in double.
+namespace visrep::kernels::cpu::reference {
+
+template <class T>
+void batch_norm_forward_training(const BatchNormForwardTraining<T>& arguments);
+template <class T>
+void batch_norm_forward_inference(const BatchNormForwardInference<T>& arguments);
+template <class T>
+void batch_norm_inference_statistics(const BatchNormInferenceStatistics<T>& arguments);
+template <class T>
+void batch_norm_backward(const BatchNormBackward<T>& arguments);
+template <class T>
+void batch_norm_statistics(const BatchNormStatistics<T>& arguments);
+template <class T>
+void batch_norm_forward_with_statistics(const BatchNormForwardWithStatistics<T>& arguments);
+template <class T>
+void batch_norm_backward_sums(const BatchNormBackwardSums<T>& arguments);
+template <class T>
+void batch_norm_backward_with_sums(const BatchNormBackwardWithSums<T>& arguments);
+
+}  // namespace visrep::kernels::cpu::reference

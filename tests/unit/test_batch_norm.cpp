@@ -12,6 +12,7 @@
 
 #include "engine/nn/layers.h"
 #include "engine/ops.h"
+#include "kernels/cpu/reference/reference_kernels.h"
 #include "tests/support/mirrored_ranks.h"
 #include "tests/support/reference.h"
 #include "tests/support/test_data.h"
@@ -192,4 +193,59 @@ TEST_CASE("sync_batch_norm refuses a global batch of one value per channel", "[u
   CHECK_THROWS_WITH(sync_batch_norm(ones({1, 3}), Tensor(), Tensor(), Tensor(), Tensor(), {}, alone),
                     Catch::Contains("sync_batch_norm: training needs more than one value per channel over all 1 ranks, "
                                     "got 1"));
+}
+
+namespace {
+
+// float32 through the fast kernel and through the reference (kernels::cpu::ScopedReferenceKernels),
+// same inputs. Tolerances, relative to the largest reference value of each output: y 2e-6,
+// dx, dgamma, dbeta and the running statistics 1e-5 (float elementwise arithmetic, sums in
+// double of float terms).
+void check_fast_batch_norm_against_reference(const Shape& shape, bool affine, double offset, Generator& gen) {
+  INFO("batch_norm " << shape_string(shape) << (affine ? " affine" : "") << " offset " << offset);
+  const int64_t channels = shape[1];
+  const Tensor x = add(random_normal(shape, gen), offset).to(kFloat32);
+  const Tensor weight = affine ? random_uniform({channels}, 0.5, 1.5, gen, kFloat32) : Tensor();
+  const Tensor bias = affine ? random_uniform({channels}, -0.5, 0.5, gen, kFloat32) : Tensor();
+  const Tensor direction = random_normal(shape, gen, kFloat32);
+  auto run = [&] {
+    Tensor x_leaf = x.clone().set_requires_grad();
+    Tensor w = affine ? weight.clone().set_requires_grad() : Tensor();
+    Tensor b = affine ? bias.clone().set_requires_grad() : Tensor();
+    Tensor running_mean = zeros({channels}, kFloat32), running_var = ones({channels}, kFloat32);
+    Tensor y = batch_norm(x_leaf, running_mean, running_var, w, b, BatchNormOptions{});
+    sum(mul(y, direction)).backward();
+    return NormResult{y.detach(), x_leaf.grad(), affine ? w.grad() : Tensor(), affine ? b.grad() : Tensor(),
+                      running_mean, running_var};
+  };
+  const NormResult fast = run();
+  NormResult reference;
+  {
+    const kernels::cpu::ScopedReferenceKernels use_reference;
+    reference = run();
+  }
+  auto largest = [](const Tensor& t) { return std::max(max_abs_difference(t, zeros_like(t)), 1e-30); };
+  CHECK(max_abs_difference(fast.y, reference.y) <= 2e-6 * largest(reference.y));
+  CHECK(max_abs_difference(fast.grad_x, reference.grad_x) <= 1e-5 * largest(reference.grad_x));
+  CHECK(max_abs_difference(fast.running_mean, reference.running_mean) <= 1e-5 * largest(reference.running_mean));
+  CHECK(max_abs_difference(fast.running_var, reference.running_var) <= 1e-5 * largest(reference.running_var));
+  if (affine) {
+    CHECK(max_abs_difference(fast.grad_weight, reference.grad_weight) <= 1e-5 * largest(reference.grad_weight));
+    CHECK(max_abs_difference(fast.grad_bias, reference.grad_bias) <= 1e-5 * largest(reference.grad_bias));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("batch_norm: the fast float32 kernel follows the reference", "[unit]") {
+  Generator gen = generator_for("batch_norm: the fast float32 kernel follows the reference");
+  // ResNet-18 CIFAR's maps (32x32 to 4x4) and the projection head's (N, C) input.
+  check_fast_batch_norm_against_reference({8, 16, 32, 32}, true, 0.0, gen);
+  check_fast_batch_norm_against_reference({8, 32, 8, 8}, true, 0.0, gen);
+  check_fast_batch_norm_against_reference({16, 64, 4, 4}, true, 0.0, gen);
+  check_fast_batch_norm_against_reference({64, 96}, true, 0.0, gen);
+  // Maps that are no multiple of a vector, batch 1, no affine, inputs offset by 1e4.
+  check_fast_batch_norm_against_reference({1, 5, 3, 7}, true, 0.0, gen);
+  check_fast_batch_norm_against_reference({3, 6, 5, 5}, false, 0.0, gen);
+  check_fast_batch_norm_against_reference({4, 8, 6, 6}, true, 1e4, gen);
 }

@@ -1,11 +1,13 @@
-// Batch normalisation on the CPU, the reference of the CUDA twins
-// (kernels/cpu/batch_norm.h specifies them and lists the family's files).
+// Batch normalisation on the CPU, the reference: the specification the fast CPU kernel
+// (kernels/cpu/batch_norm.cpp) and the CUDA twins are held to (kernels/cpu/batch_norm.h
+// specifies them and lists the family's files). Plain loops over each channel in double:
+// exact two-pass statistics, every element's arithmetic in double.
 #include "kernels/cpu/batch_norm.h"
 
 #include <cmath>
 #include <type_traits>
 
-namespace visrep::kernels::cpu {
+namespace visrep::kernels::cpu::reference {
 namespace {
 
 // Calls body(plane) for every (n, c) plane of channel c.
@@ -238,4 +240,4 @@ VISREP_INSTANTIATE_BATCH_NORM(float)
 VISREP_INSTANTIATE_BATCH_NORM(double)
 #undef VISREP_INSTANTIATE_BATCH_NORM
 
-}  // namespace visrep::kernels::cpu
+}  // namespace visrep::kernels::cpu::reference
