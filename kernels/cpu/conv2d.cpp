@@ -34,6 +34,11 @@
 //   grad_input needs no zeroing first.
 // - Scratch buffers are kept per thread between calls (kernels/cpu/scratch.h), so their
 //   megabytes are not page-faulted in afresh on every call.
+// - float32 3x3 convolutions with stride 1 and padding 1 (13 of the CIFAR ResNet-18's 20,
+//   most of its arithmetic) run their forward pass and input gradient through Winograd's
+//   F(2x2, 3x3) instead
+//   (kernels/cpu/conv2d_winograd.cpp: 16 multiplications per 2x2 outputs where this path
+//   has 36), unless the reference kernels are asked for; their filter gradient stays here.
 #include "kernels/cpu/conv2d.h"
 
 #include <omp.h>
@@ -43,9 +48,12 @@
 #include <exception>
 #include <memory>
 #include <stdexcept>
+#include <type_traits>
 #include <vector>
 
+#include "kernels/cpu/conv2d_winograd.h"
 #include "kernels/cpu/linear_algebra.h"
+#include "kernels/cpu/reference/reference_kernels.h"
 #include "kernels/cpu/scratch.h"
 
 namespace visrep::kernels::cpu {
@@ -549,6 +557,10 @@ void backward_images(const Conv2dGeometry& g, const Plan& plan, const T* grad_ou
   }
 }
 
+// Winograd for the float32 3x3 stride-1 convolutions (conv2d_winograd.h), except while the
+// reference kernels are asked for: then im2col + GEMM, whose only rounding is the GEMM's.
+bool winograd_applies_here(const Conv2dGeometry& g) { return !reference_kernels_enabled() && winograd_applies(g); }
+
 }  // namespace
 
 template <class T>
@@ -560,6 +572,12 @@ void conv2d_forward(const Conv2dForward<T>& arguments) {
   T* output = arguments.output;
   const Plan plan = make_plan(g);
   if (g.batch == 0) return;
+  if constexpr (std::is_same_v<T, float>) {
+    if (winograd_applies_here(g)) {
+      winograd_forward(g, input, weight, bias, output);
+      return;
+    }
+  }
   run_workers(plan, g.batch, [&](int64_t first_image, int64_t end_image, int) {
     forward_images(g, plan, input, weight, bias, output, first_image, end_image);
   });
@@ -575,6 +593,13 @@ void conv2d_backward(const Conv2dBackward<T>& arguments) {
   T* grad_weight = arguments.grad_weight;
   T* grad_bias = arguments.grad_bias;
   const Plan plan = make_plan(g);
+  if constexpr (std::is_same_v<T, float>) {
+    // The input gradient through Winograd; the filter gradient stays im2col + GEMM below.
+    if (g.batch > 0 && grad_input != nullptr && winograd_applies_here(g)) {
+      winograd_backward_input(g, grad_output, weight, grad_input);
+      grad_input = nullptr;
+    }
+  }
   const int64_t weight_numel = g.groups * plan.group_out_channels * plan.column_rows;
 
   if (g.batch == 0) {

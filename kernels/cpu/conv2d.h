@@ -1,10 +1,13 @@
 // 2-D convolution (cross-correlation, as in every deep-learning library) over NCHW tensors,
 // with stride, zero padding, dilation and groups, by im2col + GEMM (kernels/cpu/conv2d.cpp
-// explains the work); the CUDA twin runs cuDNN. float32 and float64.
+// explains the work), and for float32 3x3 stride-1 padding-1 convolutions the forward pass and
+// input gradient by Winograd's F(2x2, 3x3) (kernels/cpu/conv2d_winograd.cpp); the CUDA twin
+// runs cuDNN. float32 and float64.
 //
 // Where to look, conv2d:
 //   op               engine/ops/conv2d.{h,cpp}   conv2d(); the module nn::Conv2d is in engine/nn/layers.h
 //   CPU reference    kernels/cpu/conv2d.{h,cpp}  this header; the GEMMs are kernels/cpu/linear_algebra.h's
+//   CPU fast path    kernels/cpu/conv2d_winograd.{h,cpp}  Winograd, off under ScopedReferenceKernels
 //   CUDA twin        kernels/cuda/conv2d.{h,cu}
 //   unit tests       tests/unit/test_conv2d.cpp (the op), tests/unit/test_conv2d_kernels.cpp (the CPU
 //                    kernel against direct loops, its threading and edge cases)

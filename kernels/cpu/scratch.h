@@ -22,6 +22,7 @@ enum class ScratchSlot {
   kConvWide,          // conv2d: a chunk's GEMM output or gathered gradient
   kConvPartialGrad,   // conv2d: the workers' filter gradients
   kConvPlane,         // conv2d: one padded or transposed channel plane
+  kConvFilters,       // conv2d: the Winograd-transformed filters
   kGroupNormSums,     // group_norm backward: the per-(sample, channel) sums
   kGroupNormSpread,   // group_norm: gamma and beta spread over the map
   kGroupNormGroup,    // group_norm backward: d and d * xhat of one group

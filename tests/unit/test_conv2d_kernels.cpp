@@ -1,5 +1,7 @@
-// The im2col + GEMM convolution (kernels/cpu/conv2d.cpp) against the definition: direct
-// loops over every output, input channel and kernel tap, in double precision.
+// The im2col + GEMM convolution (kernels/cpu/conv2d.cpp) and its Winograd F(2x2, 3x3) path
+// (kernels/cpu/conv2d_winograd.cpp, float32 3x3 stride-1 padding-1 convolutions with 16 or
+// more channels) against the definition: direct loops over every output, input channel and
+// kernel tap, in double precision.
 //
 // The geometries are chosen to reach every branch of the fast path: stride 2, padding,
 // padding wider than half the kernel (outputs that see only zeros), dilation, groups and
@@ -9,6 +11,7 @@
 // output rows through tap tables, wide ones through row copies). Outputs are poisoned with
 // NaN first, so an element the kernel forgets to write fails.
 #include <catch2/catch.hpp>
+#include <omp.h>
 
 #include <algorithm>
 #include <array>
@@ -21,6 +24,7 @@
 
 
 #include "kernels/cpu/conv2d.h"
+#include "kernels/cpu/conv2d_winograd.h"
 #include "kernels/cpu/linear_algebra.h"
 #include "tests/support/test_data.h"
 
@@ -77,6 +81,16 @@ std::vector<Case> cases() {
       {"wide rows: 1x1 stride 2 shortcut", make_geometry(3, 4, 5, 36, 5, {1, 1}, {2, 2})},
       {"wide rows: 5x3 kernel, stride (2, 3), padding (2, 1)", make_geometry(2, 2, 9, 50, 3, {5, 3}, {2, 3}, {2, 1})},
       {"wide rows: several images per GEMM", make_geometry(60, 2, 2, 20, 3, {3, 3}, {1, 1}, {1, 1})},
+      // float32 3x3 stride-1 padding-1 convolutions with 16 or more channels take Winograd's
+      // F(2x2, 3x3) (kernels/cpu/conv2d_winograd.cpp), forward and input gradient: even and
+      // odd maps (tiles hanging over the edge), one image or several per chunk, a ragged batch.
+      {"winograd: 16 -> 24 channels, 8x8", make_geometry(4, 16, 8, 8, 24, {3, 3}, {1, 1}, {1, 1})},
+      {"winograd: 17 -> 16 channels, 7x9 (odd edges)", make_geometry(3, 17, 7, 9, 16, {3, 3}, {1, 1}, {1, 1})},
+      {"winograd: 32x32 maps, one image per chunk", make_geometry(2, 16, 32, 32, 16, {3, 3}, {1, 1}, {1, 1})},
+      {"winograd: 1x1 and 2x2 maps", make_geometry(5, 16, 2, 2, 20, {3, 3}, {1, 1}, {1, 1})},
+      {"winograd: 4x4 maps, many images per chunk, ragged", make_geometry(67, 16, 4, 4, 16, {3, 3}, {1, 1}, {1, 1})},
+      {"winograd: 1x3 map", make_geometry(3, 16, 1, 3, 16, {3, 3}, {1, 1}, {1, 1})},
+      {"winograd: 64 channels (sums of 576 products)", make_geometry(2, 64, 8, 8, 64, {3, 3}, {1, 1}, {1, 1})},
   };
 }
 
@@ -232,7 +246,17 @@ TEST_CASE("conv2d: im2col + GEMM matches direct loops in float32", "[unit]") {
   // Sums of up to a few hundred products of N(0, 1) values; float32 keeps ~7 digits.
   for (const Case& c : cases()) {
     INFO(c.name);
-    check_against_direct<float>(c, 2e-4);
+    check_against_direct<float>(c, 2e-4);  // Winograd's outputs and input gradients: within 1e-5 here
+  }
+}
+
+TEST_CASE("conv2d: the Winograd cases take the Winograd path, the others im2col", "[unit]") {
+  // So the float32 test above holds Winograd to the direct loops (a batch needs an image per
+  // thread; the cases' batches are at least this machine's thread count where it has 2).
+  for (const Case& c : cases()) {
+    INFO(c.name);
+    const bool named = c.name.rfind("winograd:", 0) == 0;
+    CHECK(kernels::cpu::winograd_applies(c.geometry) == (named && c.geometry.batch >= omp_get_max_threads()));
   }
 }
 

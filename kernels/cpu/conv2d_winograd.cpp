@@ -1,0 +1,269 @@
+// Winograd's minimal filtering F(2x2, 3x3) (Lavin & Gray 2016, "Fast Algorithms for
+// Convolutional Neural Networks", section 4.1): for each 4x4 tile d of the zero-padded input
+// (tiles overlap by 2) and each 3x3 filter g, the 2x2 output tile is
+//   Y = A^T [ (G g G^T) ⊙ (B^T d B) ] A,
+//   G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1],
+//   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],   A^T = [1 1 1 0; 0 1 -1 -1],
+// 16 multiplications per output tile and channel pair instead of im2col's 36. Summed over the
+// input channels, the elementwise products become 16 GEMMs, one per position xi of the 4x4
+// transformed tile:
+//   M[xi] (C_out, T) = U[xi] (C_out, C_in) @ V[xi] (C_in, T),  U = G g G^T,  V = B^T d B,
+// T the tiles of a chunk of images. The transforms are additions only (G's halves aside), so
+// the rounding is a few ulps of the tiles' magnitudes; tests/unit/test_conv2d_kernels.cpp holds
+// the result to the direct loops.
+//
+// Why it is shaped this way (as conv2d.cpp's im2col path, whose threading it shares):
+// - The batch is split across threads, each transforming and multiplying its own images
+//   with single-threaded GEMMs; the filter transform U is made once per call, shared.
+// - A chunk gathers about kTargetTiles tiles (several images where the map is small), so
+//   each of the 16 GEMMs is wide enough for BLAS (C_out x C_in x 512 runs near sgemm's peak
+//   here from 64 channels on), and V and M (16 x channels x T floats each) stay in the
+//   last-level cache between the transform and the GEMM.
+// - Each channel plane is first copied into a zero-bordered plane rounded up to whole tiles,
+//   its rows split into even and odd columns, so every tile reads in bounds whatever the
+//   map's size and the transforms run over contiguous runs of tiles (vectorised); output
+//   tiles that hang over an odd edge are computed whole and only their in-bounds part kept.
+// - The input gradient of a stride-1, padding-1 3x3 convolution is such a convolution of the
+//   output gradient (conv2d_winograd.h), so both run through convolve(), with the filters
+//   transformed the one way or the other; this replaces im2col's K x P gradient columns and
+//   their col2im.
+#include "kernels/cpu/conv2d_winograd.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <exception>
+
+#include "kernels/cpu/linear_algebra.h"
+#include "kernels/cpu/scratch.h"
+
+namespace visrep::kernels::cpu {
+namespace {
+
+constexpr int64_t kWinogradMinChannels = 16;
+constexpr int64_t kTargetTiles = 512;
+constexpr int64_t kPositions = 16;  // the 4x4 transformed tile
+
+// The convolution convolve() computes: `inputs` channels in, `outputs` channels out, over
+// planes of height x width, with U already transformed ([xi][output][input]).
+struct Problem {
+  int64_t batch, inputs, outputs, height, width;
+  int64_t tiles_h, tiles_w, tiles_per_image;
+  int64_t padded_h, padded_w;  // the zero-bordered plane: whole tiles plus the border
+};
+
+Problem make_problem(int64_t batch, int64_t inputs, int64_t outputs, int64_t height, int64_t width) {
+  Problem p{batch, inputs, outputs, height, width, (height + 1) / 2, (width + 1) / 2, 0, 0, 0};
+  p.tiles_per_image = p.tiles_h * p.tiles_w;
+  p.padded_h = 2 * p.tiles_h + 2;
+  p.padded_w = 2 * p.tiles_w + 2;
+  return p;
+}
+
+// U[xi][m][k] = (G g G^T)[xi] for the filter g of output m and input k: the convolution's own
+// filters w[m][k] (transposed = false), or, for the input gradient, w'[m][k] = w[k][m] turned
+// by 180 degrees (w has shape (k_count, m_count, 3, 3) then).
+void transform_filters(const float* weight, int64_t m_count, int64_t k_count, bool transposed, float* u) {
+  const int64_t block = m_count * k_count;
+#pragma omp parallel for schedule(static) if (block >= 4096)
+  for (int64_t m = 0; m < m_count; ++m) {
+    for (int64_t k = 0; k < k_count; ++k) {
+      float g[3][3];
+      if (!transposed) {
+        const float* w = weight + (m * k_count + k) * 9;
+        for (int i = 0; i < 3; ++i)
+          for (int j = 0; j < 3; ++j) g[i][j] = w[i * 3 + j];
+      } else {
+        const float* w = weight + (k * m_count + m) * 9;
+        for (int i = 0; i < 3; ++i)
+          for (int j = 0; j < 3; ++j) g[i][j] = w[(2 - i) * 3 + (2 - j)];
+      }
+      float gg[4][3];  // G g
+      for (int j = 0; j < 3; ++j) {
+        gg[0][j] = g[0][j];
+        gg[1][j] = 0.5f * (g[0][j] + g[1][j] + g[2][j]);
+        gg[2][j] = 0.5f * (g[0][j] - g[1][j] + g[2][j]);
+        gg[3][j] = g[2][j];
+      }
+      float* out = u + m * k_count + k;
+      for (int i = 0; i < 4; ++i) {  // (G g) G^T, row i
+        out[(i * 4 + 0) * block] = gg[i][0];
+        out[(i * 4 + 1) * block] = 0.5f * (gg[i][0] + gg[i][1] + gg[i][2]);
+        out[(i * 4 + 2) * block] = 0.5f * (gg[i][0] - gg[i][1] + gg[i][2]);
+        out[(i * 4 + 3) * block] = gg[i][2];
+      }
+    }
+  }
+}
+
+// One channel plane, zero-bordered and rounded up to whole tiles (padded_h rows), each row
+// split by the parity of its padded column: even[r][i] = padded[r][2i], odd[r][i] =
+// padded[r][2i + 1], i <= tiles_w, padded[r][s] = plane[r - 1][s - 1] inside, 0 outside. A
+// tile tw then reads columns even[tw], odd[tw], even[tw + 1], odd[tw + 1]: runs contiguous
+// in tw, so the transforms below vectorise over tiles.
+void split_into_padded(const Problem& p, const float* plane, float* even, float* odd) {
+  const int64_t columns = p.tiles_w + 1;
+  std::fill(even, even + p.padded_h * columns, 0.0f);
+  std::fill(odd, odd + p.padded_h * columns, 0.0f);
+  for (int64_t r = 0; r < p.height; ++r) {
+    const float* source = plane + r * p.width;
+    float* e = even + (r + 1) * columns;
+    float* o = odd + (r + 1) * columns;
+    for (int64_t i = 0; 2 * i < p.width; ++i) o[i] = source[2 * i];
+    for (int64_t i = 1; 2 * i - 1 < p.width; ++i) e[i] = source[2 * i - 1];
+  }
+}
+
+// V[xi][k][t] = (B^T d B)[xi] for every tile t of the chunk's images and input channel k;
+// rows of T tiles, positions inputs * T apart.
+void transform_input(const Problem& p, const float* x, int64_t images, float* v) {
+  const int64_t tiles = images * p.tiles_per_image, position_stride = p.inputs * tiles;
+  const int64_t columns = p.tiles_w + 1;
+  float* even = thread_scratch<float>(ScratchSlot::kConvPlane, 2 * p.padded_h * columns);
+  float* odd = even + p.padded_h * columns;
+  for (int64_t k = 0; k < p.inputs; ++k) {
+    for (int64_t j = 0; j < images; ++j) {
+      split_into_padded(p, x + (j * p.inputs + k) * p.height * p.width, even, odd);
+      float* out = v + k * tiles + j * p.tiles_per_image;
+      for (int64_t th = 0; th < p.tiles_h; ++th) {
+        const float* e0 = even + 2 * th * columns;
+        const float* e1 = e0 + columns;
+        const float* e2 = e1 + columns;
+        const float* e3 = e2 + columns;
+        const float* o0 = odd + 2 * th * columns;
+        const float* o1 = o0 + columns;
+        const float* o2 = o1 + columns;
+        const float* o3 = o2 + columns;
+        float* row = out + th * p.tiles_w;
+#pragma omp simd
+        for (int64_t tw = 0; tw < p.tiles_w; ++tw) {
+          // The tile's columns b = 0..3 are even[tw], odd[tw], even[tw + 1], odd[tw + 1].
+          const float d[4][4] = {{e0[tw], o0[tw], e0[tw + 1], o0[tw + 1]},
+                                 {e1[tw], o1[tw], e1[tw + 1], o1[tw + 1]},
+                                 {e2[tw], o2[tw], e2[tw + 1], o2[tw + 1]},
+                                 {e3[tw], o3[tw], e3[tw + 1], o3[tw + 1]}};
+          float r[4][4];  // B^T d: rows d0 - d2, d1 + d2, d2 - d1, d1 - d3
+          for (int b = 0; b < 4; ++b) {
+            r[0][b] = d[0][b] - d[2][b];
+            r[1][b] = d[1][b] + d[2][b];
+            r[2][b] = d[2][b] - d[1][b];
+            r[3][b] = d[1][b] - d[3][b];
+          }
+          for (int a = 0; a < 4; ++a) {  // (B^T d) B, row a
+            row[(a * 4 + 0) * position_stride + tw] = r[a][0] - r[a][2];
+            row[(a * 4 + 1) * position_stride + tw] = r[a][1] + r[a][2];
+            row[(a * 4 + 2) * position_stride + tw] = r[a][2] - r[a][1];
+            row[(a * 4 + 3) * position_stride + tw] = r[a][1] - r[a][3];
+          }
+        }
+      }
+    }
+  }
+}
+
+// y[m] tiles = A^T M A from M[xi][m][t] (+ bias[m]). Each tile row's two output rows are
+// written whole (2 * tiles_w values) into `rows`, then their in-bounds part copied to y.
+void transform_output(const Problem& p, const float* products, int64_t images, const float* bias, float* y) {
+  const int64_t tiles = images * p.tiles_per_image, position_stride = p.outputs * tiles;
+  const int64_t plane = p.height * p.width, full_width = 2 * p.tiles_w;
+  float* rows = thread_scratch<float>(ScratchSlot::kConvPlane, 2 * full_width);
+  for (int64_t m = 0; m < p.outputs; ++m) {
+    const float b = bias != nullptr ? bias[m] : 0.0f;
+    for (int64_t j = 0; j < images; ++j) {
+      const float* in = products + m * tiles + j * p.tiles_per_image;
+      float* out = y + (j * p.outputs + m) * plane;
+      for (int64_t th = 0; th < p.tiles_h; ++th) {
+        const float* t = in + th * p.tiles_w;
+        float* top = rows;
+        float* bottom = rows + full_width;
+#pragma omp simd
+        for (int64_t tw = 0; tw < p.tiles_w; ++tw) {
+          float s[2][4];  // A^T X: rows X0 + X1 + X2, X1 - X2 - X3
+          for (int c = 0; c < 4; ++c) {
+            const float x0 = t[(0 * 4 + c) * position_stride + tw], x1 = t[(1 * 4 + c) * position_stride + tw];
+            const float x2 = t[(2 * 4 + c) * position_stride + tw], x3 = t[(3 * 4 + c) * position_stride + tw];
+            s[0][c] = x0 + x1 + x2;
+            s[1][c] = x1 - x2 - x3;
+          }
+          top[2 * tw] = s[0][0] + s[0][1] + s[0][2] + b;  // (A^T X) A
+          top[2 * tw + 1] = s[0][1] - s[0][2] - s[0][3] + b;
+          bottom[2 * tw] = s[1][0] + s[1][1] + s[1][2] + b;
+          bottom[2 * tw + 1] = s[1][1] - s[1][2] - s[1][3] + b;
+        }
+        std::copy(top, top + p.width, out + 2 * th * p.width);
+        if (2 * th + 1 < p.height) std::copy(bottom, bottom + p.width, out + (2 * th + 1) * p.width);
+      }
+    }
+  }
+}
+
+// y (batch, outputs, H, W) = the convolution of x (batch, inputs, H, W) with the transformed
+// filters u, split over the threads by images.
+void convolve(const Problem& p, const float* x, const float* u, const float* bias, float* y) {
+  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  const int workers = static_cast<int>(std::clamp<int64_t>(p.batch, 1, threads));
+  const int64_t images_per_worker = (p.batch + workers - 1) / workers;
+  const int64_t images_per_chunk =
+      std::clamp<int64_t>((kTargetTiles + p.tiles_per_image - 1) / p.tiles_per_image, 1, images_per_worker);
+  const int64_t in_image = p.inputs * p.height * p.width, out_image = p.outputs * p.height * p.width;
+
+  auto work = [&](int64_t first_image, int64_t end_image) {
+    for (int64_t n0 = first_image; n0 < end_image; n0 += images_per_chunk) {
+      const int64_t images = std::min(images_per_chunk, end_image - n0);
+      const int64_t tiles = images * p.tiles_per_image;
+      float* v = thread_scratch<float>(ScratchSlot::kConvColumns, kPositions * p.inputs * tiles);
+      float* products = thread_scratch<float>(ScratchSlot::kConvWide, kPositions * p.outputs * tiles);
+      transform_input(p, x + n0 * in_image, images, v);
+      const GemmShape shape{p.outputs, tiles, p.inputs, false, false};
+      for (int64_t xi = 0; xi < kPositions; ++xi)
+        gemm<float>(shape, 1.0f, u + xi * p.outputs * p.inputs, p.inputs, v + xi * p.inputs * tiles, tiles, 0.0f,
+                    products + xi * p.outputs * tiles, tiles);
+      transform_output(p, products, images, bias, y + n0 * out_image);
+    }
+  };
+  if (workers == 1) {
+    work(0, p.batch);
+    return;
+  }
+  std::exception_ptr failure;
+#pragma omp parallel num_threads(workers)
+  {
+    const int count = omp_get_num_threads(), worker = omp_get_thread_num();
+    try {
+      work(p.batch * worker / count, p.batch * (worker + 1) / count);
+    } catch (...) {
+#pragma omp critical(visrep_conv2d_winograd_failure)
+      if (!failure) failure = std::current_exception();
+    }
+  }
+  if (failure) std::rethrow_exception(failure);
+}
+
+}  // namespace
+
+bool winograd_applies(const Conv2dGeometry& g) {
+  const bool shape = g.kernel_height == 3 && g.kernel_width == 3 && g.stride_height == 1 && g.stride_width == 1 &&
+                     g.padding_height == 1 && g.padding_width == 1 && g.dilation_height == 1 &&
+                     g.dilation_width == 1 && g.groups == 1 && g.in_height >= 1 && g.in_width >= 1;
+  const bool wide = g.in_channels >= kWinogradMinChannels && g.out_channels >= kWinogradMinChannels;
+  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  return shape && wide && g.batch >= threads;
+}
+
+void winograd_forward(const Conv2dGeometry& g, const float* input, const float* weight, const float* bias,
+                      float* output) {
+  const Problem p = make_problem(g.batch, g.in_channels, g.out_channels, g.in_height, g.in_width);
+  float* u = thread_scratch<float>(ScratchSlot::kConvFilters, kPositions * p.outputs * p.inputs);
+  transform_filters(weight, p.outputs, p.inputs, false, u);
+  convolve(p, input, u, bias, output);
+}
+
+void winograd_backward_input(const Conv2dGeometry& g, const float* grad_output, const float* weight,
+                             float* grad_input) {
+  const Problem p = make_problem(g.batch, g.out_channels, g.in_channels, g.in_height, g.in_width);
+  float* u = thread_scratch<float>(ScratchSlot::kConvFilters, kPositions * p.outputs * p.inputs);
+  transform_filters(weight, p.outputs, p.inputs, true, u);
+  convolve(p, grad_output, u, nullptr, grad_input);
+}
+
+}  // namespace visrep::kernels::cpu
