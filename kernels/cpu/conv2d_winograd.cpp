@@ -24,8 +24,10 @@
 //   map's size and the transforms run over contiguous runs of tiles (vectorised); output
 //   tiles that hang over an odd edge are computed whole and only their in-bounds part kept.
 // - The input gradient of a stride-1, padding-1 3x3 convolution is such a convolution of the
-//   output gradient (conv2d_winograd.h), so both run through convolve(), with the filters
-//   transformed the one way or the other; this replaces im2col's K x P gradient columns and
+//   output gradient (conv2d_winograd.h), so both run through convolve(); the turned filters'
+//   transform is the forward's with its positions permuted and its matrices transposed
+//   (flipped() below), so both passes share one vectorised filter transform, and the input
+//   gradient's GEMMs read U transposed. This replaces im2col's K x P gradient columns and
 //   their col2im.
 #include "kernels/cpu/conv2d_winograd.h"
 
@@ -60,40 +62,51 @@ Problem make_problem(int64_t batch, int64_t inputs, int64_t outputs, int64_t hei
   return p;
 }
 
-// U[xi][m][k] = (G g G^T)[xi] for the filter g of output m and input k: the convolution's own
-// filters w[m][k] (transposed = false), or, for the input gradient, w'[m][k] = w[k][m] turned
-// by 180 degrees (w has shape (k_count, m_count, 3, 3) then).
-void transform_filters(const float* weight, int64_t m_count, int64_t k_count, bool transposed, float* u) {
-  const int64_t block = m_count * k_count;
-#pragma omp parallel for schedule(static) if (block >= 4096)
-  for (int64_t m = 0; m < m_count; ++m) {
-    for (int64_t k = 0; k < k_count; ++k) {
-      float g[3][3];
-      if (!transposed) {
-        const float* w = weight + (m * k_count + k) * 9;
+// U[xi][o][c] = (G g G^T)[xi] for the filter g = w[o][c] of output o and input c. One
+// filter row (C_in x 9) at a time is first turned into 9 runs of C_in, so the transform
+// vectorises over c with contiguous loads and stores.
+void transform_filters(const float* weight, int64_t outputs, int64_t inputs, float* u) {
+  const int64_t block = outputs * inputs;
+#pragma omp parallel if (block >= 4096)
+  {
+    float* taps = thread_scratch<float>(ScratchSlot::kConvPlane, 9 * inputs);  // [i * 3 + j][c]
+#pragma omp for schedule(static)
+    for (int64_t o = 0; o < outputs; ++o) {
+      const float* w = weight + o * inputs * 9;
+      for (int64_t c = 0; c < inputs; ++c)
+        for (int tap = 0; tap < 9; ++tap) taps[tap * inputs + c] = w[c * 9 + tap];
+      float* out = u + o * inputs;
+#pragma omp simd
+      for (int64_t c = 0; c < inputs; ++c) {
+        float g[3][3];
         for (int i = 0; i < 3; ++i)
-          for (int j = 0; j < 3; ++j) g[i][j] = w[i * 3 + j];
-      } else {
-        const float* w = weight + (k * m_count + m) * 9;
-        for (int i = 0; i < 3; ++i)
-          for (int j = 0; j < 3; ++j) g[i][j] = w[(2 - i) * 3 + (2 - j)];
-      }
-      float gg[4][3];  // G g
-      for (int j = 0; j < 3; ++j) {
-        gg[0][j] = g[0][j];
-        gg[1][j] = 0.5f * (g[0][j] + g[1][j] + g[2][j]);
-        gg[2][j] = 0.5f * (g[0][j] - g[1][j] + g[2][j]);
-        gg[3][j] = g[2][j];
-      }
-      float* out = u + m * k_count + k;
-      for (int i = 0; i < 4; ++i) {  // (G g) G^T, row i
-        out[(i * 4 + 0) * block] = gg[i][0];
-        out[(i * 4 + 1) * block] = 0.5f * (gg[i][0] + gg[i][1] + gg[i][2]);
-        out[(i * 4 + 2) * block] = 0.5f * (gg[i][0] - gg[i][1] + gg[i][2]);
-        out[(i * 4 + 3) * block] = gg[i][2];
+          for (int j = 0; j < 3; ++j) g[i][j] = taps[(i * 3 + j) * inputs + c];
+        float gg[4][3];  // G g
+        for (int j = 0; j < 3; ++j) {
+          gg[0][j] = g[0][j];
+          gg[1][j] = 0.5f * (g[0][j] + g[1][j] + g[2][j]);
+          gg[2][j] = 0.5f * (g[0][j] - g[1][j] + g[2][j]);
+          gg[3][j] = g[2][j];
+        }
+        for (int i = 0; i < 4; ++i) {  // (G g) G^T, row i
+          out[(i * 4 + 0) * block + c] = gg[i][0];
+          out[(i * 4 + 1) * block + c] = 0.5f * (gg[i][0] + gg[i][1] + gg[i][2]);
+          out[(i * 4 + 2) * block + c] = 0.5f * (gg[i][0] - gg[i][1] + gg[i][2]);
+          out[(i * 4 + 3) * block + c] = gg[i][2];
+        }
       }
     }
   }
+}
+
+// The position of the input gradient's transformed filters in the forward's U. The filter
+// turned by 180 degrees is J g J (J reverses the order of 3 elements), and G J = P G with P
+// exchanging the first and last of 4 rows, so G (J g J) G^T = P (G g G^T) P^T: position
+// (a, b) of the turned filter's transform is position (p(a), p(b)) of the filter's, p
+// exchanging 0 and 3. With the channel axes swapped as well, U'[xi] = U[flipped(xi)]^T.
+int64_t flipped(int64_t xi) {
+  constexpr int64_t p[4] = {3, 1, 2, 0};
+  return p[xi / 4] * 4 + p[xi % 4];
 }
 
 // One channel plane, zero-bordered and rounded up to whole tiles (padded_h rows), each row
@@ -109,8 +122,13 @@ void split_into_padded(const Problem& p, const float* plane, float* even, float*
     const float* source = plane + r * p.width;
     float* e = even + (r + 1) * columns;
     float* o = odd + (r + 1) * columns;
-    for (int64_t i = 0; 2 * i < p.width; ++i) o[i] = source[2 * i];
-    for (int64_t i = 1; 2 * i - 1 < p.width; ++i) e[i] = source[2 * i - 1];
+    const int64_t pairs = p.width / 2;
+#pragma omp simd
+    for (int64_t i = 0; i < pairs; ++i) {  // padded columns 2i + 1 and 2i + 2
+      o[i] = source[2 * i];
+      e[i + 1] = source[2 * i + 1];
+    }
+    if (p.width % 2 != 0) o[pairs] = source[2 * pairs];
   }
 }
 
@@ -198,8 +216,10 @@ void transform_output(const Problem& p, const float* products, int64_t images, c
 }
 
 // y (batch, outputs, H, W) = the convolution of x (batch, inputs, H, W) with the transformed
-// filters u, split over the threads by images.
-void convolve(const Problem& p, const float* x, const float* u, const float* bias, float* y) {
+// filters u, split over the threads by images: u[xi] is (outputs, inputs), or for the input
+// gradient (turned = true) the forward's transform, (inputs, outputs), read as
+// U[flipped(xi)]^T.
+void convolve(const Problem& p, const float* x, const float* u, bool turned, const float* bias, float* y) {
   const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
   const int workers = static_cast<int>(std::clamp<int64_t>(p.batch, 1, threads));
   const int64_t images_per_worker = (p.batch + workers - 1) / workers;
@@ -214,10 +234,10 @@ void convolve(const Problem& p, const float* x, const float* u, const float* bia
       float* v = thread_scratch<float>(ScratchSlot::kConvColumns, kPositions * p.inputs * tiles);
       float* products = thread_scratch<float>(ScratchSlot::kConvWide, kPositions * p.outputs * tiles);
       transform_input(p, x + n0 * in_image, images, v);
-      const GemmShape shape{p.outputs, tiles, p.inputs, false, false};
+      const GemmShape shape{p.outputs, tiles, p.inputs, turned, false};
       for (int64_t xi = 0; xi < kPositions; ++xi)
-        gemm<float>(shape, 1.0f, u + xi * p.outputs * p.inputs, p.inputs, v + xi * p.inputs * tiles, tiles, 0.0f,
-                    products + xi * p.outputs * tiles, tiles);
+        gemm<float>(shape, 1.0f, u + (turned ? flipped(xi) : xi) * p.outputs * p.inputs, turned ? p.outputs : p.inputs,
+                    v + xi * p.inputs * tiles, tiles, 0.0f, products + xi * p.outputs * tiles, tiles);
       transform_output(p, products, images, bias, y + n0 * out_image);
     }
   };
@@ -254,16 +274,16 @@ void winograd_forward(const Conv2dGeometry& g, const float* input, const float* 
                       float* output) {
   const Problem p = make_problem(g.batch, g.in_channels, g.out_channels, g.in_height, g.in_width);
   float* u = thread_scratch<float>(ScratchSlot::kConvFilters, kPositions * p.outputs * p.inputs);
-  transform_filters(weight, p.outputs, p.inputs, false, u);
-  convolve(p, input, u, bias, output);
+  transform_filters(weight, p.outputs, p.inputs, u);
+  convolve(p, input, u, false, bias, output);
 }
 
 void winograd_backward_input(const Conv2dGeometry& g, const float* grad_output, const float* weight,
                              float* grad_input) {
   const Problem p = make_problem(g.batch, g.out_channels, g.in_channels, g.in_height, g.in_width);
   float* u = thread_scratch<float>(ScratchSlot::kConvFilters, kPositions * p.outputs * p.inputs);
-  transform_filters(weight, p.outputs, p.inputs, true, u);
-  convolve(p, grad_output, u, nullptr, grad_input);
+  transform_filters(weight, g.out_channels, g.in_channels, u);  // the forward's U
+  convolve(p, grad_output, u, true, nullptr, grad_input);
 }
 
 }  // namespace visrep::kernels::cpu
