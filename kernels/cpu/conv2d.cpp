@@ -36,9 +36,9 @@
 //   megabytes are not page-faulted in afresh on every call.
 // - float32 3x3 convolutions with stride 1 and padding 1 (13 of the CIFAR ResNet-18's 20,
 //   most of its arithmetic) run their forward pass and input gradient through Winograd's
-//   F(2x2, 3x3) instead
+//   F(2x2, 3x3) instead, and their filter gradient through its adjoint
 //   (kernels/cpu/conv2d_winograd.cpp: 16 multiplications per 2x2 outputs where this path
-//   has 36), unless the reference kernels are asked for; their filter gradient stays here.
+//   has 36), unless the reference kernels are asked for.
 #include "kernels/cpu/conv2d.h"
 
 #include <omp.h>
@@ -594,10 +594,12 @@ void conv2d_backward(const Conv2dBackward<T>& arguments) {
   T* grad_bias = arguments.grad_bias;
   const Plan plan = make_plan(g);
   if constexpr (std::is_same_v<T, float>) {
-    // The input gradient through Winograd; the filter gradient stays im2col + GEMM below.
-    if (g.batch > 0 && grad_input != nullptr && winograd_applies_here(g)) {
-      winograd_backward_input(g, grad_output, weight, grad_input);
+    // Both gradients through Winograd; the bias gradient below.
+    if (g.batch > 0 && winograd_applies_here(g)) {
+      if (grad_input != nullptr) winograd_backward_input(g, grad_output, weight, grad_input);
+      if (grad_weight != nullptr) winograd_backward_weight(g, grad_output, input, grad_weight);
       grad_input = nullptr;
+      grad_weight = nullptr;
     }
   }
   const int64_t weight_numel = g.groups * plan.group_out_channels * plan.column_rows;

@@ -15,6 +15,8 @@
 // Why it is shaped this way (as conv2d.cpp's im2col path, whose threading it shares):
 // - The batch is split across threads, each transforming and multiplying its own images
 //   with single-threaded GEMMs; the filter transform U is made once per call, shared.
+//   (So results depend on the thread count only through how the filter gradient's sum is
+//   cut, as im2col's does.)
 // - A chunk gathers about kTargetTiles tiles (several images where the map is small), so
 //   each of the 16 GEMMs is wide enough for BLAS (C_out x C_in x 512 runs near sgemm's peak
 //   here from 64 channels on), and V and M (16 x channels x T floats each) stay in the
@@ -29,6 +31,10 @@
 //   (flipped() below), so both passes share one vectorised filter transform, and the input
 //   gradient's GEMMs read U transposed. This replaces im2col's K x P gradient columns and
 //   their col2im.
+// - The filter gradient is the adjoint of the forward pass, Y being linear in U:
+//   dU[xi] (C_out, C_in) = sum over tiles of D[xi] (C_out, T) @ V[xi]^T (T, C_in) with
+//   D = A dY A^T, then dW = G^T dU G; each worker accumulates its own dU over its chunks
+//   (the GEMMs' beta), the workers' are summed in order, then transformed back once.
 #include "kernels/cpu/conv2d_winograd.h"
 
 #include <omp.h>
@@ -215,16 +221,137 @@ void transform_output(const Problem& p, const float* products, int64_t images, c
   }
 }
 
+// How many threads split a batch (each gets an image at least), and the images per chunk.
+int worker_count(int64_t batch) {
+  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  return static_cast<int>(std::clamp<int64_t>(batch, 1, threads));
+}
+
+int64_t chunk_images(const Problem& p, int workers) {
+  const int64_t images_per_worker = (p.batch + workers - 1) / workers;
+  return std::clamp<int64_t>((kTargetTiles + p.tiles_per_image - 1) / p.tiles_per_image, 1, images_per_worker);
+}
+
+// Calls work(first_image, end_image, worker) on each of `workers` threads, over contiguous
+// shares of the batch; returns how many ran (OpenMP may grant fewer).
+template <class Work>
+int run_workers(int64_t batch, int workers, Work&& work) {
+  if (workers == 1) {
+    work(int64_t{0}, batch, 0);
+    return 1;
+  }
+  int workers_run = 1;
+  std::exception_ptr failure;
+#pragma omp parallel num_threads(workers)
+  {
+    const int count = omp_get_num_threads(), worker = omp_get_thread_num();
+    if (worker == 0) workers_run = count;
+    try {
+      work(batch * worker / count, batch * (worker + 1) / count, worker);
+    } catch (...) {
+#pragma omp critical(visrep_conv2d_winograd_failure)
+      if (!failure) failure = std::current_exception();
+    }
+  }
+  if (failure) std::rethrow_exception(failure);
+  return workers_run;
+}
+
+// The filter gradient's side (the adjoint of the forward's transforms):
+// D[xi][m][t] = (A dY A^T)[xi] for each 2x2 output-gradient tile dY (outputs beyond the map
+// are 0: they do not exist), A = (A^T)^T.
+void transform_output_gradient(const Problem& p, const float* dy, int64_t images, float* d) {
+  const int64_t tiles = images * p.tiles_per_image, position_stride = p.outputs * tiles;
+  const int64_t plane = p.height * p.width, rows_count = 2 * p.tiles_h;
+  // The plane's rows split by column parity, rounded up to whole tiles with zeros.
+  float* even = thread_scratch<float>(ScratchSlot::kConvPlane, 2 * rows_count * p.tiles_w);
+  float* odd = even + rows_count * p.tiles_w;
+  for (int64_t m = 0; m < p.outputs; ++m) {
+    for (int64_t j = 0; j < images; ++j) {
+      const float* source = dy + (j * p.outputs + m) * plane;
+      std::fill(even, even + 2 * rows_count * p.tiles_w, 0.0f);
+      for (int64_t r = 0; r < p.height; ++r) {
+        const float* row = source + r * p.width;
+        float* e = even + r * p.tiles_w;
+        float* o = odd + r * p.tiles_w;
+        const int64_t pairs = p.width / 2;
+#pragma omp simd
+        for (int64_t i = 0; i < pairs; ++i) {
+          e[i] = row[2 * i];
+          o[i] = row[2 * i + 1];
+        }
+        if (p.width % 2 != 0) e[pairs] = row[2 * pairs];
+      }
+      float* out = d + m * tiles + j * p.tiles_per_image;
+      for (int64_t th = 0; th < p.tiles_h; ++th) {
+        const float* e0 = even + 2 * th * p.tiles_w;
+        const float* e1 = e0 + p.tiles_w;
+        const float* o0 = odd + 2 * th * p.tiles_w;
+        const float* o1 = o0 + p.tiles_w;
+        float* row = out + th * p.tiles_w;
+#pragma omp simd
+        for (int64_t tw = 0; tw < p.tiles_w; ++tw) {
+          const float y[2][2] = {{e0[tw], o0[tw]}, {e1[tw], o1[tw]}};
+          float r[4][2];  // A dY: rows dY0, dY0 + dY1, dY0 - dY1, -dY1
+          for (int b = 0; b < 2; ++b) {
+            r[0][b] = y[0][b];
+            r[1][b] = y[0][b] + y[1][b];
+            r[2][b] = y[0][b] - y[1][b];
+            r[3][b] = -y[1][b];
+          }
+          for (int a = 0; a < 4; ++a) {  // (A dY) A^T, row a
+            row[(a * 4 + 0) * position_stride + tw] = r[a][0];
+            row[(a * 4 + 1) * position_stride + tw] = r[a][0] + r[a][1];
+            row[(a * 4 + 2) * position_stride + tw] = r[a][0] - r[a][1];
+            row[(a * 4 + 3) * position_stride + tw] = -r[a][1];
+          }
+        }
+      }
+    }
+  }
+}
+
+// grad_weight[o][c] = G^T dU[o][c] G (3x3 from 4x4), dU[xi][o][c]: the adjoint of
+// transform_filters, vectorised over c the same way.
+void transform_filter_gradient(const float* du, int64_t outputs, int64_t inputs, float* grad_weight) {
+  const int64_t block = outputs * inputs;
+#pragma omp parallel if (block >= 4096)
+  {
+    float* taps = thread_scratch<float>(ScratchSlot::kConvPlane, 9 * inputs);  // [i * 3 + j][c]
+#pragma omp for schedule(static)
+    for (int64_t o = 0; o < outputs; ++o) {
+      const float* in = du + o * inputs;
+#pragma omp simd
+      for (int64_t c = 0; c < inputs; ++c) {
+        float x[4][4];
+        for (int a = 0; a < 4; ++a)
+          for (int b = 0; b < 4; ++b) x[a][b] = in[(a * 4 + b) * block + c];
+        float t[3][4];  // G^T X: rows X0 + (X1 + X2) / 2, (X1 - X2) / 2, (X1 + X2) / 2 + X3
+        for (int b = 0; b < 4; ++b) {
+          t[0][b] = x[0][b] + 0.5f * (x[1][b] + x[2][b]);
+          t[1][b] = 0.5f * (x[1][b] - x[2][b]);
+          t[2][b] = 0.5f * (x[1][b] + x[2][b]) + x[3][b];
+        }
+        for (int i = 0; i < 3; ++i) {  // (G^T X) G, row i
+          taps[(i * 3 + 0) * inputs + c] = t[i][0] + 0.5f * (t[i][1] + t[i][2]);
+          taps[(i * 3 + 1) * inputs + c] = 0.5f * (t[i][1] - t[i][2]);
+          taps[(i * 3 + 2) * inputs + c] = 0.5f * (t[i][1] + t[i][2]) + t[i][3];
+        }
+      }
+      float* w = grad_weight + o * inputs * 9;
+      for (int64_t c = 0; c < inputs; ++c)
+        for (int tap = 0; tap < 9; ++tap) w[c * 9 + tap] = taps[tap * inputs + c];
+    }
+  }
+}
+
 // y (batch, outputs, H, W) = the convolution of x (batch, inputs, H, W) with the transformed
 // filters u, split over the threads by images: u[xi] is (outputs, inputs), or for the input
 // gradient (turned = true) the forward's transform, (inputs, outputs), read as
 // U[flipped(xi)]^T.
 void convolve(const Problem& p, const float* x, const float* u, bool turned, const float* bias, float* y) {
-  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
-  const int workers = static_cast<int>(std::clamp<int64_t>(p.batch, 1, threads));
-  const int64_t images_per_worker = (p.batch + workers - 1) / workers;
-  const int64_t images_per_chunk =
-      std::clamp<int64_t>((kTargetTiles + p.tiles_per_image - 1) / p.tiles_per_image, 1, images_per_worker);
+  const int workers = worker_count(p.batch);
+  const int64_t images_per_chunk = chunk_images(p, workers);
   const int64_t in_image = p.inputs * p.height * p.width, out_image = p.outputs * p.height * p.width;
 
   auto work = [&](int64_t first_image, int64_t end_image) {
@@ -241,22 +368,7 @@ void convolve(const Problem& p, const float* x, const float* u, bool turned, con
       transform_output(p, products, images, bias, y + n0 * out_image);
     }
   };
-  if (workers == 1) {
-    work(0, p.batch);
-    return;
-  }
-  std::exception_ptr failure;
-#pragma omp parallel num_threads(workers)
-  {
-    const int count = omp_get_num_threads(), worker = omp_get_thread_num();
-    try {
-      work(p.batch * worker / count, p.batch * (worker + 1) / count);
-    } catch (...) {
-#pragma omp critical(visrep_conv2d_winograd_failure)
-      if (!failure) failure = std::current_exception();
-    }
-  }
-  if (failure) std::rethrow_exception(failure);
+  run_workers(p.batch, workers, [&](int64_t first, int64_t end, int) { work(first, end); });
 }
 
 }  // namespace
@@ -284,6 +396,42 @@ void winograd_backward_input(const Conv2dGeometry& g, const float* grad_output, 
   float* u = thread_scratch<float>(ScratchSlot::kConvFilters, kPositions * p.outputs * p.inputs);
   transform_filters(weight, g.out_channels, g.in_channels, u);  // the forward's U
   convolve(p, grad_output, u, true, nullptr, grad_input);
+}
+
+void winograd_backward_weight(const Conv2dGeometry& g, const float* grad_output, const float* input,
+                              float* grad_weight) {
+  const Problem p = make_problem(g.batch, g.in_channels, g.out_channels, g.in_height, g.in_width);
+  const int workers = worker_count(p.batch);
+  const int64_t images_per_chunk = chunk_images(p, workers);
+  const int64_t in_image = p.inputs * p.height * p.width, out_image = p.outputs * p.height * p.width;
+  const int64_t block = p.outputs * p.inputs, transformed = kPositions * block;
+  // dU[xi] (C_out, C_in) = sum over tiles of D[xi] (C_out, T) @ V[xi]^T (T, C_in): one
+  // accumulator per worker, summed in worker order after.
+  float* partials = thread_scratch<float>(ScratchSlot::kConvPartialGrad, workers * transformed);
+  const int workers_run = run_workers(p.batch, workers, [&](int64_t first_image, int64_t end_image, int worker) {
+    float* du = partials + worker * transformed;
+    for (int64_t n0 = first_image; n0 < end_image; n0 += images_per_chunk) {
+      const int64_t images = std::min(images_per_chunk, end_image - n0);
+      const int64_t tiles = images * p.tiles_per_image;
+      float* v = thread_scratch<float>(ScratchSlot::kConvColumns, kPositions * p.inputs * tiles);
+      float* d = thread_scratch<float>(ScratchSlot::kConvWide, kPositions * p.outputs * tiles);
+      transform_input(p, input + n0 * in_image, images, v);
+      transform_output_gradient(p, grad_output + n0 * out_image, images, d);
+      const GemmShape shape{p.outputs, p.inputs, tiles, false, true};
+      for (int64_t xi = 0; xi < kPositions; ++xi)
+        gemm<float>(shape, 1.0f, d + xi * p.outputs * tiles, tiles, v + xi * p.inputs * tiles, tiles,
+                    n0 == first_image ? 0.0f : 1.0f, du + xi * block, p.inputs);
+    }
+  });
+  if (workers_run > 1) {
+#pragma omp parallel for schedule(static) if (transformed >= 32768)
+    for (int64_t i = 0; i < transformed; ++i) {
+      float total = partials[i];
+      for (int worker = 1; worker < workers_run; ++worker) total += partials[worker * transformed + i];
+      partials[i] = total;
+    }
+  }
+  transform_filter_gradient(partials, p.outputs, p.inputs, grad_weight);
 }
 
 }  // namespace visrep::kernels::cpu

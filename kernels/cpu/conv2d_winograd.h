@@ -1,5 +1,5 @@
 // Winograd's F(2x2, 3x3) for the float32 3x3 convolutions with stride 1 and padding 1, the
-// fast path of conv2d's forward pass and input gradient on the CPU (kernels/cpu/conv2d.h
+// fast path of conv2d's forward pass and both gradients on the CPU (kernels/cpu/conv2d.h
 // specifies the convolution and lists the family's files; kernels/cpu/conv2d_winograd.cpp
 // explains the work). Part of the conv2d family: conv2d_forward and conv2d_backward call it
 // when winograd_applies, and run im2col + GEMM otherwise, and always under
@@ -25,5 +25,10 @@ void winograd_forward(const Conv2dGeometry& g, const float* input, const float* 
 // swapped over their channel axes and turned by 180 degrees (w'[c][o][i][j] = w[o][c][2-i][2-j]).
 void winograd_backward_input(const Conv2dGeometry& g, const float* grad_output, const float* weight,
                              float* grad_input);
+
+// grad_weight (C_out, C_in, 3, 3), overwritten, of conv2d(input, weight) given grad_output: the
+// adjoint of the forward's transforms, dW = G^T [sum over tiles (A dY A^T) ⊙ (B^T d B)] G.
+void winograd_backward_weight(const Conv2dGeometry& g, const float* grad_output, const float* input,
+                              float* grad_weight);
 
 }  // namespace visrep::kernels::cpu
