@@ -21,10 +21,11 @@
 //   each of the 16 GEMMs is wide enough for BLAS (C_out x C_in x 512 runs near sgemm's peak
 //   here from 64 channels on), and V and M (16 x channels x T floats each) stay in the
 //   last-level cache between the transform and the GEMM.
-// - Each channel plane is first copied into a zero-bordered plane rounded up to whole tiles,
-//   its rows split into even and odd columns, so every tile reads in bounds whatever the
-//   map's size and the transforms run over contiguous runs of tiles (vectorised); output
-//   tiles that hang over an odd edge are computed whole and only their in-bounds part kept.
+// - Each channel plane is first rearranged into a zero-bordered plane rounded up to whole
+//   tiles, split by row and column parity (gather_tile_columns), so every tile reads in
+//   bounds whatever the map's size and the input transform is one vectorised loop over the
+//   image's tiles; output tiles that hang over an odd edge are computed whole and only
+//   their in-bounds part kept.
 // - The input gradient of a stride-1, padding-1 3x3 convolution is such a convolution of the
 //   output gradient (conv2d_winograd.h), so both run through convolve(); the turned filters'
 //   transform is the forward's with its positions permuted and its matrices transposed
@@ -57,14 +58,11 @@ constexpr int64_t kPositions = 16;  // the 4x4 transformed tile
 struct Problem {
   int64_t batch, inputs, outputs, height, width;
   int64_t tiles_h, tiles_w, tiles_per_image;
-  int64_t padded_h, padded_w;  // the zero-bordered plane: whole tiles plus the border
 };
 
 Problem make_problem(int64_t batch, int64_t inputs, int64_t outputs, int64_t height, int64_t width) {
-  Problem p{batch, inputs, outputs, height, width, (height + 1) / 2, (width + 1) / 2, 0, 0, 0};
+  Problem p{batch, inputs, outputs, height, width, (height + 1) / 2, (width + 1) / 2, 0};
   p.tiles_per_image = p.tiles_h * p.tiles_w;
-  p.padded_h = 2 * p.tiles_h + 2;
-  p.padded_w = 2 * p.tiles_w + 2;
   return p;
 }
 
@@ -115,26 +113,32 @@ int64_t flipped(int64_t xi) {
   return p[xi / 4] * 4 + p[xi % 4];
 }
 
-// One channel plane, zero-bordered and rounded up to whole tiles (padded_h rows), each row
-// split by the parity of its padded column: even[r][i] = padded[r][2i], odd[r][i] =
-// padded[r][2i + 1], i <= tiles_w, padded[r][s] = plane[r - 1][s - 1] inside, 0 outside. A
-// tile tw then reads columns even[tw], odd[tw], even[tw + 1], odd[tw + 1]: runs contiguous
-// in tw, so the transforms below vectorise over tiles.
-void split_into_padded(const Problem& p, const float* plane, float* even, float* odd) {
-  const int64_t columns = p.tiles_w + 1;
-  std::fill(even, even + p.padded_h * columns, 0.0f);
-  std::fill(odd, odd + p.padded_h * columns, 0.0f);
+// One channel plane, zero-bordered and rounded up to whole tiles (padded[r][s] = plane[r - 1][s - 1]
+// inside, 0 outside), rearranged so that every value a tile reads sits at the tile's own
+// index t = th * tiles_w + tw: columns[4 * q + b][t] = padded[2 * th + q][2 * tw + b] for the
+// row parity q and the tile column b < 4, t < (tiles_h + 1) * tiles_w, so tile row a is
+// columns[4 * (a % 2) + b][t + (a / 2) * tiles_w]. Each of the 8 arrays is then read as
+// one contiguous run over all tiles of the image, and the transform vectorises over tiles
+// with no per-row bookkeeping.
+void gather_tile_columns(const Problem& p, const float* plane, float* columns) {
+  const int64_t length = (p.tiles_h + 1) * p.tiles_w;
+  std::fill(columns, columns + 8 * length, 0.0f);
   for (int64_t r = 0; r < p.height; ++r) {
-    const float* source = plane + r * p.width;
-    float* e = even + (r + 1) * columns;
-    float* o = odd + (r + 1) * columns;
-    const int64_t pairs = p.width / 2;
+    const float* row = plane + r * p.width;
+    const int64_t padded_row = r + 1, q = padded_row % 2, at = (padded_row / 2) * p.tiles_w;
+    float* b0 = columns + (4 * q + 0) * length + at;  // padded column 2 tw:     plane column 2 tw - 1
+    float* b1 = columns + (4 * q + 1) * length + at;  // padded column 2 tw + 1: plane column 2 tw
+    float* b2 = columns + (4 * q + 2) * length + at;  // padded column 2 tw + 2: plane column 2 tw + 1
+    float* b3 = columns + (4 * q + 3) * length + at;  // padded column 2 tw + 3: plane column 2 tw + 2
+    const int64_t pairs = p.width / 2;  // plane columns 2i and 2i + 1
 #pragma omp simd
-    for (int64_t i = 0; i < pairs; ++i) {  // padded columns 2i + 1 and 2i + 2
-      o[i] = source[2 * i];
-      e[i + 1] = source[2 * i + 1];
+    for (int64_t i = 0; i < pairs; ++i) {
+      b1[i] = row[2 * i];
+      b2[i] = row[2 * i + 1];
     }
-    if (p.width % 2 != 0) o[pairs] = source[2 * pairs];
+    if (p.width % 2 != 0) b1[pairs] = row[2 * pairs];
+    for (int64_t tw = 1; tw < p.tiles_w; ++tw) b0[tw] = b2[tw - 1];
+    for (int64_t tw = 0; tw + 1 < p.tiles_w; ++tw) b3[tw] = b1[tw + 1];
   }
 }
 
@@ -142,43 +146,39 @@ void split_into_padded(const Problem& p, const float* plane, float* even, float*
 // rows of T tiles, positions inputs * T apart.
 void transform_input(const Problem& p, const float* x, int64_t images, float* v) {
   const int64_t tiles = images * p.tiles_per_image, position_stride = p.inputs * tiles;
-  const int64_t columns = p.tiles_w + 1;
-  float* even = thread_scratch<float>(ScratchSlot::kConvPlane, 2 * p.padded_h * columns);
-  float* odd = even + p.padded_h * columns;
+  const int64_t length = (p.tiles_h + 1) * p.tiles_w, next = p.tiles_w;
+  float* columns = thread_scratch<float>(ScratchSlot::kConvPlane, 8 * length);
+  const float* c0 = columns;  // even padded rows, tile columns 0..3, then odd rows
+  const float* c1 = c0 + length;
+  const float* c2 = c1 + length;
+  const float* c3 = c2 + length;
+  const float* c4 = c3 + length;
+  const float* c5 = c4 + length;
+  const float* c6 = c5 + length;
+  const float* c7 = c6 + length;
   for (int64_t k = 0; k < p.inputs; ++k) {
     for (int64_t j = 0; j < images; ++j) {
-      split_into_padded(p, x + (j * p.inputs + k) * p.height * p.width, even, odd);
+      gather_tile_columns(p, x + (j * p.inputs + k) * p.height * p.width, columns);
       float* out = v + k * tiles + j * p.tiles_per_image;
-      for (int64_t th = 0; th < p.tiles_h; ++th) {
-        const float* e0 = even + 2 * th * columns;
-        const float* e1 = e0 + columns;
-        const float* e2 = e1 + columns;
-        const float* e3 = e2 + columns;
-        const float* o0 = odd + 2 * th * columns;
-        const float* o1 = o0 + columns;
-        const float* o2 = o1 + columns;
-        const float* o3 = o2 + columns;
-        float* row = out + th * p.tiles_w;
 #pragma omp simd
-        for (int64_t tw = 0; tw < p.tiles_w; ++tw) {
-          // The tile's columns b = 0..3 are even[tw], odd[tw], even[tw + 1], odd[tw + 1].
-          const float d[4][4] = {{e0[tw], o0[tw], e0[tw + 1], o0[tw + 1]},
-                                 {e1[tw], o1[tw], e1[tw + 1], o1[tw + 1]},
-                                 {e2[tw], o2[tw], e2[tw + 1], o2[tw + 1]},
-                                 {e3[tw], o3[tw], e3[tw + 1], o3[tw + 1]}};
-          float r[4][4];  // B^T d: rows d0 - d2, d1 + d2, d2 - d1, d1 - d3
-          for (int b = 0; b < 4; ++b) {
-            r[0][b] = d[0][b] - d[2][b];
-            r[1][b] = d[1][b] + d[2][b];
-            r[2][b] = d[2][b] - d[1][b];
-            r[3][b] = d[1][b] - d[3][b];
-          }
-          for (int a = 0; a < 4; ++a) {  // (B^T d) B, row a
-            row[(a * 4 + 0) * position_stride + tw] = r[a][0] - r[a][2];
-            row[(a * 4 + 1) * position_stride + tw] = r[a][1] + r[a][2];
-            row[(a * 4 + 2) * position_stride + tw] = r[a][2] - r[a][1];
-            row[(a * 4 + 3) * position_stride + tw] = r[a][1] - r[a][3];
-          }
+      for (int64_t t = 0; t < p.tiles_per_image; ++t) {
+        // Tile rows 0..3 are padded rows 2 th, 2 th + 1, 2 th + 2, 2 th + 3.
+        const float d[4][4] = {{c0[t], c1[t], c2[t], c3[t]},
+                               {c4[t], c5[t], c6[t], c7[t]},
+                               {c0[t + next], c1[t + next], c2[t + next], c3[t + next]},
+                               {c4[t + next], c5[t + next], c6[t + next], c7[t + next]}};
+        float r[4][4];  // B^T d: rows d0 - d2, d1 + d2, d2 - d1, d1 - d3
+        for (int b = 0; b < 4; ++b) {
+          r[0][b] = d[0][b] - d[2][b];
+          r[1][b] = d[1][b] + d[2][b];
+          r[2][b] = d[2][b] - d[1][b];
+          r[3][b] = d[1][b] - d[3][b];
+        }
+        for (int a = 0; a < 4; ++a) {  // (B^T d) B, row a
+          out[(a * 4 + 0) * position_stride + t] = r[a][0] - r[a][2];
+          out[(a * 4 + 1) * position_stride + t] = r[a][1] + r[a][2];
+          out[(a * 4 + 2) * position_stride + t] = r[a][2] - r[a][1];
+          out[(a * 4 + 3) * position_stride + t] = r[a][1] - r[a][3];
         }
       }
     }
