@@ -41,8 +41,8 @@ struct UnaryParameters {
 };
 
 // ReluBackward is relu's backward pass in one pass over memory: out = a > 0 ? b : 0, with a
-// relu's input and b the gradient of its output (0 where a is NaN, as PyTorch's
-// threshold_backward). Not differentiable itself: backward functions run without a graph.
+// relu's input and b the gradient of its output (0 where a is NaN, as where(gt(a, 0), b, 0)
+// has it). Not differentiable itself: backward functions run without a graph.
 enum class BinaryOp { Add, Subtract, Multiply, Divide, Power, Maximum, Minimum, ReluBackward };
 
 enum class CompareOp { Equal, NotEqual, Less, LessEqual, Greater, GreaterEqual };
