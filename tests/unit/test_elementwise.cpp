@@ -68,6 +68,22 @@ TEST_CASE("unary ops on special values", "[unit]") {
         std::vector<float>{INFINITY, -INFINITY});
 }
 
+TEST_CASE("relu's gradient passes where the input is positive, 0 elsewhere and at NaN", "[unit]") {
+  // relu's backward is one pass (BinaryOp::ReluBackward) for float32 and float64, also for a
+  // gradient with strides of its own.
+  for (DType dtype : {kFloat32, kFloat64}) {
+    INFO("dtype " << dtype_name(dtype));
+    Tensor x = from_vector<double>({kNaN, INFINITY, -INFINITY, 0.0, -0.0, 2.0, -3.0, 1e-30}).to(dtype);
+    x.set_requires_grad();
+    const Tensor g = from_vector<double>({1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16})
+                         .to(dtype)
+                         .reshape({8, 2})
+                         .select(1, 0);  // every other element: 1, 3, 5, ...
+    relu(x).backward(g);
+    CHECK(x.grad().to(kFloat64).to_vector<double>() == std::vector<double>{0, 3, 0, 0, 0, 11, 0, 15});
+  }
+}
+
 TEST_CASE("binary ops and broadcasting against loops", "[unit]") {
   Generator gen = generator_for("binary ops and broadcasting against loops");
   for (DType dtype : {kFloat32, kFloat64}) {
