@@ -2,7 +2,8 @@
 // statistics per channel over N and S, accumulated in double. float32 and float64. This
 // header is the specification; kernels/cpu/reference/batch_norm.cpp computes it with plain
 // loops in double, and kernels/cpu/batch_norm.cpp is the fast float32 kernel of the training
-// step (forward and backward; every other entry point and dtype runs the reference):
+// step (forward, backward and SyncBatchNorm's pieces; evaluation mode and float64 run the
+// reference):
 // kernels/cpu/reference/reference_kernels.h says how the two are related.
 //
 // SyncBatchNorm (sync_batch_norm: the statistics of the batch over every rank of a job) is the
@@ -11,8 +12,9 @@
 // normalisation with the merged ones (batch_norm_forward_with_statistics); backward, each
 // rank's sums of dy and dy * xhat (batch_norm_backward_sums), summed over the ranks by the op,
 // then grad_x from the sums (batch_norm_backward_with_sums). With the statistics and sums of
-// one rank they compute exactly what the references of batch_norm_forward_training and
-// batch_norm_backward do (the fast float32 kernels agree with those to rounding).
+// one rank they compute exactly what batch_norm_forward_training and batch_norm_backward do,
+// in the reference and in the fast float32 kernel alike (which agree with each other to
+// rounding).
 //
 // Where to look, batch normalisation:
 //   op               engine/ops/batch_norm.{h,cpp}   batch_norm(), sync_batch_norm(); the modules

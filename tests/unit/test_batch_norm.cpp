@@ -8,6 +8,7 @@
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <optional>
 #include <numeric>
 
 #include "engine/nn/layers.h"
@@ -114,7 +115,7 @@ template <class Norm>
 NormResult run_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& direction, Norm&& norm) {
   Tensor x_leaf = x.clone().set_requires_grad(), w = weight.clone().set_requires_grad(),
          b = bias.clone().set_requires_grad();
-  Tensor running_mean = zeros({x.size(1)}, kFloat64), running_var = ones({x.size(1)}, kFloat64);
+  Tensor running_mean = zeros({x.size(1)}, x.dtype()), running_var = ones({x.size(1)}, x.dtype());
   Tensor y = norm(x_leaf, running_mean, running_var, w, b);
   sum(mul(y, direction)).backward();
   return {y.detach(), x_leaf.grad(), w.grad(), b.grad(), running_mean, running_var};
@@ -236,6 +237,33 @@ void check_fast_batch_norm_against_reference(const Shape& shape, bool affine, do
 }
 
 }  // namespace
+
+TEST_CASE("sync_batch_norm on one rank is batch_norm in float32, through the fast kernel too", "[unit]") {
+  // The fast float32 kernel's SyncBatchNorm pieces are its training passes run apart, so one
+  // rank and P ranks do the same arithmetic per element (the distributed tests compare whole
+  // runs of both); with one rank's statistics nothing is merged, and the results are equal.
+  Generator gen = generator_for("sync_batch_norm on one rank is batch_norm in float32");
+  for (bool reference : {false, true}) {
+    INFO((reference ? "reference kernels" : "fast kernel"));
+    std::optional<kernels::cpu::ScopedReferenceKernels> use_reference;
+    if (reference) use_reference.emplace();
+    const Shape shape{6, 5, 7, 3};
+    const Tensor x = add(mul(random_normal(shape, gen), 2.0), 3.0).to(kFloat32);
+    const Tensor direction = random_normal(shape, gen, kFloat32);
+    const Tensor weight = random_normal({5}, gen, kFloat32), bias = random_normal({5}, gen, kFloat32);
+    const BatchNormOptions options{.momentum = 0.3, .eps = 1e-3};
+    MirroredRanks alone(0, 1);
+    const NormResult local = run_norm(x, weight, bias, direction, [&](auto&&... a) { return batch_norm(a..., options); });
+    const NormResult synced =
+        run_norm(x, weight, bias, direction, [&](auto&&... a) { return sync_batch_norm(a..., options, alone); });
+    CHECK(max_abs_difference(synced.y, local.y) == 0.0);
+    CHECK(max_abs_difference(synced.grad_x, local.grad_x) == 0.0);
+    CHECK(max_abs_difference(synced.grad_weight, local.grad_weight) <= 1e-6);
+    CHECK(max_abs_difference(synced.grad_bias, local.grad_bias) <= 1e-6);
+    CHECK(max_abs_difference(synced.running_mean, local.running_mean) == 0.0);
+    CHECK(max_abs_difference(synced.running_var, local.running_var) == 0.0);
+  }
+}
 
 TEST_CASE("batch_norm: the fast float32 kernel follows the reference", "[unit]") {
   Generator gen = generator_for("batch_norm: the fast float32 kernel follows the reference");
