@@ -19,17 +19,23 @@ int64_t default_gn_groups(int64_t stem_channels) {
   return stem_channels >= 64 ? 32 : std::max<int64_t>(stem_channels / 2, 1);
 }
 
-ResNetV2Config resnet_v2_architecture(const std::string& name, int64_t in_channels, int64_t classes) {
+ResNetV2Config resnet_v2_architecture(const std::string& name, int64_t in_channels, int64_t classes,
+                                      int64_t base_width) {
   ResNetV2Config config;
   config.in_channels = in_channels;
   config.classes = classes;
   if (name == "bit-tiny") {
+    VISREP_CHECK(base_width >= 0 && base_width <= 1024, "bit-tiny's base width must be in [1, 1024] (0: 16), not {}",
+                 base_width);
     config.depth = 0;
     config.units_per_stage = {1, 1, 1, 1};
-    config.base_width = 16;
-    config.gn_groups = default_gn_groups(config.base_width);  // 8
+    config.base_width = base_width > 0 ? base_width : 16;
+    config.gn_groups = default_gn_groups(config.base_width);  // 8 at 16
+    validate(config);
     return config;
   }
+  VISREP_CHECK(base_width == 0, "{} takes no width ({}): the bit-r names carry theirs (e.g. bit-r50x2); only bit-tiny "
+               "takes a base width", name, base_width);
   // "bit-r<depth>x<width>"
   int depth = 0, width = 0;
   const char* text = name.c_str();
@@ -56,7 +62,7 @@ Encoder make_encoder(const std::string& architecture, int64_t width, int64_t in_
     return {net, net->feature_dim(), fmt::format("SmallConvNet width {}", width)};
   }
   if (is_resnet_v2_architecture(architecture)) {
-    auto net = std::make_shared<ResNetV2>(resnet_v2_architecture(architecture, in_channels, 0));
+    auto net = std::make_shared<ResNetV2>(resnet_v2_architecture(architecture, in_channels, 0, width));
     return {net, net->feature_dim(), net->describe()};
   }
   for (int depth : {18, 34, 50}) {

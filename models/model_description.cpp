@@ -9,6 +9,7 @@
 
 #include "engine/error.h"
 #include "engine/util/version.h"
+#include "models/factory.h"
 #include "models/heads.h"
 #include "models/resnet.h"
 #include "models/resnet_v2.h"
@@ -152,8 +153,9 @@ std::pair<std::string, int64_t> described_architecture_name(const nlohmann::json
   if (family == "resnet_v2") {
     const std::vector<int> units = architecture.value("units_per_stage", std::vector<int>{});
     const int64_t base_width = architecture.value("base_width", int64_t{0});
-    if (units == std::vector<int>{1, 1, 1, 1} && base_width == 16 && architecture.value("gn_groups", 0) == 8) {
-      return {"bit-tiny", 0};
+    if (units == std::vector<int>{1, 1, 1, 1} && architecture.value("width_factor", 0) == 1 && base_width > 0 &&
+        architecture.value("gn_groups", int64_t{0}) == default_gn_groups(base_width)) {
+      return {"bit-tiny", base_width};
     }
     if (base_width == 64 && architecture.value("gn_groups", 0) == 32) {
       return {fmt::format("bit-r{}x{}", architecture.value("depth", 0), architecture.value("width_factor", 0)), 0};

@@ -6,6 +6,7 @@
 
 #include "engine/ops.h"
 #include "engine/util/version.h"
+#include "models/factory.h"
 #include "models/heads.h"
 #include "models/model_description.h"
 #include "models/resnet.h"
@@ -54,6 +55,21 @@ TEST_CASE("model description: every encoder family is built back exactly", "[uni
     REQUIRE(rebuilt.gn_groups == 3);
     REQUIRE(rebuilt.std_conv_eps == 1e-8);
     REQUIRE(models::described_architecture_name(arch).first.find("resnet_v2") == 0);
+  }
+  SECTION("bit-tiny of base width 32 (the main job's encoder) is named back with its width") {
+    const models::Encoder encoder = models::make_encoder("bit-tiny", 32, 1, 28);
+    REQUIRE(encoder.feature_dim == 1024);
+    const auto& config = dynamic_cast<const models::ResNetV2&>(*encoder.module).config();
+    REQUIRE(config.base_width == 32);
+    REQUIRE(config.gn_groups == 16);
+    const models::Encoder built = round_trip(*encoder.module);
+    REQUIRE(layout(*built.module) == layout(*encoder.module));
+    REQUIRE(models::described_architecture_name(models::describe_architecture(*encoder.module)) ==
+            std::pair<std::string, int64_t>{"bit-tiny", 32});
+    REQUIRE(models::described_architecture_name(models::describe_architecture(*models::make_encoder("bit-tiny", 0, 1, 28).module)) ==
+            std::pair<std::string, int64_t>{"bit-tiny", 16});
+    REQUIRE_THROWS_WITH(models::make_encoder("bit-r50x1", 2, 3, 32), Contains("bit-r50x1 takes no width (2)"));
+    REQUIRE_THROWS_WITH(models::resnet_v2_architecture("bit-tiny", 1, 0, 100000), Contains("base width must be in [1, 1024]"));
   }
   SECTION("ResNet v1 with the CIFAR stem") {
     const models::ResNet net({.depth = 18, .width_multiplier = 1, .stem = models::ResNetStem::Cifar, .in_channels = 3});
