@@ -175,7 +175,7 @@ FineTuneModel load_pretrained(const std::string& checkpoint, const std::string& 
 FineTuneModel from_scratch(const std::string& architecture, int64_t width, int64_t data_channels, int64_t image_size,
                            int64_t classes) {
   if (models::is_resnet_v2_architecture(architecture)) {
-    auto model = std::make_shared<models::ResNetV2>(models::resnet_v2_architecture(architecture, data_channels, classes));
+    auto model = std::make_shared<models::ResNetV2>(models::resnet_v2_architecture(architecture, data_channels, classes, width));
     return {model, model->describe(), "from scratch", data_channels};
   }
   FineTuneModel model =
@@ -253,7 +253,7 @@ int main(int argc, char** argv) {
                  "bit-tiny on the CPU), bit-tiny, bit-r50x1 ... bit-r152x4, small, resnet18, resnet34, resnet50")
       ->capture_default_str()
       ->check(apps::architecture_check());
-  app.add_option("--width", width, "small: channels of the first block (0: 32); resnet: width multiplier 1 or 2 (0: 1)")
+  app.add_option("--width", width, "small: channels of the first block (0: 32); resnet: width multiplier 1 or 2 (0: 1); bit-tiny: base width (0: 16)")
       ->check(apps::non_negative_number());
   app.add_option("--gn-groups", gn_groups, "GroupNorm groups of a ResNetV2 read from a checkpoint (0: what the file "
                  "records, else BiT's 32, or "

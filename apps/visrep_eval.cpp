@@ -64,7 +64,7 @@ int main(int argc, char** argv) {
                  "small, resnet18, resnet34, resnet50, bit-tiny, bit-r50x1 ...")
       ->capture_default_str()
       ->check(apps::architecture_check());
-  app.add_option("--width", width, "small: channels of the first block (0: 32); resnet: width multiplier 1 or 2 (0: 1)")
+  app.add_option("--width", width, "small: channels of the first block (0: 32); resnet: width multiplier 1 or 2 (0: 1); bit-tiny: base width (0: 16)")
       ->check(apps::non_negative_number());
   app.add_option("--image-size", image_size, "Input size the encoder was trained at (0: the dataset's)")
       ->check(apps::non_negative_number());

@@ -96,7 +96,7 @@ int main(int argc, char** argv) {
   app.add_option("--arch", architecture, "auto (resnet18 on a GPU, small on the CPU), small, resnet18, resnet34, resnet50, bit-tiny, bit-r50x1 ...")
       ->capture_default_str()
       ->check(apps::architecture_check());
-  app.add_option("--width", width, "small: channels of the first block (0: 32); resnet: width multiplier 1 or 2 (0: 1)")
+  app.add_option("--width", width, "small: channels of the first block (0: 32); resnet: width multiplier 1 or 2 (0: 1); bit-tiny: base width (0: 16)")
       ->check(apps::non_negative_number());
   app.add_option("--head-dim", head_dim, "Output width of the SupCon head")->capture_default_str()->check(CLI::Range(1, 8192));
   app.add_option("--augment", config.augment_preset, "Augmentation preset: supcon, simclr, bit or eval")->capture_default_str();

@@ -168,14 +168,16 @@ TEST_CASE("visrep-bit: fine-tunes SimCLR runs' encoders (SmallConvNet, ResNetV2)
   CHECK_FALSE(std::filesystem::exists(refused_dir));
 
   // SimCLR pretrains a ResNetV2 too; its encoder.safetensors has timm's names, so visrep-bit
-  // reads the architecture from it (bit-tiny's 8 GroupNorm groups follow from its width).
+  // reads the architecture from it (visrep-simclr's bit-tiny has base width 32, and its 16
+  // GroupNorm groups follow from that width).
   const std::string simclr_v2_dir = directory.file("simclr-v2");
   pretrain_simclr(data_root, "--arch bit-tiny", simclr_v2_dir);
   const std::string v2_run_dir = directory.file("bit-v2");
   const AppResult tuned_v2 =
       run_app(VISREP_BIT_BINARY, tiny_flags(data_root, v2_run_dir) + "--checkpoint " + quoted(simclr_v2_dir));
   require_finished_run(tuned_v2, v2_run_dir);
-  CHECK_THAT(tuned_v2.output, Contains("ResNetV2") && Contains("base width 16") && Contains("encoder.safetensors"));
+  CHECK_THAT(tuned_v2.output, Contains("ResNetV2") && Contains("base width 32") && Contains("16 GN groups") &&
+                                    Contains("encoder.safetensors"));
 }
 
 TEST_CASE("visrep-bit: Ctrl-C writes a checkpoint and --resume continues with the same losses", "[e2e][bit]") {

@@ -101,9 +101,9 @@ def main():
         check(description["visrep_version"] == version, f"version {description['visrep_version']} != {version}")
         check(list(description["modules"]) == ["encoder"], f"modules {list(description['modules'])}")
         arch = description["modules"]["encoder"]
-        expected_fields = {"family": "resnet_v2", "units_per_stage": [1, 1, 1, 1], "depth": 14, "base_width": 16,
-                           "width_factor": 1, "stage_widths": [64, 128, 256, 512], "gn_groups": 8,
-                           "std_conv_eps": 1e-10, "in_channels": 1, "feature_dim": 512, "classes": 0}
+        expected_fields = {"family": "resnet_v2", "units_per_stage": [1, 1, 1, 1], "depth": 14, "base_width": 32,
+                           "width_factor": 1, "stage_widths": [128, 256, 512, 1024], "gn_groups": 16,
+                           "std_conv_eps": 1e-10, "in_channels": 1, "feature_dim": 1024, "classes": 0}
         check(arch == expected_fields, f"the encoder's description {arch} != {expected_fields}")
         preprocessing = description["input"]
         check(preprocessing == {"channels": 1, "height": 16, "width": 16, "value_range": [0.0, 1.0], "mean": [0.0],
@@ -125,7 +125,7 @@ def main():
         check(checkpoint["input"] == preprocessing and checkpoint["visrep_version"] == version,
               "the checkpoint's input or version differ")
         head = checkpoint["modules"]["head"]
-        check(head["family"] == "ProjectionHead" and head["linear_layers"][0]["in"] == 512,
+        check(head["family"] == "ProjectionHead" and head["linear_layers"][0]["in"] == 1024,
               f"the head's description {head}")
     print(f"ok: {len(expected)} tensors match timm's resnetv2 names and shapes; description {json.dumps(arch)}")
 
