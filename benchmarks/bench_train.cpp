@@ -15,15 +15,16 @@
 //               projection head (512 -> 512 -> 128) -> fused NT-Xent (tau 0.1) -> backward ->
 //               LARS (simclr's rule; lr 0.3 x B / 256, weight decay 1e-6, momentum 0.9);
 //               B = 256 by default. These stay this case's settings whatever the main job's
-//               defaults become. The main job now trains at tau 0.2 (and for 20 epochs): the
-//               same work per step, since the temperature only scales the logits, so this
-//               case also times today's main-job step and there is no separate "main" case.
+//               defaults become (the main job's first encoder).
+//   main        today's main-job step: the same, with bit-tiny of base width 32 (GroupNorm with
+//               16 groups, 1,024 features; head 1024 -> 1024 -> 128) and tau 0.2, as
+//               visrep-simclr trains it on the CPU by default (apps/app_common.h).
 //   bit         a BiT-R50x1 fine-tuning step, head included: B images (224x224x3)
 //               -> models::ResNetV2 depth 50, width 1, 1000 classes, configured as timm's
 //               resnetv2_50x1_bit (WS eps 1e-8, the head initialised as timm does, not zeroed)
 //               -> cross-entropy on random labels -> backward -> SGD as the BiT-HyperRule
 //               has it (momentum 0.9, no weight decay, lr 0.003).
-// The default runs simclr and supervised (the SimCLR target's pair); "all" runs the four.
+// The default runs simclr and supervised (the SimCLR target's pair); "all" runs the five.
 //
 // Reported per step: ms, images/s (views/s for SimCLR: each view is a full forward and
 // backward pass through the encoder), the ratio SimCLR views/s / supervised img/s when both
@@ -88,15 +89,20 @@ using bench::fixed;
 
 constexpr int64_t kCifarClasses = 10;
 constexpr double kTemperature = 0.5;  // simclr's CIFAR-10 setting (README: --temperature=0.5)
-constexpr double kMainJobTemperature = 0.1;  // apps/visrep_simclr.cpp's with bit-tiny when the case was written
+constexpr double kBitTinyTemperature = 0.1;  // apps/visrep_simclr.cpp's with bit-tiny when the case was written
+constexpr double kMainJobTemperature = 0.2;  // apps/visrep_simclr.cpp's today
+constexpr int64_t kMainJobWidth = 32;        // bit-tiny's base width in today's main job (apps/app_common.h)
 constexpr int64_t kMainJobImageSize = 28;    // Fashion-MNIST, one channel
 constexpr int64_t kBitClasses = 1000;
 constexpr double kBitLearningRate = 0.003;  // BiT-HyperRule (bit_hyperrule.py), at any batch here
 
 // The cases in the order they are measured, and in the order the table lists them (the
 // baseline before the step compared with it).
-const std::vector<std::string> kCaseNames = {"simclr", "supervised", "bit-tiny", "bit"};
-const std::vector<std::string> kTableOrder = {"supervised", "simclr", "bit-tiny", "bit"};
+const std::vector<std::string> kCaseNames = {"simclr", "supervised", "bit-tiny", "main", "bit"};
+const std::vector<std::string> kTableOrder = {"supervised", "simclr", "bit-tiny", "main", "bit"};
+
+// The steps on 28x28x1 views: the main job's, then and now.
+bool main_job_case(const std::string& name) { return name == "bit-tiny" || name == "main"; }
 
 struct Settings {
   std::vector<std::string> cases = {"simclr", "supervised"};
@@ -112,14 +118,14 @@ struct Settings {
 int64_t case_batch(const std::string& name, const Settings& settings, Device device) {
   if (settings.batch > 0) return settings.batch;
   if (name == "bit") return device.is_cuda() ? 128 : 2;
-  if (name == "bit-tiny") return 256;
+  if (main_job_case(name)) return 256;
   return device.is_cuda() ? 512 : 32;
 }
 
 int64_t case_image_size(const std::string& name, const Settings& settings, Device device) {
   if (settings.image_size > 0) return settings.image_size;
   if (name == "bit") return device.is_cuda() ? 224 : 64;
-  if (name == "bit-tiny") return kMainJobImageSize;
+  if (main_job_case(name)) return kMainJobImageSize;
   return 32;
 }
 
@@ -195,15 +201,17 @@ TrainingStep simclr_step(int64_t batch, int64_t side, Device device, Generator& 
           [state] { return state->loss.item(); }};
 }
 
-// The README main job's step: bit-tiny on 28x28x1 views, NT-Xent at tau 0.1, LARS.
-TrainingStep bit_tiny_step(int64_t batch, int64_t side, Device device, Generator& generator) {
+// A main-job step: bit-tiny of `base_width` on 28x28x1 views, NT-Xent at `temperature`, LARS.
+TrainingStep bit_tiny_step(int64_t batch, int64_t side, Device device, Generator& generator, int64_t base_width,
+                           double temperature, std::string title) {
   struct State {
-    models::Encoder encoder = models::make_encoder("bit-tiny", 0, 1, kMainJobImageSize);
+    explicit State(int64_t base_width) : encoder(models::make_encoder("bit-tiny", base_width, 1, kMainJobImageSize)) {}
+    models::Encoder encoder;
     std::unique_ptr<models::ProjectionHead> head;
     std::unique_ptr<optim::Lars> optimizer;
     Tensor views, loss;
   };
-  auto state = std::make_shared<State>();
+  auto state = std::make_shared<State>(base_width);
   nn::Module& encoder = *state->encoder.module;
   state->head = std::make_unique<models::ProjectionHead>(state->encoder.feature_dim, 0, 128, 2);
   encoder.to(device);
@@ -212,14 +220,14 @@ TrainingStep bit_tiny_step(int64_t batch, int64_t side, Device device, Generator
   state->head->train();
   state->optimizer = simclr_lars(encoder, *state->head, batch);
   state->views = randn({2 * batch, 1, side, side}, TensorOptions(kFloat32, device), generator);
-  return {"bit-tiny simclr step (main job: NT-Xent 0.1, LARS)",
+  return {std::move(title),
           "2x" + image_shape(batch, side, 1),
           2 * batch,
           encoder.parameter_count() + state->head->parameter_count(),
-          [state] {
+          [state, temperature] {
             state->optimizer->zero_grad();
             const Tensor embeddings = state->head->forward(state->encoder.module->forward(state->views));
-            state->loss = nt_xent_loss(embeddings, kMainJobTemperature);
+            state->loss = nt_xent_loss(embeddings, temperature);
             state->loss.backward();
             state->optimizer->step();
           },
@@ -294,7 +302,12 @@ TrainingStep build_step(const std::string& name, const Settings& settings, Devic
   const int64_t side = case_image_size(name, settings, device);
   if (name == "simclr") return simclr_step(batch, side, device, generator);
   if (name == "supervised") return supervised_step(batch, side, device, generator);
-  if (name == "bit-tiny") return bit_tiny_step(batch, side, device, generator);
+  if (name == "bit-tiny")
+    return bit_tiny_step(batch, side, device, generator, 16, kBitTinyTemperature,
+                         "bit-tiny simclr step (first main job: NT-Xent 0.1, LARS)");
+  if (name == "main")
+    return bit_tiny_step(batch, side, device, generator, kMainJobWidth, kMainJobTemperature,
+                         "main-job simclr step (bit-tiny width 32, NT-Xent 0.2, LARS)");
   return bit_step(batch, side, device, generator);
 }
 
@@ -365,8 +378,9 @@ int run(const Settings& settings, Device device) {
   for (const std::string& name : cases) {
     const std::string network = name == "bit"        ? "BiT-R50x1 (ResNetV2-50x1, GroupNorm + WS), 1000 classes"
                                 : name == "bit-tiny" ? "bit-tiny (ResNetV2, 1 unit per stage, width 16) + 2-layer head"
+                                : name == "main"     ? "bit-tiny (ResNetV2, 1 unit per stage, width 32) + 2-layer head"
                                                      : "ResNet-18 (CIFAR stem)";
-    const int channels = name == "bit-tiny" ? 1 : 3;
+    const int channels = main_job_case(name) ? 1 : 3;
     std::cout << fmt::format("  {}: {}, batch {}, {}x{}x{}\n", name, network, case_batch(name, settings, device),
                              case_image_size(name, settings, device), case_image_size(name, settings, device), channels);
   }
@@ -428,7 +442,7 @@ int run(const Settings& settings, Device device) {
   }
   if (device.is_cuda()) cuda::set_tf32_enabled(previous_tf32);
   table.print(std::cout);
-  if (selected(settings, "simclr") || selected(settings, "bit-tiny"))
+  if (selected(settings, "simclr") || selected(settings, "bit-tiny") || selected(settings, "main"))
     std::cout << "img/s counts views for the SimCLR steps (2 per image); \"x supervised\" is that rate over the "
                  "supervised step's img/s in the same run.\n";
   if (selected(settings, "bit"))
@@ -443,16 +457,16 @@ int main(int argc, char** argv) {
   Settings settings;
   CLI::App app{"Training steps: SimCLR vs supervised (ResNet-18, CIFAR stem) and BiT-R50x1 fine-tuning"};
   app.add_option("--case", settings.cases,
-                 "steps to measure: simclr, supervised, bit-tiny (the main job's step), bit, or all (several may "
-                 "be given); the default is the SimCLR target's pair, simclr and supervised")
-      ->check(CLI::IsMember({"simclr", "supervised", "bit-tiny", "bit", "all"}))
+                 "steps to measure: simclr, supervised, bit-tiny (the first main job's step), main (today's), bit, "
+                 "or all (several may be given); the default is the SimCLR target's pair, simclr and supervised")
+      ->check(CLI::IsMember({"simclr", "supervised", "bit-tiny", "main", "bit", "all"}))
       ->capture_default_str();
   app.add_option("--batch", settings.batch,
-                 "images per step for every case (SimCLR: 2x as many views); default 512 on cuda, 32 on cpu; bit-tiny: "
-                 "256; bit: 128 on cuda, 2 on cpu")
+                 "images per step for every case (SimCLR: 2x as many views); default 512 on cuda, 32 on cpu; bit-tiny "
+                 "and main: 256; bit: 128 on cuda, 2 on cpu")
       ->check(CLI::Range(int64_t{2}, int64_t{8192}));
   app.add_option("--image-size", settings.image_size,
-                 "image height and width for every case; default 32; bit-tiny: 28; bit: 224 on cuda, 64 on cpu")
+                 "image height and width for every case; default 32; bit-tiny and main: 28; bit: 224 on cuda, 64 on cpu")
       ->check(CLI::Range(int64_t{16}, int64_t{1024}));
   app.add_option("--warmup", settings.warmup, "untimed steps before timing each contender")
       ->check(CLI::Range(0, 1000))

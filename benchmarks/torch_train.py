@@ -12,8 +12,9 @@ Run both in the same command. --case picks the steps, as in bench_train:
   ResNetV2 (big_transfer's bit_pytorch/models.py written out here: StdConv2d with eps 1e-10,
   GroupNorm(8 groups, eps 1e-5), pre-activation bottlenecks, one per stage, base width 16,
   zero padding before the stem's max-pool; 512 features) -> the same 2-layer head to 128 ->
-  NT-Xent (tau 0.1) -> backward -> LARS. B = 256. (The main job now trains at tau 0.2: the
-  same work per step, so this case times it too.)
+  NT-Xent (tau 0.1) -> backward -> LARS. B = 256. The first main job's step, kept as a case.
+- main: today's main-job step: the same with bit-tiny of base width 32 (GroupNorm with 16
+  groups, 1,024 features, head 1024 -> 1024 -> 128) and tau 0.2.
 - supervised (simclr's baseline): B images -> the same ResNet-18 (defined here, torchvision-
   free) -> Linear(512, 10) -> cross-entropy on random labels -> backward -> SGD (momentum
   0.9, weight decay 5e-4).
@@ -21,7 +22,7 @@ Run both in the same command. --case picks the steps, as in bench_train:
   initialisation, B = 128 random 224x224x3 images -> cross-entropy on random labels ->
   backward -> SGD as the BiT-HyperRule has it (momentum 0.9, no weight decay, lr 0.003).
   Needs timm; without it this case prints "skipped: timm not installed".
-The default runs simclr and supervised; "all" runs the four. LARS (simclr's lars_optimizer.py,
+The default runs simclr and supervised; "all" runs the five. LARS (simclr's lars_optimizer.py,
 classic momentum; biases and norm parameters, dim <= 1, get neither weight decay nor the
 trust ratio) is written out per parameter, as PyTorch code of SimCLR does it; lr 0.3 x B / 256,
 momentum 0.9, weight decay 1e-6, eeta 0.001, as bench_train.
@@ -51,7 +52,7 @@ it the side-by-side benchmark: it runs bench_train with OMP_NUM_THREADS set to t
 count, alternating rounds (one bench_train run, then one sample of the same steps here) so
 that load from elsewhere hits both alike, and prints both medians, the parameter counts of
 both (they must match) and visrep's speed relative to PyTorch eager (torch ms / visrep ms):
-  python3 benchmarks/torch_train.py --device cpu --case bit-tiny --visrep build/benchmarks/bench_train
+  python3 benchmarks/torch_train.py --device cpu --case bit-tiny main --visrep build/benchmarks/bench_train
   python3 benchmarks/torch_train.py --device cpu --case simclr --batch 32 --visrep build/benchmarks/bench_train
 
 Without PyTorch, or without a GPU for --device cuda, it says so and exits 0.
@@ -67,12 +68,15 @@ import time
 
 import torch_common
 
-CASES = ("simclr", "supervised", "bit-tiny", "bit")  # in the order they are measured
-TABLE_ORDER = ("supervised", "simclr", "bit-tiny", "bit")  # the baseline before the step compared with it
+CASES = ("simclr", "supervised", "bit-tiny", "main", "bit")  # in the order they are measured
+TABLE_ORDER = ("supervised", "simclr", "bit-tiny", "main", "bit")  # the baseline before the step compared with it
 PRECISIONS = ("tf32", "bf16", "fp32")  # in the order they are measured
 CIFAR_CLASSES = 10
 TEMPERATURE = 0.5
-MAIN_JOB_TEMPERATURE = 0.1  # bit-tiny: apps/visrep_simclr.cpp's when the case was written
+BIT_TINY_TEMPERATURE = 0.1  # bit-tiny: apps/visrep_simclr.cpp's when the case was written
+MAIN_JOB_TEMPERATURE = 0.2  # main: apps/visrep_simclr.cpp's today
+MAIN_JOB_WIDTH = 32  # main: bit-tiny's base width in today's main job (apps/app_common.h)
+MAIN_JOB_CASES = ("bit-tiny", "main")  # the steps on 28x28x1 views
 MAIN_JOB_IMAGE_SIZE = 28  # Fashion-MNIST, one channel
 BIT_MODEL = "resnetv2_50x1_bit"
 BIT_CLASSES = 1000
@@ -86,9 +90,9 @@ def parse_arguments():
                         help="steps to measure (several may be given); default: simclr and supervised")
     parser.add_argument("--batch", type=int, default=None,
                         help="images per step for every case (SimCLR: 2x as many views); default 512 (cpu: 32), "
-                             "bit-tiny 256, bit 128 (cpu: 2)")
+                             "bit-tiny and main 256, bit 128 (cpu: 2)")
     parser.add_argument("--image-size", type=int, default=None,
-                        help="image height and width; default 32, bit-tiny 28, bit 224 (cpu: 64)")
+                        help="image height and width; default 32, bit-tiny and main 28, bit 224 (cpu: 64)")
     parser.add_argument("--device", choices=["cuda", "cpu"], default="cuda", help="where the steps run")
     parser.add_argument("--threads", type=int, default=None,
                         help="cpu: torch.set_num_threads and bench_train's OMP_NUM_THREADS (default: OMP_NUM_THREADS, "
@@ -127,7 +131,7 @@ def case_batch(name, arguments):
     cpu = arguments.device == "cpu"
     if name == "bit":
         return 2 if cpu else 128
-    if name == "bit-tiny":
+    if name in MAIN_JOB_CASES:
         return 256
     return 32 if cpu else 512
 
@@ -138,7 +142,7 @@ def case_image_size(name, arguments):
         return arguments.image_size
     if name == "bit":
         return 64 if arguments.device == "cpu" else 224
-    return MAIN_JOB_IMAGE_SIZE if name == "bit-tiny" else 32
+    return MAIN_JOB_IMAGE_SIZE if name in MAIN_JOB_CASES else 32
 
 
 def case_precisions(name, arguments):
@@ -253,11 +257,10 @@ def build_modules(torch):
             return out + shortcut
 
     class BitTiny(nn.Module):
-        """models::make_encoder("bit-tiny"): ResNetV2 with one unit per stage, base width 16,
-        GroupNorm with 8 groups; 7x7/2 StdConv2d stem, zero pad 1, 3x3/2 max-pool; the final
-        GroupNorm + ReLU and the global average pool give 512 features."""
-
-        feature_dim = 512
+        """models::make_encoder("bit-tiny", width): ResNetV2 with one unit per stage, base width
+        16 (or width), GroupNorm with half as many groups; 7x7/2 StdConv2d stem, zero pad 1, 3x3/2
+        max-pool; the final GroupNorm + ReLU and the global average pool give 32 x width features
+        (512 at 16)."""
 
         def __init__(self, in_channels=1, width=16, groups=8):
             super().__init__()
@@ -270,6 +273,7 @@ def build_modules(torch):
                 channels = 4 * mid
             self.units = nn.Sequential(*units)
             self.norm = nn.GroupNorm(groups, channels)
+            self.feature_dim = channels
 
         def forward(self, x):
             x = functional.relu(self.norm(self.units(self.stem(x))))
@@ -338,11 +342,14 @@ def simclr_step(torch, modules, batch, side, device, generator, autocast):
                             generator, autocast, "torch simclr step (NT-Xent, LARS)")
 
 
-def bit_tiny_step(torch, modules, batch, side, device, generator, autocast):
+def bit_tiny_step(torch, modules, batch, side, device, generator, autocast, main):
+    """bit-tiny (main false) or today's main-job step (main true)."""
     _, projection_head, bit_tiny = modules
-    return contrastive_step(torch, bit_tiny(), projection_head(bit_tiny.feature_dim), batch, side, 1,
-                            MAIN_JOB_TEMPERATURE, device, generator, autocast,
-                            "torch bit-tiny simclr step (main job: NT-Xent 0.1, LARS)")
+    encoder = bit_tiny(width=MAIN_JOB_WIDTH, groups=MAIN_JOB_WIDTH // 2) if main else bit_tiny()
+    title = ("torch main-job simclr step (bit-tiny width 32, NT-Xent 0.2, LARS)" if main
+             else "torch bit-tiny simclr step (first main job: NT-Xent 0.1, LARS)")
+    return contrastive_step(torch, encoder, projection_head(encoder.feature_dim), batch, side, 1,
+                            MAIN_JOB_TEMPERATURE if main else BIT_TINY_TEMPERATURE, device, generator, autocast, title)
 
 
 def supervised_step(torch, modules, batch, side, device, generator, autocast):
@@ -598,8 +605,8 @@ def main():
             return simclr_step(torch, modules, batch, side, device, generator, autocast)
         if name == "supervised":
             return supervised_step(torch, modules, batch, side, device, generator, autocast)
-        if name == "bit-tiny":
-            return bit_tiny_step(torch, modules, batch, side, device, generator, autocast)
+        if name in MAIN_JOB_CASES:
+            return bit_tiny_step(torch, modules, batch, side, device, generator, autocast, name == "main")
         return bit_step(torch, timm, batch, side, device, generator, autocast)
 
     where = device_name if cuda else f"the cpu ({arguments.threads} threads)"
@@ -609,9 +616,10 @@ def main():
           "timed steps")
     for name in cases:
         network = {"bit": f"timm {BIT_MODEL}, {BIT_CLASSES} classes",
-                   "bit-tiny": "bit-tiny (ResNetV2, 1 unit per stage, width 16) + 2-layer head"}.get(
+                   "bit-tiny": "bit-tiny (ResNetV2, 1 unit per stage, width 16) + 2-layer head",
+                   "main": "bit-tiny (ResNetV2, 1 unit per stage, width 32) + 2-layer head"}.get(
                        name, "ResNet-18 (CIFAR stem)")
-        side, channels = case_image_size(name, arguments), 1 if name == "bit-tiny" else 3
+        side, channels = case_image_size(name, arguments), 1 if name in MAIN_JOB_CASES else 3
         print(f"  {name}: {network}, batch {case_batch(name, arguments)}, {side}x{side}x{channels}, "
               f"precisions {', '.join(case_precisions(name, arguments))}")
     sys.stdout.flush()
@@ -659,7 +667,7 @@ def main():
         torch_common.write_json_lines(arguments.json, records)  # a run cut short keeps what it measured
     torch_common.print_table(("case", "precision", "shape", "ms/step", "img or views/s", "x supervised", "peak MiB",
                               "loss"), rows)
-    if "simclr" in cases or "bit-tiny" in cases:
+    if "simclr" in cases or any(name in cases for name in MAIN_JOB_CASES):
         print('img/s counts views for the SimCLR steps (2 per image); "x supervised" is that rate over the supervised '
               "step's img/s in the same run.")
 
