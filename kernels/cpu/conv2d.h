@@ -1,7 +1,7 @@
 // 2-D convolution (cross-correlation, as in every deep-learning library) over NCHW tensors,
 // with stride, zero padding, dilation and groups, by im2col + GEMM (kernels/cpu/conv2d.cpp
 // explains the work), and for float32 3x3 stride-1 padding-1 convolutions the forward pass and
-// input gradient by Winograd's F(2x2, 3x3) (kernels/cpu/conv2d_winograd.cpp); the CUDA twin
+// both gradients by Winograd's F(2x2, 3x3) (kernels/cpu/conv2d_winograd.cpp); the CUDA twin
 // runs cuDNN. float32 and float64.
 //
 // Where to look, conv2d:
