@@ -109,9 +109,9 @@ struct Architecture {
 //   visrep-supcon   small             resnet18        32 / 16 / 1
 //   visrep-eval     small             resnet18        32 / 16 / 1
 //   visrep-bit      bit-tiny          bit-r50x1       32 / 16 / 1
-// (The main job's encoder is bit-tiny of base width 32: at 28 px it is the widest that trains
-// enough epochs within its 15 minutes on the CPU, and it beat width 16 by about a point of kNN
-// accuracy in the same time.) The bit-r* names carry their width in the name and take none.
+// (The main job's encoder is bit-tiny of base width 32: 8 epochs of it fit the main job's 15
+// minutes on the CPU and beat 20 epochs of width 16 by two points of kNN accuracy, README.)
+// The bit-r* names carry their width in the name and take none.
 inline Architecture resolve_architecture(Binary binary, const std::string& name, int64_t width, const Device& device) {
   Architecture architecture{name, width};
   if (name == "auto") {

@@ -90,6 +90,7 @@ using bench::fixed;
 constexpr int64_t kCifarClasses = 10;
 constexpr double kTemperature = 0.5;  // simclr's CIFAR-10 setting (README: --temperature=0.5)
 constexpr double kBitTinyTemperature = 0.1;  // apps/visrep_simclr.cpp's with bit-tiny when the case was written
+constexpr int64_t kBitTinyWidth = 16;        // bit-tiny's base width then (models/factory.h's default)
 constexpr double kMainJobTemperature = 0.2;  // apps/visrep_simclr.cpp's today
 constexpr int64_t kMainJobWidth = 32;        // bit-tiny's base width in today's main job (apps/app_common.h)
 constexpr int64_t kMainJobImageSize = 28;    // Fashion-MNIST, one channel
@@ -303,7 +304,7 @@ TrainingStep build_step(const std::string& name, const Settings& settings, Devic
   if (name == "simclr") return simclr_step(batch, side, device, generator);
   if (name == "supervised") return supervised_step(batch, side, device, generator);
   if (name == "bit-tiny")
-    return bit_tiny_step(batch, side, device, generator, 16, kBitTinyTemperature,
+    return bit_tiny_step(batch, side, device, generator, kBitTinyWidth, kBitTinyTemperature,
                          "bit-tiny simclr step (first main job: NT-Xent 0.1, LARS)");
   if (name == "main")
     return bit_tiny_step(batch, side, device, generator, kMainJobWidth, kMainJobTemperature,

@@ -25,7 +25,9 @@
 // merged over the ranks in between, so one rank and P ranks on the same global batch do the
 // same float arithmetic per element and differ only in how the double sums were cut.
 // The loops are `omp simd` reductions: the double accumulators are split across vector lanes,
-// a fixed order for a given build, independent of the thread count.
+// a fixed order for a given build, independent of the thread count. Each pass visits the
+// (n, c) planes of its channel n in order, with the plane's size in a local, so that no store
+// in the loop can alias it and the inner loops vectorise.
 #include "kernels/cpu/batch_norm.h"
 
 #include <algorithm>
@@ -41,8 +43,6 @@ constexpr int64_t kParallelThreshold = 32768;  // elements; below this, threads 
 
 bool parallel(const BatchNormShape& s) { return s.batch * s.channels * s.spatial >= kParallelThreshold; }
 
-// The (n, c) planes of channel c are visited n in order, with the plane's size in a local, so
-// that no store in the loop can alias it and the inner loops vectorise.
 struct ChannelStatistics {
   double mean = 0.0;
   double squares = 0.0;  // M2 = sum of (x - mean)^2
@@ -69,7 +69,7 @@ ChannelStatistics channel_statistics(const BatchNormShape& s, const float* x, in
 
 // Forward pass 2 for channel c with the statistics of `count` elements (this batch's, or the
 // global batch's for SyncBatchNorm): y, the saved mean and invstd, the running statistics
-// (the variance unbiased: M2 / (count - 1)), as the reference's normalise_channel. `a` is
+// (move_running_statistics, batch_norm.h), as the reference's normalise_channel. `a` is
 // BatchNormForwardTraining<float> or BatchNormForwardWithStatistics<float>.
 template <class Arguments>
 void normalise_channel(const Arguments& a, int64_t c, ChannelStatistics statistics, double count) {
@@ -89,15 +89,7 @@ void normalise_channel(const Arguments& a, int64_t c, ChannelStatistics statisti
   }
   a.saved_mean[c] = m;
   a.saved_invstd[c] = static_cast<float>(invstd);
-  if (a.running_mean != nullptr) {
-    float& running = a.running_mean[c];
-    running = static_cast<float>((1.0 - a.momentum) * static_cast<double>(running) + a.momentum * statistics.mean);
-  }
-  if (a.running_var != nullptr) {
-    const double unbiased = count > 1 ? statistics.squares / (count - 1) : variance;
-    float& running = a.running_var[c];
-    running = static_cast<float>((1.0 - a.momentum) * static_cast<double>(running) + a.momentum * unbiased);
-  }
+  move_running_statistics(a, c, statistics.mean, statistics.squares, count, variance);
 }
 
 struct ChannelSums {

@@ -29,6 +29,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 namespace visrep::kernels {
 
@@ -183,6 +184,25 @@ template <class T>
 void batch_norm_backward_sums(const BatchNormBackwardSums<T>& arguments);
 template <class T>
 void batch_norm_backward_with_sums(const BatchNormBackwardWithSums<T>& arguments);
+
+
+// The running statistics' update of a training forward pass, which the fast kernel and the
+// reference share: r = (1 - momentum) r + momentum b per channel, b the batch's mean and its
+// unbiased variance M2 / (count - 1) (the biased `variance` for a count of 1 or less), as
+// PyTorch does. `a` is BatchNormForwardTraining<T> or BatchNormForwardWithStatistics<T>.
+template <class Arguments>
+void move_running_statistics(const Arguments& a, int64_t c, double mean, double squares, double count, double variance) {
+  using T = std::remove_pointer_t<decltype(a.y)>;  // the Arguments' T
+  if (a.running_mean != nullptr) {
+    T& running = a.running_mean[c];
+    running = static_cast<T>((1.0 - a.momentum) * static_cast<double>(running) + a.momentum * mean);
+  }
+  if (a.running_var != nullptr) {
+    const double unbiased = count > 1 ? squares / (count - 1) : variance;
+    T& running = a.running_var[c];
+    running = static_cast<T>((1.0 - a.momentum) * static_cast<double>(running) + a.momentum * unbiased);
+  }
+}
 
 }  // namespace visrep::kernels::cpu
 

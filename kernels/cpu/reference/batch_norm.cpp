@@ -57,15 +57,7 @@ void normalise_channel(const Arguments& a, int64_t c, ChannelStatistics statisti
   });
   a.saved_mean[c] = static_cast<T>(statistics.mean);
   a.saved_invstd[c] = static_cast<T>(invstd);
-  if (a.running_mean != nullptr) {
-    T& running = a.running_mean[c];
-    running = static_cast<T>((1.0 - a.momentum) * static_cast<double>(running) + a.momentum * statistics.mean);
-  }
-  if (a.running_var != nullptr) {
-    const double unbiased = count > 1 ? statistics.squares / (count - 1) : variance;
-    T& running = a.running_var[c];
-    running = static_cast<T>((1.0 - a.momentum) * static_cast<double>(running) + a.momentum * unbiased);
-  }
+  move_running_statistics(a, c, statistics.mean, statistics.squares, count, variance);
 }
 
 }  // namespace
