@@ -40,7 +40,7 @@ int main(int argc, char** argv) {
 
   std::string checkpoint, data_root = data::kFashionMnistRoot, architecture = "auto", device = "auto", json_path;
   recipes::DatasetOptions dataset_options;
-  int64_t width = 0, image_size = 0, encode_batch_size = 256;
+  int64_t width = 0, image_size = 0, eval_image_size = 0, encode_batch_size = 256;
   bool raw_pixels = false, knn = false, linear = false;
   recipes::KnnOptions knn_options;
   recipes::LinearEvalOptions linear_options;
@@ -67,6 +67,10 @@ int main(int argc, char** argv) {
   app.add_option("--width", width, "small: channels of the first block (0: 32); resnet: width multiplier 1 or 2 (0: 1); bit-tiny: base width (0: 16)")
       ->check(apps::non_negative_number());
   app.add_option("--image-size", image_size, "Input size the encoder was trained at (0: the dataset's)")
+      ->check(apps::non_negative_number());
+  app.add_option("--eval-image-size", eval_image_size,
+                 "Size the whole images are resized to before the encoder (0: --image-size; visrep-simclr's main job "
+                 "evaluates its 28 px encoder at 42)")
       ->check(apps::non_negative_number());
   app.add_flag("--knn", knn, "Run the kNN evaluation (neither --knn nor --linear: both)");
   app.add_flag("--linear", linear, "Run the linear evaluation (neither --knn nor --linear: both)");
@@ -156,8 +160,11 @@ int main(int argc, char** argv) {
                  encoder.feature_dim);
       // The views the contrastive recipes train on have no mean/std normalisation (the
       // "simclr" and "supcon" presets), so the matching evaluation transform is the "eval"
-      // preset at the training size: a central crop, scaled to [0, 1].
-      const data::AugmentConfig transform = recipes::evaluation_transform(data::augment_preset("eval", image_size));
+      // preset's central crop at the training size, scaled to [0, 1] and resized to
+      // --eval-image-size (as the recipes' own evaluation does).
+      const data::AugmentConfig transform =
+          recipes::evaluation_transform(data::augment_preset("eval", image_size), eval_image_size);
+      summary["eval_image_size"] = transform.height;
       train_features =
           recipes::encode_dataset(*encoder.module, dataset.train, transform, chosen_device, encode_batch_size);
       test_features = recipes::encode_dataset(*encoder.module, dataset.test, transform, chosen_device, encode_batch_size);

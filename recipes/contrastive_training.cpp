@@ -42,6 +42,8 @@ void check_config(const ContrastiveTrainingConfig& config, const data::ImageData
                config.trust_coefficient);
   VISREP_CHECK(config.image_size >= 0, "{}: image_size must be >= 0 (0: the dataset's), got {}", recipe,
                config.image_size);
+  VISREP_CHECK(config.eval_image_size >= 0, "{}: eval_image_size must be >= 0 (0: the views' size), got {}", recipe,
+               config.eval_image_size);
   VISREP_CHECK(config.checkpoint_every >= 0, "{}: checkpoint_every must be >= 0, got {}", recipe,
                config.checkpoint_every);
   VISREP_CHECK(config.knn_every >= 1, "{}: knn_every must be >= 1, got {}", recipe, config.knn_every);
@@ -101,7 +103,7 @@ ContrastiveTrainingResult train_contrastive(nn::Module& encoder, nn::Module& hea
   check_config(config, train_set, recipe);
   const data::AugmentConfig augment = resolve_augment(config, train_set);
   data::check_augment_config(augment);
-  const data::AugmentConfig eval_transform = evaluation_transform(augment);
+  const data::AugmentConfig eval_transform = evaluation_transform(augment, config.eval_image_size);
   const bool knn_monitor = config.knn_monitor && test_set.size() > 0;
   const DataParallel parallel(config.ranks);
   const int64_t local_batch = parallel.local_batch_size(config.batch_size, recipe);

@@ -75,8 +75,11 @@ struct ContrastiveTrainingConfig {
   // The online kNN monitor: encoder features (evaluation mode, no augmentation) of the
   // training set as the memory bank, the test set as queries, every knn_every epochs and
   // after the last one. k = 200, temperature 0.1, cosine (recipes/evaluation.h).
+  // The monitor's images are evaluation_transform(views, eval_image_size): the whole image (up
+  // to 32 px) at eval_image_size x eval_image_size, 0: the views' size.
   bool knn_monitor = true;
   int64_t knn_every = 1;
+  int64_t eval_image_size = 0;
   KnnOptions knn;
 
   bool show_progress = true;

@@ -298,9 +298,11 @@ LinearEvalResult linear_eval(const Tensor& train_features, const Tensor& train_l
 
 // ---- an encoder's features ----------------------------------------------------------------------
 
-data::AugmentConfig evaluation_transform(const data::AugmentConfig& training) {
+data::AugmentConfig evaluation_transform(const data::AugmentConfig& training, int64_t size) {
+  VISREP_CHECK(size >= 0, "evaluation_transform: size must be >= 0 (0: the training size), got {}", size);
   data::AugmentConfig transform = data::augment_preset("eval", training.height);
   transform.width = training.width;
+  if (size > 0) transform.height = transform.width = size;
   transform.mean = training.mean;
   transform.std = training.std;
   return transform;

@@ -101,9 +101,13 @@ LinearEvalResult linear_eval(const Tensor& train_features, const Tensor& train_l
 
 // ---- an encoder's features ----------------------------------------------------------------------
 
-// The augmentation-free transform for evaluation that matches `training`: its size and
-// normalisation, the central crop of the "eval" preset.
-data::AugmentConfig evaluation_transform(const data::AugmentConfig& training);
+// The augmentation-free transform for evaluation that matches `training`: its normalisation
+// and the central crop the "eval" preset takes at the training size (the whole image up to
+// 32 px, 87.5% above), resized to `size` x `size` (0: the training size). A size above the
+// training size counters the train-test resolution discrepancy (Touvron et al. 2019, "Fixing
+// the train-test resolution discrepancy"): random-resized crops show objects larger in
+// training than the whole image shows them at the same size.
+data::AugmentConfig evaluation_transform(const data::AugmentConfig& training, int64_t size = 0);
 
 // The encoder's features (or a classifier's logits) of every image of `dataset`, in order:
 // (N, D) float32 on `device`, computed in evaluation mode without a graph, `batch_size` images

@@ -1,16 +1,18 @@
 // End-to-end: the SimCLR and SupCon recipes (recipes/simclr.h, recipes/supcon.h) on tiny
-// synthetic data on the CPU: the loss falls, a stopped and resumed run continues with
-// bit-identical losses, a stop leaves a checkpoint and no partial files, and bad settings
-// are refused with a message that names them.
+// synthetic data on the CPU: the loss falls, the kNN monitor encodes at the size asked, a
+// stopped and resumed run continues with bit-identical losses, a stop leaves a checkpoint
+// and no partial files, and bad settings are refused with a message that names them.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 
 #include "engine/data/synthetic.h"
 #include "engine/io/safetensors.h"
 #include "engine/ops.h"
 #include "models/heads.h"
+#include "models/model_description.h"
 #include "models/small_convnet.h"
 #include "recipes/simclr.h"
 #include "recipes/supcon.h"
@@ -116,6 +118,28 @@ TEST_CASE("simclr: the NT-Xent loss falls on synthetic data", "[e2e][simclr]") {
   const recipes::SimclrResult still =
       recipes::train_simclr(*frozen.encoder, *frozen.head, tiny_train_set(), tiny_test_set(), config);
   REQUIRE_FALSE(loss_fell(still.step_losses, 0.3));
+}
+
+TEST_CASE("simclr: the kNN monitor and the checkpoint's input follow eval_image_size", "[e2e][simclr]") {
+  recipes::clear_stop_request();
+  testing::TemporaryDirectory directory;
+  const auto run = [&](int64_t eval_image_size, const std::string& name) {
+    TinyModel model(7);
+    recipes::SimclrConfig config = tiny_simclr_config();
+    config.epochs = 1;
+    config.knn_monitor = true;
+    config.eval_image_size = eval_image_size;
+    config.run_directory = directory.file(name);
+    const recipes::SimclrResult result =
+        recipes::train_simclr(*model.encoder, *model.head, tiny_train_set(), tiny_test_set(), config);
+    REQUIRE(result.epochs.back().knn_accuracy.has_value());
+    const io::SafetensorsContents contents = io::load_safetensors(directory.file(name + "/checkpoint.safetensors"));
+    const nlohmann::json input = nlohmann::json::parse(contents.metadata.at(models::kModelDescriptionKey))["input"];
+    return input["height"].get<int64_t>();
+  };
+  // 16 px images, encoded whole at 24 px: the file says so (what its features were measured at).
+  CHECK(run(0, "views_size") == 16);
+  CHECK(run(24, "upsampled") == 24);
 }
 
 TEST_CASE("simclr: a stopped run resumes with bit-identical losses", "[e2e][simclr]") {
@@ -268,6 +292,9 @@ TEST_CASE("contrastive recipes: bad settings and checkpoints are refused by name
   config = tiny_simclr_config();
   config.temperature = 0.0;
   refused(config, "temperature must be positive");
+  config = tiny_simclr_config();
+  config.eval_image_size = -1;
+  refused(config, "eval_image_size must be >= 0");
   config = tiny_simclr_config();
   config.augment.reset();
   config.augment_preset = "sepia";

@@ -105,8 +105,10 @@ def main():
                            "width_factor": 1, "stage_widths": [128, 256, 512, 1024], "gn_groups": 16,
                            "std_conv_eps": 1e-10, "in_channels": 1, "feature_dim": 1024, "classes": 0}
         check(arch == expected_fields, f"the encoder's description {arch} != {expected_fields}")
+        # The input its features are evaluated at: visrep-simclr evaluates bit-tiny's 16 px views'
+        # encoder on the whole images at 1.5x, 24 px.
         preprocessing = description["input"]
-        check(preprocessing == {"channels": 1, "height": 16, "width": 16, "value_range": [0.0, 1.0], "mean": [0.0],
+        check(preprocessing == {"channels": 1, "height": 24, "width": 24, "value_range": [0.0, 1.0], "mean": [0.0],
                                 "std": [1.0]}, f"input {preprocessing}")
 
         expected = timm_resnetv2_state(arch)

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <numeric>
 
+#include "engine/data/augment.h"
 #include "engine/data/synthetic.h"
 #include "engine/device.h"
 #include "engine/ops.h"
@@ -214,6 +215,34 @@ void make_blobs(int64_t count, Generator& generator, Tensor& x, Tensor& y) {
 }
 
 }  // namespace
+
+TEST_CASE("evaluation_transform keeps the training size's crop and resizes to the size asked", "[unit]") {
+  data::AugmentConfig small_views = data::augment_preset("simclr", 28);
+  small_views.mean = {0.25f};
+  small_views.std = {0.5f};
+  // The training size: the eval preset's whole image at 32 px and below, its normalisation.
+  const data::AugmentConfig same = recipes::evaluation_transform(small_views);
+  CHECK(same.height == 28);
+  CHECK(same.width == 28);
+  CHECK(same.crop == data::CropMode::Center);
+  CHECK(same.crop_fraction == 1.0);
+  CHECK(same.flip_probability == 0.0);
+  CHECK(same.jitter_probability == 0.0);
+  CHECK(same.mean == std::vector<float>{0.25f});
+  CHECK(same.std == std::vector<float>{0.5f});
+  // Upsampled to 42 px: still the whole image (the crop follows the training size, not the
+  // output size, where the eval preset alone would take its 87.5% crop).
+  const data::AugmentConfig larger = recipes::evaluation_transform(small_views, 42);
+  CHECK(larger.height == 42);
+  CHECK(larger.width == 42);
+  CHECK(larger.crop_fraction == 1.0);
+  CHECK(data::augment_preset("eval", 42).crop_fraction == 0.875);
+  CHECK(larger.mean == same.mean);
+  // Views above 32 px keep the 87.5% central crop at any evaluation size.
+  CHECK(recipes::evaluation_transform(data::augment_preset("simclr", 64), 96).crop_fraction == 0.875);
+  CHECK(recipes::evaluation_transform(data::augment_preset("simclr", 64), 96).height == 96);
+  REQUIRE_THROWS_WITH(recipes::evaluation_transform(small_views, -1), Contains("size must be >= 0"));
+}
 
 TEST_CASE("linear eval separates a linearly separable set", "[unit]") {
   Generator generator = testing::generator_for("linear eval blobs");
