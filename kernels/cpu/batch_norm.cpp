@@ -26,8 +26,8 @@
 // same float arithmetic per element and differ only in how the double sums were cut.
 // The loops are `omp simd` reductions: the double accumulators are split across vector lanes,
 // a fixed order for a given build, independent of the thread count. Each pass visits the
-// (n, c) planes of its channel n in order, with the plane's size in a local, so that no store
-// in the loop can alias it and the inner loops vectorise.
+// (n, c) planes of its channel c, n in order, with the plane's size in a local, so that no
+// store in the loop can alias it and the inner loops vectorise.
 #include "kernels/cpu/batch_norm.h"
 
 #include <algorithm>

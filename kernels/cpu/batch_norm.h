@@ -185,7 +185,6 @@ void batch_norm_backward_sums(const BatchNormBackwardSums<T>& arguments);
 template <class T>
 void batch_norm_backward_with_sums(const BatchNormBackwardWithSums<T>& arguments);
 
-
 // The running statistics' update of a training forward pass, which the fast kernel and the
 // reference share: r = (1 - momentum) r + momentum b per channel, b the batch's mean and its
 // unbiased variance M2 / (count - 1) (the biased `variance` for a count of 1 or less), as
