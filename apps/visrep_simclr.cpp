@@ -247,7 +247,7 @@ int main(int argc, char** argv) {
     linear.seed = config.seed;
     const recipes::FrozenEncoderEvaluation frozen =
         recipes::evaluate_frozen_encoder(*encoder.module, dataset.train, dataset.test, transform, config.device, linear,
-                                         config.ranks);
+                                         config.ranks, result.final_features);
     summary["knn_accuracy"] = frozen.knn_accuracy;
     if (frozen.linear_accuracy) summary["linear_accuracy"] = *frozen.linear_accuracy;
     if (raw_pixel_baseline) {

@@ -180,7 +180,7 @@ int main(int argc, char** argv) {
     linear.seed = config.seed;
     const recipes::FrozenEncoderEvaluation frozen =
         recipes::evaluate_frozen_encoder(*encoder.module, dataset.train, dataset.test, transform, config.device, linear,
-                                         config.ranks);
+                                         config.ranks, supcon.final_features);
     supcon_summary["knn_accuracy"] = frozen.knn_accuracy;
     if (frozen.linear_accuracy) supcon_summary["linear_accuracy"] = *frozen.linear_accuracy;
     summary["supcon"] = supcon_summary;

@@ -182,8 +182,9 @@ ContrastiveTrainingResult train_contrastive(nn::Module& encoder, nn::Module& hea
                                     .learning_rate = optimizer->learning_rate(),
                                     .images_per_second = run.images_per_second()};
     if (knn_monitor && !run.stopping() && (run.epoch() % config.knn_every == 0 || run.epoch() == config.epochs)) {
+      const bool last = run.epoch() == config.epochs;
       summary.knn_accuracy = knn_monitor_accuracy(encoder, train_set, test_set, eval_transform, config.device,
-                                                  config.knn, parallel.ranks());
+                                                  config.knn, parallel.ranks(), last ? &result.final_features : nullptr);
     }
     knn_history.push_back(summary.knn_accuracy.value_or(std::numeric_limits<double>::quiet_NaN()));
     result.epochs.push_back(summary);

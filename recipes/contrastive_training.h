@@ -121,6 +121,10 @@ struct ContrastiveTrainingResult {
   std::vector<ContrastiveEpochSummary> epochs;  // the epochs this call finished
   bool stopped = false;             // a stop request ended the run early
   std::string checkpoint_path;      // the last checkpoint written; empty when none
+  // The kNN monitor's features after the last epoch (evaluation_transform(views,
+  // eval_image_size)), for the final evaluation (evaluate_frozen_encoder); undefined when the
+  // monitor did not run after it.
+  SplitFeatures final_features;
 };
 
 // ---- the loop ----------------------------------------------------------------------------------

@@ -344,9 +344,10 @@ Tensor encode_dataset(nn::Module& encoder, const data::ImageDataset& dataset, co
 
 double knn_monitor_accuracy(nn::Module& encoder, const data::ImageDataset& train_set,
                             const data::ImageDataset& test_set, const data::AugmentConfig& transform, Device device,
-                            const KnnOptions& options, distributed::Collectives* ranks) {
+                            const KnnOptions& options, distributed::Collectives* ranks, SplitFeatures* features) {
   const Tensor memory_bank = encode_dataset(encoder, train_set, transform, device, 256, ranks);
   const Tensor queries = encode_dataset(encoder, test_set, transform, device, 256, ranks);
+  if (features) *features = {.train = memory_bank, .test = queries};
   return knn_accuracy(memory_bank, train_set.labels, queries, test_set.labels,
                       std::max(train_set.class_count(), test_set.class_count()), options, ranks);
 }
@@ -363,9 +364,22 @@ LinearEvalResult linear_eval_of_encoder(nn::Module& encoder, const data::ImageDa
 FrozenEncoderEvaluation evaluate_frozen_encoder(nn::Module& encoder, const data::ImageDataset& train_set,
                                                 const data::ImageDataset& test_set,
                                                 const data::AugmentConfig& transform, Device device,
-                                                const LinearEvalOptions& linear, distributed::Collectives* ranks) {
-  const Tensor train_features = encode_dataset(encoder, train_set, transform, device, 256, ranks);
-  const Tensor test_features = encode_dataset(encoder, test_set, transform, device, 256, ranks);
+                                                const LinearEvalOptions& linear, distributed::Collectives* ranks,
+                                                const SplitFeatures& computed) {
+  if (computed.train.defined()) {
+    VISREP_CHECK(computed.test.defined() && computed.train.dim() == 2 && computed.test.dim() == 2 &&
+                     computed.train.size(0) == train_set.size() && computed.test.size(0) == test_set.size(),
+                 "evaluate_frozen_encoder: features computed for other datasets: {} and {} for {} training and {} "
+                 "test images",
+                 shape_string(computed.train.shape()),
+                 computed.test.defined() ? shape_string(computed.test.shape()) : std::string("none"),
+                 train_set.size(), test_set.size());
+  }
+  const Tensor train_features = computed.train.defined()
+                                    ? computed.train
+                                    : encode_dataset(encoder, train_set, transform, device, 256, ranks);
+  const Tensor test_features =
+      computed.train.defined() ? computed.test : encode_dataset(encoder, test_set, transform, device, 256, ranks);
   const int64_t classes = std::max(train_set.class_count(), test_set.class_count());
   FrozenEncoderEvaluation evaluation;
   evaluation.knn_accuracy =

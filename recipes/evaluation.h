@@ -118,11 +118,19 @@ data::AugmentConfig evaluation_transform(const data::AugmentConfig& training, in
 Tensor encode_dataset(nn::Module& encoder, const data::ImageDataset& dataset, const data::AugmentConfig& transform,
                       Device device, int64_t batch_size = 256, distributed::Collectives* ranks = nullptr);
 
+// An encoder's features of a training set and a test set through one transform
+// (encode_dataset), e.g. the contrastive recipes' kNN monitor's after the last epoch.
+struct SplitFeatures {
+  Tensor train;  // (N, D), or undefined: not computed
+  Tensor test;   // (M, D)
+};
+
 // kNN top-1 accuracy of `encoder`'s features: train_set as the memory bank, test_set as the
-// queries.
+// queries; `features` gets the features it computed when not null.
 double knn_monitor_accuracy(nn::Module& encoder, const data::ImageDataset& train_set,
                             const data::ImageDataset& test_set, const data::AugmentConfig& transform, Device device,
-                            const KnnOptions& options = {}, distributed::Collectives* ranks = nullptr);
+                            const KnnOptions& options = {}, distributed::Collectives* ranks = nullptr,
+                            SplitFeatures* features = nullptr);
 
 // Linear evaluation of a frozen encoder: the features of train_set and test_set through
 // `transform`, then linear_eval on them. SupContrast main_linear.py and simclr's linear eval,
@@ -136,6 +144,9 @@ LinearEvalResult linear_eval_of_encoder(nn::Module& encoder, const data::ImageDa
 // T = 0.1, cosine) and, when linear.epochs > 0, a linear classifier. With the ranks of a job
 // the features and the kNN are shared out (encode_dataset, knn_accuracy) and every rank
 // trains the same linear classifier on the gathered features (the same result everywhere).
+// `computed`, when defined, are these features already (the kNN monitor's of the last epoch
+// through the same transform: at 42 px, encoding both splits of Fashion-MNIST again would
+// cost the main job 45 s); their row counts are checked against the datasets.
 struct FrozenEncoderEvaluation {
   double knn_accuracy = 0.0;
   std::optional<double> linear_accuracy;
@@ -144,6 +155,7 @@ FrozenEncoderEvaluation evaluate_frozen_encoder(nn::Module& encoder, const data:
                                                 const data::ImageDataset& test_set,
                                                 const data::AugmentConfig& transform, Device device,
                                                 const LinearEvalOptions& linear,
-                                                distributed::Collectives* ranks = nullptr);
+                                                distributed::Collectives* ranks = nullptr,
+                                                const SplitFeatures& computed = {});
 
 }  // namespace visrep::recipes

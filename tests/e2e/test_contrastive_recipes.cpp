@@ -14,6 +14,7 @@
 #include "models/heads.h"
 #include "models/model_description.h"
 #include "models/small_convnet.h"
+#include "recipes/evaluation.h"
 #include "recipes/simclr.h"
 #include "recipes/supcon.h"
 #include "tests/support/files.h"
@@ -120,7 +121,9 @@ TEST_CASE("simclr: the NT-Xent loss falls on synthetic data", "[e2e][simclr]") {
   REQUIRE_FALSE(loss_fell(still.step_losses, 0.3));
 }
 
-TEST_CASE("simclr: the kNN monitor and the checkpoint's input follow eval_image_size", "[e2e][simclr]") {
+TEST_CASE("simclr: the kNN monitor, its features for the final evaluation and the checkpoint's input follow "
+          "eval_image_size",
+          "[e2e][simclr]") {
   recipes::clear_stop_request();
   testing::TemporaryDirectory directory;
   const auto run = [&](int64_t eval_image_size, const std::string& name) {
@@ -133,6 +136,26 @@ TEST_CASE("simclr: the kNN monitor and the checkpoint's input follow eval_image_
     const recipes::SimclrResult result =
         recipes::train_simclr(*model.encoder, *model.head, tiny_train_set(), tiny_test_set(), config);
     REQUIRE(result.epochs.back().knn_accuracy.has_value());
+    // The monitor's last features serve the final evaluation: the same numbers as encoding again.
+    REQUIRE(result.final_features.train.defined());
+    REQUIRE(result.final_features.train.size(0) == tiny_train_set().size());
+    REQUIRE(result.final_features.test.size(0) == tiny_test_set().size());
+    const data::AugmentConfig transform =
+        recipes::evaluation_transform(recipes::resolve_augment(config, tiny_train_set()), eval_image_size);
+    const recipes::LinearEvalOptions linear{.epochs = 2, .batch_size = 32};
+    const recipes::FrozenEncoderEvaluation reused = recipes::evaluate_frozen_encoder(
+        *model.encoder, tiny_train_set(), tiny_test_set(), transform, config.device, linear, nullptr,
+        result.final_features);
+    const recipes::FrozenEncoderEvaluation encoded = recipes::evaluate_frozen_encoder(
+        *model.encoder, tiny_train_set(), tiny_test_set(), transform, config.device, linear);
+    CHECK(reused.knn_accuracy == *result.epochs.back().knn_accuracy);
+    CHECK(encoded.knn_accuracy == reused.knn_accuracy);
+    CHECK(encoded.linear_accuracy == reused.linear_accuracy);
+    REQUIRE_THROWS_WITH(recipes::evaluate_frozen_encoder(*model.encoder, tiny_train_set(), tiny_test_set(), transform,
+                                                         config.device, linear, nullptr,
+                                                         {.train = result.final_features.test,
+                                                          .test = result.final_features.test}),
+                        Contains("features computed for other datasets"));
     const io::SafetensorsContents contents = io::load_safetensors(directory.file(name + "/checkpoint.safetensors"));
     const nlohmann::json input = nlohmann::json::parse(contents.metadata.at(models::kModelDescriptionKey))["input"];
     return input["height"].get<int64_t>();
