@@ -216,12 +216,12 @@ int main(int argc, char** argv) {
       fmt::print(stderr,
                "data: {}\nencoder: {}, {} features, {} parameters; head: {} layers to {}\n"
                "training: {} epochs of batch {}{}, NT-Xent temperature {}, {}; device: {}\nviews: {}\n"
-               "evaluation: {}\n",
+               "evaluation: each image's central crop (fraction {}) at {}x{} px\n",
                recipes::describe(dataset, data_root), encoder.description, encoder.feature_dim,
                encoder.module->parameter_count(), projection_layers, projection_dim, config.epochs, config.batch_size,
                job->describe(config.batch_size), recipes::simclr_temperature(config, image_size), optimizer,
                config.device.str(), data::describe(recipes::resolve_augment(config, dataset.train)),
-               data::describe(transform));
+               transform.crop_fraction, transform.height, transform.width);
     }
     apps::install_stop_handler();
     const auto start = std::chrono::steady_clock::now();
