@@ -69,8 +69,8 @@ int main(int argc, char** argv) {
   app.add_option("--image-size", image_size, "Input size the encoder was trained at (0: the dataset's)")
       ->check(apps::non_negative_number());
   app.add_option("--eval-image-size", eval_image_size,
-                 "Size the whole images are resized to before the encoder (0: --image-size; visrep-simclr's main job "
-                 "evaluates its 28 px encoder at 42)")
+                 "Size the images (whole up to 32 px of --image-size, else their central 87.5%) are resized to before "
+                 "the encoder (0: --image-size; visrep-simclr's main job evaluates its 28 px encoder at 42)")
       ->check(apps::non_negative_number());
   app.add_flag("--knn", knn, "Run the kNN evaluation (neither --knn nor --linear: both)");
   app.add_flag("--linear", linear, "Run the linear evaluation (neither --knn nor --linear: both)");
