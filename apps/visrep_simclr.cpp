@@ -210,8 +210,8 @@ int main(int argc, char** argv) {
     config.knn_every = knn_every > 0 ? knn_every : config.epochs;
     config.warmup_epochs = std::min(config.warmup_epochs, static_cast<double>(config.epochs));
 
-    const data::AugmentConfig transform =
-        recipes::evaluation_transform(recipes::resolve_augment(config, dataset.train), config.eval_image_size);
+    const data::AugmentConfig views = recipes::resolve_augment(config, dataset.train);
+    const data::AugmentConfig transform = recipes::resolve_evaluation_transform(config, dataset.train);
     if (job->is_root()) {
       fmt::print(stderr,
                "data: {}\nencoder: {}, {} features, {} parameters; head: {} layers to {}\n"
@@ -220,7 +220,7 @@ int main(int argc, char** argv) {
                recipes::describe(dataset, data_root), encoder.description, encoder.feature_dim,
                encoder.module->parameter_count(), projection_layers, projection_dim, config.epochs, config.batch_size,
                job->describe(config.batch_size), recipes::simclr_temperature(config, image_size), optimizer,
-               config.device.str(), data::describe(recipes::resolve_augment(config, dataset.train)),
+               config.device.str(), data::describe(views),
                transform.crop_fraction, transform.height, transform.width);
     }
     apps::install_stop_handler();

@@ -168,8 +168,7 @@ int main(int argc, char** argv) {
     const double supcon_seconds = seconds_since(start);
 
     // ---- stage 2: linear classifier on the frozen encoder (main_linear.py), and kNN ----------
-    const data::AugmentConfig transform =
-        recipes::evaluation_transform(recipes::resolve_augment(config, dataset.train), config.eval_image_size);
+    const data::AugmentConfig transform = recipes::resolve_evaluation_transform(config, dataset.train);
     nlohmann::json summary = {{"dataset", dataset.name},       {"encoder", encoder.description},
                               {"epochs", config.epochs},       {"batch_size", config.batch_size},
                               {"device", config.device.str()}, {"seed", config.seed}};

@@ -64,6 +64,11 @@ data::AugmentConfig resolve_augment(const ContrastiveTrainingConfig& config, con
   return data::augment_preset(config.augment_preset, config.image_size > 0 ? config.image_size : dataset.height());
 }
 
+data::AugmentConfig resolve_evaluation_transform(const ContrastiveTrainingConfig& config,
+                                                 const data::ImageDataset& dataset) {
+  return evaluation_transform(resolve_augment(config, dataset), config.eval_image_size);
+}
+
 // ---- the loop ----------------------------------------------------------------------------------
 
 namespace {
@@ -103,7 +108,7 @@ ContrastiveTrainingResult train_contrastive(nn::Module& encoder, nn::Module& hea
   check_config(config, train_set, recipe);
   const data::AugmentConfig augment = resolve_augment(config, train_set);
   data::check_augment_config(augment);
-  const data::AugmentConfig eval_transform = evaluation_transform(augment, config.eval_image_size);
+  const data::AugmentConfig eval_transform = resolve_evaluation_transform(config, train_set);
   const bool knn_monitor = config.knn_monitor && test_set.size() > 0;
   const DataParallel parallel(config.ranks);
   const int64_t local_batch = parallel.local_batch_size(config.batch_size, recipe);

@@ -105,6 +105,11 @@ void check_config(const ContrastiveTrainingConfig& config, const data::ImageData
 // The views' augmentation the config asks for, for a dataset of that height.
 data::AugmentConfig resolve_augment(const ContrastiveTrainingConfig& config, const data::ImageDataset& dataset);
 
+// The transform the kNN monitor encodes through, and so the one the final evaluation must use
+// with the result's final_features: evaluation_transform(views, config.eval_image_size).
+data::AugmentConfig resolve_evaluation_transform(const ContrastiveTrainingConfig& config,
+                                                 const data::ImageDataset& dataset);
+
 // ---- results -----------------------------------------------------------------------------------
 
 struct ContrastiveEpochSummary {

@@ -366,20 +366,20 @@ FrozenEncoderEvaluation evaluate_frozen_encoder(nn::Module& encoder, const data:
                                                 const data::AugmentConfig& transform, Device device,
                                                 const LinearEvalOptions& linear, distributed::Collectives* ranks,
                                                 const SplitFeatures& computed) {
-  if (computed.train.defined()) {
-    VISREP_CHECK(computed.test.defined() && computed.train.dim() == 2 && computed.test.dim() == 2 &&
-                     computed.train.size(0) == train_set.size() && computed.test.size(0) == test_set.size(),
-                 "evaluate_frozen_encoder: features computed for other datasets: {} and {} for {} training and {} "
-                 "test images",
-                 shape_string(computed.train.shape()),
-                 computed.test.defined() ? shape_string(computed.test.shape()) : std::string("none"),
-                 train_set.size(), test_set.size());
+  SplitFeatures features = computed;
+  if (!features.train.defined()) {
+    features = {.train = encode_dataset(encoder, train_set, transform, device, 256, ranks),
+                .test = encode_dataset(encoder, test_set, transform, device, 256, ranks)};
   }
-  const Tensor train_features = computed.train.defined()
-                                    ? computed.train
-                                    : encode_dataset(encoder, train_set, transform, device, 256, ranks);
-  const Tensor test_features =
-      computed.train.defined() ? computed.test : encode_dataset(encoder, test_set, transform, device, 256, ranks);
+  VISREP_CHECK(features.test.defined() && features.train.dim() == 2 && features.test.dim() == 2 &&
+                   features.train.size(0) == train_set.size() && features.test.size(0) == test_set.size(),
+               "evaluate_frozen_encoder: features computed for other datasets: {} and {} for {} training and {} "
+               "test images",
+               shape_string(features.train.shape()),
+               features.test.defined() ? shape_string(features.test.shape()) : std::string("none"), train_set.size(),
+               test_set.size());
+  const Tensor& train_features = features.train;
+  const Tensor& test_features = features.test;
   const int64_t classes = std::max(train_set.class_count(), test_set.class_count());
   FrozenEncoderEvaluation evaluation;
   evaluation.knn_accuracy =

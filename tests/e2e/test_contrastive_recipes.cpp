@@ -140,8 +140,7 @@ TEST_CASE("simclr: the kNN monitor, its features for the final evaluation and th
     REQUIRE(result.final_features.train.defined());
     REQUIRE(result.final_features.train.size(0) == tiny_train_set().size());
     REQUIRE(result.final_features.test.size(0) == tiny_test_set().size());
-    const data::AugmentConfig transform =
-        recipes::evaluation_transform(recipes::resolve_augment(config, tiny_train_set()), eval_image_size);
+    const data::AugmentConfig transform = recipes::resolve_evaluation_transform(config, tiny_train_set());
     const recipes::LinearEvalOptions linear{.epochs = 2, .batch_size = 32};
     const recipes::FrozenEncoderEvaluation reused = recipes::evaluate_frozen_encoder(
         *model.encoder, tiny_train_set(), tiny_test_set(), transform, config.device, linear, nullptr,
