@@ -109,8 +109,8 @@ struct Architecture {
 //   visrep-supcon   small             resnet18        32 / 16 / 1
 //   visrep-eval     small             resnet18        32 / 16 / 1
 //   visrep-bit      bit-tiny          bit-r50x1       32 / 16 / 1
-// (The main job's encoder is bit-tiny of base width 32: 8 epochs of it fit the main job's 15
-// minutes on the CPU and beat 20 epochs of width 16 by two points of kNN accuracy, README.)
+// (The main job's encoder is bit-tiny of base width 32: 10 epochs of it fit the main job's 15
+// minutes on the CPU; 8 of them beat 20 epochs of width 16 by two points of kNN, README.)
 // The bit-r* names carry their width in the name and take none.
 inline Architecture resolve_architecture(Binary binary, const std::string& name, int64_t width, const Device& device) {
   Architecture architecture{name, width};

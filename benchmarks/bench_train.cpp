@@ -17,7 +17,7 @@
 //               B = 256 by default. These stay this case's settings whatever the main job's
 //               defaults become (the main job's first encoder).
 //   main        today's main-job step: the same, with bit-tiny of base width 32 (GroupNorm with
-//               16 groups, 1,024 features; head 1024 -> 1024 -> 128) and tau 0.2, as
+//               16 groups, 1,024 features; head 1024 -> 1024 -> 128), tau 0.2 and B = 512, as
 //               visrep-simclr trains it on the CPU by default (apps/app_common.h).
 //   bit         a BiT-R50x1 fine-tuning step, head included: B images (224x224x3)
 //               -> models::ResNetV2 depth 50, width 1, 1000 classes, configured as timm's
@@ -92,6 +92,7 @@ constexpr double kTemperature = 0.5;  // simclr's CIFAR-10 setting (README: --te
 constexpr double kBitTinyTemperature = 0.1;  // apps/visrep_simclr.cpp's with bit-tiny when the case was written
 constexpr int64_t kBitTinyWidth = 16;        // bit-tiny's base width then (models/factory.h's default)
 constexpr double kMainJobTemperature = 0.2;  // apps/visrep_simclr.cpp's today
+constexpr int64_t kMainJobBatch = 512;        // images per step in today's main job (apps/visrep_simclr.cpp)
 constexpr int64_t kMainJobWidth = 32;        // bit-tiny's base width in today's main job (apps/app_common.h)
 constexpr int64_t kMainJobImageSize = 28;    // Fashion-MNIST, one channel
 constexpr int64_t kBitClasses = 1000;
@@ -119,7 +120,8 @@ struct Settings {
 int64_t case_batch(const std::string& name, const Settings& settings, Device device) {
   if (settings.batch > 0) return settings.batch;
   if (name == "bit") return device.is_cuda() ? 128 : 2;
-  if (main_job_case(name)) return 256;
+  if (name == "bit-tiny") return 256;
+  if (name == "main") return kMainJobBatch;
   return device.is_cuda() ? 512 : 32;
 }
 
@@ -463,8 +465,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"simclr", "supervised", "bit-tiny", "main", "bit", "all"}))
       ->capture_default_str();
   app.add_option("--batch", settings.batch,
-                 "images per step for every case (SimCLR: 2x as many views); default 512 on cuda, 32 on cpu; bit-tiny "
-                 "and main: 256; bit: 128 on cuda, 2 on cpu")
+                 "images per step for every case (SimCLR: 2x as many views); default 512 on cuda, 32 on cpu; bit-tiny: "
+                 "256; main: 512; bit: 128 on cuda, 2 on cpu")
       ->check(CLI::Range(int64_t{2}, int64_t{8192}));
   app.add_option("--image-size", settings.image_size,
                  "image height and width for every case; default 32; bit-tiny and main: 28; bit: 224 on cuda, 64 on cpu")

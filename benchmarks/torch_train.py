@@ -14,7 +14,7 @@ Run both in the same command. --case picks the steps, as in bench_train:
   zero padding before the stem's max-pool; 512 features) -> the same 2-layer head to 128 ->
   NT-Xent (tau 0.1) -> backward -> LARS. B = 256. The first main job's step, kept as a case.
 - main: today's main-job step: the same with bit-tiny of base width 32 (GroupNorm with 16
-  groups, 1,024 features, head 1024 -> 1024 -> 128) and tau 0.2.
+  groups, 1,024 features, head 1024 -> 1024 -> 128), tau 0.2 and B = 512.
 - supervised (simclr's baseline): B images -> the same ResNet-18 (defined here, torchvision-
   free) -> Linear(512, 10) -> cross-entropy on random labels -> backward -> SGD (momentum
   0.9, weight decay 5e-4).
@@ -75,6 +75,7 @@ CIFAR_CLASSES = 10
 TEMPERATURE = 0.5
 BIT_TINY_TEMPERATURE = 0.1  # bit-tiny: apps/visrep_simclr.cpp's when the case was written
 MAIN_JOB_TEMPERATURE = 0.2  # main: apps/visrep_simclr.cpp's today
+MAIN_JOB_BATCH = 512  # main: images per step in today's main job (apps/visrep_simclr.cpp)
 MAIN_JOB_WIDTH = 32  # main: bit-tiny's base width in today's main job (apps/app_common.h)
 MAIN_JOB_CASES = ("bit-tiny", "main")  # the steps on 28x28x1 views
 MAIN_JOB_IMAGE_SIZE = 28  # Fashion-MNIST, one channel
@@ -90,7 +91,7 @@ def parse_arguments():
                         help="steps to measure (several may be given); default: simclr and supervised")
     parser.add_argument("--batch", type=int, default=None,
                         help="images per step for every case (SimCLR: 2x as many views); default 512 (cpu: 32), "
-                             "bit-tiny and main 256, bit 128 (cpu: 2)")
+                             "bit-tiny 256, main 512, bit 128 (cpu: 2)")
     parser.add_argument("--image-size", type=int, default=None,
                         help="image height and width; default 32, bit-tiny and main 28, bit 224 (cpu: 64)")
     parser.add_argument("--device", choices=["cuda", "cpu"], default="cuda", help="where the steps run")
@@ -131,8 +132,10 @@ def case_batch(name, arguments):
     cpu = arguments.device == "cpu"
     if name == "bit":
         return 2 if cpu else 128
-    if name in MAIN_JOB_CASES:
+    if name == "bit-tiny":
         return 256
+    if name == "main":
+        return MAIN_JOB_BATCH
     return 32 if cpu else 512
 
 
