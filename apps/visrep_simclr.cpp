@@ -95,13 +95,13 @@ int main(int argc, char** argv) {
   // 3-layer head (78.70%), crops from 40% (79.18%) or a CIFAR-style full-resolution stem
   // (worse and 9x slower per image). Width costs epochs: 8 epochs of width 32 beat 20 of
   // width 16 on the whole test set (both evaluated at 28 px: kNN 82.04% in 12 minutes wall
-  // against 80.06% in 9, linear 86.71% against 85.75%; README). Then, full runs on the whole
-  // test set at 42 px: batch 256 for 8 epochs 84.93% with crops from 20% and from 30%, for 9
-  // epochs (crops from 20%) 84.95%; width 48 for 5 epochs 84.52%; batch 512 (crops from 30%)
-  // for 8 epochs 85.10%, for 10 epochs 85.36%. Batch 512 trains at 870-920 images/s against
-  // 730-860 at 256 (larger GEMMs), which pays for the two epochs; on the split of the training
-  // set main_job_eval_image_size describes, 10 epochs of batch 512 gave 85.08% against 84.99%
-  // for 8 of batch 256.
+  // against 80.06% in 9, linear 86.71% against 85.75%; README). Then, full runs on the whole test
+  // set at 42 px: batch 256 for 8 epochs 84.93% with crops from 20% and from 30%, for 9 epochs
+  // (crops from 20%) 84.95%; width 48 for 5 epochs 84.52%; batch 512 (crops from 30%) for 8 epochs
+  // 85.10%, for 10 epochs 85.36%. Batch 512 went at 850-920 images/s in those runs against 730-860
+  // at 256 (larger GEMMs), which pays for the two epochs; on the split of the training set
+  // main_job_eval_image_size describes, 10 epochs of batch 512 gave 85.08% against 84.99% for 8 of
+  // batch 256.
   config.epochs = 10;
   config.batch_size = 512;
   config.warmup_epochs = 1;
